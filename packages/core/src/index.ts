@@ -1,0 +1,7 @@
+export * from "./async-queue.js";
+export * from "./backoff.js";
+export * from "./errors.js";
+export * from "./logger.js";
+export * from "./names.js";
+export * from "./service-errors.js";
+export * from "./serial-lock.js";

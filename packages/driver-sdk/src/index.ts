@@ -1,0 +1,3 @@
+export * from "./driver-client.js";
+export * from "./driver-main.js";
+export * from "./serve-driver.js";

@@ -1,0 +1,24 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { OpenShellError } from "@openshell/core";
+import { runDriverMain } from "@openshell/driver-sdk";
+import { TestDriver } from "./test-driver.js";
+
+await runDriverMain({
+  binary: "openshell-driver-test",
+  extraFlags: { "delete-delay-ms": { type: "string", default: "200" } },
+  parseExtra: (values) => {
+    const deleteDelayMs = Number(values["delete-delay-ms"]);
+    if (!Number.isInteger(deleteDelayMs) || deleteDelayMs < 0) {
+      throw new OpenShellError("config_invalid", "--delete-delay-ms must be a non-negative integer");
+    }
+    return { deleteDelayMs };
+  },
+  create: async (common, extra) => {
+    const driver = new TestDriver({ stateDir: common.stateDir, deleteDelayMs: extra.deleteDelayMs });
+    await driver.load();
+    // Tests find the driver process here to crash it on purpose.
+    writeFileSync(join(common.stateDir, "driver.pid"), String(process.pid));
+    return { impl: driver.impl() };
+  },
+});

@@ -1,0 +1,212 @@
+import { readFileSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { AsyncQueue, OpenShellError } from "@openshell/core";
+import type { ComputeDriverImpl } from "@openshell/driver-sdk";
+import { compute } from "@openshell/proto";
+
+/**
+ * TEST-ONLY compute driver. It runs nothing: it records sandboxes in `<state-dir>/sandboxes.json` and
+ * reports them the way a real driver would (Starting, deleting, deleted, platform events), so the
+ * gateway's compute runtime can be exercised with a real child process over a real Unix socket.
+ *
+ * Behaviour can be steered per sandbox through spec.environment (test hooks only):
+ * - OPENSHELL_TEST_DRIVER_REJECT=msg       ValidateSandboxCreate fails with FAILED_PRECONDITION msg
+ * - OPENSHELL_TEST_DRIVER_FAIL_CREATE=msg  CreateSandbox fails with INTERNAL msg
+ * - OPENSHELL_TEST_DRIVER_ERROR=msg        after creation the sandbox reports Ready=False reason Crashed
+ */
+export interface TestDriverOptions {
+  stateDir: string;
+  deleteDelayMs: number;
+}
+
+const HOOK_REJECT = "OPENSHELL_TEST_DRIVER_REJECT";
+const HOOK_FAIL_CREATE = "OPENSHELL_TEST_DRIVER_FAIL_CREATE";
+const HOOK_ERROR = "OPENSHELL_TEST_DRIVER_ERROR";
+
+export class TestDriver {
+  private readonly sandboxes = new Map<string, compute.DriverSandbox>();
+  private readonly watchers = new Set<AsyncQueue<compute.WatchSandboxesEvent>>();
+  private readonly stateFile: string;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: TestDriverOptions) {
+    this.stateFile = join(options.stateDir, "sandboxes.json");
+  }
+
+  async load(): Promise<void> {
+    await mkdir(this.options.stateDir, { recursive: true });
+    let raw: string;
+    try {
+      raw = readFileSync(this.stateFile, "utf8");
+    } catch {
+      return;
+    }
+    for (const json of JSON.parse(raw) as string[]) {
+      const sandbox = fromJsonString(compute.DriverSandboxSchema, json);
+      this.sandboxes.set(sandbox.id, sandbox);
+    }
+    // Deletions interrupted by a crash complete now.
+    for (const sandbox of [...this.sandboxes.values()]) {
+      if (sandbox.status?.deleting) this.finishDelete(sandbox.id);
+    }
+  }
+
+  impl(): ComputeDriverImpl {
+    return {
+      getCapabilities: () =>
+        create(compute.GetCapabilitiesResponseSchema, {
+          driverName: "test",
+          driverVersion: "0.1.0",
+          defaultImage: "openshell/test-sandbox:latest",
+          supportsGpu: false,
+        }),
+      validateSandboxCreate: (req) => {
+        const env = req.sandbox?.spec?.environment ?? {};
+        if (env[HOOK_REJECT]) throw new OpenShellError("failed_precondition", env[HOOK_REJECT]);
+        if (req.sandbox?.spec?.gpu) {
+          throw new OpenShellError("failed_precondition", "the test driver has no GPUs; create the sandbox without --gpu");
+        }
+        return {};
+      },
+      getSandbox: (req) => {
+        const sandbox = this.find(req.sandboxId, req.sandboxName);
+        if (!sandbox) throw new OpenShellError("not_found", `sandbox ${req.sandboxId || req.sandboxName} not found`);
+        return { sandbox };
+      },
+      listSandboxes: () => ({ sandboxes: [...this.sandboxes.values()] }),
+      createSandbox: async (req) => {
+        const input = req.sandbox;
+        if (!input?.id) throw new OpenShellError("invalid_argument", "sandbox.id is required");
+        if (this.sandboxes.has(input.id)) throw new OpenShellError("already_exists", `sandbox ${input.id} already exists`);
+        const env = input.spec?.environment ?? {};
+        if (env[HOOK_FAIL_CREATE]) throw new OpenShellError("internal", env[HOOK_FAIL_CREATE]);
+        const sandbox = create(compute.DriverSandboxSchema, {
+          ...input,
+          status: create(compute.DriverSandboxStatusSchema, { sandboxName: input.name, instanceId: `test-${input.id.slice(0, 8)}` }),
+        });
+        setReady(sandbox, "False", "Starting", "simulated sandbox is starting");
+        this.sandboxes.set(sandbox.id, sandbox);
+        await this.save();
+        this.emitSnapshot(sandbox);
+        this.emitPlatformEvent(sandbox.id, "Normal", "Scheduled", `simulated sandbox ${sandbox.name} scheduled`);
+        if (env[HOOK_ERROR]) {
+          setTimeout(() => {
+            const current = this.sandboxes.get(sandbox.id);
+            if (!current || current.status?.deleting) return;
+            setReady(current, "False", "Crashed", env[HOOK_ERROR] ?? "");
+            void this.save();
+            this.emitSnapshot(current);
+            this.emitPlatformEvent(current.id, "Warning", "Crashed", env[HOOK_ERROR] ?? "");
+          }, 50);
+        }
+        return {};
+      },
+      startSandbox: async (req) => {
+        const sandbox = this.require(req.sandboxId, req.sandboxName);
+        setReady(sandbox, "False", "Starting", "simulated sandbox is starting");
+        await this.save();
+        this.emitSnapshot(sandbox);
+        return {};
+      },
+      stopSandbox: async (req) => {
+        const sandbox = this.require(req.sandboxId, req.sandboxName);
+        setReady(sandbox, "False", "Stopped", "simulated sandbox is stopped");
+        await this.save();
+        this.emitSnapshot(sandbox);
+        return {};
+      },
+      deleteSandbox: async (req) => {
+        const sandbox = this.find(req.sandboxId, req.sandboxName);
+        if (!sandbox) return { deleted: false };
+        if (sandbox.status) sandbox.status.deleting = true;
+        await this.save();
+        this.emitSnapshot(sandbox);
+        setTimeout(() => this.finishDelete(sandbox.id), this.options.deleteDelayMs);
+        return { deleted: true };
+      },
+      watchSandboxes: (_req, context) => this.watch(context.signal),
+    };
+  }
+
+  private async *watch(signal: AbortSignal): AsyncGenerator<compute.WatchSandboxesEvent> {
+    const queue = new AsyncQueue<compute.WatchSandboxesEvent>(1024, () => new Error("watcher fell behind"));
+    this.watchers.add(queue);
+    const onAbort = () => queue.close();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (const sandbox of this.sandboxes.values()) yield snapshotEvent(sandbox);
+      yield* queue;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.watchers.delete(queue);
+    }
+  }
+
+  private finishDelete(id: string): void {
+    if (!this.sandboxes.delete(id)) return;
+    void this.save();
+    this.broadcast(create(compute.WatchSandboxesEventSchema, { payload: { case: "deleted", value: { sandboxId: id } } }));
+  }
+
+  private find(id: string, name: string): compute.DriverSandbox | undefined {
+    if (id) return this.sandboxes.get(id);
+    for (const sandbox of this.sandboxes.values()) if (sandbox.name === name) return sandbox;
+    return undefined;
+  }
+
+  private require(id: string, name: string): compute.DriverSandbox {
+    const sandbox = this.find(id, name);
+    if (!sandbox) throw new OpenShellError("not_found", `sandbox ${id || name} not found`);
+    return sandbox;
+  }
+
+  private emitSnapshot(sandbox: compute.DriverSandbox): void {
+    this.broadcast(snapshotEvent(sandbox));
+  }
+
+  private emitPlatformEvent(sandboxId: string, type: string, reason: string, message: string): void {
+    this.broadcast(
+      create(compute.WatchSandboxesEventSchema, {
+        payload: {
+          case: "platformEvent",
+          value: { sandboxId, event: { timestampMs: BigInt(Date.now()), source: "test", type, reason, message } },
+        },
+      }),
+    );
+  }
+
+  private broadcast(event: compute.WatchSandboxesEvent): void {
+    for (const watcher of this.watchers) watcher.push(event);
+  }
+
+  /** Writes are chained so the file always holds the latest complete state (write + rename). */
+  private save(): Promise<void> {
+    const snapshot = JSON.stringify([...this.sandboxes.values()].map((s) => toJsonString(compute.DriverSandboxSchema, s)));
+    this.saving = this.saving.then(async () => {
+      const tmp = `${this.stateFile}.tmp`;
+      await writeFile(tmp, snapshot);
+      await rename(tmp, this.stateFile);
+    });
+    return this.saving;
+  }
+}
+
+function snapshotEvent(sandbox: compute.DriverSandbox): compute.WatchSandboxesEvent {
+  return create(compute.WatchSandboxesEventSchema, { payload: { case: "sandbox", value: { sandbox } } });
+}
+
+function setReady(sandbox: compute.DriverSandbox, status: string, reason: string, message: string): void {
+  const conditions = sandbox.status?.conditions ?? [];
+  const condition = create(compute.DriverConditionSchema, {
+    type: "Ready",
+    status,
+    reason,
+    message,
+    lastTransitionTime: new Date().toISOString(),
+  });
+  const index = conditions.findIndex((c) => c.type === "Ready");
+  if (index >= 0) conditions[index] = condition;
+  else conditions.push(condition);
+}

@@ -1,0 +1,250 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Logger, OpenShellError, SerialLock, sleep } from "@openshell/core";
+import { type Sandbox, SandboxPhase, type compute } from "@openshell/proto";
+import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
+import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import type { DriverProcess } from "./driver-process.js";
+import { toDriverSandbox, toPublicPlatformEvent, toPublicStatus } from "./driver-mapping.js";
+import { derivePhase, phaseName } from "./phase.js";
+import { demoteOnSessionDisconnected, keepReadyWhileSessionLive, promoteOnSessionConnected } from "./readiness.js";
+
+export interface ComputeRuntimeOptions {
+  driver: DriverProcess;
+  records: SandboxRecords;
+  hub: SandboxEventHub;
+  /** Whether a supervisor session is live for a sandbox (the session registry). */
+  hasSession: (sandboxId: string) => boolean;
+  logger: Logger;
+  reconcileIntervalMs: number;
+  orphanGraceMs: number;
+  watchRetryMs: number;
+}
+
+const RECONCILE_LIST_LIMIT = 500;
+
+/**
+ * Keeps the store in step with the compute driver: creates and deletes through it, consumes its
+ * WatchSandboxes stream (restarting after `watchRetryMs` on error), reconciles against its snapshot
+ * every `reconcileIntervalMs`, and owns the READY transition driven by supervisor sessions.
+ * Every store mutation runs under one lock, so snapshot, session and delete updates never interleave.
+ */
+export class ComputeRuntime {
+  private readonly lock = new SerialLock();
+  private readonly stopSignal = new AbortController();
+  private loops: Promise<void>[] = [];
+
+  constructor(private readonly options: ComputeRuntimeOptions) {}
+
+  get defaultImage(): string {
+    return this.options.driver.driverCapabilities?.defaultImage ?? "";
+  }
+
+  start(): void {
+    this.loops = [this.watchLoop(), this.reconcileLoop()];
+  }
+
+  async stop(): Promise<void> {
+    this.stopSignal.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  async validateCreate(sandbox: Sandbox): Promise<void> {
+    const client = await this.options.driver.client();
+    await client.validateSandboxCreate({ sandbox: toDriverSandbox(sandbox) }).catch((error: unknown) => {
+      throw driverError(error, "validate sandbox");
+    });
+  }
+
+  /** Persists the sandbox, then asks the driver to create it; a driver failure removes the row again. */
+  async createSandbox(sandbox: Sandbox): Promise<Sandbox> {
+    await this.lock.run(() => this.options.records.insert(sandbox));
+    this.options.hub.gatewayLog(sandbox.id, "info", `sandbox ${sandbox.name} accepted; asking the compute driver to create it`);
+    try {
+      const client = await this.options.driver.client();
+      await client.createSandbox({ sandbox: toDriverSandbox(sandbox) });
+    } catch (error) {
+      await this.lock.run(() => this.options.records.delete(sandbox.id));
+      this.options.hub.notifyDeleted(sandbox.id);
+      throw driverError(error, "create sandbox");
+    }
+    return (await this.options.records.get(sandbox.id)) ?? sandbox;
+  }
+
+  /**
+   * Marks the sandbox DELETING and asks the driver to delete it. The row goes when the driver reports
+   * it deleted; when the driver had nothing to delete, it goes at once.
+   */
+  async deleteSandbox(sandbox: Sandbox): Promise<void> {
+    await this.lock.run(async () => {
+      const current = await this.options.records.get(sandbox.id);
+      if (!current) return;
+      current.phase = SandboxPhase.DELETING;
+      await this.options.records.update(current);
+    });
+    this.options.hub.notifyStatus(sandbox.id);
+    this.options.hub.gatewayLog(sandbox.id, "info", `deleting sandbox ${sandbox.name}`);
+    const client = await this.options.driver.client();
+    const response = await client
+      .deleteSandbox({ sandboxId: sandbox.id, sandboxName: sandbox.name })
+      .catch((error: unknown) => {
+        throw driverError(error, "delete sandbox");
+      });
+    if (!response.deleted) await this.removeRow(sandbox.id, "the compute driver had nothing to delete");
+  }
+
+  async supervisorSessionConnected(sandboxId: string): Promise<void> {
+    await this.mutate(sandboxId, (sandbox) => promoteOnSessionConnected(sandbox));
+  }
+
+  async supervisorSessionDisconnected(sandboxId: string): Promise<void> {
+    await this.mutate(sandboxId, (sandbox) => demoteOnSessionDisconnected(sandbox));
+  }
+
+  /** Applies one driver snapshot to the stored sandbox (unknown sandboxes are ignored). */
+  async applyDriverSnapshot(driverSandbox: compute.DriverSandbox): Promise<void> {
+    await this.mutate(driverSandbox.id, (sandbox) => {
+      const next = sandboxFromSnapshot(sandbox, driverSandbox);
+      const kept = keepReadyWhileSessionLive(next, this.options.hasSession(sandbox.id));
+      return sameObservation(sandbox, kept) ? undefined : kept;
+    });
+  }
+
+  /** One reconciliation pass against the driver's full snapshot. */
+  async reconcileOnce(): Promise<void> {
+    const sweepStartedAt = Date.now();
+    const client = await this.options.driver.client();
+    const { sandboxes } = await client.listSandboxes({});
+    const seen = new Set<string>();
+    for (const driverSandbox of sandboxes) {
+      seen.add(driverSandbox.id);
+      await this.applyDriverSnapshot(driverSandbox);
+    }
+    const rows = await this.options.records.list({ limit: RECONCILE_LIST_LIMIT, offset: 0 });
+    for (const row of rows) {
+      if (seen.has(row.id)) continue;
+      if (sweepStartedAt - Number(row.createdAtMs) < this.options.orphanGraceMs) continue;
+      const stillThere = await client.getSandbox({ sandboxId: row.id, sandboxName: row.name }).then(
+        () => true,
+        (error: unknown) => !(error instanceof ConnectError && error.code === Code.NotFound),
+      );
+      if (!stillThere) {
+        await this.removeRow(row.id, "Removing sandbox from store after it disappeared from the compute driver snapshot");
+      }
+    }
+  }
+
+  private async watchLoop(): Promise<void> {
+    const { logger, watchRetryMs } = this.options;
+    const signal = this.stopSignal.signal;
+    while (!signal.aborted) {
+      try {
+        const client = await this.options.driver.client(watchRetryMs * 5);
+        for await (const event of client.watchSandboxes({}, { signal })) {
+          await this.applyWatchEvent(event);
+        }
+        if (!signal.aborted) logger.warn("compute driver watch stream ended; restarting it");
+      } catch (error) {
+        if (signal.aborted) break;
+        logger.warn({ err: describe(error), retryInMs: watchRetryMs }, "compute driver watch failed; restarting it");
+      }
+      await sleep(watchRetryMs, signal);
+    }
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    const signal = this.stopSignal.signal;
+    while (!signal.aborted) {
+      await sleep(this.options.reconcileIntervalMs, signal);
+      if (signal.aborted) break;
+      try {
+        await this.reconcileOnce();
+      } catch (error) {
+        this.options.logger.warn({ err: describe(error) }, "reconcile pass failed; will retry");
+      }
+    }
+  }
+
+  private async applyWatchEvent(event: compute.WatchSandboxesEvent): Promise<void> {
+    switch (event.payload.case) {
+      case "sandbox":
+        if (event.payload.value.sandbox) await this.applyDriverSnapshot(event.payload.value.sandbox);
+        break;
+      case "deleted":
+        await this.removeRow(event.payload.value.sandboxId, "compute driver reported the sandbox deleted");
+        break;
+      case "platformEvent": {
+        const { sandboxId, event: platformEvent } = event.payload.value;
+        if (platformEvent) this.options.hub.publishPlatformEvent(sandboxId, toPublicPlatformEvent(platformEvent));
+        break;
+      }
+    }
+  }
+
+  /** Read-modify-write of one sandbox under the lock; `change` returns undefined for "no change". */
+  private async mutate(sandboxId: string, change: (sandbox: Sandbox) => Sandbox | undefined): Promise<void> {
+    const changed = await this.lock.run(async () => {
+      const sandbox = await this.options.records.get(sandboxId);
+      if (!sandbox) return undefined;
+      const next = change(sandbox);
+      if (!next) return undefined;
+      await this.options.records.update(next);
+      return { before: sandbox, after: next };
+    });
+    if (!changed) return;
+    if (changed.before.phase !== changed.after.phase) {
+      const message = `phase ${phaseName(changed.before.phase)} -> ${phaseName(changed.after.phase)}`;
+      this.options.logger.info({ sandbox_id: sandboxId, sandbox: changed.after.name }, message);
+      this.options.hub.gatewayLog(sandboxId, "info", message);
+    }
+    this.options.hub.notifyStatus(sandboxId);
+  }
+
+  private async removeRow(sandboxId: string, reason: string): Promise<void> {
+    const removed = await this.lock.run(() => this.options.records.delete(sandboxId));
+    if (!removed) return;
+    this.options.logger.info({ sandbox_id: sandboxId }, reason);
+    this.options.hub.notifyDeleted(sandboxId);
+  }
+}
+
+/** The stored sandbox updated with what the driver observed; a DELETING sandbox stays DELETING. */
+export function sandboxFromSnapshot(sandbox: Sandbox, driverSandbox: compute.DriverSandbox): Sandbox {
+  const derived = derivePhase(driverSandbox.status);
+  return {
+    ...sandbox,
+    status: toPublicStatus(driverSandbox.status, sandbox.name),
+    phase: sandbox.phase === SandboxPhase.DELETING ? SandboxPhase.DELETING : derived,
+  };
+}
+
+function sameObservation(a: Sandbox, b: Sandbox): boolean {
+  if (a.phase !== b.phase) return false;
+  const ca = a.status?.conditions ?? [];
+  const cb = b.status?.conditions ?? [];
+  if (ca.length !== cb.length || a.status?.agentPod !== b.status?.agentPod) return false;
+  return ca.every((c, i) => {
+    const d = cb[i];
+    return d && c.type === d.type && c.status === d.status && c.reason === d.reason && c.message === d.message;
+  });
+}
+
+/** Driver errors keep ALREADY_EXISTS and FAILED_PRECONDITION; others become "<action> failed: ...". */
+function driverError(error: unknown, action: string): OpenShellError {
+  if (error instanceof OpenShellError) return error;
+  if (error instanceof ConnectError) {
+    if (error.code === Code.AlreadyExists) return new OpenShellError("already_exists", error.rawMessage, { cause: error });
+    if (error.code === Code.FailedPrecondition) {
+      return new OpenShellError("failed_precondition", error.rawMessage, { cause: error });
+    }
+    if (error.code === Code.InvalidArgument) return new OpenShellError("invalid_argument", error.rawMessage, { cause: error });
+    if (error.code === Code.Unavailable) {
+      return new OpenShellError("unavailable", `${action} failed: compute driver unavailable: ${error.rawMessage}`, { cause: error });
+    }
+    return new OpenShellError("internal", `${action} failed: ${error.rawMessage}`, { cause: error });
+  }
+  return new OpenShellError("internal", `${action} failed: ${describe(error)}`, { cause: error });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

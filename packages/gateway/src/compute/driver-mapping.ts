@@ -1,0 +1,96 @@
+import { type JsonObject, create } from "@bufbuild/protobuf";
+import {
+  type PlatformEvent,
+  PlatformEventSchema,
+  type Sandbox,
+  SandboxPhase,
+  type SandboxStatus,
+  SandboxStatusSchema,
+  type SandboxTemplate,
+  compute,
+} from "@openshell/proto";
+
+/**
+ * Translation between the gateway's public types and the driver-native ones. Drivers never see a
+ * public Sandbox; the gateway never stores a DriverSandbox.
+ */
+export function toDriverSandbox(sandbox: Sandbox): compute.DriverSandbox {
+  const spec = sandbox.spec;
+  const template = spec?.template;
+  return create(compute.DriverSandboxSchema, {
+    id: sandbox.id,
+    name: sandbox.name,
+    namespace: sandbox.namespace,
+    spec: {
+      logLevel: spec?.logLevel ?? "",
+      environment: spec?.environment ?? {},
+      gpu: spec?.gpu ?? false,
+      template: {
+        image: template?.image ?? "",
+        agentSocketPath: template?.agentSocket ?? "",
+        labels: template?.labels ?? {},
+        environment: template?.environment ?? {},
+        resources: toResourceRequirements(template?.resources),
+        platformConfig: toPlatformConfig(template),
+      },
+    },
+    status: { sandboxName: sandbox.name, deleting: sandbox.phase === SandboxPhase.DELETING },
+  });
+}
+
+export function toPublicStatus(status: compute.DriverSandboxStatus | undefined, name: string): SandboxStatus {
+  return create(SandboxStatusSchema, {
+    sandboxName: status?.sandboxName || name,
+    agentPod: status?.instanceId ?? "",
+    agentFd: status?.agentFd ?? "",
+    sandboxFd: status?.sandboxFd ?? "",
+    conditions: (status?.conditions ?? []).map((c) => ({
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      lastTransitionTime: c.lastTransitionTime,
+    })),
+  });
+}
+
+export function toPublicPlatformEvent(event: compute.DriverPlatformEvent): PlatformEvent {
+  return create(PlatformEventSchema, {
+    timestampMs: event.timestampMs,
+    source: event.source,
+    type: event.type,
+    reason: event.reason,
+    message: event.message,
+    metadata: event.metadata,
+  });
+}
+
+function toResourceRequirements(resources: JsonObject | undefined): compute.DriverResourceRequirements | undefined {
+  if (!resources) return undefined;
+  const json = resources;
+  const pick = (section: string, key: string): string => {
+    const value = (json[section] as JsonObject | undefined)?.[key];
+    return typeof value === "string" || typeof value === "number" ? String(value) : "";
+  };
+  const req = {
+    cpuRequest: pick("requests", "cpu"),
+    cpuLimit: pick("limits", "cpu"),
+    memoryRequest: pick("requests", "memory"),
+    memoryLimit: pick("limits", "memory"),
+  };
+  if (!req.cpuRequest && !req.cpuLimit && !req.memoryRequest && !req.memoryLimit) return undefined;
+  return create(compute.DriverResourceRequirementsSchema, req);
+}
+
+function toPlatformConfig(template: SandboxTemplate | undefined): JsonObject | undefined {
+  if (!template) return undefined;
+  const config: JsonObject = {};
+  if (template.runtimeClassName) config.runtime_class_name = template.runtimeClassName;
+  if (Object.keys(template.annotations).length > 0) config.annotations = { ...template.annotations };
+  if (template.volumeClaimTemplates) config.volume_claim_templates = template.volumeClaimTemplates;
+  if (template.resources) config.resources_raw = template.resources;
+  if (Object.keys(config).length === 0) return undefined;
+  return config;
+}
+
+

@@ -1,0 +1,162 @@
+import http from "node:http";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "@openshell/core";
+import { OpenShell } from "@openshell/proto";
+import { ComputeRuntime } from "./compute/compute-runtime.js";
+import { gatewayDirectory, resolveDriverCommand } from "./compute/driver-binary.js";
+import { DriverProcess } from "./compute/driver-process.js";
+import type { GatewayConfig } from "./config/gateway-config.js";
+import { SandboxEventHub } from "./events/sandbox-event-hub.js";
+import { GatewayServer, type RequestHandler } from "./http/gateway-server.js";
+import { serveHealth } from "./http/health-routes.js";
+import { SandboxRecords } from "./sandboxes/sandbox-records.js";
+import { createOpenShellService } from "./services/openshell-service.js";
+import { SupervisorSessionRegistry } from "./sessions/supervisor-session-registry.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/store.js";
+
+/** Largest request message accepted (upstream's 1 MiB gRPC decode limit). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Everything one gateway instance owns; two can run in one process (no module state). */
+export class Gateway {
+  private store: Store | undefined;
+  private driver: DriverProcess | undefined;
+  private runtime: ComputeRuntime | undefined;
+  private server: GatewayServer | undefined;
+  private healthServer: http.Server | undefined;
+  private readonly shutdown = new AbortController();
+  private readonly sessions = new SupervisorSessionRegistry();
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  get port(): number {
+    return this.server?.port ?? this.config.port;
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this;
+    const store = openStore(config.dbUrl);
+    this.store = store;
+    logger.info({ store: store.description }, "store opened");
+
+    const records = new SandboxRecords(store);
+    const hub = new SandboxEventHub();
+    const command = resolveDriverCommand(config.driver, {
+      driverDir: config.driverDir,
+      gatewayDir: gatewayDirectory(),
+      path: process.env.PATH,
+    });
+    const driver = new DriverProcess({
+      name: config.driver,
+      command,
+      extraArgs: driverArgs(config),
+      stateDir: config.driverStateDir,
+      logLevel: config.logLevel,
+      logger,
+      readyTimeoutMs: config.timings.driverReadyTimeoutMs,
+      restartMaxBackoffMs: config.timings.driverRestartMaxBackoffMs,
+    });
+    this.driver = driver;
+    await driver.start();
+
+    const runtime = new ComputeRuntime({
+      driver,
+      records,
+      hub,
+      hasSession: (id) => this.sessions.has(id),
+      logger,
+      reconcileIntervalMs: config.timings.reconcileIntervalMs,
+      orphanGraceMs: config.timings.orphanGraceMs,
+      watchRetryMs: config.timings.watchRetryMs,
+    });
+    this.runtime = runtime;
+    runtime.start();
+
+    const service = createOpenShellService({
+      store,
+      records,
+      hub,
+      runtime,
+      sessions: this.sessions,
+      logger,
+      namespace: config.sandboxNamespace,
+      ssh: {
+        gatewayHost: config.sshGatewayHost,
+        gatewayPort: config.sshGatewayPort,
+        gatewayScheme: config.tls ? "https" : "http",
+        connectPath: config.sshConnectPath,
+      },
+    });
+    const connectHandler = connectNodeAdapter({
+      routes: (router) => router.service(OpenShell, service),
+      readMaxBytes: MAX_MESSAGE_BYTES,
+      shutdownSignal: this.shutdown.signal,
+    });
+    const readiness = () =>
+      driver.isReady ? { ready: true } : { ready: false, reason: `compute driver '${config.driver}' is not ready` };
+    const handler: RequestHandler = (req, res) => {
+      if (serveHealth(req, res, readiness)) return;
+      connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
+    };
+
+    this.server = new GatewayServer({ port: config.port, host: config.bindAddress, tls: config.tls, handler, logger });
+    await this.server.listen();
+    if (config.healthPort !== 0) {
+      const healthServer = http.createServer((req, res) => {
+        if (!serveHealth(req, res, readiness)) {
+          res.writeHead(404).end();
+        }
+      });
+      await new Promise<void>((resolve) => healthServer.listen(config.healthPort, config.bindAddress, resolve));
+      this.healthServer = healthServer;
+    }
+    logger.info(
+      {
+        address: `${config.bindAddress}:${this.port}`,
+        tls: config.tls ? (config.tls.clientCa ? "mtls" : "tls") : "disabled",
+        driver: config.driver,
+        health_port: config.healthPort || undefined,
+      },
+      "Server listening",
+    );
+  }
+
+  /** Drains: streams are told to end, connections get `drainTimeoutMs`, then the driver stops. */
+  async stop(): Promise<void> {
+    this.logger.info("shutting down");
+    this.shutdown.abort();
+    this.sessions.shutdownAll();
+    await this.server?.close(this.config.timings.drainTimeoutMs);
+    await new Promise<void>((resolve) => (this.healthServer ? this.healthServer.close(() => resolve()) : resolve()));
+    await this.runtime?.stop();
+    await this.driver?.stop();
+    await this.store?.close();
+    this.logger.info("stopped");
+  }
+}
+
+/** Flags each driver takes beyond the common ones. */
+function driverArgs(config: GatewayConfig): string[] {
+  switch (config.driver) {
+    case "vm": {
+      const args = ["--openshell-endpoint", config.grpcEndpoint ?? "", "--vcpus", String(config.vm.vcpus), "--mem-mib", String(config.vm.memMib)];
+      if (config.vm.tls) {
+        args.push("--guest-tls-ca", config.vm.tls.ca, "--guest-tls-cert", config.vm.tls.cert, "--guest-tls-key", config.vm.tls.key);
+      }
+      return args;
+    }
+    case "kubernetes": {
+      const args = ["--namespace", config.sandboxNamespace];
+      if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
+      if (config.sandboxImagePullPolicy) args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
+      if (config.grpcEndpoint) args.push("--openshell-endpoint", config.grpcEndpoint);
+      return args;
+    }
+    default:
+      return [];
+  }
+}

@@ -1,0 +1,107 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { AsyncQueue, type Logger, OpenShellError } from "@openshell/core";
+import {
+  type GatewayMessage,
+  GatewayHeartbeatSchema,
+  GatewayMessageSchema,
+  SessionAcceptedSchema,
+  type SupervisorMessage,
+} from "@openshell/proto";
+import type { ComputeRuntime } from "../compute/compute-runtime.js";
+import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
+
+export const HEARTBEAT_INTERVAL_SECS = 15;
+const OUTBOUND_CAPACITY = 64;
+
+export interface SupervisorServiceDeps {
+  records: SandboxRecords;
+  sessions: SupervisorSessionRegistry;
+  runtime: ComputeRuntime;
+  logger: Logger;
+  heartbeatIntervalMs?: number;
+}
+
+/**
+ * ConnectSupervisor: the supervisor's persistent session. hello -> SessionAccepted -> the sandbox is
+ * promoted to READY; heartbeats every 15 s; when the stream ends (and no newer session superseded
+ * it) the sandbox is demoted to PROVISIONING.
+ */
+export async function* connectSupervisor(
+  requests: AsyncIterable<SupervisorMessage>,
+  context: HandlerContext,
+  deps: SupervisorServiceDeps,
+): AsyncGenerator<GatewayMessage> {
+  const inbound = requests[Symbol.asyncIterator]();
+  const first = await inbound.next();
+  if (first.done) throw new OpenShellError("invalid_argument", "stream closed before hello");
+  if (first.value.payload.case !== "hello") throw new OpenShellError("invalid_argument", "expected SupervisorHello");
+  const hello = first.value.payload.value;
+  if (!hello.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
+  const sandbox = await deps.records.get(hello.sandboxId);
+  if (!sandbox) throw new OpenShellError("not_found", "sandbox not found");
+
+  const sandboxId = hello.sandboxId;
+  const sessionId = randomUUID();
+  const log = deps.logger.child({ sandbox_id: sandboxId, session_id: sessionId, instance_id: hello.instanceId });
+  const outbound = new AsyncQueue<GatewayMessage>(
+    OUTBOUND_CAPACITY,
+    () => new OpenShellError("resource_exhausted", "supervisor session outbound queue overflowed"),
+  );
+  const superseded = deps.sessions.register(sandboxId, {
+    sessionId,
+    instanceId: hello.instanceId,
+    connectedAt: new Date(),
+    send: (message) => {
+      outbound.push(message);
+      return true;
+    },
+    shutdown: () => outbound.close(),
+  });
+  log.info({ superseded: superseded?.sessionId }, "supervisor session established");
+
+  const heartbeatMs = deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_SECS * 1000;
+  const heartbeat = setInterval(() => outbound.push(message({ case: "heartbeat", value: create(GatewayHeartbeatSchema) })), heartbeatMs);
+  const onAbort = () => outbound.close();
+  context.signal.addEventListener("abort", onAbort, { once: true });
+  const readInbound = (async () => {
+    try {
+      for (let next = await inbound.next(); !next.done; next = await inbound.next()) {
+        const payload = next.value.payload;
+        if (payload.case === "relayOpenResult" || payload.case === "relayClose") {
+          log.debug({ message: payload.case, channel_id: payload.value.channelId }, "supervisor relay report");
+        }
+      }
+    } catch (error) {
+      log.info({ err: (error as Error).message }, "supervisor stream failed");
+    } finally {
+      outbound.close();
+    }
+  })();
+
+  try {
+    yield message({
+      case: "sessionAccepted",
+      value: create(SessionAcceptedSchema, { sessionId, heartbeatIntervalSecs: HEARTBEAT_INTERVAL_SECS }),
+    });
+    await deps.runtime.supervisorSessionConnected(sandboxId);
+    yield* outbound;
+  } finally {
+    clearInterval(heartbeat);
+    context.signal.removeEventListener("abort", onAbort);
+    outbound.close();
+    void readInbound;
+    if (deps.sessions.removeIfCurrent(sandboxId, sessionId)) {
+      log.info("supervisor session ended");
+      await deps.runtime.supervisorSessionDisconnected(sandboxId);
+    } else {
+      log.info("superseded supervisor session ended");
+    }
+  }
+}
+
+function message(payload: GatewayMessage["payload"]): GatewayMessage {
+  return create(GatewayMessageSchema, { payload });
+}
