@@ -7,7 +7,9 @@ export default defineConfig({
   target: "node24",
   bundle: true,
   noExternal: [/.*/],
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  },
   clean: true,
   splitting: false,
   sourcemap: false,

@@ -9,7 +9,9 @@ export default defineConfig({
   // Native addon stays a real dependency; everything else is bundled so the binary starts fast.
   noExternal: [/^(?!better-sqlite3$).*/],
   external: ["better-sqlite3"],
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  },
   clean: true,
   splitting: false,
   sourcemap: false,

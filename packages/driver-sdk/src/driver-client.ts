@@ -1,6 +1,6 @@
 import net from "node:net";
 import { type Client, createClient } from "@connectrpc/connect";
-import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { compute } from "@openshell/proto";
 
 export type ComputeDriverClient = Client<typeof compute.ComputeDriver>;

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { type Logger, OpenShellError, createLogger, isLogLevel } from "@openshell/core";
+import { createLogger, isLogLevel, type Logger, OpenShellError } from "@openshell/core";
 import { type ComputeDriverImpl, serveComputeDriver } from "./serve-driver.js";
 
 export interface DriverCommonOptions {
@@ -52,10 +52,15 @@ export async function runDriverMain<Extra>(spec: DriverMainSpec<Extra>, argv = p
     const stateDir = requireString(values["state-dir"], "--state-dir");
     const logLevel = String(values["log-level"]);
     if (!isLogLevel(logLevel)) {
-      throw new OpenShellError("config_invalid", `--log-level '${logLevel}' is not one of trace, debug, info, warn, error`);
+      throw new OpenShellError(
+        "config_invalid",
+        `--log-level '${logLevel}' is not one of trace, debug, info, warn, error`,
+      );
     }
     logger = createLogger({ name: spec.binary, level: logLevel });
-    const extra = spec.parseExtra ? spec.parseExtra(values as Record<string, string | boolean | undefined>) : (undefined as Extra);
+    const extra = spec.parseExtra
+      ? spec.parseExtra(values as Record<string, string | boolean | undefined>)
+      : (undefined as Extra);
     const driver = await spec.create({ bindSocket, stateDir, logLevel }, extra, logger);
     const served = await serveComputeDriver({ impl: driver.impl, socketPath: bindSocket, logger });
 

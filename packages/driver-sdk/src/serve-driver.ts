@@ -4,7 +4,7 @@ import net from "node:net";
 import { dirname } from "node:path";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { type Logger, OpenShellError, mapServiceErrors } from "@openshell/core";
+import { type Logger, mapServiceErrors, OpenShellError } from "@openshell/core";
 import { compute } from "@openshell/proto";
 
 export type ComputeDriverImpl = ServiceImpl<typeof compute.ComputeDriver>;
@@ -43,7 +43,8 @@ export async function serveComputeDriver(options: ServeDriverOptions): Promise<S
     connect: false,
     grpcWeb: false,
     shutdownSignal: shutdown.signal,
-    routes: (router) => router.service(compute.ComputeDriver, mapServiceErrors(compute.ComputeDriver, options.impl)),
+    routes: (router) =>
+      router.service(compute.ComputeDriver, mapServiceErrors(compute.ComputeDriver, options.impl)),
   });
   const server = http2.createServer(handler);
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -66,31 +66,44 @@ export class TestDriver {
         const env = req.sandbox?.spec?.environment ?? {};
         if (env[HOOK_REJECT]) throw new OpenShellError("failed_precondition", env[HOOK_REJECT]);
         if (req.sandbox?.spec?.gpu) {
-          throw new OpenShellError("failed_precondition", "the test driver has no GPUs; create the sandbox without --gpu");
+          throw new OpenShellError(
+            "failed_precondition",
+            "the test driver has no GPUs; create the sandbox without --gpu",
+          );
         }
         return {};
       },
       getSandbox: (req) => {
         const sandbox = this.find(req.sandboxId, req.sandboxName);
-        if (!sandbox) throw new OpenShellError("not_found", `sandbox ${req.sandboxId || req.sandboxName} not found`);
+        if (!sandbox)
+          throw new OpenShellError("not_found", `sandbox ${req.sandboxId || req.sandboxName} not found`);
         return { sandbox };
       },
       listSandboxes: () => ({ sandboxes: [...this.sandboxes.values()] }),
       createSandbox: async (req) => {
         const input = req.sandbox;
         if (!input?.id) throw new OpenShellError("invalid_argument", "sandbox.id is required");
-        if (this.sandboxes.has(input.id)) throw new OpenShellError("already_exists", `sandbox ${input.id} already exists`);
+        if (this.sandboxes.has(input.id))
+          throw new OpenShellError("already_exists", `sandbox ${input.id} already exists`);
         const env = input.spec?.environment ?? {};
         if (env[HOOK_FAIL_CREATE]) throw new OpenShellError("internal", env[HOOK_FAIL_CREATE]);
         const sandbox = create(compute.DriverSandboxSchema, {
           ...input,
-          status: create(compute.DriverSandboxStatusSchema, { sandboxName: input.name, instanceId: `test-${input.id.slice(0, 8)}` }),
+          status: create(compute.DriverSandboxStatusSchema, {
+            sandboxName: input.name,
+            instanceId: `test-${input.id.slice(0, 8)}`,
+          }),
         });
         setReady(sandbox, "False", "Starting", "simulated sandbox is starting");
         this.sandboxes.set(sandbox.id, sandbox);
         await this.save();
         this.emitSnapshot(sandbox);
-        this.emitPlatformEvent(sandbox.id, "Normal", "Scheduled", `simulated sandbox ${sandbox.name} scheduled`);
+        this.emitPlatformEvent(
+          sandbox.id,
+          "Normal",
+          "Scheduled",
+          `simulated sandbox ${sandbox.name} scheduled`,
+        );
         if (env[HOOK_ERROR]) {
           setTimeout(() => {
             const current = this.sandboxes.get(sandbox.id);
@@ -147,7 +160,9 @@ export class TestDriver {
   private finishDelete(id: string): void {
     if (!this.sandboxes.delete(id)) return;
     void this.save();
-    this.broadcast(create(compute.WatchSandboxesEventSchema, { payload: { case: "deleted", value: { sandboxId: id } } }));
+    this.broadcast(
+      create(compute.WatchSandboxesEventSchema, { payload: { case: "deleted", value: { sandboxId: id } } }),
+    );
   }
 
   private find(id: string, name: string): compute.DriverSandbox | undefined {
@@ -171,7 +186,10 @@ export class TestDriver {
       create(compute.WatchSandboxesEventSchema, {
         payload: {
           case: "platformEvent",
-          value: { sandboxId, event: { timestampMs: BigInt(Date.now()), source: "test", type, reason, message } },
+          value: {
+            sandboxId,
+            event: { timestampMs: BigInt(Date.now()), source: "test", type, reason, message },
+          },
         },
       }),
     );
@@ -183,7 +201,9 @@ export class TestDriver {
 
   /** Writes are chained so the file always holds the latest complete state (write + rename). */
   private save(): Promise<void> {
-    const snapshot = JSON.stringify([...this.sandboxes.values()].map((s) => toJsonString(compute.DriverSandboxSchema, s)));
+    const snapshot = JSON.stringify(
+      [...this.sandboxes.values()].map((s) => toJsonString(compute.DriverSandboxSchema, s)),
+    );
     this.saving = this.saving.then(async () => {
       const tmp = `${this.stateFile}.tmp`;
       await writeFile(tmp, snapshot);

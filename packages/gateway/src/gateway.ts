@@ -97,13 +97,21 @@ export class Gateway {
       shutdownSignal: this.shutdown.signal,
     });
     const readiness = () =>
-      driver.isReady ? { ready: true } : { ready: false, reason: `compute driver '${config.driver}' is not ready` };
+      driver.isReady
+        ? { ready: true }
+        : { ready: false, reason: `compute driver '${config.driver}' is not ready` };
     const handler: RequestHandler = (req, res) => {
       if (serveHealth(req, res, readiness)) return;
       connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
     };
 
-    this.server = new GatewayServer({ port: config.port, host: config.bindAddress, tls: config.tls, handler, logger });
+    this.server = new GatewayServer({
+      port: config.port,
+      host: config.bindAddress,
+      tls: config.tls,
+      handler,
+      logger,
+    });
     await this.server.listen();
     if (config.healthPort !== 0) {
       const healthServer = http.createServer((req, res) => {
@@ -111,7 +119,9 @@ export class Gateway {
           res.writeHead(404).end();
         }
       });
-      await new Promise<void>((resolve) => healthServer.listen(config.healthPort, config.bindAddress, resolve));
+      await new Promise<void>((resolve) =>
+        healthServer.listen(config.healthPort, config.bindAddress, resolve),
+      );
       this.healthServer = healthServer;
     }
     logger.info(
@@ -131,7 +141,9 @@ export class Gateway {
     this.shutdown.abort();
     this.sessions.shutdownAll();
     await this.server?.close(this.config.timings.drainTimeoutMs);
-    await new Promise<void>((resolve) => (this.healthServer ? this.healthServer.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) =>
+      this.healthServer ? this.healthServer.close(() => resolve()) : resolve(),
+    );
     await this.runtime?.stop();
     await this.driver?.stop();
     await this.store?.close();
@@ -143,16 +155,31 @@ export class Gateway {
 function driverArgs(config: GatewayConfig): string[] {
   switch (config.driver) {
     case "vm": {
-      const args = ["--openshell-endpoint", config.grpcEndpoint ?? "", "--vcpus", String(config.vm.vcpus), "--mem-mib", String(config.vm.memMib)];
+      const args = [
+        "--openshell-endpoint",
+        config.grpcEndpoint ?? "",
+        "--vcpus",
+        String(config.vm.vcpus),
+        "--mem-mib",
+        String(config.vm.memMib),
+      ];
       if (config.vm.tls) {
-        args.push("--guest-tls-ca", config.vm.tls.ca, "--guest-tls-cert", config.vm.tls.cert, "--guest-tls-key", config.vm.tls.key);
+        args.push(
+          "--guest-tls-ca",
+          config.vm.tls.ca,
+          "--guest-tls-cert",
+          config.vm.tls.cert,
+          "--guest-tls-key",
+          config.vm.tls.key,
+        );
       }
       return args;
     }
     case "kubernetes": {
       const args = ["--namespace", config.sandboxNamespace];
       if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
-      if (config.sandboxImagePullPolicy) args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
+      if (config.sandboxImagePullPolicy)
+        args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
       if (config.grpcEndpoint) args.push("--openshell-endpoint", config.grpcEndpoint);
       return args;
     }

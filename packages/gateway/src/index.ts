@@ -1,2 +1,2 @@
-export { parseGatewayCommand, type GatewayConfig } from "./config/gateway-config.js";
+export { type GatewayConfig, parseGatewayCommand } from "./config/gateway-config.js";
 export { Gateway } from "./gateway.js";

@@ -1,4 +1,4 @@
-import { OpenShellError, createLogger } from "@openshell/core";
+import { createLogger, OpenShellError } from "@openshell/core";
 import { parseGatewayCommand } from "./config/gateway-config.js";
 import { GATEWAY_USAGE } from "./config/usage.js";
 import { Gateway } from "./gateway.js";

@@ -1,12 +1,16 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Logger, OpenShellError, SerialLock, sleep } from "@openshell/core";
-import { type Sandbox, SandboxPhase, type compute } from "@openshell/proto";
+import { type compute, type Sandbox, SandboxPhase } from "@openshell/proto";
 import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
-import type { DriverProcess } from "./driver-process.js";
 import { toDriverSandbox, toPublicPlatformEvent, toPublicStatus } from "./driver-mapping.js";
+import type { DriverProcess } from "./driver-process.js";
 import { derivePhase, phaseName } from "./phase.js";
-import { demoteOnSessionDisconnected, keepReadyWhileSessionLive, promoteOnSessionConnected } from "./readiness.js";
+import {
+  demoteOnSessionDisconnected,
+  keepReadyWhileSessionLive,
+  promoteOnSessionConnected,
+} from "./readiness.js";
 
 export interface ComputeRuntimeOptions {
   driver: DriverProcess;
@@ -58,7 +62,11 @@ export class ComputeRuntime {
   /** Persists the sandbox, then asks the driver to create it; a driver failure removes the row again. */
   async createSandbox(sandbox: Sandbox): Promise<Sandbox> {
     await this.lock.run(() => this.options.records.insert(sandbox));
-    this.options.hub.gatewayLog(sandbox.id, "info", `sandbox ${sandbox.name} accepted; asking the compute driver to create it`);
+    this.options.hub.gatewayLog(
+      sandbox.id,
+      "info",
+      `sandbox ${sandbox.name} accepted; asking the compute driver to create it`,
+    );
     try {
       const client = await this.options.driver.client();
       await client.createSandbox({ sandbox: toDriverSandbox(sandbox) });
@@ -128,7 +136,10 @@ export class ComputeRuntime {
         (error: unknown) => !(error instanceof ConnectError && error.code === Code.NotFound),
       );
       if (!stillThere) {
-        await this.removeRow(row.id, "Removing sandbox from store after it disappeared from the compute driver snapshot");
+        await this.removeRow(
+          row.id,
+          "Removing sandbox from store after it disappeared from the compute driver snapshot",
+        );
       }
     }
   }
@@ -145,7 +156,10 @@ export class ComputeRuntime {
         if (!signal.aborted) logger.warn("compute driver watch stream ended; restarting it");
       } catch (error) {
         if (signal.aborted) break;
-        logger.warn({ err: describe(error), retryInMs: watchRetryMs }, "compute driver watch failed; restarting it");
+        logger.warn(
+          { err: describe(error), retryInMs: watchRetryMs },
+          "compute driver watch failed; restarting it",
+        );
       }
       await sleep(watchRetryMs, signal);
     }
@@ -174,7 +188,8 @@ export class ComputeRuntime {
         break;
       case "platformEvent": {
         const { sandboxId, event: platformEvent } = event.payload.value;
-        if (platformEvent) this.options.hub.publishPlatformEvent(sandboxId, toPublicPlatformEvent(platformEvent));
+        if (platformEvent)
+          this.options.hub.publishPlatformEvent(sandboxId, toPublicPlatformEvent(platformEvent));
         break;
       }
     }
@@ -224,7 +239,9 @@ function sameObservation(a: Sandbox, b: Sandbox): boolean {
   if (ca.length !== cb.length || a.status?.agentPod !== b.status?.agentPod) return false;
   return ca.every((c, i) => {
     const d = cb[i];
-    return d && c.type === d.type && c.status === d.status && c.reason === d.reason && c.message === d.message;
+    return (
+      d && c.type === d.type && c.status === d.status && c.reason === d.reason && c.message === d.message
+    );
   });
 }
 
@@ -232,13 +249,19 @@ function sameObservation(a: Sandbox, b: Sandbox): boolean {
 function driverError(error: unknown, action: string): OpenShellError {
   if (error instanceof OpenShellError) return error;
   if (error instanceof ConnectError) {
-    if (error.code === Code.AlreadyExists) return new OpenShellError("already_exists", error.rawMessage, { cause: error });
+    if (error.code === Code.AlreadyExists)
+      return new OpenShellError("already_exists", error.rawMessage, { cause: error });
     if (error.code === Code.FailedPrecondition) {
       return new OpenShellError("failed_precondition", error.rawMessage, { cause: error });
     }
-    if (error.code === Code.InvalidArgument) return new OpenShellError("invalid_argument", error.rawMessage, { cause: error });
+    if (error.code === Code.InvalidArgument)
+      return new OpenShellError("invalid_argument", error.rawMessage, { cause: error });
     if (error.code === Code.Unavailable) {
-      return new OpenShellError("unavailable", `${action} failed: compute driver unavailable: ${error.rawMessage}`, { cause: error });
+      return new OpenShellError(
+        "unavailable",
+        `${action} failed: compute driver unavailable: ${error.rawMessage}`,
+        { cause: error },
+      );
     }
     return new OpenShellError("internal", `${action} failed: ${error.rawMessage}`, { cause: error });
   }

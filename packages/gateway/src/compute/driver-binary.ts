@@ -21,8 +21,6 @@ export function resolveDriverCommand(
   const dirs = [
     ...(options.driverDir ? [options.driverDir] : []),
     options.gatewayDir,
-    // The monorepo layout: packages/gateway/dist -> packages/driver-<name>/dist.
-    join(options.gatewayDir, "..", "..", `driver-${name}`, "dist"),
     ...(options.path ?? "").split(delimiter).filter(Boolean),
   ];
   for (const dir of dirs) {

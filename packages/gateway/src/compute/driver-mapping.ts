@@ -1,5 +1,6 @@
-import { type JsonObject, create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import {
+  compute,
   type PlatformEvent,
   PlatformEventSchema,
   type Sandbox,
@@ -7,7 +8,6 @@ import {
   type SandboxStatus,
   SandboxStatusSchema,
   type SandboxTemplate,
-  compute,
 } from "@openshell/proto";
 
 /**
@@ -65,7 +65,9 @@ export function toPublicPlatformEvent(event: compute.DriverPlatformEvent): Platf
   });
 }
 
-function toResourceRequirements(resources: JsonObject | undefined): compute.DriverResourceRequirements | undefined {
+function toResourceRequirements(
+  resources: JsonObject | undefined,
+): compute.DriverResourceRequirements | undefined {
   if (!resources) return undefined;
   const json = resources;
   const pick = (section: string, key: string): string => {
@@ -92,5 +94,3 @@ function toPlatformConfig(template: SandboxTemplate | undefined): JsonObject | u
   if (Object.keys(config).length === 0) return undefined;
   return config;
 }
-
-

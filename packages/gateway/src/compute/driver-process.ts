@@ -4,7 +4,12 @@ import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Backoff, type Logger, OpenShellError, sleep } from "@openshell/core";
-import { type ComputeDriverClient, type DriverConnection, MAX_UNIX_SOCKET_PATH, connectToDriver } from "@openshell/driver-sdk";
+import {
+  type ComputeDriverClient,
+  connectToDriver,
+  type DriverConnection,
+  MAX_UNIX_SOCKET_PATH,
+} from "@openshell/driver-sdk";
 import type { compute } from "@openshell/proto";
 import type { DriverCommand } from "./driver-binary.js";
 
@@ -144,7 +149,12 @@ export class DriverProcess {
         this.capabilities = capabilities;
         this.state = "ready";
         logger.info(
-          { driver: name, pid: child.pid, driverName: capabilities.driverName, defaultImage: capabilities.defaultImage },
+          {
+            driver: name,
+            pid: child.pid,
+            driverName: capabilities.driverName,
+            defaultImage: capabilities.defaultImage,
+          },
           "compute driver ready",
         );
         this.wakeWaiters();

@@ -15,7 +15,9 @@ export function derivePhase(status: compute.DriverSandboxStatus | undefined): Sa
   if (!ready) return SandboxPhase.PROVISIONING;
   if (ready.status.toLowerCase() === "true") return SandboxPhase.READY;
   if (ready.status.toLowerCase() === "false") {
-    return PROVISIONING_REASONS.has(ready.reason.toLowerCase()) ? SandboxPhase.PROVISIONING : SandboxPhase.ERROR;
+    return PROVISIONING_REASONS.has(ready.reason.toLowerCase())
+      ? SandboxPhase.PROVISIONING
+      : SandboxPhase.ERROR;
   }
   return SandboxPhase.PROVISIONING;
 }

@@ -45,7 +45,13 @@ export function keepReadyWhileSessionLive(sandbox: Sandbox, sessionLive: boolean
   return next;
 }
 
-function withReadyCondition(sandbox: Sandbox, status: string, reason: string, message: string, now: Date): Sandbox {
+function withReadyCondition(
+  sandbox: Sandbox,
+  status: string,
+  reason: string,
+  message: string,
+  now: Date,
+): Sandbox {
   const next = clone(SandboxSchema, sandbox);
   const conditions: SandboxCondition[] = next.status?.conditions ?? [];
   const existing = conditions.find((c) => c.type === "Ready");
@@ -55,7 +61,9 @@ function withReadyCondition(sandbox: Sandbox, status: string, reason: string, me
     status,
     reason,
     message,
-    lastTransitionTime: transitioned ? now.toISOString() : (existing?.lastTransitionTime ?? now.toISOString()),
+    lastTransitionTime: transitioned
+      ? now.toISOString()
+      : (existing?.lastTransitionTime ?? now.toISOString()),
   });
   if (!next.status) next.status = create(SandboxStatusSchema, { sandboxName: next.name });
   next.status.conditions = [...conditions.filter((c) => c.type !== "Ready"), condition];
@@ -65,5 +73,10 @@ function withReadyCondition(sandbox: Sandbox, status: string, reason: string, me
 function unchanged(before: Sandbox, after: Sandbox): boolean {
   const a = before.status?.conditions.find((c) => c.type === "Ready");
   const b = after.status?.conditions.find((c) => c.type === "Ready");
-  return before.phase === after.phase && a?.status === b?.status && a?.reason === b?.reason && a?.message === b?.message;
+  return (
+    before.phase === after.phase &&
+    a?.status === b?.status &&
+    a?.reason === b?.reason &&
+    a?.message === b?.message
+  );
 }

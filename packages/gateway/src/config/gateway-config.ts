@@ -1,7 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { OpenShellError, isLogLevel } from "@openshell/core";
+import { isLogLevel, OpenShellError } from "@openshell/core";
 
 export const SUPPORTED_DRIVERS = ["kubernetes", "vm", "test"] as const;
 const NOT_YET_IMPLEMENTED_DRIVERS = ["podman"];
@@ -136,18 +136,28 @@ export function parseGatewayCommand(argv: string[], env: NodeJS.ProcessEnv): Par
 
   const dbUrl = get("db-url");
   if (!dbUrl) {
-    fail("--db-url is required (or OPENSHELL_DB_URL), e.g. --db-url sqlite:/var/lib/openshell/gateway.db or sqlite::memory:");
+    fail(
+      "--db-url is required (or OPENSHELL_DB_URL), e.g. --db-url sqlite:/var/lib/openshell/gateway.db or sqlite::memory:",
+    );
   }
 
   const tls = parseTls(get, getBool);
-  const driver = parseDriver(values.drivers as string | undefined, values.driver as string | undefined, get("drivers"));
+  const driver = parseDriver(
+    values.drivers as string | undefined,
+    values.driver as string | undefined,
+    get("drivers"),
+  );
   const stateRoot = defaultStateRoot(env);
   const driverStateDir =
-    (driver === "vm" ? get("vm-driver-state-dir") : undefined) ?? get("driver-state-dir") ?? join(stateRoot, "drivers", driver);
+    (driver === "vm" ? get("vm-driver-state-dir") : undefined) ??
+    get("driver-state-dir") ??
+    join(stateRoot, "drivers", driver);
   const grpcEndpoint = get("grpc-endpoint");
   if (grpcEndpoint !== undefined) validateEndpoint(grpcEndpoint);
   if (driver === "vm" && !grpcEndpoint) {
-    fail("--grpc-endpoint is required when using the vm compute driver (the URL sandboxes dial back, e.g. http://127.0.0.1:8080)");
+    fail(
+      "--grpc-endpoint is required when using the vm compute driver (the URL sandboxes dial back, e.g. http://127.0.0.1:8080)",
+    );
   }
   const vmTls = parseVmTls(get, driver, grpcEndpoint);
 
@@ -175,7 +185,10 @@ export function parseGatewayCommand(argv: string[], env: NodeJS.ProcessEnv): Par
       sshGatewayPort: sshGatewayPort === 0 ? port : sshGatewayPort,
       sshConnectPath,
       sshHandshakeSecret: get("ssh-handshake-secret"),
-      sshHandshakeSkewSecs: parseNonNegativeInt(get("ssh-handshake-skew-secs") ?? "300", "--ssh-handshake-skew-secs"),
+      sshHandshakeSkewSecs: parseNonNegativeInt(
+        get("ssh-handshake-skew-secs") ?? "300",
+        "--ssh-handshake-skew-secs",
+      ),
       clientTlsSecretName: get("client-tls-secret-name"),
       hostGatewayIp: get("host-gateway-ip"),
       vm: {
@@ -219,21 +232,33 @@ function parseTls(
   if (disableTls) {
     const given = [cert && "--tls-cert", key && "--tls-key", clientCa && "--tls-client-ca"].filter(Boolean);
     if (given.length > 0) {
-      fail(`${given.join(", ")} conflict${given.length === 1 ? "s" : ""} with --disable-tls; drop either the TLS files or --disable-tls`);
+      fail(
+        `${given.join(", ")} conflict${given.length === 1 ? "s" : ""} with --disable-tls; drop either the TLS files or --disable-tls`,
+      );
     }
-    if (disableAuth) fail("--disable-gateway-auth has no effect with --disable-tls (there is no TLS to authenticate); drop one of them");
+    if (disableAuth)
+      fail(
+        "--disable-gateway-auth has no effect with --disable-tls (there is no TLS to authenticate); drop one of them",
+      );
     return undefined;
   }
   if (!cert) fail("--tls-cert is required when TLS is enabled (use --disable-tls to skip)");
   if (!key) fail("--tls-key is required when TLS is enabled (use --disable-tls to skip)");
   if (!disableAuth && !clientCa) {
-    fail("--tls-client-ca is required for mTLS (use --disable-gateway-auth for TLS without client certificates, or --disable-tls)");
+    fail(
+      "--tls-client-ca is required for mTLS (use --disable-gateway-auth for TLS without client certificates, or --disable-tls)",
+    );
   }
-  if (disableAuth && clientCa) fail("--tls-client-ca conflicts with --disable-gateway-auth; drop one of them");
+  if (disableAuth && clientCa)
+    fail("--tls-client-ca conflicts with --disable-gateway-auth; drop one of them");
   return { cert: cert as string, key: key as string, clientCa: disableAuth ? undefined : clientCa };
 }
 
-function parseDriver(flagDrivers: string | undefined, flagDriver: string | undefined, fromEnv: string | undefined): string {
+function parseDriver(
+  flagDrivers: string | undefined,
+  flagDriver: string | undefined,
+  fromEnv: string | undefined,
+): string {
   if (flagDrivers && flagDriver) fail("--drivers and --driver are the same flag; give it once");
   const raw = flagDrivers ?? flagDriver ?? fromEnv ?? "kubernetes";
   const names = raw
@@ -244,19 +269,21 @@ function parseDriver(flagDrivers: string | undefined, flagDriver: string | undef
   for (const name of names) {
     if (NOT_YET_IMPLEMENTED_DRIVERS.includes(name)) fail(`compute driver '${name}' is not implemented yet`);
     if (!(SUPPORTED_DRIVERS as readonly string[]).includes(name)) {
-      fail(`unsupported compute driver '${name}'. expected one of: kubernetes, vm (test is a test-only driver)`);
+      fail(
+        `unsupported compute driver '${name}'. expected one of: kubernetes, vm (test is a test-only driver)`,
+      );
     }
   }
-  if (names.length > 1) fail(`multiple compute drivers are not supported yet; configured drivers: ${names.join(",")}`);
+  if (names.length > 1)
+    fail(`multiple compute drivers are not supported yet; configured drivers: ${names.join(",")}`);
   return names[0] as string;
 }
 
 function validateEndpoint(endpoint: string): void {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    return fail(`--grpc-endpoint '${endpoint}' is not a URL; use e.g. http://127.0.0.1:8080`);
+  const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined;
+  if (!url) {
+    fail(`--grpc-endpoint '${endpoint}' is not a URL; use e.g. http://127.0.0.1:8080`);
+    return;
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     fail(`--grpc-endpoint '${endpoint}' must use http:// or https://`);
@@ -273,7 +300,9 @@ function parseVmTls(
   const key = get("vm-tls-key");
   if (driver === "vm" && grpcEndpoint?.startsWith("https://")) {
     if (!ca || !cert || !key) {
-      fail("--vm-tls-ca, --vm-tls-cert and --vm-tls-key are all required when --grpc-endpoint is https:// and the driver is vm");
+      fail(
+        "--vm-tls-ca, --vm-tls-cert and --vm-tls-key are all required when --grpc-endpoint is https:// and the driver is vm",
+      );
     }
     return { ca: ca as string, cert: cert as string, key: key as string };
   }

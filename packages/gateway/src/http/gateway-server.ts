@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 import type { Logger } from "@openshell/core";
 import type { TlsFiles } from "../config/gateway-config.js";
@@ -60,7 +61,9 @@ export class GatewayServer {
 
   async listen(): Promise<void> {
     const tlsFiles = this.options.tls;
-    const listener = tlsFiles ? this.createTlsListener(tlsFiles) : net.createServer((socket) => this.sniff(socket));
+    const listener = tlsFiles
+      ? this.createTlsListener(tlsFiles)
+      : net.createServer((socket) => this.sniff(socket));
     listener.on("connection", (socket: net.Socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
@@ -103,7 +106,9 @@ export class GatewayServer {
       if (socket.alpnProtocol === "h2") this.h2.emit("connection", socket);
       else this.h1.emit("connection", socket);
     });
-    server.on("tlsClientError", (error) => this.options.logger.debug({ err: error.message }, "TLS handshake failed"));
+    server.on("tlsClientError", (error) =>
+      this.options.logger.debug({ err: error.message }, "TLS handshake failed"),
+    );
     return server;
   }
 
@@ -115,13 +120,46 @@ export class GatewayServer {
       const isH2 = buffered.subarray(0, n).equals(HTTP2_PREFACE_START.subarray(0, n));
       if (isH2 && buffered.length < HTTP2_PREFACE_START.length) return;
       socket.off("data", onData);
-      socket.pause();
-      socket.unshift(buffered);
-      if (isH2) this.h2.emit("connection", socket);
-      else this.h1.emit("connection", socket);
-      socket.resume();
+      if (isH2) {
+        this.h2.emit("connection", replayingDuplex(socket, buffered));
+      } else {
+        socket.pause();
+        socket.unshift(buffered);
+        this.h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   }
+}
+
+/**
+ * Node's HTTP/2 server reads a net.Socket through its native handle, which skips bytes that were
+ * read and unshifted while sniffing. A JS Duplex in front of the socket replays them first.
+ */
+function replayingDuplex(socket: net.Socket, head: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(error, callback) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  duplex.push(head);
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("close", () => duplex.destroy());
+  socket.on("error", (error) => duplex.destroy(error));
+  return duplex;
 }

@@ -21,7 +21,13 @@ export function serveHealth(
   }
   if (path === "/readyz") {
     const state = readiness();
-    reply(res, state.ready ? 200 : 503, state.ready ? { status: "healthy", version: GATEWAY_VERSION } : { status: "unavailable", reason: state.reason, version: GATEWAY_VERSION });
+    reply(
+      res,
+      state.ready ? 200 : 503,
+      state.ready
+        ? { status: "healthy", version: GATEWAY_VERSION }
+        : { status: "unavailable", reason: state.reason, version: GATEWAY_VERSION },
+    );
   } else {
     reply(res, 200, { status: "healthy", version: GATEWAY_VERSION });
   }
@@ -30,6 +36,9 @@ export function serveHealth(
 
 function reply(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
-  (res as http.ServerResponse).writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  (res as http.ServerResponse).writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
   (res as http.ServerResponse).end(text);
 }

@@ -1,4 +1,4 @@
-import { type JsonObject, fromJson, toBinary } from "@bufbuild/protobuf";
+import { fromJson, type JsonObject, toBinary } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
 import { OpenShellError } from "@openshell/core";
 import { type SandboxSpec, sandboxv1 } from "@openshell/proto";
@@ -27,7 +27,8 @@ const invalid = (message: string): never => {
 
 export function validateSandboxName(name: string): void {
   const bytes = Buffer.byteLength(name);
-  if (bytes > SPEC_LIMITS.nameBytes) invalid(`sandbox name is ${bytes} bytes; the limit is ${SPEC_LIMITS.nameBytes}`);
+  if (bytes > SPEC_LIMITS.nameBytes)
+    invalid(`sandbox name is ${bytes} bytes; the limit is ${SPEC_LIMITS.nameBytes}`);
   if (!NAME_PATTERN.test(name)) {
     invalid(
       `sandbox name '${name}' is invalid: use lowercase letters, digits and '-', starting and ending with a letter or digit`,
@@ -46,7 +47,11 @@ export function validateSandboxSpec(spec: SandboxSpec | undefined): asserts spec
   const template = spec.template;
   if (template) {
     checkString(template.image, SPEC_LIMITS.templateStringBytes, "spec.template.image");
-    checkString(template.runtimeClassName, SPEC_LIMITS.templateStringBytes, "spec.template.runtime_class_name");
+    checkString(
+      template.runtimeClassName,
+      SPEC_LIMITS.templateStringBytes,
+      "spec.template.runtime_class_name",
+    );
     checkString(template.agentSocket, SPEC_LIMITS.templateStringBytes, "spec.template.agent_socket");
     checkMap(template.labels, "spec.template.labels");
     checkMap(template.annotations, "spec.template.annotations");
@@ -59,7 +64,8 @@ export function validateSandboxSpec(spec: SandboxSpec | undefined): asserts spec
   }
   if (spec.policy) {
     const size = toBinary(sandboxv1.SandboxPolicySchema, spec.policy).length;
-    if (size > SPEC_LIMITS.policyBytes) invalid(`spec.policy is ${size} bytes encoded; the limit is ${SPEC_LIMITS.policyBytes}`);
+    if (size > SPEC_LIMITS.policyBytes)
+      invalid(`spec.policy is ${size} bytes encoded; the limit is ${SPEC_LIMITS.policyBytes}`);
   }
 }
 
@@ -86,13 +92,15 @@ function checkEnvironment(env: Record<string, string>, field: string): void {
   }
   for (const [key, value] of entries) {
     checkString(key, SPEC_LIMITS.envKeyBytes, `${field} key '${key.slice(0, 40)}…'`);
-    if (!ENV_KEY_PATTERN.test(key)) invalid(`${field} key '${key}' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)`);
+    if (!ENV_KEY_PATTERN.test(key))
+      invalid(`${field} key '${key}' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)`);
     checkString(value, SPEC_LIMITS.envValueBytes, `${field}['${key}']`);
   }
 }
 
 function checkStruct(size: number, field: string): void {
-  if (size > SPEC_LIMITS.structBytes) invalid(`${field} is ${size} bytes encoded; the limit is ${SPEC_LIMITS.structBytes}`);
+  if (size > SPEC_LIMITS.structBytes)
+    invalid(`${field} is ${size} bytes encoded; the limit is ${SPEC_LIMITS.structBytes}`);
 }
 
 function encodedStructSize(json: JsonObject): number {

@@ -9,7 +9,7 @@ import type { Store } from "../store/store.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { createLogRpcs } from "./logs-service.js";
 import { createSandboxRpcs } from "./sandbox-service.js";
-import { type SshSessionDeps, createSshSessionRpcs } from "./ssh-session-service.js";
+import { createSshSessionRpcs, type SshSessionDeps } from "./ssh-session-service.js";
 import { connectSupervisor } from "./supervisor-service.js";
 import { watchSandbox } from "./watch-service.js";
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { clone, create, fromBinary } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { OpenShellError, generateSandboxName, randomLetters } from "@openshell/core";
+import { generateSandboxName, OpenShellError, randomLetters } from "@openshell/core";
 import {
   type OpenShell,
   SandboxPhase,
@@ -29,7 +29,10 @@ export interface SandboxServiceDeps {
   namespace: string;
 }
 
-type SandboxRpcs = Pick<ServiceImpl<typeof OpenShell>, "createSandbox" | "getSandbox" | "listSandboxes" | "deleteSandbox">;
+type SandboxRpcs = Pick<
+  ServiceImpl<typeof OpenShell>,
+  "createSandbox" | "getSandbox" | "listSandboxes" | "deleteSandbox"
+>;
 
 /** Sandbox CRUD with upstream's semantics (spec §2.5). */
 export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
@@ -56,7 +59,11 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
       try {
         return { sandbox: await deps.runtime.createSandbox(sandbox) };
       } catch (error) {
-        if (error instanceof OpenShellError && error.code === "already_exists" && error.message.includes(sandbox.name)) {
+        if (
+          error instanceof OpenShellError &&
+          error.code === "already_exists" &&
+          error.message.includes(sandbox.name)
+        ) {
           throw new OpenShellError("already_exists", `sandbox '${sandbox.name}' already exists`);
         }
         throw error;
@@ -94,7 +101,10 @@ export function clampLimit(raw: number): number {
 }
 
 function notFound(name: string): OpenShellError {
-  return new OpenShellError("not_found", `sandbox '${name}' not found; 'openshell sandbox list' shows the sandboxes that exist`);
+  return new OpenShellError(
+    "not_found",
+    `sandbox '${name}' not found; 'openshell sandbox list' shows the sandboxes that exist`,
+  );
 }
 
 async function requireProviders(store: Store, spec: SandboxSpec): Promise<void> {

@@ -26,7 +26,8 @@ export function createSshSessionRpcs(deps: SshSessionDeps): SshRpcs {
       if (!request.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
       const sandbox = await deps.records.get(request.sandboxId);
       if (!sandbox) throw new OpenShellError("not_found", `sandbox ${request.sandboxId} not found`);
-      if (sandbox.phase !== SandboxPhase.READY) throw new OpenShellError("failed_precondition", "sandbox is not ready");
+      if (sandbox.phase !== SandboxPhase.READY)
+        throw new OpenShellError("failed_precondition", "sandbox is not ready");
       const now = Date.now();
       const token = randomUUID();
       const session = create(SshSessionSchema, {
@@ -65,7 +66,12 @@ export function createSshSessionRpcs(deps: SshSessionDeps): SshRpcs {
       if (!row) return { revoked: false };
       const session = fromBinary(SshSessionSchema, row.payload);
       session.revoked = true;
-      await deps.store.updateObject(ObjectTypes.sshSession, row.id, toBinary(SshSessionSchema, session), Date.now());
+      await deps.store.updateObject(
+        ObjectTypes.sshSession,
+        row.id,
+        toBinary(SshSessionSchema, session),
+        Date.now(),
+      );
       return { revoked: true };
     },
   };

@@ -3,8 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { AsyncQueue, type Logger, OpenShellError } from "@openshell/core";
 import {
-  type GatewayMessage,
   GatewayHeartbeatSchema,
+  type GatewayMessage,
   GatewayMessageSchema,
   SessionAcceptedSchema,
   type SupervisorMessage,
@@ -37,7 +37,8 @@ export async function* connectSupervisor(
   const inbound = requests[Symbol.asyncIterator]();
   const first = await inbound.next();
   if (first.done) throw new OpenShellError("invalid_argument", "stream closed before hello");
-  if (first.value.payload.case !== "hello") throw new OpenShellError("invalid_argument", "expected SupervisorHello");
+  if (first.value.payload.case !== "hello")
+    throw new OpenShellError("invalid_argument", "expected SupervisorHello");
   const hello = first.value.payload.value;
   if (!hello.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
   const sandbox = await deps.records.get(hello.sandboxId);
@@ -45,7 +46,11 @@ export async function* connectSupervisor(
 
   const sandboxId = hello.sandboxId;
   const sessionId = randomUUID();
-  const log = deps.logger.child({ sandbox_id: sandboxId, session_id: sessionId, instance_id: hello.instanceId });
+  const log = deps.logger.child({
+    sandbox_id: sandboxId,
+    session_id: sessionId,
+    instance_id: hello.instanceId,
+  });
   const outbound = new AsyncQueue<GatewayMessage>(
     OUTBOUND_CAPACITY,
     () => new OpenShellError("resource_exhausted", "supervisor session outbound queue overflowed"),
@@ -63,7 +68,10 @@ export async function* connectSupervisor(
   log.info({ superseded: superseded?.sessionId }, "supervisor session established");
 
   const heartbeatMs = deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_SECS * 1000;
-  const heartbeat = setInterval(() => outbound.push(message({ case: "heartbeat", value: create(GatewayHeartbeatSchema) })), heartbeatMs);
+  const heartbeat = setInterval(
+    () => outbound.push(message({ case: "heartbeat", value: create(GatewayHeartbeatSchema) })),
+    heartbeatMs,
+  );
   const onAbort = () => outbound.close();
   context.signal.addEventListener("abort", onAbort, { once: true });
   const readInbound = (async () => {
@@ -71,7 +79,10 @@ export async function* connectSupervisor(
       for (let next = await inbound.next(); !next.done; next = await inbound.next()) {
         const payload = next.value.payload;
         if (payload.case === "relayOpenResult" || payload.case === "relayClose") {
-          log.debug({ message: payload.case, channel_id: payload.value.channelId }, "supervisor relay report");
+          log.debug(
+            { message: payload.case, channel_id: payload.value.channelId },
+            "supervisor relay report",
+          );
         }
       }
     } catch (error) {

@@ -8,7 +8,7 @@ import {
   SandboxStreamWarningSchema,
   type WatchSandboxRequest,
 } from "@openshell/proto";
-import { type SandboxEvent, type SandboxEventHub, matchesLogFilter } from "../events/sandbox-event-hub.js";
+import { matchesLogFilter, type SandboxEvent, type SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 
 const WATCH_QUEUE_CAPACITY = 256;
@@ -28,7 +28,11 @@ export async function* watchSandbox(
   if (!request.id) throw new OpenShellError("invalid_argument", "id is required");
   const queue = new AsyncQueue<SandboxEvent>(
     WATCH_QUEUE_CAPACITY,
-    () => new OpenShellError("resource_exhausted", "watch stream fell behind the sandbox's events; reconnect to resume"),
+    () =>
+      new OpenShellError(
+        "resource_exhausted",
+        "watch stream fell behind the sandbox's events; reconnect to resume",
+      ),
   );
   const unsubscribe = deps.hub.subscribe(request.id, (event) => queue.push(event));
   const onAbort = () => queue.close();
@@ -45,11 +49,15 @@ export async function* watchSandbox(
       minLevel: request.logMinLevel,
     };
     if (request.followLogs) {
-      const tail = deps.hub.logTail(request.id, { ...logFilter, lines: request.logTailLines || DEFAULT_LOG_TAIL });
+      const tail = deps.hub.logTail(request.id, {
+        ...logFilter,
+        lines: request.logTailLines || DEFAULT_LOG_TAIL,
+      });
       for (const line of tail.lines) yield event({ case: "log", value: line });
     }
     if (request.followEvents) {
-      for (const platformEvent of deps.hub.eventTail(request.id)) yield event({ case: "event", value: platformEvent });
+      for (const platformEvent of deps.hub.eventTail(request.id))
+        yield event({ case: "event", value: platformEvent });
     }
     if (!request.followStatus && !request.followLogs && !request.followEvents) return;
 
@@ -59,8 +67,12 @@ export async function* watchSandbox(
           if (!request.followStatus && !request.stopOnTerminal) break;
           const current = await deps.records.get(request.id);
           if (!current) break;
-          if (request.followStatus && current.phase !== sandbox.phase) yield event({ case: "sandbox", value: current });
-          else if (request.followStatus && JSON.stringify(current.status?.conditions) !== JSON.stringify(sandbox.status?.conditions)) {
+          if (request.followStatus && current.phase !== sandbox.phase)
+            yield event({ case: "sandbox", value: current });
+          else if (
+            request.followStatus &&
+            JSON.stringify(current.status?.conditions) !== JSON.stringify(sandbox.status?.conditions)
+          ) {
             yield event({ case: "sandbox", value: current });
           }
           sandbox = current;
@@ -68,13 +80,17 @@ export async function* watchSandbox(
           break;
         }
         case "log":
-          if (request.followLogs && matchesLogFilter(next.line, logFilter)) yield event({ case: "log", value: next.line });
+          if (request.followLogs && matchesLogFilter(next.line, logFilter))
+            yield event({ case: "log", value: next.line });
           break;
         case "platform":
           if (request.followEvents) yield event({ case: "event", value: next.event });
           break;
         case "deleted":
-          yield event({ case: "warning", value: create(SandboxStreamWarningSchema, { message: `sandbox ${sandbox.name} was deleted` }) });
+          yield event({
+            case: "warning",
+            value: create(SandboxStreamWarningSchema, { message: `sandbox ${sandbox.name} was deleted` }),
+          });
           return;
       }
     }

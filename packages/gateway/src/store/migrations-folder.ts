@@ -15,5 +15,7 @@ export function findMigrationsFolder(): string {
     if (existsSync(join(candidate, "meta", "_journal.json"))) return candidate;
     dir = dirname(dir);
   }
-  throw new Error("the database migrations (drizzle/meta/_journal.json) were not found next to the gateway; reinstall it");
+  throw new Error(
+    "the database migrations (drizzle/meta/_journal.json) were not found next to the gateway; reinstall it",
+  );
 }

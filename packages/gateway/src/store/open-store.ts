@@ -8,8 +8,11 @@ export function openStore(dbUrl: string): Store {
     let path = dbUrl.slice("sqlite:".length);
     if (path.startsWith("//")) path = path.slice(2);
     path = path.split("?")[0] ?? "";
-    if (path === "" ) {
-      throw new OpenShellError("config_invalid", "--db-url 'sqlite:' needs a path, e.g. sqlite:/var/lib/openshell/gateway.db or sqlite::memory:");
+    if (path === "") {
+      throw new OpenShellError(
+        "config_invalid",
+        "--db-url 'sqlite:' needs a path, e.g. sqlite:/var/lib/openshell/gateway.db or sqlite::memory:",
+      );
     }
     return SqliteStore.open(path === ":memory:" ? ":memory:" : path);
   }
@@ -19,5 +22,8 @@ export function openStore(dbUrl: string): Store {
       "Postgres is not supported by this build yet; use --db-url sqlite:PATH (the embedded default)",
     );
   }
-  throw new OpenShellError("config_invalid", `unsupported database URL scheme: ${dbUrl} (use sqlite:PATH or sqlite::memory:)`);
+  throw new OpenShellError(
+    "config_invalid",
+    `unsupported database URL scheme: ${dbUrl} (use sqlite:PATH or sqlite::memory:)`,
+  );
 }

@@ -7,7 +7,14 @@ import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { findMigrationsFolder } from "./migrations-folder.js";
 import { objects, sandboxPolicies } from "./schema.js";
-import type { ObjectType, Page, PolicyRevisionRecord, PolicyRevisionStatus, Store, StoredObject } from "./store.js";
+import type {
+  ObjectType,
+  Page,
+  PolicyRevisionRecord,
+  PolicyRevisionStatus,
+  Store,
+  StoredObject,
+} from "./store.js";
 
 /** The embedded store: one SQLite file in WAL mode (or memory), schema migrated at open. */
 export class SqliteStore implements Store {
@@ -58,13 +65,20 @@ export class SqliteStore implements Store {
       this.db.insert(objects).values(toRow(object)).run();
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new OpenShellError("already_exists", `${object.type} '${object.name}' already exists`, { cause: error });
+        throw new OpenShellError("already_exists", `${object.type} '${object.name}' already exists`, {
+          cause: error,
+        });
       }
       throw error;
     }
   }
 
-  async updateObject(type: ObjectType, id: string, payload: Uint8Array, updatedAtMs: number): Promise<boolean> {
+  async updateObject(
+    type: ObjectType,
+    id: string,
+    payload: Uint8Array,
+    updatedAtMs: number,
+  ): Promise<boolean> {
     const result = this.db
       .update(objects)
       .set({ payload: Buffer.from(payload), updatedAtMs })
@@ -192,7 +206,11 @@ export class SqliteStore implements Store {
   ): Promise<boolean> {
     const result = this.db
       .update(sandboxPolicies)
-      .set({ status, ...(fields.loadError !== undefined ? { loadError: fields.loadError } : {}), ...(fields.loadedAtMs !== undefined ? { loadedAtMs: fields.loadedAtMs } : {}) })
+      .set({
+        status,
+        ...(fields.loadError !== undefined ? { loadError: fields.loadError } : {}),
+        ...(fields.loadedAtMs !== undefined ? { loadedAtMs: fields.loadedAtMs } : {}),
+      })
       .where(and(eq(sandboxPolicies.sandboxId, sandboxId), eq(sandboxPolicies.version, version)))
       .run();
     return result.changes > 0;

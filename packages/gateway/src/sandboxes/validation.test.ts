@@ -1,0 +1,74 @@
+import { create } from "@bufbuild/protobuf";
+import { SandboxSpecSchema } from "@openshell/proto";
+import { describe, expect, it } from "vitest";
+import { SPEC_LIMITS, validateSandboxName, validateSandboxSpec } from "./validation.js";
+
+const spec = (init: Parameters<typeof create<typeof SandboxSpecSchema>>[1] = {}) =>
+  create(SandboxSpecSchema, init);
+
+describe("validateSandboxSpec", () => {
+  it("requires a spec", () => {
+    expect(() => validateSandboxSpec(undefined)).toThrow("spec is required");
+  });
+
+  it("accepts an empty spec and one at every limit", () => {
+    expect(() => validateSandboxSpec(spec())).not.toThrow();
+    const environment = Object.fromEntries(
+      Array.from({ length: SPEC_LIMITS.envEntries }, (_, i) => [
+        `K${i}`,
+        "v".repeat(SPEC_LIMITS.envValueBytes),
+      ]),
+    );
+    expect(() => validateSandboxSpec(spec({ environment }))).not.toThrow();
+  });
+
+  it("rejects too many env entries, oversized values and bad keys", () => {
+    const tooMany = Object.fromEntries(
+      Array.from({ length: SPEC_LIMITS.envEntries + 1 }, (_, i) => [`K${i}`, "v"]),
+    );
+    expect(() => validateSandboxSpec(spec({ environment: tooMany }))).toThrow(
+      /129 entries; the limit is 128/,
+    );
+    expect(() => validateSandboxSpec(spec({ environment: { BIG: "x".repeat(8193) } }))).toThrow(
+      /8193 bytes; the limit is 8192/,
+    );
+    expect(() => validateSandboxSpec(spec({ environment: { "1BAD": "v" } }))).toThrow(
+      /not a valid variable name/,
+    );
+  });
+
+  it("rejects oversized template fields, providers and log level", () => {
+    expect(() => validateSandboxSpec(spec({ template: { image: "i".repeat(1025) } }))).toThrow(
+      /spec.template.image is 1025 bytes/,
+    );
+    expect(() =>
+      validateSandboxSpec(spec({ providers: Array.from({ length: 33 }, (_, i) => `p${i}`) })),
+    ).toThrow(/33 entries/);
+    expect(() => validateSandboxSpec(spec({ logLevel: "x".repeat(33) }))).toThrow(/log_level/);
+    const big = { blob: "x".repeat(70_000) };
+    expect(() => validateSandboxSpec(spec({ template: { resources: big } }))).toThrow(
+      /resources is \d+ bytes encoded/,
+    );
+  });
+
+  it("errors carry the invalid_argument code", () => {
+    try {
+      validateSandboxSpec(undefined);
+    } catch (error) {
+      expect((error as { code: string }).code).toBe("invalid_argument");
+    }
+    expect.assertions(1);
+  });
+});
+
+describe("validateSandboxName", () => {
+  it.each(["a", "brave-otter", "x1", "a".repeat(63)])("accepts %s", (name) => {
+    expect(() => validateSandboxName(name)).not.toThrow();
+  });
+  it.each(["Upper", "-lead", "trail-", "has space", "semi;colon", "dot.ted"])("rejects %s", (name) => {
+    expect(() => validateSandboxName(name)).toThrow(/is invalid/);
+  });
+  it("rejects names over 253 bytes", () => {
+    expect(() => validateSandboxName("a".repeat(254))).toThrow(/254 bytes; the limit is 253/);
+  });
+});

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { OpenShell } from "@openshell/proto";
+
+const REPO = resolve(import.meta.dirname, "..", "..", "..");
+export const GATEWAY_BIN = join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
+export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
+
+export interface RunningGateway {
+  port: number;
+  pid: number;
+  stateDir: string;
+  url: string;
+  grpc: Client<typeof OpenShell>;
+  connect: Client<typeof OpenShell>;
+  output(): string;
+  /** Sends `signal` and resolves with the exit code/signal. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function makeStateDir(): string {
+  // Short on purpose: the driver's Unix socket lives inside.
+  return mkdtempSync(join(tmpdir(), "osgw-"));
+}
+
+export function removeStateDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** Starts the real gateway binary with the test-only driver, bound to 127.0.0.1. */
+export async function startGateway(options: {
+  stateDir: string;
+  dbUrl?: string;
+  port?: number;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+}): Promise<RunningGateway> {
+  const port = options.port ?? (await freePort());
+  const args = [
+    GATEWAY_BIN,
+    "--drivers",
+    "test",
+    "--driver-dir",
+    DRIVER_DIR,
+    "--driver-state-dir",
+    join(options.stateDir, "drv"),
+    "--disable-tls",
+    "--bind-address",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--db-url",
+    options.dbUrl ?? `sqlite:${join(options.stateDir, "gateway.db")}`,
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, OPENSHELL_WATCH_RETRY_MS: "200", ...options.env },
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    output += chunk;
+  });
+  await waitFor(
+    () => output.includes('"msg":"Server listening"'),
+    15_000,
+    () => `gateway did not start:\n${output}`,
+    child,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port,
+    pid: child.pid as number,
+    stateDir: options.stateDir,
+    url,
+    grpc: createClient(OpenShell, createGrpcTransport({ baseUrl: url })),
+    connect: createClient(OpenShell, createConnectTransport({ baseUrl: url, httpVersion: "1.1" })),
+    output: () => output,
+    stop: (signal = "SIGTERM") => stopChild(child, signal),
+  };
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals) {
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolveExit({ code: child.exitCode, signal: child.signalCode });
+      return;
+    }
+    child.once("exit", (code, sig) => resolveExit({ code, signal: sig }));
+    child.kill(signal);
+  });
+}
+
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  message: () => string,
+  child?: ChildProcess,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    if (child && child.exitCode !== null) throw new Error(`process exited (${child.exitCode}): ${message()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(message());
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up everything on a fresh Debian 12 machine and builds the binaries. Idempotent: a second run
+# installs nothing and rebuilds only when sources changed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=lib/toolchain.sh
+source "$ROOT/scripts/lib/toolchain.sh"
+
+ensure_node
+ensure_pnpm
+toolchain_log "node $(node --version), pnpm $(pnpm --version)"
+
+stamp_dir="$ROOT/node_modules/.openshell"
+deps_hash=$(find package.json pnpm-lock.yaml pnpm-workspace.yaml packages apps e2e bench -maxdepth 2 -name package.json -not -path "*/node_modules/*" 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/deps" 2>/dev/null)" != "$deps_hash$(node --version)" ]; then
+  toolchain_log "installing dependencies"
+  CI=true pnpm install --frozen-lockfile
+  mkdir -p "$stamp_dir" && printf '%s' "$deps_hash$(node --version)" >"$stamp_dir/deps"
+fi
+
+src_hash=$(find proto packages apps -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.json' -o -name '*.proto' -o -name '*.sql' \) -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp_dir/build" 2>/dev/null)" != "$src_hash" ] || ! ls packages/gateway/dist/openshell-gateway.js >/dev/null 2>&1; then
+  toolchain_log "building binaries"
+  pnpm run build >/dev/null
+  printf '%s' "$src_hash" >"$stamp_dir/build"
+fi
+toolchain_log "ready: openshell-gateway at packages/gateway/dist/openshell-gateway.js"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command: set-up (idempotent), lint, typecheck, proto drift check, all tests.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh
+source "$ROOT/scripts/lib/toolchain.sh"
+ensure_node && ensure_pnpm
+
+echo "== lint (biome)"
+pnpm exec biome check .
+echo "== typecheck (tsc)"
+pnpm exec tsc -p tsconfig.json
+echo "== proto drift (buf lint, buf generate leaves no diff)"
+bash scripts/proto-check.sh
+echo "== tests (vitest)"
+pnpm exec vitest run "$@"
