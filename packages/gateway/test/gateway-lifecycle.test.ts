@@ -291,9 +291,17 @@ describe("crashes and restarts", () => {
   it("fails to start with a clear message when the driver binary is missing", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    await expect(
-      startGateway({ stateDir, extraArgs: ["--driver-dir", "/nonexistent"], env: { PATH: "/usr/bin" } }),
-    ).rejects.toThrow(/compute driver binary 'openshell-driver-test' not found/);
+    const started = startGateway({
+      stateDir,
+      extraArgs: ["--driver-dir", "/nonexistent"],
+      env: { PATH: "/usr/bin" },
+    });
+    // Should it start after all, track it so afterEach stops it instead of leaking a process.
+    started.then(
+      (gw) => running.push(gw),
+      () => undefined,
+    );
+    await expect(started).rejects.toThrow(/compute driver binary 'openshell-driver-test' not found/);
   });
 });
 

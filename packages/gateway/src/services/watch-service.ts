@@ -67,14 +67,10 @@ export async function* watchSandbox(
           if (!request.followStatus && !request.stopOnTerminal) break;
           const current = await deps.records.get(request.id);
           if (!current) break;
-          if (request.followStatus && current.phase !== sandbox.phase)
-            yield event({ case: "sandbox", value: current });
-          else if (
-            request.followStatus &&
-            JSON.stringify(current.status?.conditions) !== JSON.stringify(sandbox.status?.conditions)
-          ) {
-            yield event({ case: "sandbox", value: current });
-          }
+          const changed =
+            current.phase !== sandbox.phase ||
+            JSON.stringify(current.status?.conditions) !== JSON.stringify(sandbox.status?.conditions);
+          if (request.followStatus && changed) yield event({ case: "sandbox", value: current });
           sandbox = current;
           if (request.stopOnTerminal && isTerminal(current)) return;
           break;
