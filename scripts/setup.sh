@@ -12,14 +12,18 @@ ensure_pnpm
 toolchain_log "node $(node --version), pnpm $(pnpm --version)"
 
 stamp_dir="$ROOT/node_modules/.openshell"
-deps_hash=$(find package.json pnpm-lock.yaml pnpm-workspace.yaml packages apps e2e bench -maxdepth 2 -name package.json -not -path "*/node_modules/*" 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+# Hash only paths that exist: a fresh clone has no empty directories, and find would fail on them.
+existing() { for p in "$@"; do [ -e "$p" ] && printf '%s\n' "$p"; done; return 0; }
+mapfile -t dep_roots < <(existing package.json pnpm-lock.yaml pnpm-workspace.yaml packages apps e2e bench)
+mapfile -t src_roots < <(existing proto packages apps)
+deps_hash=$(find "${dep_roots[@]}" -maxdepth 2 -name package.json -not -path "*/node_modules/*" 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp_dir/deps" 2>/dev/null)" != "$deps_hash$(node --version)" ]; then
   toolchain_log "installing dependencies"
   CI=true pnpm install --frozen-lockfile
   mkdir -p "$stamp_dir" && printf '%s' "$deps_hash$(node --version)" >"$stamp_dir/deps"
 fi
 
-src_hash=$(find proto packages apps -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.json' -o -name '*.proto' -o -name '*.sql' \) -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+src_hash=$(find "${src_roots[@]}" -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.json' -o -name '*.proto' -o -name '*.sql' \) -print 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp_dir/build" 2>/dev/null)" != "$src_hash" ] || ! ls packages/gateway/dist/openshell-gateway.js >/dev/null 2>&1; then
   toolchain_log "building binaries"
   pnpm run build >/dev/null
