@@ -7,8 +7,12 @@ cd "$ROOT"
 # shellcheck source=lib/toolchain.sh
 source "$ROOT/scripts/lib/toolchain.sh"
 
+# shellcheck source=lib/host-packages.sh
+source "$ROOT/scripts/lib/host-packages.sh"
+
 ensure_node
 ensure_pnpm
+ensure_host_packages
 toolchain_log "node $(node --version), pnpm $(pnpm --version)"
 
 stamp_dir="$ROOT/node_modules/.openshell"

@@ -7,8 +7,8 @@ export default defineConfig({
   target: "node24",
   bundle: true,
   // Native addon stays a real dependency; everything else is bundled so the binary starts fast.
-  noExternal: [/^(?!better-sqlite3$).*/],
-  external: ["better-sqlite3"],
+  noExternal: [/^(?!(better-sqlite3|ssh2|cpu-features)$).*/],
+  external: ["better-sqlite3", "ssh2", "cpu-features"],
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
   },

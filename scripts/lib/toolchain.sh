@@ -51,6 +51,9 @@ ensure_pnpm() {
     entry="$prefix/node_modules/pnpm/bin/pnpm.mjs"
     [ -f "$entry" ] || entry="$prefix/node_modules/pnpm/bin/pnpm.cjs"
   fi
+  # Install scripts call `node-gyp` from PATH; pnpm ships one in its dist/ but does not add it when
+  # launched through node, so native builds (ssh2, node-pty) would fail with "node-gyp: not found".
+  export PATH="$prefix/node_modules/pnpm/dist/node-gyp-bin:$PATH"
   printf '#!/bin/sh\nexec node "%s" "$@"\n' "$entry" >"$bin_dir/pnpm.tmp" && chmod +x "$bin_dir/pnpm.tmp" && mv "$bin_dir/pnpm.tmp" "$bin_dir/pnpm"
   hash -r
 }

@@ -31,6 +31,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.items.push(item);
   }
 
+  /** True once closed or failed: later pushes are dropped. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

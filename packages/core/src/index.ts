@@ -5,3 +5,4 @@ export * from "./logger.js";
 export * from "./names.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
+export * from "./ocsf.js";

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import { runDriverMain } from "@openshell/driver-sdk";
+import { SupervisorProcesses, supervisorLaunchConfigFromEnv } from "./supervisor-processes.js";
 import { TestDriver } from "./test-driver.js";
 
 await runDriverMain({
@@ -15,7 +16,12 @@ await runDriverMain({
     return { deleteDelayMs };
   },
   create: async (common, extra) => {
-    const driver = new TestDriver({ stateDir: common.stateDir, deleteDelayMs: extra.deleteDelayMs });
+    const launch = supervisorLaunchConfigFromEnv(process.env, common.stateDir);
+    const driver = new TestDriver({
+      stateDir: common.stateDir,
+      deleteDelayMs: extra.deleteDelayMs,
+      supervisors: launch ? new SupervisorProcesses(launch) : undefined,
+    });
     await driver.load();
     // Tests find the driver process here to crash it on purpose.
     writeFileSync(join(common.stateDir, "driver.pid"), String(process.pid));

@@ -5,6 +5,7 @@ import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { AsyncQueue, OpenShellError } from "@openshell/core";
 import type { ComputeDriverImpl } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
+import type { SupervisorProcesses } from "./supervisor-processes.js";
 
 /**
  * TEST-ONLY compute driver. It runs nothing: it records sandboxes in `<state-dir>/sandboxes.json` and
@@ -19,6 +20,8 @@ import { compute } from "@openshell/proto";
 export interface TestDriverOptions {
   stateDir: string;
   deleteDelayMs: number;
+  /** When set, every sandbox also gets a real supervisor process on the host. */
+  supervisors?: SupervisorProcesses;
 }
 
 const HOOK_REJECT = "OPENSHELL_TEST_DRIVER_REJECT";
@@ -47,10 +50,21 @@ export class TestDriver {
       const sandbox = fromJsonString(compute.DriverSandboxSchema, json);
       this.sandboxes.set(sandbox.id, sandbox);
     }
-    // Deletions interrupted by a crash complete now.
+    // Deletions interrupted by a crash complete now; live sandboxes get their supervisor back.
     for (const sandbox of [...this.sandboxes.values()]) {
       if (sandbox.status?.deleting) this.finishDelete(sandbox.id);
+      else this.runSupervisor(sandbox);
     }
+  }
+
+  private runSupervisor(sandbox: compute.DriverSandbox): void {
+    this.options.supervisors?.ensureRunning(sandbox, (code) => {
+      const current = this.sandboxes.get(sandbox.id);
+      if (!current || current.status?.deleting) return;
+      setReady(current, "False", "ProcessExited", `supervisor exited (code ${code ?? "unknown"})`);
+      void this.save();
+      this.emitSnapshot(current);
+    });
   }
 
   impl(): ComputeDriverImpl {
@@ -98,6 +112,7 @@ export class TestDriver {
         this.sandboxes.set(sandbox.id, sandbox);
         await this.save();
         this.emitSnapshot(sandbox);
+        this.runSupervisor(sandbox);
         this.emitPlatformEvent(
           sandbox.id,
           "Normal",
@@ -134,6 +149,7 @@ export class TestDriver {
         const sandbox = this.find(req.sandboxId, req.sandboxName);
         if (!sandbox) return { deleted: false };
         if (sandbox.status) sandbox.status.deleting = true;
+        this.options.supervisors?.stop(sandbox.id);
         await this.save();
         this.emitSnapshot(sandbox);
         setTimeout(() => this.finishDelete(sandbox.id), this.options.deleteDelayMs);

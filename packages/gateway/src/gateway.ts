@@ -2,6 +2,7 @@ import http from "node:http";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
+import { SupervisorCredentials } from "./auth/supervisor-credentials.js";
 import { ComputeRuntime } from "./compute/compute-runtime.js";
 import { gatewayDirectory, resolveDriverCommand } from "./compute/driver-binary.js";
 import { DriverProcess } from "./compute/driver-process.js";
@@ -9,8 +10,10 @@ import type { GatewayConfig } from "./config/gateway-config.js";
 import { SandboxEventHub } from "./events/sandbox-event-hub.js";
 import { GatewayServer, type RequestHandler } from "./http/gateway-server.js";
 import { serveHealth } from "./http/health-routes.js";
+import { SshConnectTunnel } from "./http/ssh-connect-tunnel.js";
 import { SandboxRecords } from "./sandboxes/sandbox-records.js";
 import { createOpenShellService } from "./services/openshell-service.js";
+import { reapSshSessions, SSH_SESSION_REAP_INTERVAL_MS } from "./services/ssh-session-service.js";
 import { SupervisorSessionRegistry } from "./sessions/supervisor-session-registry.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -27,6 +30,7 @@ export class Gateway {
   private healthServer: http.Server | undefined;
   private readonly shutdown = new AbortController();
   private readonly sessions = new SupervisorSessionRegistry();
+  private sshSessionReaper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -43,6 +47,7 @@ export class Gateway {
     this.store = store;
     logger.info({ store: store.description }, "store opened");
 
+    const credentials = await SupervisorCredentials.load(store);
     const records = new SandboxRecords(store);
     const hub = new SandboxEventHub();
     const command = resolveDriverCommand(config.driver, {
@@ -68,6 +73,7 @@ export class Gateway {
       records,
       hub,
       hasSession: (id) => this.sessions.has(id),
+      issueSupervisorToken: (id) => credentials.issue(id),
       logger,
       reconcileIntervalMs: config.timings.reconcileIntervalMs,
       orphanGraceMs: config.timings.orphanGraceMs,
@@ -82,6 +88,7 @@ export class Gateway {
       hub,
       runtime,
       sessions: this.sessions,
+      credentials,
       logger,
       namespace: config.sandboxNamespace,
       ssh: {
@@ -100,8 +107,29 @@ export class Gateway {
       driver.isReady
         ? { ready: true }
         : { ready: false, reason: `compute driver '${config.driver}' is not ready` };
+    const tunnel = new SshConnectTunnel({
+      store,
+      records,
+      sessions: this.sessions,
+      logger,
+      connectPath: config.sshConnectPath,
+    });
+    this.sessions.startReaper();
+    this.sshSessionReaper = setInterval(() => {
+      reapSshSessions(store)
+        .then((reaped) => reaped > 0 && logger.info({ reaped }, "expired or revoked SSH sessions deleted"))
+        .catch((error: unknown) => logger.warn({ err: (error as Error).message }, "SSH session reaper failed"));
+    }, SSH_SESSION_REAP_INTERVAL_MS);
+    this.sshSessionReaper.unref();
     const handler: RequestHandler = (req, res) => {
       if (serveHealth(req, res, readiness)) return;
+      if (tunnel.handlesPath(req.url)) {
+        res.statusCode = 405;
+        res.setHeader("allow", "CONNECT");
+        res.setHeader("content-type", "text/plain");
+        res.end(`${req.method} is not allowed on ${config.sshConnectPath}; use CONNECT\n`);
+        return;
+      }
       connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
     };
 
@@ -111,6 +139,7 @@ export class Gateway {
       tls: config.tls,
       handler,
       logger,
+      onConnect: (req, socket, head) => tunnel.handle(req, socket, head),
     });
     await this.server.listen();
     if (config.healthPort !== 0) {
@@ -139,6 +168,7 @@ export class Gateway {
   async stop(): Promise<void> {
     this.logger.info("shutting down");
     this.shutdown.abort();
+    clearInterval(this.sshSessionReaper);
     this.sessions.shutdownAll();
     await this.server?.close(this.config.timings.drainTimeoutMs);
     await new Promise<void>((resolve) =>

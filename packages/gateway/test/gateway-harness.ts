@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -132,4 +132,17 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The supervisor credential the gateway issued for a sandbox, read from the test driver's state
+ * (a real driver hands it to the supervisor; tests that play the supervisor need it too).
+ */
+export function supervisorTokenOf(stateDir: string, sandboxId: string): string {
+  const rows = JSON.parse(readFileSync(join(stateDir, "drv", "sandboxes.json"), "utf8")) as string[];
+  for (const row of rows) {
+    const sandbox = JSON.parse(row) as { id: string; spec?: { supervisorToken?: string } };
+    if (sandbox.id === sandboxId && sandbox.spec?.supervisorToken) return sandbox.spec.supervisorToken;
+  }
+  throw new Error(`no supervisor token for ${sandboxId} in the test driver's state`);
 }

@@ -16,6 +16,7 @@ import {
   type RunningGateway,
   removeStateDir,
   startGateway,
+  supervisorTokenOf,
   waitFor,
 } from "./gateway-harness.js";
 
@@ -178,9 +179,12 @@ describe("watch and gateway-owned readiness", () => {
       () => `no platform event: ${JSON.stringify(events.map((e) => e.payload.case))}`,
     );
 
-    // A supervisor session (the real supervisor arrives in the next issue; here the generated client plays it).
+    // The generated client plays the supervisor here (supervisor-relay.test.ts runs the real one).
     const outbound = supervisorStream(sandbox.id);
-    const session = gw.grpc.connectSupervisor(outbound.iterable, { signal: abort.signal });
+    const session = gw.grpc.connectSupervisor(outbound.iterable, {
+      signal: abort.signal,
+      headers: { authorization: `Bearer ${supervisorTokenOf(gw.stateDir, sandbox.id)}` },
+    });
     const iterator = session[Symbol.asyncIterator]();
     const accepted = await iterator.next();
     expect(accepted.value?.payload.case).toBe("sessionAccepted");
@@ -212,17 +216,40 @@ describe("watch and gateway-owned readiness", () => {
     abort.abort();
   });
 
-  it("rejects a supervisor hello for an unknown sandbox", async () => {
+  it("accepts a supervisor only with its own sandbox's credential", async () => {
     const gw = await gateway();
-    const outbound = supervisorStream("no-such-id");
-    const failure = await code(
-      (async () => {
-        for await (const _ of gw.grpc.connectSupervisor(outbound.iterable)) {
-          // drain
-        }
-      })(),
-    );
-    expect(failure).toEqual({ code: Code.NotFound, message: "sandbox not found" });
+    const a = (await gw.grpc.createSandbox({ spec: {}, name: "sandbox-a" })).sandbox!;
+    const b = (await gw.grpc.createSandbox({ spec: {}, name: "sandbox-b" })).sandbox!;
+    const tokenA = supervisorTokenOf(gw.stateDir, a.id);
+    const hello = (sandboxId: string, authorization?: string) =>
+      code(
+        (async () => {
+          const outbound = supervisorStream(sandboxId);
+          const headers = authorization ? { authorization } : undefined;
+          for await (const _ of gw.grpc.connectSupervisor(outbound.iterable, { headers })) {
+            outbound.end();
+          }
+        })(),
+      );
+    expect(await hello(b.id)).toMatchObject({ code: Code.Unauthenticated });
+    expect(await hello(b.id, `Bearer ${tokenA}`)).toEqual({
+      code: Code.PermissionDenied,
+      message: `supervisor credential belongs to sandbox ${a.id}, not ${b.id}`,
+    });
+    const forged = `${tokenA.split(".").slice(0, 2).join(".")}.${Buffer.alloc(32).toString("base64url")}`;
+    expect(await hello(a.id, `Bearer ${forged}`)).toEqual({
+      code: Code.Unauthenticated,
+      message: "supervisor credential signature is invalid",
+    });
+    // The credential survives a gateway restart (the signing key is in the store).
+    await gw.stop("SIGTERM");
+    running.splice(running.indexOf(gw), 1);
+    const again = await gateway({ stateDir: gw.stateDir, port: gw.port });
+    const outbound = supervisorStream(a.id);
+    const session = again.grpc.connectSupervisor(outbound.iterable, { headers: { authorization: `Bearer ${tokenA}` } });
+    const first = await session[Symbol.asyncIterator]().next();
+    expect(first.value?.payload.case).toBe("sessionAccepted");
+    outbound.end();
   });
 });
 

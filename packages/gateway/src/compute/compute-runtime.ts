@@ -18,6 +18,8 @@ export interface ComputeRuntimeOptions {
   hub: SandboxEventHub;
   /** Whether a supervisor session is live for a sandbox (the session registry). */
   hasSession: (sandboxId: string) => boolean;
+  /** Issues the credential the driver hands to the sandbox's supervisor. */
+  issueSupervisorToken: (sandboxId: string) => string;
   logger: Logger;
   reconcileIntervalMs: number;
   orphanGraceMs: number;
@@ -52,9 +54,13 @@ export class ComputeRuntime {
     await Promise.allSettled(this.loops);
   }
 
+  private driverSandbox(sandbox: Sandbox): compute.DriverSandbox {
+    return toDriverSandbox(sandbox, this.options.issueSupervisorToken(sandbox.id));
+  }
+
   async validateCreate(sandbox: Sandbox): Promise<void> {
     const client = await this.options.driver.client();
-    await client.validateSandboxCreate({ sandbox: toDriverSandbox(sandbox) }).catch((error: unknown) => {
+    await client.validateSandboxCreate({ sandbox: this.driverSandbox(sandbox) }).catch((error: unknown) => {
       throw driverError(error, "validate sandbox");
     });
   }
@@ -69,7 +75,7 @@ export class ComputeRuntime {
     );
     try {
       const client = await this.options.driver.client();
-      await client.createSandbox({ sandbox: toDriverSandbox(sandbox) });
+      await client.createSandbox({ sandbox: this.driverSandbox(sandbox) });
     } catch (error) {
       await this.lock.run(() => this.options.records.delete(sandbox.id));
       this.options.hub.notifyDeleted(sandbox.id);

@@ -14,7 +14,7 @@ import {
  * Translation between the gateway's public types and the driver-native ones. Drivers never see a
  * public Sandbox; the gateway never stores a DriverSandbox.
  */
-export function toDriverSandbox(sandbox: Sandbox): compute.DriverSandbox {
+export function toDriverSandbox(sandbox: Sandbox, supervisorToken: string): compute.DriverSandbox {
   const spec = sandbox.spec;
   const template = spec?.template;
   return create(compute.DriverSandboxSchema, {
@@ -25,6 +25,7 @@ export function toDriverSandbox(sandbox: Sandbox): compute.DriverSandbox {
       logLevel: spec?.logLevel ?? "",
       environment: spec?.environment ?? {},
       gpu: spec?.gpu ?? false,
+      supervisorToken,
       template: {
         image: template?.image ?? "",
         agentSocketPath: template?.agentSocket ?? "",

@@ -1,7 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { OpenShellError } from "@openshell/core";
 import type { OpenShell } from "@openshell/proto";
+import { bearerToken } from "./bearer-token.js";
 import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
+import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 
 const DEFAULT_LOG_LINES = 2000;
@@ -9,7 +11,11 @@ const MAX_LINES_PER_PUSH = 100;
 
 type LogRpcs = Pick<ServiceImpl<typeof OpenShell>, "getSandboxLogs" | "pushSandboxLogs">;
 
-export function createLogRpcs(deps: { records: SandboxRecords; hub: SandboxEventHub }): LogRpcs {
+export function createLogRpcs(deps: {
+  records: SandboxRecords;
+  hub: SandboxEventHub;
+  credentials: SupervisorCredentials;
+}): LogRpcs {
   return {
     async getSandboxLogs(request) {
       if (!request.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
@@ -26,9 +32,12 @@ export function createLogRpcs(deps: { records: SandboxRecords; hub: SandboxEvent
     },
 
     /** Supervisor log shipping: at most 100 lines per batch, tagged source "sandbox". */
-    async pushSandboxLogs(requests) {
+    async pushSandboxLogs(requests, context) {
+      const token = bearerToken(context.requestHeader);
+      deps.credentials.verify(token);
       for await (const batch of requests) {
         if (!batch.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
+        deps.credentials.authorize(token, batch.sandboxId);
         for (const line of batch.logs.slice(0, MAX_LINES_PER_PUSH)) {
           line.sandboxId = batch.sandboxId;
           line.source = "sandbox";

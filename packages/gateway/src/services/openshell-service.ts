@@ -1,13 +1,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type Logger, mapServiceErrors } from "@openshell/core";
 import { OpenShell, ServiceStatus } from "@openshell/proto";
+import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
 import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import type { Store } from "../store/store.js";
 import { GATEWAY_VERSION } from "../version.js";
+import { execSandbox } from "./exec-service.js";
 import { createLogRpcs } from "./logs-service.js";
+import { relayStream } from "./relay-service.js";
 import { createSandboxRpcs } from "./sandbox-service.js";
 import { createSshSessionRpcs, type SshSessionDeps } from "./ssh-session-service.js";
 import { connectSupervisor } from "./supervisor-service.js";
@@ -19,6 +22,7 @@ export interface OpenShellServiceDeps {
   hub: SandboxEventHub;
   runtime: ComputeRuntime;
   sessions: SupervisorSessionRegistry;
+  credentials: SupervisorCredentials;
   logger: Logger;
   namespace: string;
   ssh: Omit<SshSessionDeps, "records" | "store">;
@@ -33,6 +37,8 @@ export function createOpenShellService(deps: OpenShellServiceDeps): Partial<Serv
     ...createLogRpcs(deps),
     ...createSshSessionRpcs({ ...deps.ssh, records: deps.records, store: deps.store }),
     connectSupervisor: (requests, context) => connectSupervisor(requests, context, deps),
+    relayStream: (requests, context) => relayStream(requests, context, deps),
+    execSandbox: (request, context) => execSandbox(request, context, deps),
   };
   return mapServiceErrors(OpenShell, impl);
 }

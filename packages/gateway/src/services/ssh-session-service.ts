@@ -76,3 +76,20 @@ export function createSshSessionRpcs(deps: SshSessionDeps): SshRpcs {
     },
   };
 }
+
+/** Upstream reaps expired and revoked SSH sessions hourly. */
+export const SSH_SESSION_REAP_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Deletes SSH sessions that are revoked or expired; returns how many went. */
+export async function reapSshSessions(store: Store, nowMs = Date.now()): Promise<number> {
+  const rows = await store.listObjects(ObjectTypes.sshSession, { limit: 100_000, offset: 0 });
+  let reaped = 0;
+  for (const row of rows) {
+    const session = fromBinary(SshSessionSchema, row.payload);
+    const expired = session.expiresAtMs > 0n && BigInt(nowMs) > session.expiresAtMs;
+    if (session.revoked || expired) {
+      if (await store.deleteObject(ObjectTypes.sshSession, row.id)) reaped++;
+    }
+  }
+  return reaped;
+}

@@ -9,9 +9,11 @@ import {
   SessionAcceptedSchema,
   type SupervisorMessage,
 } from "@openshell/proto";
+import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
+import { bearerToken } from "./bearer-token.js";
 
 export const HEARTBEAT_INTERVAL_SECS = 15;
 const OUTBOUND_CAPACITY = 64;
@@ -20,6 +22,7 @@ export interface SupervisorServiceDeps {
   records: SandboxRecords;
   sessions: SupervisorSessionRegistry;
   runtime: ComputeRuntime;
+  credentials: SupervisorCredentials;
   logger: Logger;
   heartbeatIntervalMs?: number;
 }
@@ -41,6 +44,7 @@ export async function* connectSupervisor(
     throw new OpenShellError("invalid_argument", "expected SupervisorHello");
   const hello = first.value.payload.value;
   if (!hello.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
+  deps.credentials.authorize(bearerToken(context.requestHeader), hello.sandboxId);
   const sandbox = await deps.records.get(hello.sandboxId);
   if (!sandbox) throw new OpenShellError("not_found", "sandbox not found");
 
@@ -55,16 +59,18 @@ export async function* connectSupervisor(
     OUTBOUND_CAPACITY,
     () => new OpenShellError("resource_exhausted", "supervisor session outbound queue overflowed"),
   );
-  const superseded = deps.sessions.register(sandboxId, {
+  const session = {
     sessionId,
     instanceId: hello.instanceId,
     connectedAt: new Date(),
-    send: (message) => {
+    send: (message: GatewayMessage) => {
+      if (outbound.isClosed) return false;
       outbound.push(message);
       return true;
     },
     shutdown: () => outbound.close(),
-  });
+  };
+  const superseded = deps.sessions.register(sandboxId, session);
   log.info({ superseded: superseded?.sessionId }, "supervisor session established");
 
   const heartbeatMs = deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_SECS * 1000;
@@ -97,6 +103,10 @@ export async function* connectSupervisor(
       case: "sessionAccepted",
       value: create(SessionAcceptedSchema, { sessionId, heartbeatIntervalSecs: HEARTBEAT_INTERVAL_SECS }),
     });
+    if (superseded) {
+      const replayed = deps.sessions.replayPendingRelays(sandboxId, session);
+      if (replayed > 0) log.info({ replayed }, "pending relays replayed to the new session");
+    }
     await deps.runtime.supervisorSessionConnected(sandboxId);
     yield* outbound;
   } finally {

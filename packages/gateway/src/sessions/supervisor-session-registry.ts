@@ -1,4 +1,8 @@
-import type { GatewayMessage } from "@openshell/proto";
+import { randomUUID } from "node:crypto";
+import { type Duplex, duplexPair } from "node:stream";
+import { create } from "@bufbuild/protobuf";
+import { Backoff, OpenShellError, sleep } from "@openshell/core";
+import { type GatewayMessage, GatewayMessageSchema, RelayOpenSchema } from "@openshell/proto";
 
 export interface LiveSession {
   sessionId: string;
@@ -10,13 +14,51 @@ export interface LiveSession {
   shutdown(): void;
 }
 
+/** Upstream's constants (supervisor_session.rs). */
+export const RelayLimits = {
+  pendingTimeoutMs: 10_000,
+  maxPending: 256,
+  maxPendingPerSandbox: 32,
+  sessionWaitInitialMs: 100,
+  sessionWaitMaxMs: 2_000,
+  reapIntervalMs: 30_000,
+  /** Buffer of each side of the in-gateway duplex that joins a relay to its requester. */
+  duplexBufferBytes: 64 * 1024,
+} as const;
+
+interface PendingRelay {
+  sandboxId: string;
+  createdAt: number;
+  deliver(stream: Duplex): boolean;
+  /** The requester gave up: a later delivery fails. */
+  abandon(): void;
+}
+
+export interface OpenedRelay {
+  channelId: string;
+  /** Resolves with the requester's end of the relay once the supervisor claims it. */
+  claimed: Promise<Duplex>;
+}
+
 /**
- * The live supervisor session of each sandbox (upstream SupervisorSessionRegistry). A new session of
- * the same sandbox supersedes the old one; removal is guarded by session id so a superseded session
- * ending late cannot remove its successor.
+ * The live supervisor session of each sandbox and the relays waiting for a supervisor to claim
+ * them (upstream SupervisorSessionRegistry). A new session of the same sandbox supersedes the old
+ * one and inherits its pending relays; removal is guarded by session id so a superseded session
+ * ending late cannot remove its successor. JavaScript runs this single-threaded, so every
+ * check-then-insert below is atomic without a lock.
  */
 export class SupervisorSessionRegistry {
   private readonly sessions = new Map<string, LiveSession>();
+  private readonly pending = new Map<string, PendingRelay>();
+  private reaper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Starts the periodic reaper of relays nobody claimed in time. */
+  startReaper(intervalMs: number = RelayLimits.reapIntervalMs): void {
+    this.reaper ??= setInterval(() => this.reapExpiredRelays(), intervalMs);
+    this.reaper.unref();
+  }
 
   /** Registers `session`; returns the session it superseded, already told to shut down. */
   register(sandboxId: string, session: LiveSession): LiveSession | undefined {
@@ -40,11 +82,149 @@ export class SupervisorSessionRegistry {
     return this.sessions.get(sandboxId);
   }
 
-  /** Drops the sandbox's session (sandbox deleted), ending its stream. */
+  /** Waits for a session with backoff 100 ms doubling to 2 s; UNAVAILABLE when `timeoutMs` passes. */
+  async waitForSession(sandboxId: string, timeoutMs: number, signal?: AbortSignal): Promise<LiveSession> {
+    const deadline = this.now() + timeoutMs;
+    const backoff = new Backoff(RelayLimits.sessionWaitInitialMs, RelayLimits.sessionWaitMaxMs);
+    for (;;) {
+      const session = this.sessions.get(sandboxId);
+      if (session) return session;
+      const delay = backoff.next();
+      if (signal?.aborted || this.now() + delay > deadline) {
+        throw new OpenShellError("unavailable", "supervisor session not connected");
+      }
+      await sleep(delay, signal);
+    }
+  }
+
+  /**
+   * Asks the sandbox's supervisor to open a relay: waits up to `sessionWaitMs` for a session,
+   * checks the caps and records the pending relay in one synchronous step, then sends RelayOpen.
+   */
+  async openRelay(sandboxId: string, sessionWaitMs: number, signal?: AbortSignal): Promise<OpenedRelay> {
+    const session = await this.waitForSession(sandboxId, sessionWaitMs, signal);
+    if (this.pending.size >= RelayLimits.maxPending) {
+      throw new OpenShellError(
+        "resource_exhausted",
+        `gateway relay capacity reached (${RelayLimits.maxPending} in flight)`,
+      );
+    }
+    let perSandbox = 0;
+    for (const relay of this.pending.values()) if (relay.sandboxId === sandboxId) perSandbox++;
+    if (perSandbox >= RelayLimits.maxPendingPerSandbox) {
+      throw new OpenShellError(
+        "resource_exhausted",
+        `per-sandbox relay limit reached (${RelayLimits.maxPendingPerSandbox} in flight for ${sandboxId})`,
+      );
+    }
+    const channelId = randomUUID();
+    let settled = false;
+    const claimed = new Promise<Duplex>((resolve) => {
+      this.pending.set(channelId, {
+        sandboxId,
+        createdAt: this.now(),
+        deliver: (stream) => {
+          if (settled) return false;
+          settled = true;
+          resolve(stream);
+          return true;
+        },
+        abandon: () => {
+          settled = true;
+        },
+      });
+    });
+    if (!session.send(relayOpen(channelId))) {
+      this.pending.delete(channelId);
+      throw new OpenShellError("unavailable", "supervisor session disconnected");
+    }
+    return { channelId, claimed };
+  }
+
+  /** Waits up to `timeoutMs` for the supervisor to claim the relay; cancels it otherwise. */
+  async awaitClaim(relay: OpenedRelay, timeoutMs: number = RelayLimits.pendingTimeoutMs): Promise<Duplex> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new OpenShellError("deadline_exceeded", "relay open timed out")),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([relay.claimed, timeout]);
+    } catch (error) {
+      this.cancelRelay(relay.channelId);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The requester no longer wants the relay. */
+  cancelRelay(channelId: string): void {
+    this.pending.get(channelId)?.abandon();
+    this.pending.delete(channelId);
+  }
+
+  /**
+   * The supervisor of `claimantSandboxId` claims a relay it was asked to open: returns the
+   * supervisor's end of a duplex whose other end goes to the requester.
+   */
+  claimRelay(channelId: string, claimantSandboxId: string): Duplex {
+    const relay = this.pending.get(channelId);
+    if (!relay) throw new OpenShellError("not_found", "unknown or expired relay channel");
+    if (relay.sandboxId !== claimantSandboxId) {
+      // Not removed: the rightful supervisor may still claim it.
+      throw new OpenShellError("permission_denied", "relay channel belongs to another sandbox");
+    }
+    this.pending.delete(channelId);
+    if (this.now() - relay.createdAt > RelayLimits.pendingTimeoutMs) {
+      throw new OpenShellError("deadline_exceeded", "relay channel timed out");
+    }
+    const [requesterEnd, supervisorEnd] = duplexPair({
+      highWaterMark: RelayLimits.duplexBufferBytes,
+    });
+    if (!relay.deliver(requesterEnd)) {
+      requesterEnd.destroy();
+      supervisorEnd.destroy();
+      throw new OpenShellError("internal", "relay requester dropped");
+    }
+    return supervisorEnd;
+  }
+
+  /** Re-sends RelayOpen for the sandbox's pending relays to a superseding session. */
+  replayPendingRelays(sandboxId: string, session: LiveSession): number {
+    let replayed = 0;
+    for (const [channelId, relay] of this.pending) {
+      if (relay.sandboxId === sandboxId && session.send(relayOpen(channelId))) replayed++;
+    }
+    return replayed;
+  }
+
+  reapExpiredRelays(): number {
+    const cutoff = this.now() - RelayLimits.pendingTimeoutMs;
+    let reaped = 0;
+    for (const [channelId, relay] of this.pending) {
+      if (relay.createdAt < cutoff) {
+        this.cancelRelay(channelId);
+        reaped++;
+      }
+    }
+    return reaped;
+  }
+
+  get pendingRelayCount(): number {
+    return this.pending.size;
+  }
+
+  /** Drops the sandbox's session (sandbox deleted), ending its stream, and its pending relays. */
   cleanupSandbox(sandboxId: string): void {
     const session = this.sessions.get(sandboxId);
     this.sessions.delete(sandboxId);
     session?.shutdown();
+    for (const [channelId, relay] of this.pending) {
+      if (relay.sandboxId === sandboxId) this.cancelRelay(channelId);
+    }
   }
 
   get size(): number {
@@ -52,7 +232,16 @@ export class SupervisorSessionRegistry {
   }
 
   shutdownAll(): void {
+    if (this.reaper) clearInterval(this.reaper);
+    this.reaper = undefined;
     for (const session of this.sessions.values()) session.shutdown();
     this.sessions.clear();
+    for (const channelId of [...this.pending.keys()]) this.cancelRelay(channelId);
   }
+}
+
+function relayOpen(channelId: string): GatewayMessage {
+  return create(GatewayMessageSchema, {
+    payload: { case: "relayOpen", value: create(RelayOpenSchema, { channelId }) },
+  });
 }

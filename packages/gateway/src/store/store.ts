@@ -8,6 +8,7 @@ export const ObjectTypes = {
   provider: "provider",
   gatewaySettings: "gateway_settings",
   sandboxSettings: "sandbox_settings",
+  secret: "secret",
 } as const;
 
 export type ObjectType = (typeof ObjectTypes)[keyof typeof ObjectTypes];

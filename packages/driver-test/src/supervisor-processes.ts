@@ -1,0 +1,119 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { compute } from "@openshell/proto";
+
+/**
+ * TEST-ONLY: runs a real `openshell-sandbox` supervisor on the host for each simulated sandbox, so
+ * integration tests exercise real sessions, relays and SSH without a VM. Enabled by env on the
+ * gateway (inherited by this driver):
+ * - OPENSHELL_TEST_DRIVER_SUPERVISOR       path of the bundled openshell-sandbox.js
+ * - OPENSHELL_TEST_DRIVER_ENDPOINT         gateway URL the supervisor dials
+ * - OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS  JSON array of extra flags (e.g. --run-as-user nobody)
+ * Supervisors are detached: like VMs they outlive a crashed driver and are adopted by pid file.
+ */
+export interface SupervisorLaunchConfig {
+  script: string;
+  endpoint: string;
+  extraArgs: string[];
+  stateDir: string;
+}
+
+export function supervisorLaunchConfigFromEnv(env: NodeJS.ProcessEnv, stateDir: string): SupervisorLaunchConfig | undefined {
+  const script = env.OPENSHELL_TEST_DRIVER_SUPERVISOR;
+  if (!script) return undefined;
+  const endpoint = env.OPENSHELL_TEST_DRIVER_ENDPOINT;
+  if (!endpoint) throw new Error("OPENSHELL_TEST_DRIVER_ENDPOINT is required with OPENSHELL_TEST_DRIVER_SUPERVISOR");
+  const extraArgs = env.OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS
+    ? (JSON.parse(env.OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS) as string[])
+    : [];
+  return { script, endpoint, extraArgs, stateDir };
+}
+
+export class SupervisorProcesses {
+  private readonly dir: string;
+
+  constructor(private readonly config: SupervisorLaunchConfig) {
+    this.dir = join(config.stateDir, "supervisors");
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Where a sandbox's supervisor serves SSH (short: Unix socket paths are limited to 108 bytes). */
+  socketPath(sandboxId: string): string {
+    return join(this.dir, `${sandboxId.slice(0, 8)}.sock`);
+  }
+
+  pidFile(sandboxId: string): string {
+    return join(this.dir, `${sandboxId}.pid`);
+  }
+
+  /** Starts the sandbox's supervisor unless one from an earlier driver still runs. */
+  ensureRunning(sandbox: compute.DriverSandbox, onExit: (code: number | null) => void): number {
+    const existing = this.runningPid(sandbox.id);
+    if (existing) {
+      this.watchAdopted(existing, onExit);
+      return existing;
+    }
+    const log = openSync(join(this.dir, `${sandbox.id}.log`), "a");
+    const child = spawn(process.execPath, [this.config.script, ...this.config.extraArgs], {
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: {
+        PATH: process.env.PATH,
+        OPENSHELL_SANDBOX_ID: sandbox.id,
+        OPENSHELL_SANDBOX: sandbox.name,
+        OPENSHELL_ENDPOINT: this.config.endpoint,
+        OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
+        OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
+        OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
+      },
+    });
+    closeSync(log);
+    child.unref();
+    const pid = child.pid ?? 0;
+    writeFileSync(this.pidFile(sandbox.id), String(pid));
+    child.once("exit", (code) => onExit(code));
+    return pid;
+  }
+
+  stop(sandboxId: string): void {
+    const pid = this.runningPid(sandboxId);
+    if (pid) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.pidFile(sandboxId), { force: true });
+  }
+
+  private runningPid(sandboxId: string): number | undefined {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.pidFile(sandboxId), "utf8"));
+    } catch {
+      return undefined;
+    }
+    if (!pid) return undefined;
+    try {
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An adopted process is not our child: poll for its exit. */
+  private watchAdopted(pid: number, onExit: (code: number | null) => void): void {
+    const timer = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        clearInterval(timer);
+        onExit(null);
+      }
+    }, 500);
+    timer.unref();
+  }
+}

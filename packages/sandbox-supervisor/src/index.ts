@@ -1,0 +1,3 @@
+export * from "./config/supervisor-config.js";
+export * from "./sandbox-supervisor.js";
+export * from "./session/supervisor-session.js";

@@ -1,0 +1,59 @@
+import { createLogger, OpenShellError } from "@openshell/core";
+import { pino } from "pino";
+import { parseSupervisorCommand, SUPERVISOR_USAGE } from "./config/supervisor-config.js";
+import { LogShipper } from "./logs/log-shipper.js";
+import { SandboxSupervisor } from "./sandbox-supervisor.js";
+import { SUPERVISOR_VERSION } from "./version.js";
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parseSupervisorCommand>;
+  try {
+    parsed = parseSupervisorCommand(process.argv.slice(2), process.env);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return 2;
+  }
+  if (parsed.kind === "help") {
+    process.stdout.write(SUPERVISOR_USAGE);
+    return 0;
+  }
+  if (parsed.kind === "version") {
+    process.stdout.write(`openshell-sandbox ${SUPERVISOR_VERSION}\n`);
+    return 0;
+  }
+  const config = parsed.config;
+  const shipper = new LogShipper(config.sandboxId, { authorization: `Bearer ${config.supervisorToken}` });
+  const logger = createLogger({
+    name: "openshell-sandbox",
+    level: config.logLevel,
+    destination: pino.multistream([
+      { level: "trace", stream: pino.destination({ dest: 1, sync: true }) },
+      { level: "info", stream: shipper },
+    ]),
+  });
+  // The supervisor's secrets stay out of every child it starts.
+  delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
+  const supervisor = new SandboxSupervisor(config, logger, shipper);
+  try {
+    await supervisor.start();
+  } catch (error) {
+    const failure = OpenShellError.from(error);
+    logger.fatal({ code: failure.code }, failure.message);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+  logger.info("stopping");
+  await supervisor.stop();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`openshell-sandbox: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

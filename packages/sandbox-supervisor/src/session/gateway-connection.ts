@@ -1,0 +1,62 @@
+import { readFileSync } from "node:fs";
+import http2 from "node:http2";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { OpenShell } from "@openshell/proto";
+import type { SupervisorTlsFiles } from "../config/supervisor-config.js";
+
+/** Large windows so relays are not throttled by HTTP/2 flow control (see architecture/relays.md). */
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES = 8 * 1024 * 1024;
+/** Upstream: keepalive every 10 s, 20 s to answer, also while idle. */
+const PING_INTERVAL_MS = 10_000;
+const PING_TIMEOUT_MS = 20_000;
+
+/** Widens the connection-level window of every HTTP/2 session it opens. */
+class WideWindowSessionManager extends Http2SessionManager {
+  private readonly widened = new WeakSet<http2.Http2Session>();
+
+  override async request(
+    ...args: Parameters<Http2SessionManager["request"]>
+  ): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(...args);
+    const session = stream.session;
+    if (session && !this.widened.has(session)) {
+      this.widened.add(session);
+      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    }
+    return stream;
+  }
+}
+
+/**
+ * One HTTP/2 connection to the gateway. The session stream, every relay and log shipping share it,
+ * so a relay never pays for a new TCP or TLS handshake.
+ */
+export class GatewayConnection {
+  readonly client: Client<typeof OpenShell>;
+  private readonly manager: Http2SessionManager;
+
+  constructor(endpoint: URL, tls: SupervisorTlsFiles | undefined) {
+    const sessionOptions: http2.SecureClientSessionOptions = {
+      settings: { initialWindowSize: STREAM_WINDOW_BYTES },
+      ...(tls
+        ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) }
+        : {}),
+    };
+    this.manager = new WideWindowSessionManager(
+      endpoint.origin,
+      { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS, pingIdleConnection: true },
+      sessionOptions,
+    );
+    const transport = createGrpcTransport({
+      baseUrl: endpoint.origin,
+      sessionManager: this.manager,
+    });
+    this.client = createClient(OpenShell, transport);
+  }
+
+  close(): void {
+    this.manager.abort();
+  }
+}

@@ -1,0 +1,153 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { AsyncQueue, Backoff, emitOcsf, type Logger, OpenShellError, sleep } from "@openshell/core";
+import { type SupervisorMessage, SupervisorMessageSchema } from "@openshell/proto";
+import { bridgeRelay } from "../relay/relay-bridge.js";
+import { GatewayConnection } from "./gateway-connection.js";
+
+/** Upstream: reconnect after 1 s, doubling to 30 s. */
+export const RECONNECT_INITIAL_MS = 1_000;
+export const RECONNECT_MAX_MS = 30_000;
+/** A session that lived this long counts as healthy: the next failure starts the backoff over. */
+const HEALTHY_SESSION_MS = 10_000;
+const MIN_HEARTBEAT_SECS = 5;
+
+export interface SupervisorSessionOptions {
+  sandboxId: string;
+  endpoint: URL;
+  supervisorToken: string;
+  tls: ConstructorParameters<typeof GatewayConnection>[1];
+  sshSocketPath: string;
+  logger: Logger;
+  /** Called with each connection while it is the live one (log shipping uses it). */
+  onConnection?: (connection: GatewayConnection | undefined) => void;
+}
+
+/**
+ * The supervisor's persistent session with the gateway: hello → accepted → heartbeats, and a relay
+ * bridge for every RelayOpen. Reconnects with backoff (1 s doubling to 30 s, reset after a session
+ * that lived) until stopped, so a restarted gateway sees the supervisor back within seconds.
+ */
+export class SupervisorSession {
+  private readonly instanceId = randomUUID();
+  private readonly stopped = new AbortController();
+  private loop: Promise<void> | undefined;
+  private connectedFlag = false;
+
+  constructor(private readonly options: SupervisorSessionOptions) {}
+
+  get connected(): boolean {
+    return this.connectedFlag;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff(RECONNECT_INITIAL_MS, RECONNECT_MAX_MS);
+    for (let attempt = 1; !this.stopped.signal.aborted; attempt++) {
+      const startedAt = Date.now();
+      try {
+        await this.runOnce();
+        if (this.stopped.signal.aborted) return;
+        throw new OpenShellError("unavailable", "gateway ended the session");
+      } catch (error) {
+        if (this.stopped.signal.aborted) return;
+        if (Date.now() - startedAt >= HEALTHY_SESSION_MS) {
+          backoff.reset();
+          attempt = 1;
+        }
+        const delay = backoff.next();
+        emitOcsf(this.options.logger, {
+          class: "NET",
+          activity: "FAIL",
+          severity: "MEDIUM",
+          message: `supervisor session failed, reconnecting in ${delay} ms (attempt ${attempt}): ${OpenShellError.from(error).message}`,
+        });
+        await sleep(delay, this.stopped.signal);
+      }
+    }
+  }
+
+  private async runOnce(): Promise<void> {
+    const { options } = this;
+    const connection = new GatewayConnection(options.endpoint, options.tls);
+    const session = new AbortController();
+    const abortSession = () => session.abort();
+    this.stopped.signal.addEventListener("abort", abortSession, { once: true });
+    const headers = { authorization: `Bearer ${options.supervisorToken}` };
+    const outbound = new AsyncQueue<SupervisorMessage>(
+      64,
+      () => new OpenShellError("resource_exhausted", "supervisor outbound queue overflowed"),
+    );
+    outbound.push(
+      create(SupervisorMessageSchema, {
+        payload: { case: "hello", value: { sandboxId: options.sandboxId, instanceId: this.instanceId } },
+      }),
+    );
+    let heartbeat: NodeJS.Timeout | undefined;
+    const relays = new Set<Promise<void>>();
+    try {
+      const inbound = connection.client.connectSupervisor(outbound, { headers, signal: session.signal });
+      for await (const message of inbound) {
+        const payload = message.payload;
+        switch (payload.case) {
+          case "sessionAccepted": {
+            const secs = Math.max(payload.value.heartbeatIntervalSecs, MIN_HEARTBEAT_SECS);
+            heartbeat = setInterval(
+              () => outbound.push(create(SupervisorMessageSchema, { payload: { case: "heartbeat", value: {} } })),
+              secs * 1000,
+            );
+            this.connectedFlag = true;
+            options.onConnection?.(connection);
+            emitOcsf(options.logger, {
+              class: "NET",
+              activity: "OPEN",
+              message: "supervisor session established",
+              fields: { session_id: payload.value.sessionId, heartbeat_secs: secs },
+            });
+            break;
+          }
+          case "sessionRejected":
+            throw new OpenShellError("permission_denied", `session rejected: ${payload.value.reason}`);
+          case "relayOpen": {
+            const relay = bridgeRelay({
+              client: connection.client,
+              channelId: payload.value.channelId,
+              sshSocketPath: options.sshSocketPath,
+              headers,
+              logger: options.logger,
+              signal: session.signal,
+            });
+            relays.add(relay);
+            void relay.finally(() => relays.delete(relay));
+            break;
+          }
+          case "relayClose":
+            options.logger.debug({ channel_id: payload.value.channelId }, "gateway closed a relay");
+            break;
+          default:
+            break;
+        }
+      }
+      if (this.connectedFlag) {
+        emitOcsf(options.logger, { class: "NET", activity: "CLOSE", message: "supervisor session ended" });
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.connectedFlag = false;
+      options.onConnection?.(undefined);
+      outbound.close();
+      session.abort();
+      this.stopped.signal.removeEventListener("abort", abortSession);
+      await Promise.allSettled(relays);
+      connection.close();
+    }
+  }
+}

@@ -1,0 +1,23 @@
+# Sourced by the project's scripts: installs the Debian packages the sandbox supervisor and the tests
+# use on the host (OpenSSH client for ssh/sftp/scp, sftp-server for the supervisor's sftp
+# subsystem, rsync). Idempotent: apt runs only when something is missing.
+
+OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync)
+
+ensure_host_packages() {
+  local missing=()
+  local pkg
+  for pkg in "${OPENSHELL_HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    toolchain_log "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
+    return 1
+  fi
+  toolchain_log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get update -q >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  }
+}
