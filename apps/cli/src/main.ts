@@ -52,7 +52,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.gateway || !values["sandbox-id"] || !values.token) {
-      throw new OpenShellError("invalid_argument", `--gateway, --sandbox-id and --token are required\n\n${SSH_PROXY_USAGE}`);
+      throw new OpenShellError(
+        "invalid_argument",
+        `--gateway, --sandbox-id and --token are required\n\n${SSH_PROXY_USAGE}`,
+      );
     }
     await runSshProxy({
       url: new URL(values.gateway),

@@ -73,6 +73,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         this.close();
         return Promise.resolve({ value: undefined, done: true });
       },
+      // Consumers such as connect-es call throw() when the stream they feed fails.
+      throw: (error?: unknown) => {
+        this.fail(error ?? new Error("queue consumer failed"));
+        return Promise.resolve({ value: undefined, done: true });
+      },
     };
   }
 }

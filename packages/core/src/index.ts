@@ -3,6 +3,6 @@ export * from "./backoff.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./names.js";
+export * from "./ocsf.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
-export * from "./ocsf.js";

@@ -19,11 +19,15 @@ export interface SupervisorLaunchConfig {
   stateDir: string;
 }
 
-export function supervisorLaunchConfigFromEnv(env: NodeJS.ProcessEnv, stateDir: string): SupervisorLaunchConfig | undefined {
+export function supervisorLaunchConfigFromEnv(
+  env: NodeJS.ProcessEnv,
+  stateDir: string,
+): SupervisorLaunchConfig | undefined {
   const script = env.OPENSHELL_TEST_DRIVER_SUPERVISOR;
   if (!script) return undefined;
   const endpoint = env.OPENSHELL_TEST_DRIVER_ENDPOINT;
-  if (!endpoint) throw new Error("OPENSHELL_TEST_DRIVER_ENDPOINT is required with OPENSHELL_TEST_DRIVER_SUPERVISOR");
+  if (!endpoint)
+    throw new Error("OPENSHELL_TEST_DRIVER_ENDPOINT is required with OPENSHELL_TEST_DRIVER_SUPERVISOR");
   const extraArgs = env.OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS
     ? (JSON.parse(env.OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS) as string[])
     : [];

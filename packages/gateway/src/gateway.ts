@@ -118,7 +118,9 @@ export class Gateway {
     this.sshSessionReaper = setInterval(() => {
       reapSshSessions(store)
         .then((reaped) => reaped > 0 && logger.info({ reaped }, "expired or revoked SSH sessions deleted"))
-        .catch((error: unknown) => logger.warn({ err: (error as Error).message }, "SSH session reaper failed"));
+        .catch((error: unknown) =>
+          logger.warn({ err: (error as Error).message }, "SSH session reaper failed"),
+        );
     }, SSH_SESSION_REAP_INTERVAL_MS);
     this.sshSessionReaper.unref();
     const handler: RequestHandler = (req, res) => {

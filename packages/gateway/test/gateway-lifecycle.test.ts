@@ -246,7 +246,9 @@ describe("watch and gateway-owned readiness", () => {
     running.splice(running.indexOf(gw), 1);
     const again = await gateway({ stateDir: gw.stateDir, port: gw.port });
     const outbound = supervisorStream(a.id);
-    const session = again.grpc.connectSupervisor(outbound.iterable, { headers: { authorization: `Bearer ${tokenA}` } });
+    const session = again.grpc.connectSupervisor(outbound.iterable, {
+      headers: { authorization: `Bearer ${tokenA}` },
+    });
     const first = await session[Symbol.asyncIterator]().next();
     expect(first.value?.payload.case).toBe("sessionAccepted");
     outbound.end();

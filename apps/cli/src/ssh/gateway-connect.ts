@@ -37,13 +37,21 @@ export async function connectToGateway(target: GatewayConnectTarget): Promise<Co
   const port = Number(target.url.port || (secure ? 443 : 80));
   const host = target.url.hostname.replace(/^\[|\]$/g, "");
   const socket: net.Socket = secure
-    ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"], ...target.tls })
+    ? tls.connect({
+        host,
+        port,
+        servername: net.isIP(host) ? undefined : host,
+        ALPNProtocols: ["http/1.1"],
+        ...target.tls,
+      })
     : net.connect({ host, port });
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
     socket.once(secure ? "secureConnect" : "connect", () => resolve());
     socket.once("error", (error) =>
-      reject(new OpenShellError("unavailable", `cannot reach the gateway at ${target.url.host}: ${error.message}`)),
+      reject(
+        new OpenShellError("unavailable", `cannot reach the gateway at ${target.url.host}: ${error.message}`),
+      ),
     );
   });
   socket.write(

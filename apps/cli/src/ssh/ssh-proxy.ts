@@ -1,6 +1,11 @@
 import type { Readable, Writable } from "node:stream";
 import { Backoff, sleep } from "@openshell/core";
-import { type ConnectedTunnel, connectToGateway, type GatewayConnectTarget, TunnelStatusError } from "./gateway-connect.js";
+import {
+  type ConnectedTunnel,
+  connectToGateway,
+  type GatewayConnectTarget,
+  TunnelStatusError,
+} from "./gateway-connect.js";
 
 /** Upstream: a sandbox that is not READY yet (412) is retried 1 s doubling to 8 s for up to 60 s. */
 export const NOT_READY_RETRY_WINDOW_MS = 60_000;
@@ -37,7 +42,8 @@ async function connectWithRetry(target: GatewayConnectTarget, windowMs: number):
       return await connectToGateway(target);
     } catch (error) {
       const delay = backoff.next();
-      if (!(error instanceof TunnelStatusError) || error.status !== 412 || Date.now() + delay > deadline) throw error;
+      if (!(error instanceof TunnelStatusError) || error.status !== 412 || Date.now() + delay > deadline)
+        throw error;
       await sleep(delay);
     }
   }

@@ -72,7 +72,8 @@ export class SshConnectTunnel {
     if (!row) throw new TunnelRefusal(401, "unknown SSH session token; create one with CreateSshSession");
     const session = fromBinary(SshSessionSchema, row.payload);
     if (session.revoked) throw new TunnelRefusal(401, "SSH session token was revoked");
-    if (session.sandboxId !== sandboxId) throw new TunnelRefusal(401, "SSH session token belongs to another sandbox");
+    if (session.sandboxId !== sandboxId)
+      throw new TunnelRefusal(401, "SSH session token belongs to another sandbox");
     if (session.expiresAtMs > 0n && BigInt(Date.now()) > session.expiresAtMs) {
       throw new TunnelRefusal(401, "SSH session token expired; create a new session");
     }
@@ -80,10 +81,16 @@ export class SshConnectTunnel {
     if (!sandbox) throw new TunnelRefusal(404, `sandbox ${sandboxId} not found`);
     if (sandbox.phase !== SandboxPhase.READY) throw new TunnelRefusal(412, "sandbox is not ready");
     if ((this.perToken.get(token) ?? 0) >= TunnelLimits.maxConnectionsPerToken) {
-      throw new TunnelRefusal(429, `too many connections for this SSH session (limit ${TunnelLimits.maxConnectionsPerToken})`);
+      throw new TunnelRefusal(
+        429,
+        `too many connections for this SSH session (limit ${TunnelLimits.maxConnectionsPerToken})`,
+      );
     }
     if ((this.perSandbox.get(sandboxId) ?? 0) >= TunnelLimits.maxConnectionsPerSandbox) {
-      throw new TunnelRefusal(429, `too many SSH connections to sandbox ${sandboxId} (limit ${TunnelLimits.maxConnectionsPerSandbox})`);
+      throw new TunnelRefusal(
+        429,
+        `too many SSH connections to sandbox ${sandboxId} (limit ${TunnelLimits.maxConnectionsPerSandbox})`,
+      );
     }
     increment(this.perToken, token);
     increment(this.perSandbox, sandboxId);
@@ -137,7 +144,8 @@ function header(req: http.IncomingMessage, name: string): string {
   const value = req.headers[name];
   if (value === undefined) throw new TunnelRefusal(401, `missing ${name} header`);
   const text = Array.isArray(value) ? value[0] : value;
-  if (!text || !PRINTABLE_ASCII.test(text)) throw new TunnelRefusal(400, `${name} header is empty or not ASCII`);
+  if (!text || !PRINTABLE_ASCII.test(text))
+    throw new TunnelRefusal(400, `${name} header is empty or not ASCII`);
   return text;
 }
 

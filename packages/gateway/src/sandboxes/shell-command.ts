@@ -53,7 +53,10 @@ function validateExecInput(input: ExecCommandInput): void {
   }
   input.command.forEach((arg, index) => {
     if (Buffer.byteLength(arg) > ExecLimits.maxArgBytes) {
-      throw new OpenShellError("invalid_argument", `argument ${index} exceeds ${ExecLimits.maxArgBytes} bytes`);
+      throw new OpenShellError(
+        "invalid_argument",
+        `argument ${index} exceeds ${ExecLimits.maxArgBytes} bytes`,
+      );
     }
     if (FORBIDDEN_CHARS.test(arg)) {
       throw new OpenShellError("invalid_argument", `argument ${index} contains NUL, CR or LF`);
@@ -67,7 +70,10 @@ function validateExecInput(input: ExecCommandInput): void {
       );
     }
     if (Buffer.byteLength(value) > ExecLimits.maxEnvValueBytes) {
-      throw new OpenShellError("invalid_argument", `environment value of ${key} exceeds ${ExecLimits.maxEnvValueBytes} bytes`);
+      throw new OpenShellError(
+        "invalid_argument",
+        `environment value of ${key} exceeds ${ExecLimits.maxEnvValueBytes} bytes`,
+      );
     }
     if (FORBIDDEN_CHARS.test(value)) {
       throw new OpenShellError("invalid_argument", `environment value of ${key} contains NUL, CR or LF`);

@@ -1,10 +1,10 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { OpenShellError } from "@openshell/core";
 import type { OpenShell } from "@openshell/proto";
-import { bearerToken } from "./bearer-token.js";
-import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
+import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import { bearerToken } from "./bearer-token.js";
 
 const DEFAULT_LOG_LINES = 2000;
 const MAX_LINES_PER_PUSH = 100;

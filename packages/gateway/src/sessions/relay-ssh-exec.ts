@@ -21,8 +21,19 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const EXEC_TIMEOUT_EXIT_CODE = 124;
 
 const SIGNAL_NUMBERS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, ABRT: 6, FPE: 8, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15,
-  USR1: 10, USR2: 12,
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  ABRT: 6,
+  FPE: 8,
+  KILL: 9,
+  SEGV: 11,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  USR1: 10,
+  USR2: 12,
 };
 
 /**
@@ -30,7 +41,10 @@ const SIGNAL_NUMBERS: Record<string, number> = {
  * server at the other end) and yields its output as it arrives. The SSH streams are paused while
  * the consumer is behind, so a slow client never makes the gateway buffer without bound.
  */
-export async function* execOverRelay(relay: Duplex, options: RelaySshExecOptions): AsyncGenerator<ExecOutput> {
+export async function* execOverRelay(
+  relay: Duplex,
+  options: RelaySshExecOptions,
+): AsyncGenerator<ExecOutput> {
   const client = new Client();
   const events: ExecOutput[] = [];
   let finished = false;
@@ -65,31 +79,35 @@ export async function* execOverRelay(relay: Duplex, options: RelaySshExecOptions
   client.on("error", (error) => finish(new Error(`ssh to the sandbox failed: ${error.message}`)));
   client.on("close", () => finish(new Error("sandbox closed the connection before the command exited")));
   client.on("ready", () => {
-    client.exec(options.command, { pty: options.tty ? { term: "xterm-256color", rows: 0, cols: 0 } : false }, (error, stream) => {
-      if (error) return finish(new Error(`sandbox refused the command: ${error.message}`));
-      channel = stream;
-      let exitCode: number | undefined;
-      stream.on("data", (data: Buffer) => push({ kind: "stdout", data }));
-      stream.stderr.on("data", (data: Buffer) => push({ kind: "stderr", data }));
-      stream.on("exit", (code: number | null, signalName?: string) => {
-        if (typeof code === "number") exitCode = code;
-        else if (signalName) exitCode = 128 + (SIGNAL_NUMBERS[signalName] ?? 0);
-      });
-      stream.on("close", () => {
-        push({ kind: "exit", code: timedOut ? EXEC_TIMEOUT_EXIT_CODE : (exitCode ?? 1) });
-        finish();
-        client.end();
-      });
-      if (options.timeoutMs > 0) {
-        timer = setTimeout(() => {
-          timedOut = true;
-          stream.signal("KILL");
-          stream.close();
-        }, options.timeoutMs);
-      }
-      if (options.stdin.length > 0) stream.write(Buffer.from(options.stdin));
-      stream.end();
-    });
+    client.exec(
+      options.command,
+      { pty: options.tty ? { term: "xterm-256color", rows: 0, cols: 0 } : false },
+      (error, stream) => {
+        if (error) return finish(new Error(`sandbox refused the command: ${error.message}`));
+        channel = stream;
+        let exitCode: number | undefined;
+        stream.on("data", (data: Buffer) => push({ kind: "stdout", data }));
+        stream.stderr.on("data", (data: Buffer) => push({ kind: "stderr", data }));
+        stream.on("exit", (code: number | null, signalName?: string) => {
+          if (typeof code === "number") exitCode = code;
+          else if (signalName) exitCode = 128 + (SIGNAL_NUMBERS[signalName] ?? 0);
+        });
+        stream.on("close", () => {
+          push({ kind: "exit", code: timedOut ? EXEC_TIMEOUT_EXIT_CODE : (exitCode ?? 1) });
+          finish();
+          client.end();
+        });
+        if (options.timeoutMs > 0) {
+          timer = setTimeout(() => {
+            timedOut = true;
+            stream.signal("KILL");
+            stream.close();
+          }, options.timeoutMs);
+        }
+        if (options.stdin.length > 0) stream.write(Buffer.from(options.stdin));
+        stream.end();
+      },
+    );
   });
   client.connect({
     sock: relay,

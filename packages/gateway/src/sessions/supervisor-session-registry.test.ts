@@ -66,7 +66,9 @@ describe("SupervisorSessionRegistry", () => {
     const registry = new SupervisorSessionRegistry();
     registry.register("sb", fakeSession("s1"));
     const opened = await registry.openRelay("sb", 1000);
-    expect(() => registry.claimRelay(opened.channelId, "other")).toThrow("relay channel belongs to another sandbox");
+    expect(() => registry.claimRelay(opened.channelId, "other")).toThrow(
+      "relay channel belongs to another sandbox",
+    );
     // The rightful supervisor can still claim it.
     expect(registry.claimRelay(opened.channelId, "sb")).toBeDefined();
   });
@@ -74,7 +76,9 @@ describe("SupervisorSessionRegistry", () => {
   it("holds the per-sandbox and global caps under 100 concurrent opens", async () => {
     const registry = new SupervisorSessionRegistry();
     registry.register("sb", fakeSession("s1"));
-    const results = await Promise.allSettled(Array.from({ length: 100 }, () => registry.openRelay("sb", 1000)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 100 }, () => registry.openRelay("sb", 1000)),
+    );
     const ok = results.filter((r) => r.status === "fulfilled");
     const refused = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
     expect(ok).toHaveLength(RelayLimits.maxPendingPerSandbox);

@@ -64,7 +64,11 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
     if (!value) problems.push(`--${flag} (or ${variable}) is required`);
     return value ?? "";
   };
-  const sandboxId = required("sandbox-id", values["sandbox-id"] ?? env.OPENSHELL_SANDBOX_ID, "OPENSHELL_SANDBOX_ID");
+  const sandboxId = required(
+    "sandbox-id",
+    values["sandbox-id"] ?? env.OPENSHELL_SANDBOX_ID,
+    "OPENSHELL_SANDBOX_ID",
+  );
   const sandboxName = required("sandbox", values.sandbox ?? env.OPENSHELL_SANDBOX, "OPENSHELL_SANDBOX");
   const endpointText = required(
     "openshell-endpoint",
@@ -77,7 +81,8 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
     "OPENSHELL_SUPERVISOR_TOKEN",
   );
   const logLevel = values["log-level"] ?? env.OPENSHELL_LOG_LEVEL ?? "info";
-  if (!isLogLevel(logLevel)) problems.push(`--log-level '${logLevel}' is not one of trace, debug, info, warn, error`);
+  if (!isLogLevel(logLevel))
+    problems.push(`--log-level '${logLevel}' is not one of trace, debug, info, warn, error`);
 
   let endpoint: URL | undefined;
   if (endpointText) {
@@ -101,7 +106,10 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
     if (files.ca && files.cert && files.key) tls = { ca: files.ca, cert: files.cert, key: files.key };
   }
   if (problems.length > 0 || !endpoint) {
-    throw new OpenShellError("config_invalid", `openshell-sandbox cannot start:\n  - ${problems.join("\n  - ")}`);
+    throw new OpenShellError(
+      "config_invalid",
+      `openshell-sandbox cannot start:\n  - ${problems.join("\n  - ")}`,
+    );
   }
   return {
     kind: "run",

@@ -8,7 +8,14 @@ const FLUSH_INTERVAL_MS = 500;
 /** Lines kept while the gateway is unreachable; the oldest are dropped beyond this. */
 const MAX_BUFFERED_LINES = 2_000;
 
-const PINO_LEVELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "ERROR" };
+const PINO_LEVELS: Record<number, string> = {
+  10: "TRACE",
+  20: "DEBUG",
+  30: "INFO",
+  40: "WARN",
+  50: "ERROR",
+  60: "ERROR",
+};
 
 /**
  * A pino destination that ships the supervisor's log lines to the gateway (PushSandboxLogs) in
@@ -65,7 +72,8 @@ export class LogShipper {
       this.sending = false;
     }
     if (this.client && this.buffer.length >= FLUSH_LINES) void this.flush();
-    else if (this.buffer.length > 0) this.timer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
+    else if (this.buffer.length > 0)
+      this.timer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
   }
 }
 
@@ -81,7 +89,7 @@ function parseRecord(line: string): SandboxLogLine | undefined {
   for (const [key, value] of Object.entries(rest)) {
     fields[key] = typeof value === "string" ? value : JSON.stringify(value);
   }
-  const levelName = typeof level === "string" ? level.toUpperCase() : PINO_LEVELS[Number(level)] ?? "INFO";
+  const levelName = typeof level === "string" ? level.toUpperCase() : (PINO_LEVELS[Number(level)] ?? "INFO");
   const isOcsf = "ocsf" in rest;
   return create(SandboxLogLineSchema, {
     timestampMs: BigInt(typeof time === "string" ? Date.parse(time) || Date.now() : Date.now()),

@@ -35,7 +35,12 @@ export async function bridgeRelay(options: RelayBridgeOptions): Promise<void> {
   });
   try {
     await once(socket, "connect");
-    emitOcsf(logger, { class: "NET", activity: "OPEN", message: "relay open", fields: { channel_id: channelId } });
+    emitOcsf(logger, {
+      class: "NET",
+      activity: "OPEN",
+      message: "relay open",
+      fields: { channel_id: channelId },
+    });
     const responses = options.client.relayStream(outboundFrames(channelId, socket), {
       headers: options.headers,
       signal: calls.signal,
@@ -45,7 +50,12 @@ export async function bridgeRelay(options: RelayBridgeOptions): Promise<void> {
       if (!socket.write(frame.payload.value)) await once(socket, "drain");
     }
     socket.end();
-    emitOcsf(logger, { class: "NET", activity: "CLOSE", message: "relay closed", fields: { channel_id: channelId } });
+    emitOcsf(logger, {
+      class: "NET",
+      activity: "CLOSE",
+      message: "relay closed",
+      fields: { channel_id: channelId },
+    });
   } catch (error) {
     socket.destroy();
     if (options.signal.aborted) return;

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
@@ -8,7 +8,7 @@ import type { SupervisorTlsFiles } from "../config/supervisor-config.js";
 /** Large windows so relays are not throttled by HTTP/2 flow control (see architecture/relays.md). */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES = 8 * 1024 * 1024;
-/** Upstream: keepalive every 10 s, 20 s to answer, also while idle. */
+/** Upstream: keepalive every 10 s, 20 s to answer. */
 const PING_INTERVAL_MS = 10_000;
 const PING_TIMEOUT_MS = 20_000;
 
@@ -40,13 +40,14 @@ export class GatewayConnection {
   constructor(endpoint: URL, tls: SupervisorTlsFiles | undefined) {
     const sessionOptions: http2.SecureClientSessionOptions = {
       settings: { initialWindowSize: STREAM_WINDOW_BYTES },
-      ...(tls
-        ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) }
-        : {}),
+      ...(tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
     };
     this.manager = new WideWindowSessionManager(
       endpoint.origin,
-      { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS, pingIdleConnection: true },
+      // Not pingIdleConnection: connect-node 2.2 then schedules a PING on a destroyed session after
+      // its last stream closes and crashes the process (ERR_HTTP2_INVALID_SESSION). The session
+      // stream is open whenever the connection is in use, so pings run exactly when needed.
+      { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS },
       sessionOptions,
     );
     const transport = createGrpcTransport({

@@ -101,7 +101,8 @@ export class SupervisorSession {
           case "sessionAccepted": {
             const secs = Math.max(payload.value.heartbeatIntervalSecs, MIN_HEARTBEAT_SECS);
             heartbeat = setInterval(
-              () => outbound.push(create(SupervisorMessageSchema, { payload: { case: "heartbeat", value: {} } })),
+              () =>
+                outbound.push(create(SupervisorMessageSchema, { payload: { case: "heartbeat", value: {} } })),
               secs * 1000,
             );
             this.connectedFlag = true;

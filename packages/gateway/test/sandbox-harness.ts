@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SandboxPhase } from "@openshell/proto";
+import { freePort, type RunningGateway, startGateway, waitFor } from "./gateway-harness.js";
+
+const REPO = resolve(import.meta.dirname, "..", "..", "..");
+export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
+export const CLI_BIN = join(REPO, "apps", "cli", "dist", "openshell.js");
+/** Shells and commands run as this unprivileged host user in the tests. */
+export const RUN_AS_USER = "nobody";
+const NOBODY_UID = 65534;
+
+/** A workdir the run-as user owns. */
+export function makeWorkdir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "osws-"));
+  chownSync(dir, NOBODY_UID, NOBODY_UID);
+  return dir;
+}
+
+/**
+ * Starts the real gateway whose test driver runs a real `openshell-sandbox` supervisor process on
+ * the host for every sandbox (as root, socket in the driver's state dir, shells as `nobody`).
+ */
+export async function startGatewayWithSupervisors(options: {
+  stateDir: string;
+  workdir: string;
+  port?: number;
+}): Promise<RunningGateway> {
+  const port = options.port ?? (await freePort());
+  return startGateway({
+    stateDir: options.stateDir,
+    port,
+    env: {
+      OPENSHELL_TEST_DRIVER_SUPERVISOR: SUPERVISOR_BIN,
+      OPENSHELL_TEST_DRIVER_ENDPOINT: `http://127.0.0.1:${port}`,
+      OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS: JSON.stringify([
+        "--run-as-user",
+        RUN_AS_USER,
+        "--workdir",
+        options.workdir,
+      ]),
+    },
+  });
+}
+
+export async function waitForPhase(
+  gw: RunningGateway,
+  name: string,
+  phase: SandboxPhase,
+  timeoutMs = 20_000,
+) {
+  let last: SandboxPhase | undefined;
+  await waitFor(
+    async () => {
+      last = (await gw.grpc.getSandbox({ name })).sandbox?.phase;
+      return last === phase;
+    },
+    timeoutMs,
+    () =>
+      `sandbox ${name} did not reach ${SandboxPhase[phase]} (last ${last === undefined ? "none" : SandboxPhase[last]})`,
+  );
+}
+
+export function supervisorPid(stateDir: string, sandboxId: string): number {
+  return Number(readFileSync(join(stateDir, "drv", "supervisors", `${sandboxId}.pid`), "utf8"));
+}
+
+export function supervisorLog(stateDir: string, sandboxId: string): string {
+  try {
+    return readFileSync(join(stateDir, "drv", "supervisors", `${sandboxId}.log`), "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** OpenSSH options that reach a sandbox through `openshell ssh-proxy` and CONNECT /connect/ssh. */
+export function sshOptions(gw: RunningGateway, sandboxId: string, token: string): string[] {
+  const proxy = `${process.execPath} ${CLI_BIN} ssh-proxy --gateway ${gw.url}/connect/ssh --sandbox-id ${sandboxId} --token ${token}`;
+  return [
+    "-F",
+    "/dev/null",
+    "-o",
+    `ProxyCommand=${proxy}`,
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+  ];
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a command to completion, feeding `input` to stdin. */
+export function run(
+  command: string,
+  args: string[],
+  options: { input?: Buffer | string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return new Promise((resolveRun, reject) => {
+    const child: ChildProcess = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${command} ${args.join(" ")} timed out; stderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout: Buffer.concat(stdout), stderr });
+    });
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(options.input ?? "");
+  });
+}
+
+/** How many file descriptors a process has open (sockets, pipes, files). */
+export function openFdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}

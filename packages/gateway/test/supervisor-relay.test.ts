@@ -1,0 +1,417 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  freePort,
+  isAlive,
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  waitFor,
+} from "./gateway-harness.js";
+import {
+  makeWorkdir,
+  openFdCount,
+  run,
+  sshOptions,
+  startGatewayWithSupervisors,
+  supervisorLog,
+  supervisorPid,
+  waitForPhase,
+} from "./sandbox-harness.js";
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+interface Exec {
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+
+async function collect(events: AsyncIterable<ExecSandboxEvent>): Promise<Exec> {
+  const result: Exec = { stdout: "", stderr: "", exitCode: undefined };
+  for await (const event of events) {
+    const p = event.payload;
+    if (p.case === "stdout") result.stdout += Buffer.from(p.value.data).toString();
+    else if (p.case === "stderr") result.stderr += Buffer.from(p.value.data).toString();
+    else if (p.case === "exit") result.exitCode = p.value.exitCode;
+  }
+  return result;
+}
+
+async function failure(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    const e = ConnectError.from(error);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** Sends a raw CONNECT and returns the status code of the answer. */
+function connectStatus(port: number, headers: Record<string, string>, method = "CONNECT"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path: "/connect/ssh", headers });
+    req.on("connect", (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("real supervisor: relays, SSH through the gateway, exec", () => {
+  let gw: RunningGateway;
+  let stateDir: string;
+  let workdir: string;
+  let sandboxId: string;
+  let token: string;
+  const NAME = "relay-box";
+
+  beforeAll(async () => {
+    stateDir = makeStateDir();
+    workdir = makeWorkdir();
+    gw = await startGatewayWithSupervisors({ stateDir, workdir });
+    sandboxId = (await gw.grpc.createSandbox({ spec: {}, name: NAME })).sandbox!.id;
+    await waitForPhase(gw, NAME, SandboxPhase.READY).catch((error: Error) => {
+      throw new Error(`${error.message}\nsupervisor log:\n${supervisorLog(stateDir, sandboxId)}`);
+    });
+    token = (await gw.grpc.createSshSession({ sandboxId })).token;
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop("SIGTERM");
+    const pid = sandboxId ? supervisorPid(stateDir, sandboxId) : 0;
+    if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
+    removeStateDir(stateDir);
+    rmSync(workdir, { recursive: true, force: true });
+  });
+
+  it("runs a command through OpenSSH, the ssh-proxy, the gateway and a relay", async () => {
+    const result = await run("ssh", [
+      ...sshOptions(gw, sandboxId, token),
+      "sandbox",
+      "id -un; pwd; echo oops >&2; exit 3",
+    ]);
+    expect(result.stderr).toContain("oops");
+    expect(result.stdout.toString()).toBe(`nobody\n${workdir}\n`);
+    expect(result.code).toBe(3);
+  });
+
+  it("moves 50 MiB intact", async () => {
+    const payload = randomBytes(50 * 1024 * 1024);
+    const result = await run("ssh", [...sshOptions(gw, sandboxId, token), "sandbox", "sha256sum"], {
+      input: payload,
+      timeoutMs: 60_000,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString().split(" ")[0]).toBe(sha256(payload));
+  }, 90_000);
+
+  it("puts and gets files with sftp", async () => {
+    const local = mkdtempSync(join(tmpdir(), "ossftp-"));
+    try {
+      const data = randomBytes(1024 * 1024);
+      writeFileSync(join(local, "up.bin"), data);
+      const batch = join(local, "batch");
+      writeFileSync(
+        batch,
+        `put ${join(local, "up.bin")} ${workdir}/up.bin\nget ${workdir}/up.bin ${join(local, "down.bin")}\n`,
+      );
+      const result = await run("sftp", [...sshOptions(gw, sandboxId, token), "-b", batch, "sandbox"]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(sha256(readFileSync(join(local, "down.bin")))).toBe(sha256(data));
+      expect(statSync(join(workdir, "up.bin")).uid).toBe(65534);
+    } finally {
+      rmSync(local, { recursive: true, force: true });
+    }
+  });
+
+  it("forwards a local port to a service inside the sandbox", async () => {
+    const echo = net.createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const localPort = await freePort();
+    const forward = (await import("node:child_process")).spawn(
+      "ssh",
+      [
+        ...sshOptions(gw, sandboxId, token),
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-L",
+        `${localPort}:127.0.0.1:${echoPort}`,
+        "sandbox",
+      ],
+      { stdio: "ignore" },
+    );
+    try {
+      let answer = "";
+      await waitFor(
+        async () => {
+          answer = await new Promise<string>((resolve) => {
+            const client = net.connect(localPort, "127.0.0.1");
+            client.on("error", () => resolve(""));
+            client.on("connect", () => client.end("through the tunnel"));
+            let data = "";
+            client.on("data", (chunk) => {
+              data += chunk;
+            });
+            client.on("close", () => resolve(data));
+          });
+          return answer === "through the tunnel";
+        },
+        15_000,
+        () => `port forward did not echo (got '${answer}')`,
+      );
+    } finally {
+      forward.kill("SIGTERM");
+      echo.close();
+    }
+  });
+
+  it("ExecSandbox streams stdout, stderr and the exit code, feeds stdin, and times out with 124", async () => {
+    const result = await collect(
+      gw.grpc.execSandbox({
+        sandboxId,
+        command: ["sh", "-c", 'cat; echo "to err $GREETING" >&2; pwd; exit 5'],
+        stdin: Buffer.from("from stdin\n"),
+        environment: { GREETING: "hello world" },
+        workdir: "/tmp",
+      }),
+    );
+    expect(result).toEqual({ stdout: "from stdin\n/tmp\n", stderr: "to err hello world\n", exitCode: 5 });
+
+    const started = Date.now();
+    const slow = await collect(
+      gw.grpc.execSandbox({ sandboxId, command: ["sleep", "30"], timeoutSeconds: 1 }),
+    );
+    expect(slow.exitCode).toBe(124);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("ExecSandbox rejects bad input and unknown sandboxes", async () => {
+    expect(await failure(collect(gw.grpc.execSandbox({ sandboxId, command: [] })))).toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    expect(
+      await failure(collect(gw.grpc.execSandbox({ sandboxId: "nope", command: ["true"] }))),
+    ).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect(
+      await failure(
+        collect(gw.grpc.execSandbox({ sandboxId, command: ["x"], environment: { "BAD-KEY": "1" } })),
+      ),
+    ).toMatchObject({ code: Code.InvalidArgument, message: expect.stringContaining("BAD-KEY") });
+  });
+
+  it("answers CONNECT /connect/ssh with upstream's status codes", async () => {
+    expect(await connectStatus(gw.port, {}, "GET")).toBe(405);
+    expect(await connectStatus(gw.port, { "x-sandbox-id": sandboxId })).toBe(401);
+    expect(await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": "" })).toBe(400);
+    expect(
+      await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": "not-a-token" }),
+    ).toBe(401);
+    expect(await connectStatus(gw.port, { "x-sandbox-id": "other", "x-sandbox-token": token })).toBe(401);
+    const revocable = (await gw.grpc.createSshSession({ sandboxId })).token;
+    expect((await gw.grpc.revokeSshSession({ token: revocable })).revoked).toBe(true);
+    expect(await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": revocable })).toBe(
+      401,
+    );
+  });
+
+  it("caps connections per token at 3", async () => {
+    const capped = (await gw.grpc.createSshSession({ sandboxId })).token;
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        held.push(
+          await new Promise<net.Socket>((resolve, reject) => {
+            const req = http.request({
+              host: "127.0.0.1",
+              port: gw.port,
+              method: "CONNECT",
+              path: "/connect/ssh",
+              headers: { "x-sandbox-id": sandboxId, "x-sandbox-token": capped },
+            });
+            req.on("connect", (res, socket) =>
+              res.statusCode === 200 ? resolve(socket) : reject(new Error(`status ${res.statusCode}`)),
+            );
+            req.on("error", reject);
+            req.end();
+          }),
+        );
+      }
+      expect(await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": capped })).toBe(
+        429,
+      );
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
+    await waitFor(
+      async () =>
+        (await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": "x" })) === 401,
+      2000,
+      () => "gateway stopped answering",
+    );
+  });
+
+  it("rejects relays without init, without a credential, or for unknown channels, and leaks nothing", async () => {
+    const fdsBefore = openFdCount(gw.pid);
+    const frames = (
+      ...list: Array<{
+        payload: { case: "init"; value: { channelId: string } } | { case: "data"; value: Uint8Array };
+      }>
+    ) =>
+      (async function* () {
+        for (const frame of list) yield frame as never;
+      })();
+    const drain = async (stream: AsyncIterable<unknown>) => {
+      for await (const _ of stream) {
+        // drain
+      }
+    };
+    const tokenHeader = { authorization: `Bearer ${supervisorTokenFor()}` };
+    expect(await failure(drain(gw.grpc.relayStream(frames(), { headers: tokenHeader })))).toEqual({
+      code: Code.InvalidArgument,
+      message: "empty RelayStream",
+    });
+    expect(
+      await failure(
+        drain(
+          gw.grpc.relayStream(frames({ payload: { case: "data", value: new Uint8Array([1]) } }), {
+            headers: tokenHeader,
+          }),
+        ),
+      ),
+    ).toEqual({
+      code: Code.InvalidArgument,
+      message: "first RelayFrame must be init with non-empty channel_id",
+    });
+    expect(
+      await failure(
+        drain(
+          gw.grpc.relayStream(frames({ payload: { case: "init", value: { channelId: "nope" } } }), {
+            headers: tokenHeader,
+          }),
+        ),
+      ),
+    ).toEqual({ code: Code.NotFound, message: "unknown or expired relay channel" });
+    expect(
+      await failure(
+        drain(gw.grpc.relayStream(frames({ payload: { case: "init", value: { channelId: "nope" } } }))),
+      ),
+    ).toMatchObject({ code: Code.Unauthenticated });
+    // Many execs whose clients go away early.
+    for (let i = 0; i < 20; i++) {
+      const abort = new AbortController();
+      const stream = gw.grpc.execSandbox({ sandboxId, command: ["sleep", "5"] }, { signal: abort.signal });
+      setTimeout(() => abort.abort(), 300);
+      await collect(stream).catch(() => undefined);
+    }
+    await waitFor(
+      () => openFdCount(gw.pid) <= fdsBefore + 2,
+      10_000,
+      () => `gateway fds grew from ${fdsBefore} to ${openFdCount(gw.pid)}`,
+    );
+  });
+
+  function supervisorTokenFor(): string {
+    const rows = JSON.parse(readFileSync(join(stateDir, "drv", "sandboxes.json"), "utf8")) as string[];
+    return (JSON.parse(rows[0] as string) as { spec: { supervisorToken: string } }).spec.supervisorToken;
+  }
+});
+
+describe("faults with a real supervisor", () => {
+  const dirs: string[] = [];
+  const pids: number[] = [];
+  const gateways: RunningGateway[] = [];
+
+  afterEach(async () => {
+    for (const gw of gateways.splice(0)) await gw.stop("SIGKILL");
+    for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function setup(name: string) {
+    const stateDir = makeStateDir();
+    const workdir = makeWorkdir();
+    dirs.push(stateDir, workdir);
+    const gw = await startGatewayWithSupervisors({ stateDir, workdir });
+    gateways.push(gw);
+    const id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
+    await waitForPhase(gw, name, SandboxPhase.READY);
+    pids.push(supervisorPid(stateDir, id));
+    return { gw, stateDir, workdir, id };
+  }
+
+  it("after kill -9 of the gateway the supervisor reconnects to the restarted gateway and SSH works again", async () => {
+    const { gw, stateDir, workdir, id } = await setup("phoenix");
+    const token = (await gw.grpc.createSshSession({ sandboxId: id })).token;
+    await gw.stop("SIGKILL");
+    gateways.splice(gateways.indexOf(gw), 1);
+    const again = await startGatewayWithSupervisors({ stateDir, workdir, port: gw.port });
+    gateways.push(again);
+    await waitForPhase(again, "phoenix", SandboxPhase.READY, 30_000);
+    const result = await run("ssh", [...sshOptions(again, id, token), "sandbox", "echo back"]);
+    expect(result.stdout.toString()).toBe("back\n");
+  }, 60_000);
+
+  it("a superseding session wins the race with the session it replaced", async () => {
+    const { gw, stateDir, id } = await setup("contested");
+    const rows = JSON.parse(readFileSync(join(stateDir, "drv", "sandboxes.json"), "utf8")) as string[];
+    const supervisorToken = (JSON.parse(rows[0] as string) as { spec: { supervisorToken: string } }).spec
+      .supervisorToken;
+    let endFake: () => void = () => undefined;
+    const fakeEnded = new Promise<void>((resolve) => {
+      endFake = resolve;
+    });
+    const outbound = (async function* () {
+      yield { payload: { case: "hello", value: { sandboxId: id, instanceId: "usurper" } } } as never;
+      await fakeEnded;
+    })();
+    const session = gw.grpc.connectSupervisor(outbound, { headers: { authorization: `Bearer ${supervisorToken}` } });
+    const iterator = session[Symbol.asyncIterator]();
+    expect((await iterator.next()).value?.payload.case).toBe("sessionAccepted");
+    // The real supervisor's old session ends now; that must not demote the sandbox.
+    for (let i = 0; i < 10; i++) {
+      expect((await gw.grpc.getSandbox({ name: "contested" })).sandbox?.phase).toBe(SandboxPhase.READY);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The real supervisor reconnects (backoff 1 s) and supersedes the usurper in turn.
+    await waitFor(
+      () => supervisorLog(stateDir, id).split("supervisor session established").length >= 3,
+      10_000,
+      () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id)}`,
+    );
+    const rest = await iterator.next().catch(() => ({ done: true }));
+    expect(rest.done).toBe(true);
+    endFake();
+    expect((await gw.grpc.getSandbox({ name: "contested" })).sandbox?.phase).toBe(SandboxPhase.READY);
+  });
+
+  it("a killed supervisor takes the sandbox out of READY", async () => {
+    const { gw, stateDir, id } = await setup("fragile");
+    process.kill(supervisorPid(stateDir, id), "SIGKILL");
+    await waitFor(
+      async () => (await gw.grpc.getSandbox({ name: "fragile" })).sandbox?.phase !== SandboxPhase.READY,
+      10_000,
+      () => "sandbox stayed READY after its supervisor died",
+    );
+    const token = (await gw.grpc.createSshSession({ sandboxId: id }).catch(() => ({ token: "" }))).token;
+    expect(token).toBe("");
+  });
+});

@@ -1,0 +1,143 @@
+import { existsSync } from "node:fs";
+import net from "node:net";
+import { emitOcsf, type Logger } from "@openshell/core";
+import ssh2, { type Connection } from "ssh2";
+import { generateHostKey } from "./host-key.js";
+import { isExecutableFile, resolveRunAsUser } from "./run-as-user.js";
+import { SshConnectionHandler } from "./ssh-connection-handler.js";
+import type { SshServerContext } from "./ssh-context.js";
+import { listenOnSupervisorSocket } from "./supervisor-socket.js";
+
+export interface SandboxSshServerOptions {
+  /** Unix socket to serve on; its directory is made root-only (0700). */
+  socketPath: string;
+  /** Account shells and commands run as (default "sandbox"); must exist in /etc/passwd. */
+  runAsUser?: string;
+  /** Working directory of every shell, command and sftp-server (default "/sandbox"). */
+  workdir?: string;
+  /** Extra variables for every child, on top of the login environment. */
+  env?: Record<string, string>;
+  logger: Logger;
+  /** sftp-server binary; default: the first of the usual OpenSSH locations that exists. */
+  sftpServerPath?: string;
+}
+
+export const DEFAULT_RUN_AS_USER = "sandbox";
+export const DEFAULT_WORKDIR = "/sandbox";
+const SFTP_SERVER_PATHS = [
+  "/usr/lib/openssh/sftp-server",
+  "/usr/lib/sftp-server",
+  "/usr/libexec/sftp-server",
+];
+const SETPRIV_PATHS = ["/usr/bin/setpriv", "/bin/setpriv"];
+const DISCONNECT_GRACE_MS = 500;
+
+/**
+ * The supervisor's SSH server: OpenSSH-compatible shells, exec, sftp and loopback port forwarding
+ * for the sandbox user, served on a root-only Unix socket that the gateway's relays dial. There
+ * is no TCP listener.
+ */
+export class SandboxSshServer {
+  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<SshConnectionHandler>();
+  private nextConnectionId = 1;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly listener: net.Server,
+    private readonly ssh: InstanceType<typeof ssh2.Server>,
+    private readonly context: SshServerContext,
+    readonly socketPath: string,
+  ) {
+    listener.on("connection", (socket) => this.accept(socket));
+    listener.on("error", (error) => this.fail(`SSH socket listener error: ${error.message}`));
+    ssh.on("connection", (client: Connection) => this.track(client));
+    ssh.on("error", (error: Error) => this.fail(`SSH server error: ${error.message}`));
+  }
+
+  static async start(options: SandboxSshServerOptions): Promise<SandboxSshServer> {
+    const user = resolveRunAsUser(options.runAsUser ?? DEFAULT_RUN_AS_USER);
+    const context: SshServerContext = {
+      logger: options.logger,
+      user,
+      workdir: options.workdir ?? DEFAULT_WORKDIR,
+      env: { ...options.env },
+      sftpServerPath: options.sftpServerPath ?? SFTP_SERVER_PATHS.find((path) => existsSync(path)),
+      setprivPath: SETPRIV_PATHS.find(isExecutableFile),
+      switchUser: process.getuid?.() !== user.uid,
+    };
+    if (!context.sftpServerPath) {
+      options.logger.warn("no sftp-server found; sftp, scp and editor remote sessions will not work");
+    }
+    const ssh = new ssh2.Server({ hostKeys: [generateHostKey()], ident: "OpenShell" });
+    const listener = net.createServer();
+    const server = new SandboxSshServer(listener, ssh, context, options.socketPath);
+    await listenOnSupervisorSocket(listener, options.socketPath);
+    emitOcsf(options.logger, {
+      class: "SSH",
+      activity: "LISTEN",
+      message: `SSH server listening on ${options.socketPath}`,
+      fields: { socket: options.socketPath, run_as_user: user.name, workdir: context.workdir },
+    });
+    return server;
+  }
+
+  /** Stops listening, hangs up every child, then ends every connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    const listening = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    await Promise.all([...this.connections].map((connection) => connection.close()));
+    // Give the disconnect messages a moment to go out; then cut whatever is left, including
+    // connections that never got as far as the SSH handshake.
+    const sockets = [...this.sockets];
+    const closed = Promise.all(
+      sockets.map((socket) => new Promise((resolve) => socket.once("close", resolve))),
+    );
+    const grace = setTimeout(() => {
+      for (const socket of sockets) socket.destroy();
+    }, DISCONNECT_GRACE_MS);
+    await closed;
+    clearTimeout(grace);
+    await listening;
+    emitOcsf(this.context.logger, {
+      class: "SSH",
+      activity: "CLOSE",
+      message: `SSH server on ${this.socketPath} stopped`,
+      fields: { socket: this.socketPath },
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    // ssh2 reports socket errors on the client once it exists; this covers the moments before.
+    socket.on("error", () => {});
+    this.ssh.injectSocket(socket);
+  }
+
+  private track(client: Connection): void {
+    const id = this.nextConnectionId++;
+    const handler = new SshConnectionHandler(client, this.context, id);
+    this.connections.add(handler);
+    client.once("close", () => this.connections.delete(handler));
+    emitOcsf(this.context.logger, {
+      class: "SSH",
+      activity: "OPEN",
+      disposition: "ALLOWED",
+      message: "SSH connection accepted on supervisor Unix socket",
+      fields: { connection_id: id },
+    });
+  }
+
+  private fail(message: string): void {
+    emitOcsf(this.context.logger, { class: "SSH", activity: "FAIL", severity: "LOW", message });
+  }
+}

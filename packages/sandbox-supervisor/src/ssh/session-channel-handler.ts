@@ -1,0 +1,196 @@
+import { emitOcsf, OpenShellError } from "@openshell/core";
+import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
+import { flushWritable } from "./channel-io.js";
+import { buildLoginEnvironment, isForwardableEnvName } from "./login-environment.js";
+import { PipeSessionProcess } from "./pipe-session-process.js";
+import { PtySessionProcess } from "./pty-session-process.js";
+import type { LaunchSpec, ProcessExit, PtySize, SessionProcess } from "./session-process.js";
+import { toNodeSignal } from "./signals.js";
+import type { SshServerContext } from "./ssh-context.js";
+
+type Accept = (() => void) | undefined;
+type Reject = (() => void) | undefined;
+
+interface PtyRequest extends PtySize {
+  term: string;
+}
+
+type Launch =
+  | { kind: "shell" }
+  | { kind: "exec"; command: string }
+  | { kind: "subsystem"; name: string; file: string };
+
+const DEFAULT_PTY_TERM = "xterm-256color";
+const MAX_LOGGED_COMMAND = 256;
+
+/**
+ * One SSH `session` channel: collects pty-req and env requests, then runs exactly one of shell,
+ * exec or a subsystem as the sandbox user, and reports how it ended (exit-status or exit-signal,
+ * then EOF and close). Closing the channel or the connection hangs up the child.
+ */
+export class SessionChannelHandler {
+  private pty: PtyRequest | undefined;
+  private readonly requestedEnv: Record<string, string> = {};
+  private process: SessionProcess | undefined;
+  private readonly disposed = new AbortController();
+
+  constructor(
+    session: Session,
+    private readonly context: SshServerContext,
+    private readonly connectionId: number,
+  ) {
+    session.on("pty", (accept: Accept, _reject: Reject, info: PseudoTtyInfo & { term?: string }) => {
+      this.pty = { term: info.term || DEFAULT_PTY_TERM, cols: info.cols || 80, rows: info.rows || 24 };
+      accept?.();
+    });
+    session.on("window-change", (accept: Accept, _reject: Reject, info: PtySize) => {
+      if (this.pty) this.pty = { ...this.pty, cols: info.cols, rows: info.rows };
+      this.process?.resize(info);
+      accept?.();
+    });
+    session.on("env", (accept: Accept, _reject: Reject, info: { key: string; val: string }) => {
+      // Acknowledged either way (clients may wait for the reply); only the allowlist is applied.
+      if (isForwardableEnvName(info.key)) this.requestedEnv[info.key] = info.val;
+      else context.logger.debug({ connection_id: connectionId, name: info.key }, "ssh env request ignored");
+      accept?.();
+    });
+    session.on("signal", (accept: Accept, reject: Reject, info: { name: string }) => {
+      const signal = toNodeSignal(info.name);
+      if (!signal || !this.process) return reject?.();
+      this.process.signal(signal);
+      accept?.();
+    });
+    session.on("shell", (accept: () => ServerChannel | undefined) => {
+      void this.run(accept(), { kind: "shell" });
+    });
+    session.on(
+      "exec",
+      (accept: () => ServerChannel | undefined, _reject: Reject, info: { command: string }) => {
+        void this.run(accept(), { kind: "exec", command: info.command });
+      },
+    );
+    session.on(
+      "subsystem",
+      (accept: () => ServerChannel | undefined, reject: Reject, info: { name: string }) => {
+        if (info.name === "sftp" && context.sftpServerPath) {
+          void this.run(accept(), { kind: "subsystem", name: info.name, file: context.sftpServerPath });
+          return;
+        }
+        emitOcsf(context.logger, {
+          class: "SSH",
+          activity: "REFUSE",
+          severity: "MEDIUM",
+          disposition: "BLOCKED",
+          message: `unsupported subsystem requested: ${info.name}`,
+          fields: { connection_id: connectionId, subsystem: info.name },
+        });
+        reject?.();
+      },
+    );
+    session.on("close", () => void this.dispose());
+  }
+
+  /** Hangs up the child (if any); settles once it is gone. */
+  dispose(): Promise<void> {
+    if (!this.disposed.signal.aborted) {
+      this.disposed.abort();
+      // mutated
+    }
+    return this.process?.gone ?? Promise.resolve();
+  }
+
+  private async run(channel: ServerChannel | undefined, launch: Launch): Promise<void> {
+    // ssh2 hands out no channel for a second shell/exec/subsystem on the same session.
+    if (!channel) return;
+    channel.on("error", (error: Error) => this.fail(`session channel error: ${error.message}`));
+    channel.on("close", () => void this.dispose());
+    if (this.disposed.signal.aborted) return;
+
+    const spec = this.launchSpec(launch);
+    let child: SessionProcess;
+    try {
+      child =
+        this.pty && launch.kind !== "subsystem"
+          ? PtySessionProcess.start(channel, spec, { ...this.pty, setprivPath: this.context.setprivPath })
+          : await PipeSessionProcess.start(channel, spec);
+    } catch (error) {
+      const message = OpenShellError.from(error).message;
+      this.fail(`failed to start ${launch.kind}: ${message}`);
+      channel.stderr.write(`openshell-sandbox: ${message}\n`);
+      await this.finish(channel, { code: 127 });
+      return;
+    }
+    this.process = child;
+    if (this.disposed.signal.aborted) child.terminate();
+
+    const command = launch.kind === "exec" ? launch.command.slice(0, MAX_LOGGED_COMMAND) : undefined;
+    const fields = {
+      connection_id: this.connectionId,
+      pid: child.pid,
+      kind: launch.kind,
+      user: this.context.user.name,
+      pty: child instanceof PtySessionProcess,
+      ...(command !== undefined ? { command } : {}),
+      ...(launch.kind === "subsystem" ? { subsystem: launch.name } : {}),
+    };
+    emitOcsf(this.context.logger, {
+      class: "PROC",
+      activity: "LAUNCH",
+      message: `${launch.kind} started as ${this.context.user.name} (pid ${child.pid})`,
+      fields,
+    });
+    const exit = await child.exited;
+    emitOcsf(this.context.logger, {
+      class: "PROC",
+      activity: "TERMINATE",
+      message:
+        exit.signal !== undefined
+          ? `${launch.kind} (pid ${child.pid}) killed by SIG${exit.signal}`
+          : `${launch.kind} (pid ${child.pid}) exited with code ${exit.code}`,
+      fields: { ...fields, exit_code: exit.code ?? null, signal: exit.signal ?? null },
+    });
+    await this.finish(channel, exit);
+  }
+
+  private launchSpec(launch: Launch): LaunchSpec {
+    const { user, workdir, switchUser } = this.context;
+    const args = launch.kind === "exec" ? ["-lc", launch.command] : launch.kind === "shell" ? ["-l"] : [];
+    const usesPty = this.pty !== undefined && launch.kind !== "subsystem";
+    return {
+      file: launch.kind === "subsystem" ? launch.file : user.shell,
+      args,
+      cwd: workdir,
+      env: buildLoginEnvironment({
+        user,
+        term: usesPty ? this.pty?.term : undefined,
+        extra: this.context.env,
+        requested: this.requestedEnv,
+      }),
+      uid: switchUser ? user.uid : undefined,
+      gid: switchUser ? user.gid : undefined,
+    };
+  }
+
+  /** exit-status/exit-signal after the last output, then EOF and close (channel.end does both). */
+  private async finish(channel: ServerChannel, exit: ProcessExit): Promise<void> {
+    const { signal } = this.disposed;
+    await Promise.all([flushWritable(channel, signal), flushWritable(channel.stderr, signal)]);
+    if (signal.aborted) return;
+    if (exit.signal !== undefined) channel.exit(exit.signal, false, "");
+    else channel.exit(exit.code);
+    channel.end();
+    // Input nobody reads any more would keep the channel from ever emitting close.
+    channel.unpipe();
+    channel.resume();
+  }
+
+  private fail(message: string): void {
+    emitOcsf(this.context.logger, {
+      class: "SSH",
+      activity: "FAIL",
+      severity: "LOW",
+      message,
+      fields: { connection_id: this.connectionId },
+    });
+  }
+}
