@@ -1,13 +1,24 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
 
-const REPO = resolve(import.meta.dirname, "..", "..", "..");
+/** The repository root, found upwards from this file (also when bundled into bench/.build). */
+export function findRepoRoot(from: string = import.meta.dirname): string {
+  let dir = from;
+  while (!existsSync(join(dir, "pnpm-workspace.yaml"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${from}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+const REPO = findRepoRoot();
 export const GATEWAY_BIN = join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
 export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
 

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { SandboxPhase } from "@openshell/proto";
-import { freePort, type RunningGateway, startGateway, waitFor } from "./gateway-harness.js";
+import { findRepoRoot, freePort, type RunningGateway, startGateway, waitFor } from "./gateway-harness.js";
 
-const REPO = resolve(import.meta.dirname, "..", "..", "..");
+const REPO = findRepoRoot();
 export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
 export const CLI_BIN = join(REPO, "apps", "cli", "dist", "openshell.js");
 /** Shells and commands run as this unprivileged host user in the tests. */

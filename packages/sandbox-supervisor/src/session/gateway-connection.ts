@@ -53,6 +53,8 @@ export class GatewayConnection {
     const transport = createGrpcTransport({
       baseUrl: endpoint.origin,
       sessionManager: this.manager,
+      // Relay frames are encrypted SSH bytes: compression only burns CPU.
+      acceptCompression: [],
     });
     this.client = createClient(OpenShell, transport);
   }
