@@ -6,3 +6,4 @@ export * from "./names.js";
 export * from "./ocsf.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
+export * from "./relay-frame-codec.js";

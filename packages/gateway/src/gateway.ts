@@ -10,6 +10,7 @@ import type { GatewayConfig } from "./config/gateway-config.js";
 import { SandboxEventHub } from "./events/sandbox-event-hub.js";
 import { GatewayServer, type RequestHandler } from "./http/gateway-server.js";
 import { serveHealth } from "./http/health-routes.js";
+import { isRawRelayRequest, serveRawRelayStream } from "./http/raw-relay-stream.js";
 import { SshConnectTunnel } from "./http/ssh-connect-tunnel.js";
 import { SandboxRecords } from "./sandboxes/sandbox-records.js";
 import { createOpenShellService } from "./services/openshell-service.js";
@@ -128,6 +129,10 @@ export class Gateway {
     this.sshSessionReaper.unref();
     const handler: RequestHandler = (req, res) => {
       if (serveHealth(req, res, readiness)) return;
+      if ("stream" in req && isRawRelayRequest(req.headers)) {
+        serveRawRelayStream(req.stream, req.headers, { sessions: this.sessions, credentials, logger });
+        return;
+      }
       if (tunnel.handlesPath(req.url)) {
         res.statusCode = 405;
         res.setHeader("allow", "CONNECT");

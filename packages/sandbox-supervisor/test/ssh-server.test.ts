@@ -3,8 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
-import { OpenShellError } from "@openshell/core";
-import type { Client } from "ssh2";
+import { createLogger, OpenShellError } from "@openshell/core";
+import type { Client, ClientChannel } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { SandboxSshServer } from "../src/ssh/index.js";
 import {
@@ -53,9 +53,11 @@ afterEach(async () => {
   for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
 });
 
+const silentLogger = () => createLogger({ name: "ssh-test", level: "silent" });
+
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
-const ssh = (f: SshFixture, args: string[], input?: string | Buffer) =>
+const ssh = (f: { socketPath: string }, args: string[], input?: string | Buffer) =>
   runTool("ssh", [...sshOptions(f.socketPath), ...args], { input });
 
 const events = (f: SshFixture, shorthand: string) =>
@@ -66,6 +68,7 @@ describe("SandboxSshServer with the OpenSSH client", () => {
     const f = await fixture();
     const result = await ssh(f, ["sandbox", "id -un; pwd; echo err >&2; exit 7"]);
     expect(result).toMatchObject({ code: 7, stdout: `nobody\n${f.workdir}\n`, stderr: "err\n" });
+    expect(events(f, "SSH:LISTEN")[0]?.msg).toBe(`SSH:LISTEN [INFO] SSH server listening on ${f.socketPath}`);
     expect(events(f, "SSH:OPEN [INFO] ALLOWED")).toHaveLength(1);
     const terminated = events(f, "PROC:TERMINATE")[0];
     expect(terminated).toMatchObject({ kind: "exec", exit_code: 7, user: "nobody" });
@@ -121,6 +124,32 @@ describe("SandboxSshServer with the OpenSSH client", () => {
     expect(lines[1]).toMatch(/^\d+ \d+$/);
     expect(lines.slice(2, 4)).toEqual(["nobody", String(NOBODY_UID)]);
     expect(events(f, "PROC:LAUNCH")[0]).toMatchObject({ pty: true });
+  });
+
+  it("runs a login shell on pipes (ssh -T, as editors do) and on a PTY", async () => {
+    const f = await fixture();
+    const piped = await ssh(
+      f,
+      ["-T", "sandbox"],
+      'shopt -q login_shell && echo "login $0 in $PWD"; tty; exit 4\n',
+    );
+    expect(piped).toMatchObject({ code: 4, stdout: `login /bin/bash in ${f.workdir}\nnot a tty\n` });
+
+    const connected = await client(f.socketPath);
+    const shell = await new Promise<ClientChannel>((resolve, reject) =>
+      connected.shell({ rows: 24, cols: 80, term: "xterm" }, (error, channel) =>
+        error ? reject(error) : resolve(channel),
+      ),
+    );
+    const output = new ChannelOutput(shell);
+    const exited = channelExit(shell);
+    shell.write("echo interactive=$-; tty; exit 5\n");
+    await output.waitFor(/interactive=\S*i\S*\r?\n\/dev\/pts\/\d+/);
+    expect(await exited).toEqual({ code: 5, signal: undefined });
+    expect(events(f, "PROC:LAUNCH").map((event) => [event.kind, event.pty])).toEqual([
+      ["shell", false],
+      ["shell", true],
+    ]);
   });
 
   it("transfers files with sftp (put and get) and scp, owned by the sandbox user", async () => {
@@ -312,33 +341,25 @@ describe("SandboxSshServer lifecycle", () => {
     expect(stale.signal).toBe("SIGKILL");
     expect(statSync(dirs.socketPath).isSocket()).toBe(true);
 
-    const f = await startFixture();
-    fixtures.push(f);
-    await f.server.close();
-    fixtures.pop();
-    roots.push(f.root);
-
-    const { createLogger } = await import("@openshell/core");
     const server = await SandboxSshServer.start({
       socketPath: dirs.socketPath,
       runAsUser: "nobody",
       workdir: dirs.workdir,
-      logger: createLogger({ name: "ssh-test", level: "silent" }),
+      logger: silentLogger(),
     });
     try {
       expect(statSync(dirs.socketPath).mode & 0o777).toBe(0o600);
       expect(statSync(join(dirs.root, "run")).mode & 0o777).toBe(0o700);
-      expect((await ssh({ ...f, socketPath: dirs.socketPath }, ["sandbox", "true"])).code).toBe(0);
+      expect((await ssh(dirs, ["sandbox", "true"])).code).toBe(0);
     } finally {
       await server.close();
     }
   });
 
-  it("fails fast with a clear error for an unknown user or a non-socket at the path", async () => {
+  it("fails fast with a clear error for an unknown user, a socket in use or a non-socket", async () => {
     const dirs = makeFixtureDirs();
     roots.push(dirs.root);
-    const { createLogger } = await import("@openshell/core");
-    const logger = createLogger({ name: "ssh-test", level: "silent" });
+    const logger = silentLogger();
     const unknown = SandboxSshServer.start({
       socketPath: dirs.socketPath,
       runAsUser: "no-such-user",
@@ -348,6 +369,13 @@ describe("SandboxSshServer lifecycle", () => {
     await expect(unknown).rejects.toThrow(
       "sandbox user 'no-such-user' not found in /etc/passwd; create it or pass --run-as-user",
     );
+
+    const live = await startFixture();
+    fixtures.push(live);
+    await expect(
+      SandboxSshServer.start({ socketPath: live.socketPath, runAsUser: "nobody", logger }),
+    ).rejects.toThrow(/is in use by another SSH server/);
+    expect((await ssh(live, ["sandbox", "true"])).code).toBe(0);
 
     mkdirSync(join(dirs.root, "run"));
     writeFileSync(dirs.socketPath, "not a socket");

@@ -134,3 +134,24 @@ describe("SupervisorSessionRegistry", () => {
     expect(registry.pendingRelayCount).toBe(0);
   });
 });
+
+describe("relay duplex teardown", () => {
+  it("destroys the requester end when the supervisor end dies mid-stream, but not after a clean end", async () => {
+    const registry = new SupervisorSessionRegistry();
+    registry.register("sb", fakeSession("s1"));
+    const abrupt = await registry.openRelay("sb", 1000);
+    const abruptSupervisor = registry.claimRelay(abrupt.channelId, "sb");
+    const abruptRequester = await registry.awaitClaim(abrupt);
+    abruptSupervisor.destroy();
+    await new Promise((resolve) => abruptRequester.once("close", resolve));
+
+    const clean = await registry.openRelay("sb", 1000);
+    const cleanSupervisor = registry.claimRelay(clean.channelId, "sb");
+    const cleanRequester = await registry.awaitClaim(clean);
+    cleanSupervisor.end("last words");
+    cleanSupervisor.destroy();
+    let received = "";
+    for await (const chunk of cleanRequester) received += chunk;
+    expect(received).toBe("last words");
+  });
+});

@@ -184,6 +184,8 @@ export class SupervisorSessionRegistry {
     const [requesterEnd, supervisorEnd] = duplexPair({
       highWaterMark: RelayLimits.duplexBufferBytes,
     });
+    linkTeardown(requesterEnd, supervisorEnd);
+    linkTeardown(supervisorEnd, requesterEnd);
     if (!relay.deliver(requesterEnd)) {
       requesterEnd.destroy();
       supervisorEnd.destroy();
@@ -238,6 +240,17 @@ export class SupervisorSessionRegistry {
     this.sessions.clear();
     for (const channelId of [...this.pending.keys()]) this.cancelRelay(channelId);
   }
+}
+
+/**
+ * duplexPair ends do not tear each other down: when `side` is destroyed before it ended its
+ * writing, the other end would wait forever. Destroy it too; after a clean end the other end
+ * still drains what was buffered.
+ */
+function linkTeardown(side: Duplex, other: Duplex): void {
+  side.once("close", () => {
+    if (!side.writableEnded) other.destroy();
+  });
 }
 
 function relayOpen(channelId: string): GatewayMessage {

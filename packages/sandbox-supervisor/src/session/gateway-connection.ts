@@ -59,6 +59,16 @@ export class GatewayConnection {
     this.client = createClient(OpenShell, transport);
   }
 
+  /** A raw HTTP/2 stream for `path` on this connection (relays frame their own gRPC messages). */
+  openStream(path: string, headers: Record<string, string>): Promise<http2.ClientHttp2Stream> {
+    return this.manager.request(
+      "POST",
+      path,
+      { ...headers, "content-type": "application/grpc", te: "trailers", "grpc-accept-encoding": "identity" },
+      {},
+    );
+  }
+
   close(): void {
     this.manager.abort();
   }

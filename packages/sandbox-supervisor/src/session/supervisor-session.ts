@@ -119,7 +119,7 @@ export class SupervisorSession {
             throw new OpenShellError("permission_denied", `session rejected: ${payload.value.reason}`);
           case "relayOpen": {
             const relay = bridgeRelay({
-              client: connection.client,
+              connection,
               channelId: payload.value.channelId,
               sshSocketPath: options.sshSocketPath,
               headers,

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { emitOcsf, OpenShellError } from "@openshell/core";
 import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
 import { flushWritable } from "./channel-io.js";
@@ -94,7 +95,7 @@ export class SessionChannelHandler {
   dispose(): Promise<void> {
     if (!this.disposed.signal.aborted) {
       this.disposed.abort();
-      // mutated
+      this.process?.terminate();
     }
     return this.process?.gone ?? Promise.resolve();
   }
@@ -159,7 +160,7 @@ export class SessionChannelHandler {
     return {
       file: launch.kind === "subsystem" ? launch.file : user.shell,
       args,
-      cwd: workdir,
+      cwd: this.workingDirectory(workdir),
       env: buildLoginEnvironment({
         user,
         term: usesPty ? this.pty?.term : undefined,
@@ -169,6 +170,17 @@ export class SessionChannelHandler {
       uid: switchUser ? user.uid : undefined,
       gid: switchUser ? user.gid : undefined,
     };
+  }
+
+  /** Like sshd with a missing home: start in / rather than fail, and say so in the log. */
+  private workingDirectory(workdir: string): string {
+    try {
+      if (statSync(workdir).isDirectory()) return workdir;
+    } catch {
+      // Reported below.
+    }
+    this.context.logger.warn({ connection_id: this.connectionId, workdir }, "workdir missing; starting in /");
+    return "/";
   }
 
   /** exit-status/exit-signal after the last output, then EOF and close (channel.end does both). */

@@ -1,12 +1,12 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
-import type { Server } from "node:net";
+import { connect, type Server } from "node:net";
 import { dirname } from "node:path";
 import { OpenShellError } from "@openshell/core";
 
 /**
  * Listens on `socketPath` so that only root can connect: the directory is made 0700 (and root's)
- * and the socket 0600. A socket left over from an earlier run is replaced; anything else at the path is
- * an error rather than something to delete.
+ * and the socket 0600. A socket left over from an earlier run (nobody accepts on it) is replaced;
+ * a live socket or anything else at the path is an error rather than something to delete.
  */
 export async function listenOnSupervisorSocket(server: Server, socketPath: string): Promise<void> {
   const directory = dirname(socketPath);
@@ -23,7 +23,7 @@ export async function listenOnSupervisorSocket(server: Server, socketPath: strin
   const uid = process.getuid?.();
   if (uid === 0 && stat.uid !== 0) chownSync(directory, 0, 0);
   chmodSync(directory, 0o700);
-  removeStaleSocket(socketPath);
+  await removeStaleSocket(socketPath);
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once("error", onError);
@@ -41,7 +41,7 @@ export async function listenOnSupervisorSocket(server: Server, socketPath: strin
   chmodSync(socketPath, 0o600);
 }
 
-function removeStaleSocket(socketPath: string): void {
+async function removeStaleSocket(socketPath: string): Promise<void> {
   let stat: ReturnType<typeof lstatSync>;
   try {
     stat = lstatSync(socketPath);
@@ -54,5 +54,22 @@ function removeStaleSocket(socketPath: string): void {
       `${socketPath} exists and is not a socket; remove it or choose another --ssh-socket-path`,
     );
   }
+  if (await acceptsConnections(socketPath)) {
+    throw new OpenShellError(
+      "failed_precondition",
+      `${socketPath} is in use by another SSH server; stop it or choose another --ssh-socket-path`,
+    );
+  }
   rmSync(socketPath, { force: true });
+}
+
+function acceptsConnections(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(socketPath);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
 }

@@ -1,0 +1,166 @@
+/**
+ * The gRPC wire format of `openshell.v1.RelayFrame`, encoded and decoded by hand so relays can run on
+ * raw HTTP/2 streams without a protobuf object and an async iterator per 16 KiB (the wire stays
+ * gRPC: any gRPC client can still call RelayStream). A gRPC message is a 5-byte prefix (compressed
+ * flag, big-endian length) plus the protobuf; RelayFrame is `oneof { RelayInit init = 1; bytes data = 2; }`
+ * and RelayInit is `{ string channel_id = 1; }`.
+ */
+export type RelayWireFrame =
+  | { kind: "init"; channelId: string }
+  | { kind: "data"; data: Buffer }
+  | { kind: "empty" };
+
+const FIELD_INIT = 0x0a; // field 1, length-delimited
+const FIELD_DATA = 0x12; // field 2, length-delimited
+const FIELD_CHANNEL_ID = 0x0a;
+
+export class RelayFrameError extends Error {}
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest & 0x7f) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+function envelope(body: Buffer): Buffer {
+  const prefix = Buffer.allocUnsafe(5);
+  prefix[0] = 0;
+  prefix.writeUInt32BE(body.length, 1);
+  return Buffer.concat([prefix, body]);
+}
+
+export function encodeInitFrame(channelId: string): Buffer {
+  const id = Buffer.from(channelId, "utf8");
+  const init = Buffer.concat([Buffer.from([FIELD_CHANNEL_ID, ...varint(id.length)]), id]);
+  return envelope(Buffer.concat([Buffer.from([FIELD_INIT, ...varint(init.length)]), init]));
+}
+
+/** One gRPC message carrying `data`: prefix and field header in one small buffer, then the bytes. */
+export function encodeDataFrame(data: Uint8Array): Buffer {
+  const fieldHeader = [FIELD_DATA, ...varint(data.length)];
+  const out = Buffer.allocUnsafe(5 + fieldHeader.length + data.length);
+  out[0] = 0;
+  out.writeUInt32BE(fieldHeader.length + data.length, 1);
+  out.set(fieldHeader, 5);
+  out.set(data, 5 + fieldHeader.length);
+  return out;
+}
+
+/** Incremental decoder: feed it stream chunks, get whole frames back (data without copying). */
+export class RelayFrameDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxMessageBytes: number = 4 * 1024 * 1024) {}
+
+  push(chunk: Buffer): RelayWireFrame[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: RelayWireFrame[] = [];
+    for (;;) {
+      if (this.pendingBytes < 5) break;
+      const head = this.peek(5);
+      if (head[0] !== 0) throw new RelayFrameError("compressed relay frames are not supported");
+      const length = head.readUInt32BE(1);
+      if (length > this.maxMessageBytes) {
+        throw new RelayFrameError(`relay frame of ${length} bytes exceeds ${this.maxMessageBytes}`);
+      }
+      if (this.pendingBytes < 5 + length) break;
+      const message = this.take(5 + length).subarray(5);
+      frames.push(decodeRelayFrame(message));
+    }
+    return frames;
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  private peek(n: number): Buffer {
+    if ((this.pending[0]?.length ?? 0) >= n) return this.pending[0] as Buffer;
+    const joined = Buffer.concat(this.pending);
+    this.pending = [joined];
+    return joined;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.pending[0] as Buffer;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+    } else {
+      const joined = Buffer.concat(this.pending);
+      out = joined.subarray(0, n);
+      this.pending = joined.length > n ? [joined.subarray(n)] : [];
+    }
+    this.pendingBytes -= n;
+    return out;
+  }
+}
+
+/** Decodes one RelayFrame protobuf; unknown fields are skipped as protobuf requires. */
+export function decodeRelayFrame(message: Buffer): RelayWireFrame {
+  let frame: RelayWireFrame = { kind: "empty" };
+  let offset = 0;
+  while (offset < message.length) {
+    const [tag, afterTag] = readVarint(message, offset);
+    offset = afterTag;
+    const field = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    if (wireType === 2) {
+      const [length, afterLength] = readVarint(message, offset);
+      const end = afterLength + length;
+      if (end > message.length) throw new RelayFrameError("truncated relay frame");
+      const value = message.subarray(afterLength, end);
+      if (field === 1) frame = { kind: "init", channelId: decodeChannelId(value) };
+      else if (field === 2) frame = { kind: "data", data: value };
+      offset = end;
+    } else if (wireType === 0) {
+      offset = readVarint(message, offset)[1];
+    } else if (wireType === 1) {
+      offset += 8;
+    } else if (wireType === 5) {
+      offset += 4;
+    } else {
+      throw new RelayFrameError(`unsupported protobuf wire type ${wireType} in relay frame`);
+    }
+  }
+  return frame;
+}
+
+function decodeChannelId(init: Buffer): string {
+  let channelId = "";
+  let offset = 0;
+  while (offset < init.length) {
+    const [tag, afterTag] = readVarint(init, offset);
+    offset = afterTag;
+    const wireType = tag & 7;
+    if (wireType !== 2) {
+      offset = wireType === 0 ? readVarint(init, offset)[1] : offset + (wireType === 1 ? 8 : 4);
+      continue;
+    }
+    const [length, afterLength] = readVarint(init, offset);
+    if (Math.floor(tag / 8) === 1) channelId = init.subarray(afterLength, afterLength + length).toString("utf8");
+    offset = afterLength + length;
+  }
+  return channelId;
+}
+
+function readVarint(buffer: Buffer, start: number): [number, number] {
+  let value = 0;
+  let multiplier = 1;
+  for (let offset = start; offset < buffer.length && offset < start + 10; offset++) {
+    const byte = buffer[offset] as number;
+    value += (byte & 0x7f) * multiplier;
+    if (byte < 0x80) return [value, offset + 1];
+    multiplier *= 128;
+  }
+  throw new RelayFrameError("truncated varint in relay frame");
+}

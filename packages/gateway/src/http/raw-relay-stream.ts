@@ -1,0 +1,124 @@
+import http2 from "node:http2";
+import type { Duplex } from "node:stream";
+import { encodeDataFrame, type Logger, OpenShellError, RelayFrameDecoder, type RelayWireFrame } from "@openshell/core";
+import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
+import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
+
+export const RELAY_STREAM_PATH = "/openshell.v1.OpenShell/RelayStream";
+/** Largest data frame sent to the supervisor (upstream's relay chunk). */
+export const RAW_RELAY_FRAME_BYTES = 16 * 1024;
+
+export interface RawRelayDeps {
+  sessions: SupervisorSessionRegistry;
+  credentials: SupervisorCredentials;
+  logger: Logger;
+}
+
+/** True for a gRPC (not gRPC-web, not Connect) RelayStream call over HTTP/2. */
+export function isRawRelayRequest(headers: http2.IncomingHttpHeaders): boolean {
+  const contentType = headers["content-type"] ?? "";
+  return (
+    headers[":path"] === RELAY_STREAM_PATH &&
+    (contentType === "application/grpc" || contentType === "application/grpc+proto")
+  );
+}
+
+/**
+ * RelayStream served straight on the HTTP/2 stream (same wire format as the generated handler in
+ * services/relay-service.ts, which still serves Connect and gRPC-web). Skipping connect-es's
+ * per-message objects and async iterators is what lets a relay keep up with SSH.
+ */
+export function serveRawRelayStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, deps: RawRelayDeps): void {
+  const decoder = new RelayFrameDecoder();
+  let relay: Duplex | undefined;
+  let responded = false;
+  let log = deps.logger;
+
+  const fail = (error: unknown) => {
+    const failure = OpenShellError.from(error);
+    relay?.destroy();
+    if (stream.destroyed || stream.closed) return;
+    const trailers = { "grpc-status": String(failure.connectCode), "grpc-message": encodeURIComponent(failure.message) };
+    if (!responded) {
+      responded = true;
+      stream.respond({ ":status": 200, "content-type": "application/grpc", ...trailers }, { endStream: true });
+    } else {
+      stream.sendTrailers?.(trailers);
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }
+  };
+
+  const onFrames = (frames: RelayWireFrame[]) => {
+    for (const frame of frames) {
+      if (!relay) {
+        if (frame.kind !== "init" || !frame.channelId) {
+          throw new OpenShellError("invalid_argument", "first RelayFrame must be init with non-empty channel_id");
+        }
+        relay = claim(frame.channelId);
+        continue;
+      }
+      if (frame.kind !== "data") {
+        relay.end();
+        stream.pause();
+        return;
+      }
+      if (frame.data.length > 0 && !relay.write(frame.data)) stream.pause();
+    }
+  };
+
+  const claim = (channelId: string): Duplex => {
+    const authorization = headers.authorization;
+    const token = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? "")?.[1];
+    const sandboxId = deps.credentials.verify(token);
+    const claimed = deps.sessions.claimRelay(channelId, sandboxId);
+    log = deps.logger.child({ sandbox_id: sandboxId, channel_id: channelId });
+    responded = true;
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    // The compat response object (Http2ServerResponse) would send its own, empty trailers.
+    stream.removeAllListeners("wantTrailers");
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    pumpOutbound(claimed, stream);
+    claimed.on("drain", () => stream.resume());
+    claimed.on("error", () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    log.debug("relay claimed");
+    return claimed;
+  };
+
+  stream.on("data", (chunk: Buffer) => {
+    try {
+      onFrames(decoder.push(chunk));
+    } catch (error) {
+      stream.pause();
+      fail(error);
+    }
+  });
+  stream.on("end", () => {
+    if (!relay) {
+      fail(new OpenShellError("invalid_argument", decoder.bufferedBytes > 0 ? "truncated RelayFrame" : "empty RelayStream"));
+      return;
+    }
+    relay.end();
+  });
+  stream.on("error", () => relay?.destroy());
+  stream.on("close", () => {
+    relay?.destroy();
+    log.debug("relay closed");
+  });
+}
+
+/** Relay bytes → data frames on the HTTP/2 stream, pausing the relay while the stream is full. */
+function pumpOutbound(relay: Duplex, stream: http2.ServerHttp2Stream): void {
+  relay.on("data", (chunk: Buffer) => {
+    let writable = true;
+    for (let offset = 0; offset < chunk.length; offset += RAW_RELAY_FRAME_BYTES) {
+      writable = stream.write(encodeDataFrame(chunk.subarray(offset, offset + RAW_RELAY_FRAME_BYTES)));
+    }
+    if (!writable) {
+      relay.pause();
+      stream.once("drain", () => relay.resume());
+    }
+  });
+  relay.on("end", () => {
+    if (!stream.destroyed) stream.end();
+  });
+}
