@@ -53,7 +53,10 @@ function timedBulk(sshArgs: string[]): Promise<number> {
     const started = process.hrtime.bigint();
     const child = spawn(
       "bash",
-      ["-c", `head -c ${MIB}M /dev/zero | ssh ${sshArgs.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")} sandbox 'cat >/dev/null'`],
+      [
+        "-c",
+        `head -c ${MIB}M /dev/zero | ssh ${sshArgs.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")} sandbox 'cat >/dev/null'`,
+      ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     child.on("exit", (code) => {
@@ -65,11 +68,16 @@ function timedBulk(sshArgs: string[]): Promise<number> {
 
 function directSshArgs(socket: string): string[] {
   return [
-    "-F", "/dev/null",
-    "-o", `ProxyCommand=${process.execPath} ${UNIX_PROXY} ${socket}`,
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
+    "-F",
+    "/dev/null",
+    "-o",
+    `ProxyCommand=${process.execPath} ${UNIX_PROXY} ${socket}`,
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
   ];
 }
 
@@ -88,7 +96,10 @@ async function execRoundTrips(gw: RunningGateway, sandboxId: string): Promise<nu
 async function directExecRoundTrips(socket: string): Promise<number[]> {
   const client = new Client();
   await new Promise<void>((ready, reject) => {
-    client.on("ready", ready).on("error", reject).connect({ sock: net.connect(socket), username: "sandbox" });
+    client
+      .on("ready", ready)
+      .on("error", reject)
+      .connect({ sock: net.connect(socket), username: "sandbox" });
   });
   const times: number[] = [];
   for (let i = 0; i < EXECS + 10; i++) {
@@ -106,7 +117,9 @@ async function directExecRoundTrips(socket: string): Promise<number[]> {
 }
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("VmRSS:"));
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 
@@ -116,7 +129,9 @@ async function main() {
   const gw = await startGatewayWithSupervisors({ stateDir, workdir });
   const ids: string[] = [];
   try {
-    console.log(`# relay-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs  (${new Date().toISOString()})`);
+    console.log(
+      `# relay-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs  (${new Date().toISOString()})`,
+    );
     const id = (await gw.grpc.createSandbox({ spec: {}, name: "bench-0" })).sandbox!.id;
     ids.push(id);
     await waitForPhase(gw, "bench-0", SandboxPhase.READY, 60_000);
@@ -135,8 +150,12 @@ async function main() {
 
     const directExec = await directExecRoundTrips(socket);
     const gatewayExec = await execRoundTrips(gw, id);
-    console.log(`exec direct ssh2 (open conn)     : p50 ${median(directExec).toFixed(2)} ms, p99 ${quantile(directExec, 0.99).toFixed(2)} ms`);
-    console.log(`ExecSandbox true                 : p50 ${median(gatewayExec).toFixed(2)} ms, p99 ${quantile(gatewayExec, 0.99).toFixed(2)} ms`);
+    console.log(
+      `exec direct ssh2 (open conn)     : p50 ${median(directExec).toFixed(2)} ms, p99 ${quantile(directExec, 0.99).toFixed(2)} ms`,
+    );
+    console.log(
+      `ExecSandbox true                 : p50 ${median(gatewayExec).toFixed(2)} ms, p99 ${quantile(gatewayExec, 0.99).toFixed(2)} ms`,
+    );
 
     const rssBefore = rssMiB(gw.pid);
     for (let i = 1; i < SANDBOXES; i++) {
@@ -145,7 +164,9 @@ async function main() {
     for (let i = 1; i < SANDBOXES; i++) await waitForPhase(gw, `bench-${i}`, SandboxPhase.READY, 120_000);
     await new Promise((r) => setTimeout(r, 2000));
     const rssAfter = rssMiB(gw.pid);
-    console.log(`gateway RSS: ${rssBefore.toFixed(1)} MiB with 1 session, ${rssAfter.toFixed(1)} MiB with ${SANDBOXES}: ${(((rssAfter - rssBefore) * 1024) / (SANDBOXES - 1)).toFixed(0)} KiB per idle session`);
+    console.log(
+      `gateway RSS: ${rssBefore.toFixed(1)} MiB with 1 session, ${rssAfter.toFixed(1)} MiB with ${SANDBOXES}: ${(((rssAfter - rssBefore) * 1024) / (SANDBOXES - 1)).toFixed(0)} KiB per idle session`,
+    );
 
     const started = Date.now();
     const results = await Promise.allSettled(
@@ -160,7 +181,9 @@ async function main() {
       ),
     );
     const failed = results.filter((r) => r.status === "rejected");
-    console.log(`${ids.length} sandboxes x 5 concurrent relays: ${results.length - failed.length}/${results.length} succeeded in ${Date.now() - started} ms`);
+    console.log(
+      `${ids.length} sandboxes x 5 concurrent relays: ${results.length - failed.length}/${results.length} succeeded in ${Date.now() - started} ms`,
+    );
     for (const f of failed.slice(0, 3)) console.log(`  failure: ${(f as PromiseRejectedResult).reason}`);
   } finally {
     await gw.stop("SIGTERM");

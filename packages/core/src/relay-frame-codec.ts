@@ -147,7 +147,8 @@ function decodeChannelId(init: Buffer): string {
       continue;
     }
     const [length, afterLength] = readVarint(init, offset);
-    if (Math.floor(tag / 8) === 1) channelId = init.subarray(afterLength, afterLength + length).toString("utf8");
+    if (Math.floor(tag / 8) === 1)
+      channelId = init.subarray(afterLength, afterLength + length).toString("utf8");
     offset = afterLength + length;
   }
   return channelId;

@@ -383,7 +383,9 @@ describe("faults with a real supervisor", () => {
       yield { payload: { case: "hello", value: { sandboxId: id, instanceId: "usurper" } } } as never;
       await fakeEnded;
     })();
-    const session = gw.grpc.connectSupervisor(outbound, { headers: { authorization: `Bearer ${supervisorToken}` } });
+    const session = gw.grpc.connectSupervisor(outbound, {
+      headers: { authorization: `Bearer ${supervisorToken}` },
+    });
     const iterator = session[Symbol.asyncIterator]();
     expect((await iterator.next()).value?.payload.case).toBe("sessionAccepted");
     // The real supervisor's old session ends now; that must not demote the sandbox.

@@ -1,6 +1,12 @@
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
-import { encodeDataFrame, type Logger, OpenShellError, RelayFrameDecoder, type RelayWireFrame } from "@openshell/core";
+import {
+  encodeDataFrame,
+  type Logger,
+  OpenShellError,
+  RelayFrameDecoder,
+  type RelayWireFrame,
+} from "@openshell/core";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 
@@ -28,7 +34,11 @@ export function isRawRelayRequest(headers: http2.IncomingHttpHeaders): boolean {
  * services/relay-service.ts, which still serves Connect and gRPC-web). Skipping connect-es's
  * per-message objects and async iterators is what lets a relay keep up with SSH.
  */
-export function serveRawRelayStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, deps: RawRelayDeps): void {
+export function serveRawRelayStream(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  deps: RawRelayDeps,
+): void {
   const decoder = new RelayFrameDecoder();
   let relay: Duplex | undefined;
   let responded = false;
@@ -38,10 +48,16 @@ export function serveRawRelayStream(stream: http2.ServerHttp2Stream, headers: ht
     const failure = OpenShellError.from(error);
     relay?.destroy();
     if (stream.destroyed || stream.closed) return;
-    const trailers = { "grpc-status": String(failure.connectCode), "grpc-message": encodeURIComponent(failure.message) };
+    const trailers = {
+      "grpc-status": String(failure.connectCode),
+      "grpc-message": encodeURIComponent(failure.message),
+    };
     if (!responded) {
       responded = true;
-      stream.respond({ ":status": 200, "content-type": "application/grpc", ...trailers }, { endStream: true });
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc", ...trailers },
+        { endStream: true },
+      );
     } else {
       stream.sendTrailers?.(trailers);
       stream.close(http2.constants.NGHTTP2_NO_ERROR);
@@ -52,7 +68,10 @@ export function serveRawRelayStream(stream: http2.ServerHttp2Stream, headers: ht
     for (const frame of frames) {
       if (!relay) {
         if (frame.kind !== "init" || !frame.channelId) {
-          throw new OpenShellError("invalid_argument", "first RelayFrame must be init with non-empty channel_id");
+          throw new OpenShellError(
+            "invalid_argument",
+            "first RelayFrame must be init with non-empty channel_id",
+          );
         }
         relay = claim(frame.channelId);
         continue;
@@ -94,7 +113,12 @@ export function serveRawRelayStream(stream: http2.ServerHttp2Stream, headers: ht
   });
   stream.on("end", () => {
     if (!relay) {
-      fail(new OpenShellError("invalid_argument", decoder.bufferedBytes > 0 ? "truncated RelayFrame" : "empty RelayStream"));
+      fail(
+        new OpenShellError(
+          "invalid_argument",
+          decoder.bufferedBytes > 0 ? "truncated RelayFrame" : "empty RelayStream",
+        ),
+      );
       return;
     }
     relay.end();

@@ -1,14 +1,17 @@
-import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { encodeDataFrame, encodeInitFrame, RelayFrameDecoder } from "@openshell/core";
 import { RelayFrameSchema } from "@openshell/proto";
 import { describe, expect, it } from "vitest";
-import { encodeDataFrame, encodeInitFrame, RelayFrameDecoder } from "@openshell/core";
 
 const unwrap = (wire: Buffer) => fromBinary(RelayFrameSchema, wire.subarray(5));
 
 describe("relay frame codec", () => {
   it("encodes exactly what protobuf-es encodes", () => {
     const data = Buffer.alloc(300, 7);
-    const viaLibrary = toBinary(RelayFrameSchema, create(RelayFrameSchema, { payload: { case: "data", value: data } }));
+    const viaLibrary = toBinary(
+      RelayFrameSchema,
+      create(RelayFrameSchema, { payload: { case: "data", value: data } }),
+    );
     expect(encodeDataFrame(data).subarray(5)).toEqual(Buffer.from(viaLibrary));
     const init = unwrap(encodeInitFrame("chan-1"));
     expect(init.payload).toEqual({ case: "init", value: expect.objectContaining({ channelId: "chan-1" }) });

@@ -42,7 +42,9 @@ export async function bridgeRelay(options: RelayBridgeOptions): Promise<void> {
     if (outcome.grpcStatus === "0" || outcome.grpcStatus === undefined) {
       emitOcsf(logger, { class: "NET", activity: "CLOSE", message: "relay closed", fields });
     } else {
-      throw new Error(`gateway ended the relay: ${decodeURIComponent(outcome.grpcMessage ?? "")} (grpc-status ${outcome.grpcStatus})`);
+      throw new Error(
+        `gateway ended the relay: ${decodeURIComponent(outcome.grpcMessage ?? "")} (grpc-status ${outcome.grpcStatus})`,
+      );
     }
   } catch (error) {
     teardown();
