@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { parseSupervisorCommand } from "./supervisor-config.js";
+
+const env = {
+  OPENSHELL_SANDBOX_ID: "id-1",
+  OPENSHELL_SANDBOX: "box",
+  OPENSHELL_ENDPOINT: "http://10.0.2.2:8080",
+  OPENSHELL_SUPERVISOR_TOKEN: "oss1.id-1.sig",
+};
+
+describe("parseSupervisorCommand", () => {
+  it("reads identity and gateway from env, flags win", () => {
+    const parsed = parseSupervisorCommand(["--sandbox", "flagged", "--", "sleep", "1"], env);
+    expect(parsed).toMatchObject({
+      kind: "run",
+      config: {
+        sandboxId: "id-1",
+        sandboxName: "flagged",
+        sshSocketPath: "/run/openshell/ssh.sock",
+        runAsUser: "sandbox",
+        workdir: "/sandbox",
+        command: ["sleep", "1"],
+      },
+    });
+  });
+
+  it("refuses to start listing every missing or malformed setting", () => {
+    expect(() => parseSupervisorCommand([], {})).toThrow(
+      /--sandbox-id \(or OPENSHELL_SANDBOX_ID\) is required[\s\S]*--sandbox \(or OPENSHELL_SANDBOX\)[\s\S]*OPENSHELL_ENDPOINT[\s\S]*OPENSHELL_SUPERVISOR_TOKEN/,
+    );
+    expect(() => parseSupervisorCommand([], { ...env, OPENSHELL_ENDPOINT: "ftp://gw" })).toThrow(
+      "must start with http:// or https://",
+    );
+    expect(() => parseSupervisorCommand([], { ...env, OPENSHELL_ENDPOINT: "10.0.2.2:8080" })).toThrow(
+      "is not a URL (expected e.g. http://10.0.2.2:8080)",
+    );
+    expect(() => parseSupervisorCommand([], { ...env, OPENSHELL_ENDPOINT: "https://gw:8443" })).toThrow(
+      "OPENSHELL_TLS_CA is required for an https:// endpoint",
+    );
+    expect(() => parseSupervisorCommand(["--bogus"], env)).toThrow("Unknown option '--bogus'");
+    expect(() => parseSupervisorCommand(["--log-level", "loud"], env)).toThrow("--log-level 'loud'");
+  });
+});
