@@ -70,6 +70,7 @@ export class SupervisorProcesses {
         OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
         OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
+        ...passThrough(process.env, ["OPENSHELL_KEEPALIVE_INTERVAL_MS", "OPENSHELL_KEEPALIVE_TIMEOUT_MS"]),
       },
     });
     closeSync(log);
@@ -120,4 +121,10 @@ export class SupervisorProcesses {
     }, 500);
     timer.unref();
   }
+}
+
+function passThrough(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) if (env[name]) picked[name] = env[name] as string;
+  return picked;
 }

@@ -27,6 +27,7 @@ export async function startGatewayWithSupervisors(options: {
   stateDir: string;
   workdir: string;
   port?: number;
+  env?: Record<string, string>;
 }): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
   return startGateway({
@@ -41,6 +42,7 @@ export async function startGatewayWithSupervisors(options: {
         "--workdir",
         options.workdir,
       ]),
+      ...options.env,
     },
   });
 }

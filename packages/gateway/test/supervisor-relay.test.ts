@@ -346,11 +346,11 @@ describe("faults with a real supervisor", () => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function setup(name: string) {
+  async function setup(name: string, env?: Record<string, string>) {
     const stateDir = makeStateDir();
     const workdir = makeWorkdir();
     dirs.push(stateDir, workdir);
-    const gw = await startGatewayWithSupervisors({ stateDir, workdir });
+    const gw = await startGatewayWithSupervisors({ stateDir, workdir, env });
     gateways.push(gw);
     const id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
     await waitForPhase(gw, name, SandboxPhase.READY);
@@ -403,6 +403,42 @@ describe("faults with a real supervisor", () => {
     expect(rest.done).toBe(true);
     endFake();
     expect((await gw.grpc.getSandbox({ name: "contested" })).sandbox?.phase).toBe(SandboxPhase.READY);
+  });
+
+  it("HTTP/2 keepalive notices a gateway that stopped answering, and the session comes back", async () => {
+    const { gw, stateDir, id } = await setup("pinged", {
+      OPENSHELL_KEEPALIVE_INTERVAL_MS: "300",
+      OPENSHELL_KEEPALIVE_TIMEOUT_MS: "500",
+    });
+    process.kill(gw.pid, "SIGSTOP");
+    try {
+      await waitFor(
+        () => supervisorLog(stateDir, id).includes("supervisor session failed"),
+        10_000,
+        () => `supervisor did not notice the frozen gateway:\n${supervisorLog(stateDir, id).slice(-3000)}`,
+      );
+    } finally {
+      process.kill(gw.pid, "SIGCONT");
+    }
+    await waitForPhase(gw, "pinged", SandboxPhase.READY, 20_000);
+    expect(supervisorLog(stateDir, id).split("supervisor session established").length).toBeGreaterThanOrEqual(
+      3,
+    );
+  }, 40_000);
+
+  it("ships the supervisor's log lines to the gateway", async () => {
+    const { gw, id } = await setup("chatty");
+    await waitFor(
+      async () =>
+        (await gw.grpc.getSandboxLogs({ sandboxId: id, sources: ["sandbox"] })).logs.some((line) =>
+          line.message.includes("supervisor session established"),
+        ),
+      10_000,
+      () => "no supervisor log lines reached the gateway",
+    );
+    const lines = (await gw.grpc.getSandboxLogs({ sandboxId: id, sources: ["sandbox"] })).logs;
+    expect(lines.every((line) => line.source === "sandbox" && line.sandboxId === id)).toBe(true);
+    expect(lines.some((line) => line.level === "OCSF")).toBe(true);
   });
 
   it("a killed supervisor takes the sandbox out of READY", async () => {

@@ -25,7 +25,12 @@ export class SandboxSupervisor {
       class: "LIFECYCLE",
       activity: "START",
       message: "openshell-sandbox starting",
-      fields: { sandbox_id: config.sandboxId, sandbox: config.sandboxName, endpoint: config.endpoint.origin },
+      fields: {
+        sandbox_id: config.sandboxId,
+        sandbox: config.sandboxName,
+        endpoint: config.endpoint.origin,
+        keepalive_ms: config.keepalive,
+      },
     });
     this.sshServer = await SandboxSshServer.start({
       socketPath: config.sshSocketPath,
@@ -39,6 +44,7 @@ export class SandboxSupervisor {
       endpoint: config.endpoint,
       supervisorToken: config.supervisorToken,
       tls: config.tls,
+      keepalive: config.keepalive,
       sshSocketPath: config.sshSocketPath,
       logger,
       onConnection: (connection) => this.logShipper?.setClient(connection?.client),

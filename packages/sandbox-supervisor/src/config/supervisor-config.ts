@@ -20,6 +20,8 @@ export interface SupervisorConfig {
   workdir: string;
   logLevel: string;
   tls: SupervisorTlsFiles | undefined;
+  /** HTTP/2 keepalive towards the gateway (OPENSHELL_KEEPALIVE_INTERVAL_MS / _TIMEOUT_MS tune it). */
+  keepalive: { intervalMs: number; timeoutMs: number };
   /** The workload to run (empty: none; the supervisor then runs until stopped). */
   command: string[];
 }
@@ -105,6 +107,20 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
     }
     if (files.ca && files.cert && files.key) tls = { ca: files.ca, cert: files.cert, key: files.key };
   }
+  const keepalive = {
+    intervalMs: positiveInt(
+      env.OPENSHELL_KEEPALIVE_INTERVAL_MS,
+      10_000,
+      "OPENSHELL_KEEPALIVE_INTERVAL_MS",
+      problems,
+    ),
+    timeoutMs: positiveInt(
+      env.OPENSHELL_KEEPALIVE_TIMEOUT_MS,
+      20_000,
+      "OPENSHELL_KEEPALIVE_TIMEOUT_MS",
+      problems,
+    ),
+  };
   if (problems.length > 0 || !endpoint) {
     throw new OpenShellError(
       "config_invalid",
@@ -123,9 +139,20 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       workdir: values.workdir ?? "/sandbox",
       logLevel,
       tls,
+      keepalive,
       command: positionals,
     },
   };
+}
+
+function positiveInt(raw: string | undefined, fallback: number, name: string, problems: string[]): number {
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    problems.push(`${name} must be a positive integer (milliseconds), got '${raw}'`);
+    return fallback;
+  }
+  return value;
 }
 
 function parse(argv: string[]) {

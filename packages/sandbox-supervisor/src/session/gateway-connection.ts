@@ -9,8 +9,12 @@ import type { SupervisorTlsFiles } from "../config/supervisor-config.js";
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES = 8 * 1024 * 1024;
 /** Upstream: keepalive every 10 s, 20 s to answer. */
-const PING_INTERVAL_MS = 10_000;
-const PING_TIMEOUT_MS = 20_000;
+export const DEFAULT_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 20_000 } as const;
+
+export interface Keepalive {
+  intervalMs: number;
+  timeoutMs: number;
+}
 
 /** Widens the connection-level window of every HTTP/2 session it opens. */
 class WideWindowSessionManager extends Http2SessionManager {
@@ -37,7 +41,7 @@ export class GatewayConnection {
   readonly client: Client<typeof OpenShell>;
   private readonly manager: Http2SessionManager;
 
-  constructor(endpoint: URL, tls: SupervisorTlsFiles | undefined) {
+  constructor(endpoint: URL, tls: SupervisorTlsFiles | undefined, keepalive: Keepalive = DEFAULT_KEEPALIVE) {
     const sessionOptions: http2.SecureClientSessionOptions = {
       settings: { initialWindowSize: STREAM_WINDOW_BYTES },
       ...(tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
@@ -47,7 +51,7 @@ export class GatewayConnection {
       // Not pingIdleConnection: connect-node 2.2 then schedules a PING on a destroyed session after
       // its last stream closes and crashes the process (ERR_HTTP2_INVALID_SESSION). The session
       // stream is open whenever the connection is in use, so pings run exactly when needed.
-      { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS },
+      { pingIntervalMs: keepalive.intervalMs, pingTimeoutMs: keepalive.timeoutMs },
       sessionOptions,
     );
     const transport = createGrpcTransport({

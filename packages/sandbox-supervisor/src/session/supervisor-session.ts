@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { AsyncQueue, Backoff, emitOcsf, type Logger, OpenShellError, sleep } from "@openshell/core";
 import { type SupervisorMessage, SupervisorMessageSchema } from "@openshell/proto";
 import { bridgeRelay } from "../relay/relay-bridge.js";
-import { GatewayConnection } from "./gateway-connection.js";
+import { GatewayConnection, type Keepalive } from "./gateway-connection.js";
 
 /** Upstream: reconnect after 1 s, doubling to 30 s. */
 export const RECONNECT_INITIAL_MS = 1_000;
@@ -17,6 +17,7 @@ export interface SupervisorSessionOptions {
   endpoint: URL;
   supervisorToken: string;
   tls: ConstructorParameters<typeof GatewayConnection>[1];
+  keepalive?: Keepalive;
   sshSocketPath: string;
   logger: Logger;
   /** Called with each connection while it is the live one (log shipping uses it). */
@@ -77,7 +78,7 @@ export class SupervisorSession {
 
   private async runOnce(): Promise<void> {
     const { options } = this;
-    const connection = new GatewayConnection(options.endpoint, options.tls);
+    const connection = new GatewayConnection(options.endpoint, options.tls, options.keepalive);
     const session = new AbortController();
     const abortSession = () => session.abort();
     this.stopped.signal.addEventListener("abort", abortSession, { once: true });
