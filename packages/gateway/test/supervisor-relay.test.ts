@@ -420,10 +420,13 @@ describe("faults with a real supervisor", () => {
     } finally {
       process.kill(gw.pid, "SIGCONT");
     }
-    await waitForPhase(gw, "pinged", SandboxPhase.READY, 20_000);
-    expect(supervisorLog(stateDir, id).split("supervisor session established").length).toBeGreaterThanOrEqual(
-      3,
+    // Reconnected: a second "established" line, and the sandbox is READY on the same gateway.
+    await waitFor(
+      () => supervisorLog(stateDir, id).split("supervisor session established").length >= 3,
+      20_000,
+      () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id).slice(-3000)}`,
     );
+    await waitForPhase(gw, "pinged", SandboxPhase.READY, 20_000);
   }, 40_000);
 
   it("ships the supervisor's log lines to the gateway", async () => {
