@@ -44,7 +44,12 @@ export function serveRawRelayStream(
   let responded = false;
   let log = deps.logger;
 
+  // Once a final status is chosen, the rest of the request is drained and ignored.
+  let settled = false;
+  let finalTrailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
   const fail = (error: unknown) => {
+    if (settled) return;
+    settled = true;
     const failure = OpenShellError.from(error);
     relay?.destroy();
     if (stream.destroyed || stream.closed) return;
@@ -59,9 +64,14 @@ export function serveRawRelayStream(
         { endStream: true },
       );
     } else {
-      stream.sendTrailers?.(trailers);
-      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      finalTrailers = trailers;
+      if (!stream.writableEnded) stream.end();
     }
+    stream.resume();
+    // A client that keeps sending after the final status gets its stream reset (gRPC servers do the same).
+    setTimeout(() => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }, 1000).unref();
   };
 
   const onFrames = (frames: RelayWireFrame[]) => {
@@ -95,7 +105,7 @@ export function serveRawRelayStream(
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
     // The compat response object (Http2ServerResponse) would send its own, empty trailers.
     stream.removeAllListeners("wantTrailers");
-    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.on("wantTrailers", () => stream.sendTrailers(finalTrailers));
     pumpOutbound(claimed, stream);
     claimed.on("drain", () => stream.resume());
     claimed.on("error", () => stream.close(http2.constants.NGHTTP2_CANCEL));
@@ -104,6 +114,7 @@ export function serveRawRelayStream(
   };
 
   stream.on("data", (chunk: Buffer) => {
+    if (settled) return;
     try {
       onFrames(decoder.push(chunk));
     } catch (error) {
@@ -112,6 +123,7 @@ export function serveRawRelayStream(
     }
   });
   stream.on("end", () => {
+    if (settled) return;
     if (!relay) {
       fail(
         new OpenShellError(
