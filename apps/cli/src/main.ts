@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { OpenShellError } from "@openshell/core";
 import { runSshProxy } from "./ssh/ssh-proxy.js";
@@ -23,6 +24,9 @@ sandbox is not ready (HTTP 412).
   --gateway URL      http(s)://host:port/connect/ssh
   --sandbox-id ID    sandbox id
   --token TOKEN      SSH session token
+  --tls-ca FILE      CA that signed the gateway's certificate (https gateways)
+  --tls-cert FILE    client certificate for mTLS gateways
+  --tls-key FILE     its key
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -44,6 +48,9 @@ async function main(argv: string[]): Promise<number> {
         "sandbox-id": { type: "string" },
         token: { type: "string" },
         "gateway-name": { type: "string" },
+        "tls-ca": { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -61,6 +68,11 @@ async function main(argv: string[]): Promise<number> {
       url: new URL(values.gateway),
       sandboxId: values["sandbox-id"],
       token: values.token,
+      tls: {
+        ...(values["tls-ca"] ? { ca: readFileSync(values["tls-ca"]) } : {}),
+        ...(values["tls-cert"] ? { cert: readFileSync(values["tls-cert"]) } : {}),
+        ...(values["tls-key"] ? { key: readFileSync(values["tls-key"]) } : {}),
+      },
       stdin: process.stdin,
       stdout: process.stdout,
     });

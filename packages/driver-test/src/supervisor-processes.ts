@@ -10,6 +10,7 @@ import type { compute } from "@openshell/proto";
  * - OPENSHELL_TEST_DRIVER_SUPERVISOR       path of the bundled openshell-sandbox.js
  * - OPENSHELL_TEST_DRIVER_ENDPOINT         gateway URL the supervisor dials
  * - OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS  JSON array of extra flags (e.g. --run-as-user nobody)
+ * - OPENSHELL_TEST_DRIVER_TLS_CA/_CERT/_KEY  client TLS files, given to the supervisor as OPENSHELL_TLS_*
  * Supervisors are detached: like VMs they outlive a crashed driver and are adopted by pid file.
  */
 export interface SupervisorLaunchConfig {
@@ -71,6 +72,11 @@ export class SupervisorProcesses {
         OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
         ...passThrough(process.env, ["OPENSHELL_KEEPALIVE_INTERVAL_MS", "OPENSHELL_KEEPALIVE_TIMEOUT_MS"]),
+        ...renamed(process.env, {
+          OPENSHELL_TEST_DRIVER_TLS_CA: "OPENSHELL_TLS_CA",
+          OPENSHELL_TEST_DRIVER_TLS_CERT: "OPENSHELL_TLS_CERT",
+          OPENSHELL_TEST_DRIVER_TLS_KEY: "OPENSHELL_TLS_KEY",
+        }),
       },
     });
     closeSync(log);
@@ -126,5 +132,11 @@ export class SupervisorProcesses {
 function passThrough(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const name of names) if (env[name]) picked[name] = env[name] as string;
+  return picked;
+}
+
+function renamed(env: NodeJS.ProcessEnv, names: Record<string, string>): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const [from, to] of Object.entries(names)) if (env[from]) picked[to] = env[from] as string;
   return picked;
 }

@@ -22,6 +22,22 @@ const REPO = findRepoRoot();
 export const GATEWAY_BIN = join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
 export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
 
+export interface GatewayTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+  /** What test clients present and trust. */
+  client: { ca: string; cert?: string; key?: string };
+}
+
+function clientTlsOptions(tls: GatewayTls) {
+  return {
+    ca: readFileSync(tls.client.ca),
+    ...(tls.client.cert ? { cert: readFileSync(tls.client.cert) } : {}),
+    ...(tls.client.key ? { key: readFileSync(tls.client.key) } : {}),
+  };
+}
+
 export interface RunningGateway {
   port: number;
   pid: number;
@@ -61,6 +77,8 @@ export async function startGateway(options: {
   port?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** TLS (and mTLS when clientCa is set) instead of --disable-tls; clients present `client`. */
+  tls?: GatewayTls;
 }): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
   const args = [
@@ -71,7 +89,15 @@ export async function startGateway(options: {
     DRIVER_DIR,
     "--driver-state-dir",
     join(options.stateDir, "drv"),
-    "--disable-tls",
+    ...(options.tls
+      ? [
+          "--tls-cert",
+          options.tls.cert,
+          "--tls-key",
+          options.tls.key,
+          ...(options.tls.clientCa ? ["--tls-client-ca", options.tls.clientCa] : ["--disable-gateway-auth"]),
+        ]
+      : ["--disable-tls"]),
     "--bind-address",
     "127.0.0.1",
     "--port",
@@ -97,14 +123,18 @@ export async function startGateway(options: {
     () => `gateway did not start:\n${output}`,
     child,
   );
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const nodeOptions = options.tls ? clientTlsOptions(options.tls) : undefined;
   return {
     port,
     pid: child.pid as number,
     stateDir: options.stateDir,
     url,
-    grpc: createClient(OpenShell, createGrpcTransport({ baseUrl: url })),
-    connect: createClient(OpenShell, createConnectTransport({ baseUrl: url, httpVersion: "1.1" })),
+    grpc: createClient(OpenShell, createGrpcTransport({ baseUrl: url, nodeOptions })),
+    connect: createClient(
+      OpenShell,
+      createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions }),
+    ),
     output: () => output,
     stop: (signal = "SIGTERM") => stopChild(child, signal),
   };

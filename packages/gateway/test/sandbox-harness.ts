@@ -3,7 +3,14 @@ import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SandboxPhase } from "@openshell/proto";
-import { findRepoRoot, freePort, type RunningGateway, startGateway, waitFor } from "./gateway-harness.js";
+import {
+  findRepoRoot,
+  freePort,
+  type GatewayTls,
+  type RunningGateway,
+  startGateway,
+  waitFor,
+} from "./gateway-harness.js";
 
 const REPO = findRepoRoot();
 export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
@@ -28,20 +35,30 @@ export async function startGatewayWithSupervisors(options: {
   workdir: string;
   port?: number;
   env?: Record<string, string>;
+  tls?: GatewayTls;
 }): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
+  const tlsEnv: Record<string, string> = options.tls
+    ? {
+        OPENSHELL_TEST_DRIVER_TLS_CA: options.tls.client.ca,
+        OPENSHELL_TEST_DRIVER_TLS_CERT: options.tls.client.cert ?? "",
+        OPENSHELL_TEST_DRIVER_TLS_KEY: options.tls.client.key ?? "",
+      }
+    : {};
   return startGateway({
     stateDir: options.stateDir,
     port,
+    tls: options.tls,
     env: {
       OPENSHELL_TEST_DRIVER_SUPERVISOR: SUPERVISOR_BIN,
-      OPENSHELL_TEST_DRIVER_ENDPOINT: `http://127.0.0.1:${port}`,
+      OPENSHELL_TEST_DRIVER_ENDPOINT: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`,
       OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS: JSON.stringify([
         "--run-as-user",
         RUN_AS_USER,
         "--workdir",
         options.workdir,
       ]),
+      ...tlsEnv,
       ...options.env,
     },
   });
@@ -78,8 +95,16 @@ export function supervisorLog(stateDir: string, sandboxId: string): string {
 }
 
 /** OpenSSH options that reach a sandbox through `openshell ssh-proxy` and CONNECT /connect/ssh. */
-export function sshOptions(gw: RunningGateway, sandboxId: string, token: string): string[] {
-  const proxy = `${process.execPath} ${CLI_BIN} ssh-proxy --gateway ${gw.url}/connect/ssh --sandbox-id ${sandboxId} --token ${token}`;
+export function sshOptions(
+  gw: RunningGateway,
+  sandboxId: string,
+  token: string,
+  tls?: GatewayTls["client"],
+): string[] {
+  const tlsFlags = tls
+    ? ` --tls-ca ${tls.ca}${tls.cert ? ` --tls-cert ${tls.cert}` : ""}${tls.key ? ` --tls-key ${tls.key}` : ""}`
+    : "";
+  const proxy = `${process.execPath} ${CLI_BIN} ssh-proxy --gateway ${gw.url}/connect/ssh --sandbox-id ${sandboxId} --token ${token}${tlsFlags}`;
   return [
     "-F",
     "/dev/null",
