@@ -202,6 +202,15 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it("children inherit no descriptors from the supervisor, even while a PTY session is open", async () => {
+    const held = collect(gw.grpc.execSandbox({ sandboxId, command: ["sleep", "2"], tty: true }));
+    await new Promise((r) => setTimeout(r, 500));
+    const listed = await collect(gw.grpc.execSandbox({ sandboxId, command: ["ls", "-1", "/proc/self/fd"] }));
+    // 0-2 plus the directory ls itself opened.
+    expect(listed.stdout.trim().split("\n")).toEqual(["0", "1", "2", "3"]);
+    expect((await held).exitCode).toBe(0);
+  });
+
   it("ExecSandbox rejects bad input and unknown sandboxes", async () => {
     expect(await failure(collect(gw.grpc.execSandbox({ sandboxId, command: [] })))).toMatchObject({
       code: Code.InvalidArgument,

@@ -28,6 +28,9 @@ class WideWindowSessionManager extends Http2SessionManager {
     if (session && !this.widened.has(session)) {
       this.widened.add(session);
       session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      // connect-node destroys a session whose PING timed out with an error after it may have removed
+      // its own listeners; an unheard 'error' would kill the supervisor. Streams still see the failure.
+      session.on("error", () => {});
     }
     return stream;
   }

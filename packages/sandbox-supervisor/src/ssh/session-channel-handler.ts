@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { emitOcsf, OpenShellError } from "@openshell/core";
 import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
 import { flushWritable } from "./channel-io.js";
@@ -157,9 +157,9 @@ export class SessionChannelHandler {
     const { user, workdir, switchUser } = this.context;
     const args = launch.kind === "exec" ? ["-lc", launch.command] : launch.kind === "shell" ? ["-l"] : [];
     const usesPty = this.pty !== undefined && launch.kind !== "subsystem";
+    const file = launch.kind === "subsystem" ? launch.file : user.shell;
     return {
-      file: launch.kind === "subsystem" ? launch.file : user.shell,
-      args,
+      ...withInheritedFdsClosed(file, args),
       cwd: this.workingDirectory(workdir),
       env: buildLoginEnvironment({
         user,
@@ -205,4 +205,18 @@ export class SessionChannelHandler {
       fields: { connection_id: this.connectionId },
     });
   }
+}
+
+const BASH = "/bin/bash";
+/**
+ * node-pty leaves its PTY master descriptors inheritable (no FD_CLOEXEC), so every later child would
+ * hold the terminals of other sessions. Node cannot set the flag, so children start through a bash
+ * prelude that closes every descriptor above 2 and then execs the real program.
+ */
+const CLOSE_INHERITED_FDS =
+  'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && [ -e "/proc/$$/fd/$fd" ] && exec {fd}>&-; done; exec "$0" "$@"';
+
+function withInheritedFdsClosed(file: string, args: string[]): { file: string; args: string[] } {
+  if (!existsSync(BASH)) return { file, args };
+  return { file: BASH, args: ["-c", CLOSE_INHERITED_FDS, file, ...args] };
 }
