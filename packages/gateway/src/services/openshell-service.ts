@@ -10,6 +10,7 @@ import type { Store } from "../store/store.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { execSandbox } from "./exec-service.js";
 import { createLogRpcs } from "./logs-service.js";
+import { createProviderRpcs } from "./provider-service.js";
 import { relayStream } from "./relay-service.js";
 import { createSandboxRpcs } from "./sandbox-service.js";
 import { createSshSessionRpcs, type SshSessionDeps } from "./ssh-session-service.js";
@@ -35,6 +36,7 @@ export function createOpenShellService(deps: OpenShellServiceDeps): Partial<Serv
     ...createSandboxRpcs(deps),
     watchSandbox: (request, context) => watchSandbox(request, deps, context.signal),
     ...createLogRpcs(deps),
+    ...createProviderRpcs(deps),
     ...createSshSessionRpcs({ ...deps.ssh, records: deps.records, store: deps.store }),
     connectSupervisor: (requests, context) => connectSupervisor(requests, context, deps),
     relayStream: (requests, context) => relayStream(requests, context, deps),
