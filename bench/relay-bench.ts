@@ -34,6 +34,47 @@ const RUNS = Number(values.runs);
 const SANDBOXES = Number(values.sandboxes);
 const EXECS = Number(values.execs);
 const UNIX_PROXY = resolve(import.meta.dirname, "..", "unix-socket-proxy.mjs");
+const TCP_FORWARDER = resolve(import.meta.dirname, "..", "tcp-forwarder.mjs");
+const TCP_PROXY_COMMAND = resolve(import.meta.dirname, "..", "tcp-proxy-command.mjs");
+
+/**
+ * The ceiling for this hop count: the same processes and loopback hops as the relay path
+ * (ProxyCommand → TCP → forwarder → TCP → forwarder → Unix socket) with plain byte pipes, no HTTP/2.
+ */
+async function startForwarderChain(socket: string): Promise<{ port: number; stop: () => void }> {
+  const start = (target: string) =>
+    new Promise<{ port: number; child: ReturnType<typeof spawn> }>((ready, reject) => {
+      const child = spawn(process.execPath, [TCP_FORWARDER, target], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      child.stdout?.once("data", (d: Buffer) => ready({ port: Number(String(d).trim()), child }));
+      child.once("error", reject);
+    });
+  const inner = await start(socket);
+  const outer = await start(`127.0.0.1:${inner.port}`);
+  return {
+    port: outer.port,
+    stop: () => {
+      inner.child.kill();
+      outer.child.kill();
+    },
+  };
+}
+
+function forwarderSshArgs(port: number): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-o",
+    `ProxyCommand=${process.execPath} ${TCP_PROXY_COMMAND} ${port}`,
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+  ];
+}
 
 const median = (xs: number[]) => quantile(xs, 0.5);
 function quantile(xs: number[], q: number): number {
@@ -140,13 +181,24 @@ async function main() {
 
     const direct: number[] = [];
     const relayed: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      direct.push((MIB * 1.048576) / (await timedBulk(directSshArgs(socket))));
-      relayed.push((MIB * 1.048576) / (await timedBulk(sshOptions(gw, id, token))));
+    const ceiling: number[] = [];
+    const chain = await startForwarderChain(socket);
+    try {
+      for (let run = 0; run < RUNS; run++) {
+        direct.push((MIB * 1.048576) / (await timedBulk(directSshArgs(socket))));
+        relayed.push((MIB * 1.048576) / (await timedBulk(sshOptions(gw, id, token))));
+        ceiling.push((MIB * 1.048576) / (await timedBulk(forwarderSshArgs(chain.port))));
+      }
+    } finally {
+      chain.stop();
     }
     console.log(`bulk direct to supervisor socket : ${fmt(direct, "MB/s")}`);
     console.log(`bulk through gateway relay       : ${fmt(relayed, "MB/s")}`);
+    console.log(
+      `bulk through 2 plain forwarders  : ${fmt(ceiling, "MB/s")}  (same hops, no HTTP/2: the ceiling)`,
+    );
     console.log(`ratio relay/direct (medians)     : ${(median(relayed) / median(direct)).toFixed(2)}`);
+    console.log(`ratio forwarders/direct          : ${(median(ceiling) / median(direct)).toFixed(2)}`);
 
     const directExec = await directExecRoundTrips(socket);
     const gatewayExec = await execRoundTrips(gw, id);

@@ -71,7 +71,11 @@ export class SupervisorProcesses {
         OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
         OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
-        ...passThrough(process.env, ["OPENSHELL_KEEPALIVE_INTERVAL_MS", "OPENSHELL_KEEPALIVE_TIMEOUT_MS"]),
+        ...passThrough(process.env, [
+          "OPENSHELL_KEEPALIVE_INTERVAL_MS",
+          "OPENSHELL_KEEPALIVE_TIMEOUT_MS",
+          "NODE_OPTIONS",
+        ]),
         ...renamed(process.env, {
           OPENSHELL_TEST_DRIVER_TLS_CA: "OPENSHELL_TLS_CA",
           OPENSHELL_TEST_DRIVER_TLS_CERT: "OPENSHELL_TLS_CERT",

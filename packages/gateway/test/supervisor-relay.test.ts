@@ -110,6 +110,18 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
     expect(result.code).toBe(3);
   });
 
+  it("gives an interactive login shell on a PTY through the gateway (ssh -tt)", async () => {
+    const result = await run(
+      "ssh",
+      [...sshOptions(gw, sandboxId, token), "-tt", "-o", "SetEnv=TERM=xterm-256color", "sandbox"],
+      { input: 'tty; echo "term=$TERM"; exit 4\n' },
+    );
+    const output = result.stdout.toString();
+    expect(output).toMatch(/\/dev\/pts\/\d+/);
+    expect(output).toContain("term=xterm-256color");
+    expect(result.code).toBe(4);
+  });
+
   it("moves 50 MiB intact", async () => {
     const payload = randomBytes(50 * 1024 * 1024);
     const result = await run("ssh", [...sshOptions(gw, sandboxId, token), "sandbox", "sha256sum"], {
