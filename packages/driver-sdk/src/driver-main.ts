@@ -8,6 +8,8 @@ export interface DriverCommonOptions {
   logLevel: string;
 }
 
+export type DriverStopReason = "signal" | "parent-gone";
+
 export interface DriverMainSpec<Extra> {
   /** Binary name, e.g. `openshell-driver-vm`. */
   binary: string;
@@ -15,12 +17,16 @@ export interface DriverMainSpec<Extra> {
   extraFlags?: Record<string, { type: "string" | "boolean"; default?: string | boolean }>;
   /** Validates the extra flags; throws OpenShellError with the fix on bad input. */
   parseExtra?: (values: Record<string, string | boolean | undefined>) => Extra;
-  /** Builds the driver; may return a cleanup to run at shutdown. */
+  /**
+   * Builds the driver; may return a cleanup to run at shutdown. `reason` tells a clean stop
+   * (SIGTERM/SIGINT: the gateway is shutting down) from a vanished parent (the gateway crashed or was
+   * killed), after which workloads such as VMs should keep running for the next driver to adopt.
+   */
   create: (
     common: DriverCommonOptions,
     extra: Extra,
     logger: Logger,
-  ) => Promise<{ impl: ComputeDriverImpl; shutdown?: () => Promise<void> }>;
+  ) => Promise<{ impl: ComputeDriverImpl; shutdown?: (reason: DriverStopReason) => Promise<void> }>;
 }
 
 const COMMON_FLAGS = {
@@ -65,19 +71,19 @@ export async function runDriverMain<Extra>(spec: DriverMainSpec<Extra>, argv = p
     const served = await serveComputeDriver({ impl: driver.impl, socketPath: bindSocket, logger });
 
     let stopping = false;
-    const stop = async (reason: string) => {
+    const stop = async (reason: string, kind: DriverStopReason) => {
       if (stopping) return;
       stopping = true;
       logger?.info({ reason }, "compute driver stopping");
       await served.close();
-      await driver.shutdown?.();
+      await driver.shutdown?.(kind);
       process.exit(0);
     };
-    process.on("SIGTERM", () => void stop("SIGTERM"));
-    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM", "signal"));
+    process.on("SIGINT", () => void stop("SIGINT", "signal"));
     if (!process.stdin.isTTY) {
-      process.stdin.on("end", () => void stop("parent gateway closed stdin"));
-      process.stdin.on("error", () => void stop("parent gateway stdin error"));
+      process.stdin.on("end", () => void stop("parent gateway closed stdin", "parent-gone"));
+      process.stdin.on("error", () => void stop("parent gateway stdin error", "parent-gone"));
       process.stdin.resume();
     }
   } catch (error) {

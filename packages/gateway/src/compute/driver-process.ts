@@ -37,6 +37,9 @@ const HEALTHY_UPTIME_MS = 60_000;
  * GetCapabilities, restarts it with backoff when it crashes, and stops it (stdin closed, then SIGTERM,
  * then SIGKILL). The driver exits by itself when the gateway dies, because its stdin pipe closes.
  */
+/** How long a driver gets to stop its workloads cleanly (VMs shut down) before SIGKILL. */
+const DRIVER_STOP_GRACE_MS = 20_000;
+
 export class DriverProcess {
   readonly socketPath: string;
   private child: ChildProcess | undefined;
@@ -101,9 +104,11 @@ export class DriverProcess {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.stdin?.end();
+    // SIGTERM first: a driver that saw stdin close first would take it for a crashed gateway and
+    // leave its workloads running for adoption, while a clean stop should shut them down.
     child.kill("SIGTERM");
-    const killTimer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    child.stdin?.end();
+    const killTimer = setTimeout(() => child.kill("SIGKILL"), DRIVER_STOP_GRACE_MS);
     await exited;
     clearTimeout(killTimer);
   }

@@ -1,0 +1,97 @@
+import { join } from "node:path";
+import { OpenShellError } from "@openshell/core";
+import { runDriverMain } from "@openshell/driver-sdk";
+import { chooseAccelerator } from "./accelerator.js";
+import { guestEndpoint } from "./endpoint.js";
+import { VmDriver } from "./vm-driver.js";
+import { defaultRuntimeRoot, locateVmRuntime } from "./vm-runtime.js";
+
+const QEMU = process.env.OPENSHELL_QEMU ?? "qemu-system-x86_64";
+const QEMU_IMG = process.env.OPENSHELL_QEMU_IMG ?? "qemu-img";
+
+if (process.argv[2] === "doctor") {
+  await doctor();
+} else {
+  await runDriverMain({
+    binary: "openshell-driver-vm",
+    extraFlags: {
+      "openshell-endpoint": { type: "string" },
+      vcpus: { type: "string", default: "2" },
+      "mem-mib": { type: "string", default: "1024" },
+      "runtime-dir": { type: "string" },
+      "guest-tls-ca": { type: "string" },
+      "guest-tls-cert": { type: "string" },
+      "guest-tls-key": { type: "string" },
+    },
+    parseExtra: (values) => {
+      const endpoint =
+        (values["openshell-endpoint"] as string | undefined) ?? process.env.OPENSHELL_GRPC_ENDPOINT;
+      if (!endpoint)
+        throw new OpenShellError(
+          "config_invalid",
+          "OPENSHELL_GRPC_ENDPOINT is required (--openshell-endpoint)",
+        );
+      const vcpus = positive(values.vcpus, "--vcpus");
+      const memMib = positive(values["mem-mib"], "--mem-mib");
+      if (values["guest-tls-ca"] || values["guest-tls-cert"] || values["guest-tls-key"]) {
+        throw new OpenShellError(
+          "config_invalid",
+          "guest TLS files are not supported by this VM driver yet; run the gateway with --disable-tls for VM sandboxes",
+        );
+      }
+      return {
+        guestEndpoint: guestEndpoint(endpoint),
+        vcpus,
+        memMib,
+        runtimeRoot: (values["runtime-dir"] as string | undefined) ?? defaultRuntimeRoot(),
+      };
+    },
+    create: async (common, extra, logger) => {
+      const runtime = locateVmRuntime(extra.runtimeRoot);
+      const accelerator = await chooseAccelerator({
+        qemuBinary: QEMU,
+        kernel: runtime.kernel,
+        cacheFile: join(common.stateDir, "accelerator.json"),
+      });
+      logger.info({ accelerator: accelerator.accelerator, runtime: runtime.dir }, accelerator.reason);
+      const driver = new VmDriver({
+        stateDir: common.stateDir,
+        guestEndpoint: extra.guestEndpoint,
+        logLevel: common.logLevel,
+        vcpus: extra.vcpus,
+        memMib: extra.memMib,
+        runtime,
+        accelerator,
+        qemuBinary: QEMU,
+        qemuImg: QEMU_IMG,
+        logger,
+      });
+      await driver.load();
+      return { impl: driver.impl(), shutdown: (reason) => driver.shutdown(reason) };
+    },
+  });
+}
+
+function positive(value: unknown, flag: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0)
+    throw new OpenShellError("config_invalid", `${flag} must be a positive integer`);
+  return number;
+}
+
+/** `openshell-driver-vm doctor`: what this host offers VM sandboxes, in plain sentences. */
+async function doctor(): Promise<void> {
+  const lines: string[] = [];
+  let ok = true;
+  try {
+    const runtime = locateVmRuntime();
+    lines.push(`runtime: ${runtime.dir} (kernel ${String(runtime.manifest.kernel ?? "?")})`);
+    const accelerator = await chooseAccelerator({ qemuBinary: QEMU, kernel: runtime.kernel });
+    lines.push(`accelerator: ${accelerator.accelerator} — ${accelerator.reason}`);
+  } catch (error) {
+    ok = false;
+    lines.push(`runtime: ${(error as Error).message}`);
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  process.exit(ok ? 0 : 1);
+}

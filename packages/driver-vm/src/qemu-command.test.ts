@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { qemuArgs } from "./qemu-command.js";
+
+const launch = {
+  qemuBinary: "qemu-system-x86_64",
+  accelerator: "tcg" as const,
+  vcpus: 2,
+  memMib: 1024,
+  kernel: "/rt/vmlinuz",
+  initrd: "/rt/initrd.img",
+  disk: "/s/disk.qcow2",
+  envFile: "/s/env",
+  consoleLog: "/s/console.log",
+  pidFile: "/s/qemu.pid",
+  qmpSocket: "/s/qmp.sock",
+};
+
+describe("qemuArgs", () => {
+  it("builds a microvm with the sandbox disk, user networking, fw_cfg env, console file and pidfile", () => {
+    const args = qemuArgs(launch).join(" ");
+    expect(args).toContain("-accel tcg -cpu max -machine microvm,acpi=on -m 1024 -smp 2");
+    expect(args).toContain("-drive id=disk0,file=/s/disk.qcow2,format=qcow2");
+    expect(args).toContain("-netdev user,id=net0");
+    expect(args).not.toContain("hostfwd");
+    expect(args).toContain("-fw_cfg name=opt/openshell/env,file=/s/env");
+    expect(args).toContain("-serial file:/s/console.log");
+    expect(args).toContain("-pidfile /s/qemu.pid");
+  });
+
+  it("uses the host CPU under KVM", () => {
+    expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
+  });
+});

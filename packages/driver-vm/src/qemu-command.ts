@@ -1,0 +1,65 @@
+export type Accelerator = "kvm" | "tcg";
+
+export interface QemuLaunch {
+  qemuBinary: string;
+  accelerator: Accelerator;
+  vcpus: number;
+  memMib: number;
+  kernel: string;
+  initrd: string;
+  disk: string;
+  envFile: string;
+  consoleLog: string;
+  pidFile: string;
+  qmpSocket: string;
+}
+
+/**
+ * The QEMU command line of one sandbox: a `microvm` machine (virtio-mmio devices, no firmware
+ * scan), the sandbox's copy-on-write disk, user-mode networking (the guest reaches the host as
+ * 10.0.2.2 and nothing is published on the host), its environment as a fw_cfg file only root in
+ * the guest can read, the serial console in a file, and a QMP socket for clean power-off.
+ */
+export function qemuArgs(launch: QemuLaunch): string[] {
+  const cpu = launch.accelerator === "kvm" ? "host" : "max";
+  return [
+    "-name",
+    "openshell-sandbox",
+    "-accel",
+    launch.accelerator,
+    "-cpu",
+    cpu,
+    "-machine",
+    "microvm,acpi=on",
+    "-m",
+    String(launch.memMib),
+    "-smp",
+    String(launch.vcpus),
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    "-no-reboot",
+    "-serial",
+    `file:${launch.consoleLog}`,
+    "-kernel",
+    launch.kernel,
+    "-initrd",
+    launch.initrd,
+    "-append",
+    "console=ttyS0 root=/dev/vda rw quiet panic=-1",
+    "-drive",
+    `id=disk0,file=${launch.disk},format=qcow2,if=none,cache=writeback`,
+    "-device",
+    "virtio-blk-device,drive=disk0",
+    "-netdev",
+    "user,id=net0",
+    "-device",
+    "virtio-net-device,netdev=net0",
+    "-fw_cfg",
+    `name=opt/openshell/env,file=${launch.envFile}`,
+    "-qmp",
+    `unix:${launch.qmpSocket},server=on,wait=off`,
+    "-pidfile",
+    launch.pidFile,
+  ];
+}

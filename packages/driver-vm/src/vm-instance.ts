@@ -1,0 +1,215 @@
+import { execFile, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { OpenShellError, sleep } from "@openshell/core";
+import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
+
+const run = promisify(execFile);
+
+/** Where one sandbox lives on disk: `<state>/sandboxes/<id>/`. */
+export class VmPaths {
+  constructor(readonly dir: string) {}
+  get record() {
+    return join(this.dir, "sandbox.json");
+  }
+  get disk() {
+    return join(this.dir, "disk.qcow2");
+  }
+  get env() {
+    return join(this.dir, "env");
+  }
+  get consoleLog() {
+    return join(this.dir, "console.log");
+  }
+  get qemuLog() {
+    return join(this.dir, "qemu.log");
+  }
+  get pidFile() {
+    return join(this.dir, "qemu.pid");
+  }
+  get qmpSocket() {
+    return join(this.dir, "qmp.sock");
+  }
+}
+
+/**
+ * One sandbox's VM: its copy-on-write disk, its QEMU process (found again by pidfile after a driver
+ * restart, never started twice) and its clean or forced stop.
+ */
+export class VmInstance {
+  readonly paths: VmPaths;
+
+  constructor(dir: string) {
+    this.paths = new VmPaths(dir);
+  }
+
+  /** Creates the sandbox's disk as a qcow2 overlay of the runtime's base image (instant). */
+  async createDisk(qemuImg: string, baseDisk: string): Promise<void> {
+    mkdirSync(this.paths.dir, { recursive: true, mode: 0o700 });
+    if (existsSync(this.paths.disk)) return;
+    await run(qemuImg, ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", baseDisk, this.paths.disk]).catch(
+      (error: Error) => {
+        throw new OpenShellError("internal", `qemu-img could not create the sandbox disk: ${error.message}`);
+      },
+    );
+  }
+
+  hasDisk(): boolean {
+    return existsSync(this.paths.disk);
+  }
+
+  /** The environment the guest init exports (fw_cfg file; only root can read it in the guest). */
+  writeEnvironment(env: Record<string, string>): void {
+    const lines = Object.entries(env).map(([key, value]) => `${key}=${value.replace(/\n/g, " ")}`);
+    writeFileSync(this.paths.env, `${lines.join("\n")}\n`, { mode: 0o600 });
+  }
+
+  /** The QEMU pid if this sandbox's QEMU is running (checked against /proc, not just the pidfile). */
+  runningPid(): number | undefined {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.paths.pidFile, "utf8").trim());
+    } catch {
+      return undefined;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      return cmdline.includes(this.paths.disk) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Starts QEMU detached (it outlives the driver) and resolves once it wrote its pidfile. */
+  async launch(
+    launch: Omit<QemuLaunch, "disk" | "envFile" | "consoleLog" | "pidFile" | "qmpSocket">,
+  ): Promise<number> {
+    const existing = this.runningPid();
+    if (existing) return existing;
+    rmSync(this.paths.pidFile, { force: true });
+    rmSync(this.paths.qmpSocket, { force: true });
+    const args = qemuArgs({
+      ...launch,
+      disk: this.paths.disk,
+      envFile: this.paths.env,
+      consoleLog: this.paths.consoleLog,
+      pidFile: this.paths.pidFile,
+      qmpSocket: this.paths.qmpSocket,
+    });
+    const log = openSync(this.paths.qemuLog, "a");
+    const child = spawn(launch.qemuBinary, args, { detached: true, stdio: ["ignore", log, log] });
+    closeSync(log);
+    child.unref();
+    const failed = new Promise<never>((_, reject) => {
+      child.once("error", (error) =>
+        reject(new OpenShellError("internal", `cannot start ${launch.qemuBinary}: ${error.message}`)),
+      );
+      child.once("exit", (code) =>
+        reject(new OpenShellError("internal", `QEMU exited at start (code ${code}): ${this.qemuLogTail()}`)),
+      );
+    });
+    const started = (async () => {
+      for (let i = 0; i < 100; i++) {
+        const pid = this.runningPid();
+        if (pid) return pid;
+        await sleep(50);
+      }
+      throw new OpenShellError("internal", `QEMU did not write its pidfile: ${this.qemuLogTail()}`);
+    })();
+    return Promise.race([started, failed]);
+  }
+
+  /**
+   * Stops the VM: ACPI power-off through QMP, then SIGTERM (QEMU flushes its disk), then SIGKILL.
+   * Resolves when the process is gone.
+   */
+  async stop(options: { powerdownMs: number; termMs: number }): Promise<void> {
+    const pid = this.runningPid();
+    if (!pid) return;
+    await qmpCommand(this.paths.qmpSocket, "system_powerdown").catch(() => undefined);
+    if (await waitGone(pid, options.powerdownMs)) return;
+    signal(pid, "SIGTERM");
+    if (await waitGone(pid, options.termMs)) return;
+    signal(pid, "SIGKILL");
+    await waitGone(pid, 2_000);
+  }
+
+  consoleTail(maxLines = 20): string {
+    return tail(this.paths.consoleLog, maxLines);
+  }
+
+  private qemuLogTail(): string {
+    return tail(this.paths.qemuLog, 5) || "no output";
+  }
+
+  remove(): void {
+    rmSync(this.paths.dir, { recursive: true, force: true });
+  }
+}
+
+function tail(file: string, maxLines: number): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-maxLines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return true;
+    await sleep(50);
+  }
+  return !isAlive(pid);
+}
+
+/** Sends one QMP command (after the capabilities handshake). */
+function qmpCommand(socketPath: string, command: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let buffered = "";
+    let negotiated = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("QMP timed out"));
+    }, 2_000);
+    socket.on("data", (chunk) => {
+      buffered += chunk.toString();
+      if (!negotiated && buffered.includes('"QMP"')) {
+        negotiated = true;
+        buffered = "";
+        socket.write('{"execute":"qmp_capabilities"}\n');
+        socket.write(`{"execute":"${command}"}\n`);
+      } else if (negotiated && (buffered.match(/"return"/g)?.length ?? 0) >= 2) {
+        clearTimeout(timer);
+        socket.end();
+        resolve();
+      }
+    });
+    socket.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
