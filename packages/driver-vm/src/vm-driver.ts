@@ -5,6 +5,7 @@ import { AsyncQueue, type Logger, OpenShellError } from "@openshell/core";
 import type { ComputeDriverImpl, DriverStopReason } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
+import { BaseImages } from "./base-images.js";
 import { VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
 
@@ -43,14 +44,18 @@ export class VmDriver {
   private readonly records = new Map<string, VmRecord>();
   private readonly watchers = new Set<AsyncQueue<compute.WatchSandboxesEvent>>();
   private readonly sandboxesDir: string;
+  private readonly images: BaseImages;
+  private baseDisk = "";
 
   constructor(private readonly options: VmDriverOptions) {
     this.sandboxesDir = join(options.stateDir, "sandboxes");
+    this.images = new BaseImages(options.stateDir);
   }
 
   /** Finds the sandboxes of earlier runs: adopts running VMs, boots the others again. */
   async load(): Promise<void> {
     mkdirSync(this.sandboxesDir, { recursive: true, mode: 0o700 });
+    this.baseDisk = this.images.ensure(this.options.runtime);
     for (const id of readdirSync(this.sandboxesDir)) {
       const instance = new VmInstance(join(this.sandboxesDir, id));
       let sandbox: compute.DriverSandbox;
@@ -89,6 +94,10 @@ export class VmDriver {
         this.setReady(record, "False", "BootFailed", OpenShellError.from(error).message),
       );
     }
+    const inUse = new Set(
+      [...this.records.values()].map((r) => r.instance.backingFile()).filter((p) => p !== ""),
+    );
+    this.images.prune(inUse, this.baseDisk);
   }
 
   impl(): ComputeDriverImpl {
@@ -126,7 +135,7 @@ export class VmDriver {
           monitor: undefined,
           stopping: false,
         };
-        await record.instance.createDisk(this.options.qemuImg, this.options.runtime.baseDisk);
+        await record.instance.createDisk(this.options.qemuImg, this.baseDisk);
         this.records.set(sandbox.id, record);
         try {
           await this.boot(record);

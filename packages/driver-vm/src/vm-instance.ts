@@ -32,6 +32,10 @@ export class VmPaths {
   get qmpSocket() {
     return join(this.dir, "qmp.sock");
   }
+  /** The base image this sandbox's disk overlays (written at create). */
+  get backing() {
+    return join(this.dir, "backing");
+  }
 }
 
 /**
@@ -54,6 +58,15 @@ export class VmInstance {
         throw new OpenShellError("internal", `qemu-img could not create the sandbox disk: ${error.message}`);
       },
     );
+    writeFileSync(this.paths.backing, baseDisk);
+  }
+
+  backingFile(): string {
+    try {
+      return readFileSync(this.paths.backing, "utf8").trim();
+    } catch {
+      return "";
+    }
   }
 
   hasDisk(): boolean {

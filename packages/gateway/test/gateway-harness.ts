@@ -79,14 +79,17 @@ export async function startGateway(options: {
   env?: Record<string, string>;
   /** TLS (and mTLS when clientCa is set) instead of --disable-tls; clients present `client`. */
   tls?: GatewayTls;
+  /** Another compute driver than the test-only one (e.g. vm). */
+  driver?: { name: string; dir: string };
+  startTimeoutMs?: number;
 }): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
   const args = [
     GATEWAY_BIN,
     "--drivers",
-    "test",
+    options.driver?.name ?? "test",
     "--driver-dir",
-    DRIVER_DIR,
+    options.driver?.dir ?? DRIVER_DIR,
     "--driver-state-dir",
     join(options.stateDir, "drv"),
     ...(options.tls
@@ -119,7 +122,7 @@ export async function startGateway(options: {
   });
   await waitFor(
     () => output.includes('"msg":"Server listening"'),
-    15_000,
+    options.startTimeoutMs ?? 15_000,
     () => `gateway did not start:\n${output}`,
     child,
   );

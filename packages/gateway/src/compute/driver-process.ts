@@ -104,10 +104,10 @@ export class DriverProcess {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    // SIGTERM first: a driver that saw stdin close first would take it for a crashed gateway and
-    // leave its workloads running for adoption, while a clean stop should shut them down.
+    // Only SIGTERM: a driver that saw its stdin close would take it for a crashed gateway and leave
+    // its workloads running for adoption, while a clean stop must shut them down. stdin closes
+    // by itself when this process exits.
     child.kill("SIGTERM");
-    child.stdin?.end();
     const killTimer = setTimeout(() => child.kill("SIGKILL"), DRIVER_STOP_GRACE_MS);
     await exited;
     clearTimeout(killTimer);
