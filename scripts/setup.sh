@@ -33,4 +33,7 @@ if [ "$(cat "$stamp_dir/build" 2>/dev/null)" != "$src_hash" ] || ! ls packages/g
   pnpm run build >/dev/null
   printf '%s' "$src_hash" >"$stamp_dir/build"
 fi
+# The VM runtime (kernel, initramfs, base disk with Node and the supervisor); cached by content.
+runtime_dir=$(bash "$ROOT/packages/driver-vm/runtime/stage-vm-runtime.sh")
+toolchain_log "VM runtime: $runtime_dir"
 toolchain_log "ready: openshell-gateway at packages/gateway/dist/openshell-gateway.js"

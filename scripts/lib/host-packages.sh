@@ -1,8 +1,10 @@
-# Sourced by the project's scripts: installs the Debian packages the sandbox supervisor and the tests
-# use on the host (OpenSSH client for ssh/sftp/scp, sftp-server for the supervisor's sftp
-# subsystem, rsync). Idempotent: apt runs only when something is missing.
+# Sourced by the project's scripts: installs the Debian packages the project uses on the host:
+# OpenSSH client (ssh/sftp/scp), sftp-server (the supervisor's sftp subsystem), rsync, and what the
+# VM driver needs to stage and run microVMs (QEMU, qemu-img, mmdebstrap, busybox, kmod, cpio,
+# e2fsprogs). Idempotent: apt runs only when something is missing.
 
-OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync)
+OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
+  qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs)
 
 ensure_host_packages() {
   local missing=()

@@ -3,6 +3,7 @@ import { OpenShellError } from "@openshell/core";
 import { runDriverMain } from "@openshell/driver-sdk";
 import { chooseAccelerator } from "./accelerator.js";
 import { guestEndpoint } from "./endpoint.js";
+import { hostTscKhz } from "./host-tsc.js";
 import { VmDriver } from "./vm-driver.js";
 import { defaultRuntimeRoot, locateVmRuntime } from "./vm-runtime.js";
 
@@ -64,6 +65,7 @@ if (process.argv[2] === "doctor") {
         accelerator,
         qemuBinary: QEMU,
         qemuImg: QEMU_IMG,
+        tscKhz: hostTscKhz(),
         logger,
       });
       await driver.load();

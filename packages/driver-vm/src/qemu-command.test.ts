@@ -27,6 +27,15 @@ describe("qemuArgs", () => {
     expect(args).toContain("-pidfile /s/qemu.pid");
   });
 
+  it("gives a TCG guest the host's TSC so a busy host cannot hang its boot", () => {
+    expect(qemuArgs({ ...launch, tscKhz: 2596148 }).join(" ")).toContain(
+      "panic=-1 tsc_early_khz=2596148 tsc=reliable",
+    );
+    expect(qemuArgs({ ...launch, accelerator: "kvm", tscKhz: 2596148 }).join(" ")).not.toContain(
+      "tsc_early_khz",
+    );
+  });
+
   it("uses the host CPU under KVM", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
   });

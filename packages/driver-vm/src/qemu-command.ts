@@ -12,6 +12,8 @@ export interface QemuLaunch {
   consoleLog: string;
   pidFile: string;
   qmpSocket: string;
+  /** Host TSC in kHz: lets a TCG guest skip TSC calibration (see host-tsc.ts). */
+  tscKhz?: number;
 }
 
 /**
@@ -62,4 +64,11 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-pidfile",
     launch.pidFile,
   ];
+}
+
+export function kernelCommandLine(launch: Pick<QemuLaunch, "accelerator" | "tscKhz">): string {
+  const base = "console=ttyS0 root=/dev/vda rw quiet panic=-1";
+  if (launch.accelerator === "tcg" && launch.tscKhz)
+    return `${base} tsc_early_khz=${launch.tscKhz} tsc=reliable`;
+  return base;
 }

@@ -24,6 +24,7 @@ export interface VmDriverOptions {
   accelerator: AcceleratorChoice;
   qemuBinary: string;
   qemuImg: string;
+  tscKhz: number | undefined;
   logger: Logger;
 }
 
@@ -202,6 +203,7 @@ export class VmDriver {
       memMib: this.options.memMib,
       kernel: this.options.runtime.kernel,
       initrd: this.options.runtime.initrd,
+      tscKhz: this.options.tscKhz,
     });
     if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     this.setReady(record, "False", "Starting", "VM is starting");

@@ -34,6 +34,11 @@ async function main(): Promise<number> {
   // The supervisor's secrets stay out of every child it starts.
   delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
   const supervisor = new SandboxSupervisor(config, logger, shipper);
+  // Handlers first: a SIGTERM during start-up must still stop cleanly.
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
   try {
     await supervisor.start();
   } catch (error) {
@@ -41,10 +46,7 @@ async function main(): Promise<number> {
     logger.fatal({ code: failure.code }, failure.message);
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-  });
+  await stopRequested;
   logger.info("stopping");
   await supervisor.stop();
   return 0;

@@ -1,0 +1,153 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SandboxPhase } from "@openshell/proto";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  findRepoRoot,
+  freePort,
+  isAlive,
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  startGateway,
+  waitFor,
+} from "../packages/gateway/test/gateway-harness.js";
+import { run, sshOptions, waitForPhase } from "../packages/gateway/test/sandbox-harness.js";
+
+const REPO = findRepoRoot(import.meta.dirname);
+const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
+/** TCG boots a guest and its Node supervisor in seconds; leave room for a loaded CI machine. */
+const READY_TIMEOUT_MS = 120_000;
+
+/** Processes whose command line starts with `program` and mentions `stateDir` (this test's only). */
+function pidsOf(program: RegExp, stateDir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv.some((arg) => program.test(arg)) && argv.some((arg) => arg.includes(stateDir)))
+        pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+const qemuPidsUnder = (stateDir: string) => pidsOf(/^qemu-system/, stateDir);
+
+function consoleLogs(stateDir: string): string {
+  const dir = join(stateDir, "drv", "sandboxes");
+  try {
+    return readdirSync(dir)
+      .map((id) => `--- console of ${id}\n${readFileSync(join(dir, id, "console.log"), "utf8").slice(-4000)}`)
+      .join("\n");
+  } catch {
+    return "(no consoles)";
+  }
+}
+
+async function startVmGateway(stateDir: string, port?: number): Promise<RunningGateway> {
+  const chosen = port ?? (await freePort());
+  return startGateway({
+    stateDir,
+    port: chosen,
+    dbUrl: `sqlite:${join(stateDir, "gateway.db")}`,
+    driver: { name: "vm", dir: VM_DRIVER_DIR },
+    extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${chosen}`, "--vm-mem-mib", "1024"],
+    startTimeoutMs: 30_000,
+  });
+}
+
+async function collectExec(gw: RunningGateway, sandboxId: string, command: string[]) {
+  let stdout = "";
+  let exitCode: number | undefined;
+  for await (const event of gw.grpc.execSandbox({ sandboxId, command })) {
+    if (event.payload.case === "stdout") stdout += Buffer.from(event.payload.value.data).toString();
+    if (event.payload.case === "exit") exitCode = event.payload.value.exitCode;
+  }
+  return { stdout, exitCode };
+}
+
+describe("VM sandboxes (QEMU microVM)", () => {
+  const gateways: RunningGateway[] = [];
+  const dirs: string[] = [];
+
+  afterEach(async (context) => {
+    if (context.task.result?.state === "fail") {
+      for (const gw of gateways) process.stderr.write(`gateway log:\n${gw.output().slice(-6000)}\n`);
+      for (const dir of dirs) process.stderr.write(`${consoleLogs(dir)}\n`);
+    }
+    for (const gw of gateways.splice(0)) await gw.stop("SIGTERM");
+    for (const dir of dirs.splice(0)) {
+      for (const pid of qemuPidsUnder(dir)) process.kill(pid, "SIGKILL");
+      removeStateDir(dir);
+    }
+  });
+
+  it("smoke: create, exec, ssh, write and read /sandbox, delete, no qemu left", async () => {
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const gw = await startVmGateway(stateDir);
+    gateways.push(gw);
+    const sandboxId = (await gw.grpc.createSandbox({ name: "vm-smoke", spec: {} })).sandbox!.id;
+    await waitForPhase(gw, "vm-smoke", SandboxPhase.READY, READY_TIMEOUT_MS);
+
+    expect(await collectExec(gw, sandboxId, ["echo", "smoke-ok"])).toEqual({
+      stdout: "smoke-ok\n",
+      exitCode: 0,
+    });
+    const token = (await gw.grpc.createSshSession({ sandboxId })).token;
+    const ssh = await run(
+      "ssh",
+      [...sshOptions(gw, sandboxId, token), "sandbox", "echo smoke-ok; id -un; pwd"],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(ssh.stdout.toString()).toBe("smoke-ok\nsandbox\n/sandbox\n");
+    await collectExec(gw, sandboxId, ["sh", "-c", "echo persisted > /sandbox/note.txt"]);
+    expect((await collectExec(gw, sandboxId, ["cat", "/sandbox/note.txt"])).stdout).toBe("persisted\n");
+
+    expect(qemuPidsUnder(stateDir)).toHaveLength(1);
+    await gw.grpc.deleteSandbox({ name: "vm-smoke" });
+    await waitFor(
+      async () =>
+        (await gw.grpc.listSandboxes({})).sandboxes.length === 0 && qemuPidsUnder(stateDir).length === 0,
+      30_000,
+      () => `qemu still running after delete: ${qemuPidsUnder(stateDir).join(",")}`,
+    );
+  }, 240_000);
+
+  it("lifetime: SIGKILL of the gateway leaves the VM running and a restarted gateway adopts it; SIGTERM stops it", async () => {
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const gw = await startVmGateway(stateDir);
+    gateways.push(gw);
+    const sandboxId = (await gw.grpc.createSandbox({ name: "vm-keep", spec: {} })).sandbox!.id;
+    await waitForPhase(gw, "vm-keep", SandboxPhase.READY, READY_TIMEOUT_MS);
+    const [qemuPid] = qemuPidsUnder(stateDir);
+    expect(qemuPid).toBeDefined();
+
+    await gw.stop("SIGKILL");
+    gateways.splice(gateways.indexOf(gw), 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(isAlive(qemuPid as number)).toBe(true);
+
+    const again = await startVmGateway(stateDir, gw.port);
+    gateways.push(again);
+    await waitForPhase(again, "vm-keep", SandboxPhase.READY, READY_TIMEOUT_MS);
+    expect(qemuPidsUnder(stateDir)).toEqual([qemuPid]);
+    expect((await collectExec(again, sandboxId, ["echo", "adopted"])).stdout).toBe("adopted\n");
+
+    await again.stop("SIGTERM");
+    gateways.splice(gateways.indexOf(again), 1);
+    await waitFor(
+      () => qemuPidsUnder(stateDir).length === 0,
+      30_000,
+      () => "qemu survived a clean gateway stop",
+    );
+    expect(pidsOf(/openshell-driver-vm\.js$/, stateDir)).toEqual([]);
+  }, 300_000);
+});

