@@ -48,7 +48,7 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-initrd",
     launch.initrd,
     "-append",
-    "console=ttyS0 root=/dev/vda rw quiet panic=-1",
+    kernelCommandLine(launch),
     "-drive",
     `id=disk0,file=${launch.disk},format=qcow2,if=none,cache=writeback`,
     "-device",
