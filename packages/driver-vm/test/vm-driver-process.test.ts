@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
+import { afterEach, describe, expect, it } from "vitest";
+
+const DRIVER = join(import.meta.dirname, "..", "dist", "openshell-driver-vm.js");
+
+function runDriver(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [DRIVER, ...args], { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("exit", (code) => resolve({ code, stderr }));
+  });
+}
+
+function qemuPidsUnder(dir: string): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
+        return cmd.startsWith("qemu-system") && cmd.includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function failure(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    return { code: ConnectError.from(error).code, message: ConnectError.from(error).rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("openshell-driver-vm process", () => {
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  const connections: DriverConnection[] = [];
+
+  afterEach(async () => {
+    for (const connection of connections.splice(0)) connection.close();
+    for (const child of children.splice(0)) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    for (const dir of dirs.splice(0)) {
+      for (const pid of qemuPidsUnder(dir)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  function stateDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), "osvm-"));
+    dirs.push(dir);
+    return dir;
+  }
+
+  it("refuses an unspecified endpoint and a missing runtime with messages that say what to do", async () => {
+    const dir = stateDir();
+    const common = ["--bind-socket", join(dir, "d.sock"), "--state-dir", dir];
+    const unspecified = await runDriver([...common, "--openshell-endpoint", "http://0.0.0.0:8080"]);
+    expect(unspecified.code).toBe(2);
+    expect(unspecified.stderr).toContain(
+      "is not reachable from sandbox VMs; use a concrete host such as 127.0.0.1",
+    );
+    const noRuntime = await runDriver([
+      ...common,
+      "--openshell-endpoint",
+      "http://127.0.0.1:1",
+      "--runtime-dir",
+      join(dir, "none"),
+    ]);
+    expect(noRuntime.code).toBe(2);
+    expect(noRuntime.stderr).toContain("bash packages/driver-vm/runtime/stage-vm-runtime.sh");
+  });
+
+  it("validates what a VM cannot honour, reports unknown deletes, and refuses a duplicate id", async () => {
+    const dir = stateDir();
+    const socket = join(dir, "d.sock");
+    const child = spawn(
+      process.execPath,
+      [
+        DRIVER,
+        "--bind-socket",
+        socket,
+        "--state-dir",
+        dir,
+        "--openshell-endpoint",
+        "http://127.0.0.1:1",
+        "--mem-mib",
+        "512",
+      ],
+      { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
+    );
+    children.push(child);
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    const connection = connectToDriver(socket);
+    connections.push(connection);
+    const { client } = connection;
+
+    expect((await client.getCapabilities({})).driverName).toBe("openshell-driver-vm");
+    expect(
+      await failure(client.validateSandboxCreate({ sandbox: { id: "x", name: "x", spec: { gpu: true } } })),
+    ).toEqual({ code: Code.FailedPrecondition, message: "vm sandboxes do not support gpu" });
+    expect(
+      await failure(
+        client.validateSandboxCreate({
+          sandbox: { id: "x", name: "x", spec: { template: { image: "ubuntu" } } },
+        }),
+      ),
+    ).toEqual({ code: Code.FailedPrecondition, message: "vm sandboxes do not support template.image" });
+    expect((await client.deleteSandbox({ sandboxId: "no-such-id" })).deleted).toBe(false);
+
+    const sandbox = { id: "11111111-2222-3333-4444-555555555555", name: "dup", spec: {} };
+    await client.createSandbox({ sandbox });
+    expect(qemuPidsUnder(dir)).toHaveLength(1);
+    expect(await failure(client.createSandbox({ sandbox }))).toMatchObject({ code: Code.AlreadyExists });
+    expect(qemuPidsUnder(dir)).toHaveLength(1);
+    expect((await client.deleteSandbox({ sandboxId: sandbox.id })).deleted).toBe(true);
+    for (let i = 0; i < 200 && qemuPidsUnder(dir).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(qemuPidsUnder(dir)).toEqual([]);
+  }, 60_000);
+});
