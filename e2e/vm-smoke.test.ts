@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SandboxPhase } from "@openshell/proto";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import {
   waitFor,
 } from "../packages/gateway/test/gateway-harness.js";
 import { run, sshOptions, waitForPhase } from "../packages/gateway/test/sandbox-harness.js";
+import { makeTestPki, type TestPki } from "../packages/gateway/test/test-pki.js";
 
 const REPO = findRepoRoot(import.meta.dirname);
 const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
@@ -48,14 +49,29 @@ function consoleLogs(stateDir: string): string {
   }
 }
 
-async function startVmGateway(stateDir: string, port?: number): Promise<RunningGateway> {
+async function startVmGateway(stateDir: string, port?: number, pki?: TestPki): Promise<RunningGateway> {
   const chosen = port ?? (await freePort());
+  const scheme = pki ? "https" : "http";
   return startGateway({
     stateDir,
     port: chosen,
     dbUrl: `sqlite:${join(stateDir, "gateway.db")}`,
     driver: { name: "vm", dir: VM_DRIVER_DIR },
-    extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${chosen}`, "--vm-mem-mib", "1024"],
+    extraArgs: [
+      "--grpc-endpoint",
+      `${scheme}://127.0.0.1:${chosen}`,
+      "--vm-mem-mib",
+      "1024",
+      ...(pki ? ["--vm-tls-ca", pki.ca, "--vm-tls-cert", pki.clientCert, "--vm-tls-key", pki.clientKey] : []),
+    ],
+    tls: pki
+      ? {
+          cert: pki.serverCert,
+          key: pki.serverKey,
+          clientCa: pki.ca,
+          client: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+        }
+      : undefined,
     startTimeoutMs: 30_000,
   });
 }
@@ -118,6 +134,30 @@ describe("VM sandboxes (QEMU microVM)", () => {
       30_000,
       () => `qemu still running after delete: ${qemuPidsUnder(stateDir).join(",")}`,
     );
+  }, 240_000);
+
+  it("a VM supervisor dials an mTLS gateway with the client certificate the driver hands it", async () => {
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const pki = makeTestPki(mkdtempSync(join(stateDir, "pki-")));
+    const gw = await startVmGateway(stateDir, undefined, pki);
+    gateways.push(gw);
+    const sandboxId = (await gw.grpc.createSandbox({ name: "vm-tls", spec: {} })).sandbox!.id;
+    await waitForPhase(gw, "vm-tls", SandboxPhase.READY, READY_TIMEOUT_MS);
+    expect(await collectExec(gw, sandboxId, ["echo", "over mtls"])).toEqual({
+      stdout: "over mtls\n",
+      exitCode: 0,
+    });
+    // The key is root-only inside the guest.
+    expect(
+      (
+        await collectExec(gw, sandboxId, [
+          "sh",
+          "-c",
+          "cat /run/openshell/tls/tls.key >/dev/null 2>&1; echo $?",
+        ])
+      ).stdout,
+    ).toBe("1\n");
   }, 240_000);
 
   it("lifetime: SIGKILL of the gateway leaves the VM running and a restarted gateway adopts it; SIGTERM stops it", async () => {

@@ -1,9 +1,11 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import { runDriverMain } from "@openshell/driver-sdk";
 import { chooseAccelerator } from "./accelerator.js";
 import { guestEndpoint } from "./endpoint.js";
 import { hostTscKhz } from "./host-tsc.js";
+import type { GuestTlsFiles } from "./qemu-command.js";
 import { VmDriver } from "./vm-driver.js";
 import { defaultRuntimeRoot, locateVmRuntime } from "./vm-runtime.js";
 
@@ -34,17 +36,13 @@ if (process.argv[2] === "doctor") {
         );
       const vcpus = positive(values.vcpus, "--vcpus");
       const memMib = positive(values["mem-mib"], "--mem-mib");
-      if (values["guest-tls-ca"] || values["guest-tls-cert"] || values["guest-tls-key"]) {
-        throw new OpenShellError(
-          "config_invalid",
-          "guest TLS files are not supported by this VM driver yet; run the gateway with --disable-tls for VM sandboxes",
-        );
-      }
+      const guestTls = parseGuestTls(values, endpoint);
       return {
         guestEndpoint: guestEndpoint(endpoint),
         vcpus,
         memMib,
         runtimeRoot: (values["runtime-dir"] as string | undefined) ?? defaultRuntimeRoot(),
+        guestTls,
       };
     },
     create: async (common, extra, logger) => {
@@ -66,12 +64,42 @@ if (process.argv[2] === "doctor") {
         qemuBinary: QEMU,
         qemuImg: QEMU_IMG,
         tscKhz: hostTscKhz(),
+        guestTls: extra.guestTls,
         logger,
       });
       await driver.load();
       return { impl: driver.impl(), shutdown: (reason) => driver.shutdown(reason) };
     },
   });
+}
+
+/** Client TLS files handed to every guest (fw_cfg) when the gateway is https://; all three or none. */
+function parseGuestTls(values: Record<string, unknown>, endpoint: string): GuestTlsFiles | undefined {
+  const files = {
+    ca: values["guest-tls-ca"] as string | undefined,
+    cert: values["guest-tls-cert"] as string | undefined,
+    key: values["guest-tls-key"] as string | undefined,
+  };
+  const given = Object.values(files).filter(Boolean).length;
+  if (given === 0) {
+    if (endpoint.startsWith("https:")) {
+      throw new OpenShellError(
+        "config_invalid",
+        "an https:// --openshell-endpoint needs --guest-tls-ca, --guest-tls-cert and --guest-tls-key",
+      );
+    }
+    return undefined;
+  }
+  if (given !== 3)
+    throw new OpenShellError(
+      "config_invalid",
+      "--guest-tls-ca, --guest-tls-cert and --guest-tls-key go together",
+    );
+  for (const [name, path] of Object.entries(files)) {
+    if (!existsSync(path as string))
+      throw new OpenShellError("config_invalid", `--guest-tls-${name} file '${path}' does not exist`);
+  }
+  return files as GuestTlsFiles;
 }
 
 function positive(value: unknown, flag: string): number {

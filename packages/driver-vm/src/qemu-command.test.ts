@@ -36,6 +36,13 @@ describe("qemuArgs", () => {
     );
   });
 
+  it("hands client TLS files to the guest as fw_cfg entries", () => {
+    const args = qemuArgs({ ...launch, guestTls: { ca: "/t/ca", cert: "/t/crt", key: "/t/key" } }).join(" ");
+    expect(args).toContain("-fw_cfg name=opt/openshell/tls/ca.crt,file=/t/ca");
+    expect(args).toContain("-fw_cfg name=opt/openshell/tls/tls.key,file=/t/key");
+    expect(qemuArgs(launch).join(" ")).not.toContain("opt/openshell/tls");
+  });
+
   it("uses the host CPU under KVM", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
   });

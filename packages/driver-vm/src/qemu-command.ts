@@ -1,5 +1,12 @@
 export type Accelerator = "kvm" | "tcg";
 
+/** Client TLS files for an https:// gateway; the guest init copies them to /run/openshell/tls. */
+export interface GuestTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export interface QemuLaunch {
   qemuBinary: string;
   accelerator: Accelerator;
@@ -14,6 +21,7 @@ export interface QemuLaunch {
   qmpSocket: string;
   /** Host TSC in kHz: lets a TCG guest skip TSC calibration (see host-tsc.ts). */
   tscKhz?: number;
+  guestTls?: GuestTlsFiles;
 }
 
 /**
@@ -59,6 +67,7 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "virtio-net-device,netdev=net0",
     "-fw_cfg",
     `name=opt/openshell/env,file=${launch.envFile}`,
+    ...tlsFwCfg(launch.guestTls),
     "-qmp",
     `unix:${launch.qmpSocket},server=on,wait=off`,
     "-pidfile",
@@ -71,4 +80,13 @@ export function kernelCommandLine(launch: Pick<QemuLaunch, "accelerator" | "tscK
   if (launch.accelerator === "tcg" && launch.tscKhz)
     return `${base} tsc_early_khz=${launch.tscKhz} tsc=reliable`;
   return base;
+}
+
+function tlsFwCfg(tls: GuestTlsFiles | undefined): string[] {
+  if (!tls) return [];
+  return [
+    ["ca.crt", tls.ca],
+    ["tls.crt", tls.cert],
+    ["tls.key", tls.key],
+  ].flatMap(([name, file]) => ["-fw_cfg", `name=opt/openshell/tls/${name},file=${file}`]);
 }

@@ -6,6 +6,7 @@ import type { ComputeDriverImpl, DriverStopReason } from "@openshell/driver-sdk"
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
+import type { GuestTlsFiles } from "./qemu-command.js";
 import { VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
 
@@ -25,6 +26,7 @@ export interface VmDriverOptions {
   qemuBinary: string;
   qemuImg: string;
   tscKhz: number | undefined;
+  guestTls?: GuestTlsFiles;
   logger: Logger;
 }
 
@@ -204,6 +206,7 @@ export class VmDriver {
       kernel: this.options.runtime.kernel,
       initrd: this.options.runtime.initrd,
       tscKhz: this.options.tscKhz,
+      guestTls: this.options.guestTls,
     });
     if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     this.setReady(record, "False", "Starting", "VM is starting");

@@ -82,7 +82,7 @@ export function makeTestPki(dir: string): TestPki {
     "server",
     "ca",
     "/CN=openshell-gateway",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:host.openshell.internal\nextendedKeyUsage=serverAuth\n",
   );
   issue(dir, "client", "ca", "/CN=openshell-client", "extendedKeyUsage=clientAuth\n");
   issue(dir, "stranger", "stranger-ca", "/CN=stranger", "extendedKeyUsage=clientAuth\n");
