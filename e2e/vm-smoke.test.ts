@@ -160,6 +160,32 @@ describe("VM sandboxes (QEMU microVM)", () => {
     ).toBe("1\n");
   }, 240_000);
 
+  it("a clean gateway stop powers the VM off and keeps its disk; the next start boots it with /sandbox intact", async () => {
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const gw = await startVmGateway(stateDir);
+    gateways.push(gw);
+    const sandboxId = (await gw.grpc.createSandbox({ name: "vm-reboot", spec: {} })).sandbox!.id;
+    await waitForPhase(gw, "vm-reboot", SandboxPhase.READY, READY_TIMEOUT_MS);
+    await collectExec(gw, sandboxId, ["sh", "-c", "echo survived > /sandbox/kept.txt"]);
+    const [firstPid] = qemuPidsUnder(stateDir);
+
+    await gw.stop("SIGTERM");
+    gateways.splice(gateways.indexOf(gw), 1);
+    expect(qemuPidsUnder(stateDir)).toEqual([]);
+    expect(readFileSync(join(stateDir, "drv", "sandboxes", sandboxId, "console.log"), "utf8")).toContain(
+      "OPENSHELL-VM-INIT poweroff",
+    );
+
+    const again = await startVmGateway(stateDir, gw.port);
+    gateways.push(again);
+    await waitForPhase(again, "vm-reboot", SandboxPhase.READY, READY_TIMEOUT_MS);
+    const pids = qemuPidsUnder(stateDir);
+    expect(pids).toHaveLength(1);
+    expect(pids[0]).not.toBe(firstPid);
+    expect((await collectExec(again, sandboxId, ["cat", "/sandbox/kept.txt"])).stdout).toBe("survived\n");
+  }, 300_000);
+
   it("lifetime: SIGKILL of the gateway leaves the VM running and a restarted gateway adopts it; SIGTERM stops it", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
