@@ -23,7 +23,9 @@ describe("qemuArgs", () => {
     expect(args).toContain("-netdev user,id=net0");
     expect(args).not.toContain("hostfwd");
     expect(args).toContain("-fw_cfg name=opt/openshell/env,file=/s/env");
-    expect(args).toContain("-serial file:/s/console.log");
+    expect(args).toContain(
+      "-chardev file,id=console0,path=/s/console.log,append=on -serial chardev:console0",
+    );
     expect(args).toContain("-pidfile /s/qemu.pid");
   });
 

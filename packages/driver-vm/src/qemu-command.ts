@@ -49,8 +49,11 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-no-user-config",
     "-nographic",
     "-no-reboot",
+    // append=on: every boot adds to the same console log instead of truncating the last one.
+    "-chardev",
+    `file,id=console0,path=${launch.consoleLog},append=on`,
     "-serial",
-    `file:${launch.consoleLog}`,
+    "chardev:console0",
     "-kernel",
     launch.kernel,
     "-initrd",

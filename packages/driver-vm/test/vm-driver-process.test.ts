@@ -132,4 +132,61 @@ describe("openshell-driver-vm process", () => {
       await new Promise((r) => setTimeout(r, 100));
     expect(qemuPidsUnder(dir)).toEqual([]);
   }, 60_000);
+
+  it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
+    const dir = stateDir();
+    const socket = join(dir, "d.sock");
+    const child = spawn(
+      process.execPath,
+      [
+        DRIVER,
+        "--bind-socket",
+        socket,
+        "--state-dir",
+        dir,
+        "--openshell-endpoint",
+        "http://127.0.0.1:1",
+        "--mem-mib",
+        "512",
+      ],
+      { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
+    );
+    children.push(child);
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    const connection = connectToDriver(socket);
+    connections.push(connection);
+    const { client } = connection;
+    const id = "22222222-3333-4444-5555-666666666666";
+    const consoleLog = join(dir, "sandboxes", id, "console.log");
+    const readyCount = () =>
+      existsSync(consoleLog)
+        ? readFileSync(consoleLog, "utf8").split("OPENSHELL-VM-INIT ready").length - 1
+        : 0;
+    const waitUntil = async (condition: () => boolean, what: string) => {
+      for (let i = 0; i < 600 && !condition(); i++) await new Promise((r) => setTimeout(r, 100));
+      if (!condition()) throw new Error(`timed out waiting for ${what}`);
+    };
+
+    await client.createSandbox({ sandbox: { id, name: "stop-start", spec: {} } });
+    await waitUntil(() => readyCount() === 1, "the first boot");
+    const [firstPid] = qemuPidsUnder(dir);
+
+    await client.stopSandbox({ sandboxId: id });
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect(readFileSync(consoleLog, "utf8")).toContain("OPENSHELL-VM-INIT poweroff");
+    expect(existsSync(join(dir, "sandboxes", id, "disk.qcow2"))).toBe(true);
+    const stopped = (await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0];
+    expect(stopped).toMatchObject({ type: "Ready", status: "False", reason: "Stopped" });
+
+    await client.startSandbox({ sandboxId: id });
+    await waitUntil(() => readyCount() === 2, "the second boot");
+    const pids = qemuPidsUnder(dir);
+    expect(pids).toHaveLength(1);
+    expect(pids[0]).not.toBe(firstPid);
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+    await waitUntil(
+      () => qemuPidsUnder(dir).length === 0 && !existsSync(join(dir, "sandboxes", id)),
+      "the delete",
+    );
+  }, 120_000);
 });
