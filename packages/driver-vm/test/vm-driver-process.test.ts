@@ -133,6 +133,59 @@ describe("openshell-driver-vm process", () => {
     expect(qemuPidsUnder(dir)).toEqual([]);
   }, 60_000);
 
+  it("a sandbox whose disk vanished while the driver was down ends in a clear DiskMissing state", async () => {
+    const dir = stateDir();
+    const socket = join(dir, "d.sock");
+    const start = () => {
+      const child = spawn(
+        process.execPath,
+        [
+          DRIVER,
+          "--bind-socket",
+          socket,
+          "--state-dir",
+          dir,
+          "--openshell-endpoint",
+          "http://127.0.0.1:1",
+          "--mem-mib",
+          "512",
+        ],
+        { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
+      );
+      children.push(child);
+      return child;
+    };
+    const waitSocket = async () => {
+      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    const first = start();
+    await waitSocket();
+    const connection = connectToDriver(socket);
+    const id = "33333333-4444-5555-6666-777777777777";
+    await connection.client.createSandbox({ sandbox: { id, name: "lost-disk", spec: {} } });
+    connection.close();
+    // The driver dies without a clean stop (as after a crash); its VM keeps running until we kill it.
+    const gone = new Promise((resolve) => first.once("exit", resolve));
+    first.kill("SIGKILL");
+    await gone;
+    children.splice(children.indexOf(first), 1);
+    for (const pid of qemuPidsUnder(dir)) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && qemuPidsUnder(dir).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    rmSync(join(dir, "sandboxes", id, "disk.qcow2"));
+    rmSync(socket, { force: true });
+
+    start();
+    await waitSocket();
+    const again = connectToDriver(socket);
+    connections.push(again);
+    const condition = (await again.client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0];
+    expect(condition).toMatchObject({ type: "Ready", status: "False", reason: "DiskMissing" });
+    expect(condition?.message).toContain("delete and recreate the sandbox");
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect((await again.client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 60_000);
+
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();
     const socket = join(dir, "d.sock");
