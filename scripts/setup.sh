@@ -19,7 +19,7 @@ stamp_dir="$ROOT/node_modules/.openshell"
 # Hash only paths that exist: a fresh clone has no empty directories, and find would fail on them.
 existing() { for p in "$@"; do [ -e "$p" ] && printf '%s\n' "$p"; done; return 0; }
 mapfile -t dep_roots < <(existing package.json pnpm-lock.yaml pnpm-workspace.yaml packages apps e2e bench)
-mapfile -t src_roots < <(existing proto packages apps)
+mapfile -t src_roots < <(existing proto packages apps tsup.binary.ts)
 deps_hash=$(find "${dep_roots[@]}" -maxdepth 2 -name package.json -not -path "*/node_modules/*" 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp_dir/deps" 2>/dev/null)" != "$deps_hash$(node --version)" ]; then
   toolchain_log "installing dependencies"

@@ -1,16 +1,4 @@
-import { defineConfig } from "tsup";
+import { binaryBundle } from "../../tsup.binary.js";
 
-export default defineConfig({
-  entry: { openshell: "src/main.ts" },
-  format: "esm",
-  platform: "node",
-  target: "node22",
-  bundle: true,
-  noExternal: [/.*/],
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
-  clean: true,
-  splitting: false,
-  sourcemap: false,
-});
+// node22: the published CLI also runs on the previous LTS.
+export default binaryBundle({ name: "openshell", target: "node22" });

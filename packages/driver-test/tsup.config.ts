@@ -1,16 +1,3 @@
-import { defineConfig } from "tsup";
+import { binaryBundle } from "../../tsup.binary.js";
 
-export default defineConfig({
-  entry: { "openshell-driver-test": "src/main.ts" },
-  format: "esm",
-  platform: "node",
-  target: "node24",
-  bundle: true,
-  noExternal: [/.*/],
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
-  clean: true,
-  splitting: false,
-  sourcemap: false,
-});
+export default binaryBundle({ name: "openshell-driver-test" });

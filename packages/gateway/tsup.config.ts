@@ -1,18 +1,7 @@
-import { defineConfig } from "tsup";
+import { binaryBundle } from "../../tsup.binary.js";
 
-export default defineConfig({
-  entry: { "openshell-gateway": "src/main.ts" },
-  format: "esm",
-  platform: "node",
-  target: "node24",
-  bundle: true,
-  // Native addon stays a real dependency; everything else is bundled so the binary starts fast.
-  noExternal: [/^(?!(better-sqlite3|ssh2|cpu-features)$).*/],
-  external: ["better-sqlite3", "ssh2", "cpu-features"],
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
-  clean: true,
-  splitting: false,
-  sourcemap: false,
+// better-sqlite3 and ssh2 (with its optional cpu-features) are native addons.
+export default binaryBundle({
+  name: "openshell-gateway",
+  native: ["better-sqlite3", "ssh2", "cpu-features"],
 });
