@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { AsyncQueue, OpenShellError } from "@openshell/core";
-import type { ComputeDriverImpl } from "@openshell/driver-sdk";
+import { OpenShellError } from "@openshell/core";
+import { type ComputeDriverImpl, DriverWatchHub, setReadyCondition } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 import type { SupervisorProcesses } from "./supervisor-processes.js";
 
@@ -30,7 +30,7 @@ const HOOK_ERROR = "OPENSHELL_TEST_DRIVER_ERROR";
 
 export class TestDriver {
   private readonly sandboxes = new Map<string, compute.DriverSandbox>();
-  private readonly watchers = new Set<AsyncQueue<compute.WatchSandboxesEvent>>();
+  private readonly events = new DriverWatchHub("test");
   private readonly stateFile: string;
   private saving: Promise<void> = Promise.resolve();
 
@@ -61,9 +61,9 @@ export class TestDriver {
     this.options.supervisors?.ensureRunning(sandbox, (code) => {
       const current = this.sandboxes.get(sandbox.id);
       if (!current || current.status?.deleting) return;
-      setReady(current, "False", "ProcessExited", `supervisor exited (code ${code ?? "unknown"})`);
+      setReadyCondition(current, "False", "ProcessExited", `supervisor exited (code ${code ?? "unknown"})`);
       void this.save();
-      this.emitSnapshot(current);
+      this.events.sandbox(current);
     });
   }
 
@@ -108,12 +108,12 @@ export class TestDriver {
             instanceId: `test-${input.id.slice(0, 8)}`,
           }),
         });
-        setReady(sandbox, "False", "Starting", "simulated sandbox is starting");
+        setReadyCondition(sandbox, "False", "Starting", "simulated sandbox is starting");
         this.sandboxes.set(sandbox.id, sandbox);
         await this.save();
-        this.emitSnapshot(sandbox);
+        this.events.sandbox(sandbox);
         this.runSupervisor(sandbox);
-        this.emitPlatformEvent(
+        this.events.platformEvent(
           sandbox.id,
           "Normal",
           "Scheduled",
@@ -123,26 +123,26 @@ export class TestDriver {
           setTimeout(() => {
             const current = this.sandboxes.get(sandbox.id);
             if (!current || current.status?.deleting) return;
-            setReady(current, "False", "Crashed", env[HOOK_ERROR] ?? "");
+            setReadyCondition(current, "False", "Crashed", env[HOOK_ERROR] ?? "");
             void this.save();
-            this.emitSnapshot(current);
-            this.emitPlatformEvent(current.id, "Warning", "Crashed", env[HOOK_ERROR] ?? "");
+            this.events.sandbox(current);
+            this.events.platformEvent(current.id, "Warning", "Crashed", env[HOOK_ERROR] ?? "");
           }, 50);
         }
         return {};
       },
       startSandbox: async (req) => {
         const sandbox = this.require(req.sandboxId, req.sandboxName);
-        setReady(sandbox, "False", "Starting", "simulated sandbox is starting");
+        setReadyCondition(sandbox, "False", "Starting", "simulated sandbox is starting");
         await this.save();
-        this.emitSnapshot(sandbox);
+        this.events.sandbox(sandbox);
         return {};
       },
       stopSandbox: async (req) => {
         const sandbox = this.require(req.sandboxId, req.sandboxName);
-        setReady(sandbox, "False", "Stopped", "simulated sandbox is stopped");
+        setReadyCondition(sandbox, "False", "Stopped", "simulated sandbox is stopped");
         await this.save();
-        this.emitSnapshot(sandbox);
+        this.events.sandbox(sandbox);
         return {};
       },
       deleteSandbox: async (req) => {
@@ -151,34 +151,18 @@ export class TestDriver {
         if (sandbox.status) sandbox.status.deleting = true;
         this.options.supervisors?.stop(sandbox.id);
         await this.save();
-        this.emitSnapshot(sandbox);
+        this.events.sandbox(sandbox);
         setTimeout(() => this.finishDelete(sandbox.id), this.options.deleteDelayMs);
         return { deleted: true };
       },
-      watchSandboxes: (_req, context) => this.watch(context.signal),
+      watchSandboxes: (_req, context) => this.events.watch(context.signal, () => this.sandboxes.values()),
     };
-  }
-
-  private async *watch(signal: AbortSignal): AsyncGenerator<compute.WatchSandboxesEvent> {
-    const queue = new AsyncQueue<compute.WatchSandboxesEvent>(1024, () => new Error("watcher fell behind"));
-    this.watchers.add(queue);
-    const onAbort = () => queue.close();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (const sandbox of this.sandboxes.values()) yield snapshotEvent(sandbox);
-      yield* queue;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.watchers.delete(queue);
-    }
   }
 
   private finishDelete(id: string): void {
     if (!this.sandboxes.delete(id)) return;
     void this.save();
-    this.broadcast(
-      create(compute.WatchSandboxesEventSchema, { payload: { case: "deleted", value: { sandboxId: id } } }),
-    );
+    this.events.deleted(id);
   }
 
   private find(id: string, name: string): compute.DriverSandbox | undefined {
@@ -193,28 +177,6 @@ export class TestDriver {
     return sandbox;
   }
 
-  private emitSnapshot(sandbox: compute.DriverSandbox): void {
-    this.broadcast(snapshotEvent(sandbox));
-  }
-
-  private emitPlatformEvent(sandboxId: string, type: string, reason: string, message: string): void {
-    this.broadcast(
-      create(compute.WatchSandboxesEventSchema, {
-        payload: {
-          case: "platformEvent",
-          value: {
-            sandboxId,
-            event: { timestampMs: BigInt(Date.now()), source: "test", type, reason, message },
-          },
-        },
-      }),
-    );
-  }
-
-  private broadcast(event: compute.WatchSandboxesEvent): void {
-    for (const watcher of this.watchers) watcher.push(event);
-  }
-
   /** Writes are chained so the file always holds the latest complete state (write + rename). */
   private save(): Promise<void> {
     const snapshot = JSON.stringify(
@@ -227,22 +189,4 @@ export class TestDriver {
     });
     return this.saving;
   }
-}
-
-function snapshotEvent(sandbox: compute.DriverSandbox): compute.WatchSandboxesEvent {
-  return create(compute.WatchSandboxesEventSchema, { payload: { case: "sandbox", value: { sandbox } } });
-}
-
-function setReady(sandbox: compute.DriverSandbox, status: string, reason: string, message: string): void {
-  const conditions = sandbox.status?.conditions ?? [];
-  const condition = create(compute.DriverConditionSchema, {
-    type: "Ready",
-    status,
-    reason,
-    message,
-    lastTransitionTime: new Date().toISOString(),
-  });
-  const index = conditions.findIndex((c) => c.type === "Ready");
-  if (index >= 0) conditions[index] = condition;
-  else conditions.push(condition);
 }

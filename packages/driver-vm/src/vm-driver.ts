@@ -1,8 +1,13 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { AsyncQueue, type Logger, OpenShellError } from "@openshell/core";
-import type { ComputeDriverImpl, DriverStopReason } from "@openshell/driver-sdk";
+import { type Logger, OpenShellError } from "@openshell/core";
+import {
+  type ComputeDriverImpl,
+  type DriverStopReason,
+  DriverWatchHub,
+  setReadyCondition,
+} from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
@@ -45,7 +50,7 @@ interface VmRecord {
  */
 export class VmDriver {
   private readonly records = new Map<string, VmRecord>();
-  private readonly watchers = new Set<AsyncQueue<compute.WatchSandboxesEvent>>();
+  private readonly events = new DriverWatchHub("vm");
   private readonly sandboxesDir: string;
   private readonly images: BaseImages;
   private baseDisk = "";
@@ -147,7 +152,7 @@ export class VmDriver {
           record.instance.remove();
           throw error;
         }
-        this.platformEvent(
+        this.events.platformEvent(
           sandbox.id,
           "Normal",
           "Booting",
@@ -176,7 +181,8 @@ export class VmDriver {
         void this.finishDelete(record);
         return { deleted: true };
       },
-      watchSandboxes: (_req, context) => this.watchEvents(context.signal),
+      watchSandboxes: (_req, context) =>
+        this.events.watch(context.signal, () => [...this.records.values()].map((r) => r.sandbox)),
     };
   }
 
@@ -242,7 +248,7 @@ export class VmDriver {
       if (record.stopping || record.sandbox.status?.deleting) return;
       const tail = record.instance.consoleTail(15);
       this.setReady(record, "False", "ProcessExited", "VM process exited");
-      this.platformEvent(
+      this.events.platformEvent(
         record.sandbox.id,
         "Warning",
         "ProcessExited",
@@ -258,31 +264,13 @@ export class VmDriver {
     await record.instance.stop(STOP_TIMINGS);
     record.instance.remove();
     this.records.delete(record.sandbox.id);
-    this.broadcast(
-      create(compute.WatchSandboxesEventSchema, {
-        payload: { case: "deleted", value: { sandboxId: record.sandbox.id } },
-      }),
-    );
+    this.events.deleted(record.sandbox.id);
   }
 
   private setReady(record: VmRecord, status: string, reason: string, message: string): void {
-    const sandbox = record.sandbox;
-    sandbox.status ??= create(compute.DriverSandboxStatusSchema, { sandboxName: sandbox.name });
-    const conditions = sandbox.status.conditions;
-    const condition = create(compute.DriverConditionSchema, {
-      type: "Ready",
-      status,
-      reason,
-      message,
-      lastTransitionTime: new Date().toISOString(),
-    });
-    const index = conditions.findIndex((c) => c.type === "Ready");
-    if (index >= 0) conditions[index] = condition;
-    else conditions.push(condition);
+    setReadyCondition(record.sandbox, status, reason, message);
     this.save(record);
-    this.broadcast(
-      create(compute.WatchSandboxesEventSchema, { payload: { case: "sandbox", value: { sandbox } } }),
-    );
+    this.events.sandbox(record.sandbox);
   }
 
   private save(record: VmRecord): void {
@@ -290,42 +278,6 @@ export class VmDriver {
     const tmp = `${record.instance.paths.record}.tmp`;
     writeFileSync(tmp, toJsonString(compute.DriverSandboxSchema, record.sandbox), { mode: 0o600 });
     renameSync(tmp, record.instance.paths.record);
-  }
-
-  private platformEvent(sandboxId: string, type: string, reason: string, message: string): void {
-    this.broadcast(
-      create(compute.WatchSandboxesEventSchema, {
-        payload: {
-          case: "platformEvent",
-          value: {
-            sandboxId,
-            event: { timestampMs: BigInt(Date.now()), source: "vm", type, reason, message },
-          },
-        },
-      }),
-    );
-  }
-
-  private async *watchEvents(signal: AbortSignal): AsyncGenerator<compute.WatchSandboxesEvent> {
-    const queue = new AsyncQueue<compute.WatchSandboxesEvent>(1024, () => new Error("watcher fell behind"));
-    this.watchers.add(queue);
-    const onAbort = () => queue.close();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (const record of this.records.values()) {
-        yield create(compute.WatchSandboxesEventSchema, {
-          payload: { case: "sandbox", value: { sandbox: record.sandbox } },
-        });
-      }
-      yield* queue;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.watchers.delete(queue);
-    }
-  }
-
-  private broadcast(event: compute.WatchSandboxesEvent): void {
-    for (const watcher of this.watchers) watcher.push(event);
   }
 
   private find(id: string, name: string): VmRecord | undefined {

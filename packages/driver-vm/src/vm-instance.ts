@@ -179,7 +179,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-export function isAlive(pid: number): boolean {
+function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
