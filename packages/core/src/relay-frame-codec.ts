@@ -16,6 +16,11 @@ const FIELD_CHANNEL_ID = 0x0a;
 
 export class RelayFrameError extends Error {}
 
+/** The gRPC path of RelayStream, for callers that frame it on a raw HTTP/2 stream. */
+export const RELAY_STREAM_PATH = "/openshell.v1.OpenShell/RelayStream";
+/** Largest data frame either side sends (upstream's relay chunk). */
+export const RELAY_FRAME_BYTES = 16 * 1024;
+
 function varint(value: number): number[] {
   const bytes: number[] = [];
   let rest = value;
@@ -49,6 +54,15 @@ export function encodeDataFrame(data: Uint8Array): Buffer {
   out.set(fieldHeader, 5);
   out.set(data, 5 + fieldHeader.length);
   return out;
+}
+
+/** `chunk` as data frames of at most RELAY_FRAME_BYTES each, in order. */
+export function encodeDataFrames(chunk: Uint8Array): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let offset = 0; offset < chunk.length; offset += RELAY_FRAME_BYTES) {
+    frames.push(encodeDataFrame(chunk.subarray(offset, offset + RELAY_FRAME_BYTES)));
+  }
+  return frames;
 }
 
 /** Incremental decoder: feed it stream chunks, get whole frames back (data without copying). */

@@ -1,18 +1,16 @@
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import {
-  encodeDataFrame,
+  encodeDataFrames,
   type Logger,
   OpenShellError,
+  RELAY_STREAM_PATH,
   RelayFrameDecoder,
   type RelayWireFrame,
 } from "@openshell/core";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
+import { bearerToken } from "../services/bearer-token.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
-
-export const RELAY_STREAM_PATH = "/openshell.v1.OpenShell/RelayStream";
-/** Largest data frame sent to the supervisor (upstream's relay chunk). */
-export const RAW_RELAY_FRAME_BYTES = 16 * 1024;
 
 export interface RawRelayDeps {
   sessions: SupervisorSessionRegistry;
@@ -96,9 +94,7 @@ export function serveRawRelayStream(
   };
 
   const claim = (channelId: string): Duplex => {
-    const authorization = headers.authorization;
-    const token = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? "")?.[1];
-    const sandboxId = deps.credentials.verify(token);
+    const sandboxId = deps.credentials.verify(bearerToken(headers.authorization));
     const claimed = deps.sessions.claimRelay(channelId, sandboxId);
     log = deps.logger.child({ sandbox_id: sandboxId, channel_id: channelId });
     responded = true;
@@ -146,9 +142,7 @@ export function serveRawRelayStream(
 function pumpOutbound(relay: Duplex, stream: http2.ServerHttp2Stream): void {
   relay.on("data", (chunk: Buffer) => {
     let writable = true;
-    for (let offset = 0; offset < chunk.length; offset += RAW_RELAY_FRAME_BYTES) {
-      writable = stream.write(encodeDataFrame(chunk.subarray(offset, offset + RAW_RELAY_FRAME_BYTES)));
-    }
+    for (const frame of encodeDataFrames(chunk)) writable = stream.write(frame);
     if (!writable) {
       relay.pause();
       stream.once("drain", () => relay.resume());

@@ -1,7 +1,5 @@
-/** The token of an `authorization: Bearer <token>` header, if there is one. */
-export function bearerToken(headers: Headers): string | undefined {
-  const value = headers.get("authorization");
-  if (!value) return undefined;
-  const match = /^Bearer\s+(\S+)$/i.exec(value.trim());
-  return match?.[1];
+/** The token of an `authorization: Bearer <token>` header value, if there is one. */
+export function bearerToken(authorization: string | null | undefined): string | undefined {
+  if (!authorization) return undefined;
+  return /^Bearer\s+(\S+)$/i.exec(authorization.trim())?.[1];
 }

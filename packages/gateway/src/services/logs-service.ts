@@ -33,7 +33,7 @@ export function createLogRpcs(deps: {
 
     /** Supervisor log shipping: at most 100 lines per batch, tagged source "sandbox". */
     async pushSandboxLogs(requests, context) {
-      const token = bearerToken(context.requestHeader);
+      const token = bearerToken(context.requestHeader.get("authorization"));
       deps.credentials.verify(token);
       for await (const batch of requests) {
         if (!batch.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");

@@ -119,7 +119,7 @@ export function createProviderRpcs(deps: {
      */
     async getSandboxProviderEnvironment(request, context) {
       if (!request.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
-      deps.credentials.authorize(bearerToken(context.requestHeader), request.sandboxId);
+      deps.credentials.authorize(bearerToken(context.requestHeader.get("authorization")), request.sandboxId);
       const sandbox = await deps.records.get(request.sandboxId);
       if (!sandbox) throw new OpenShellError("not_found", `sandbox ${request.sandboxId} not found`);
       const environment: Record<string, string> = {};

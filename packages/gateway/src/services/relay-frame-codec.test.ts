@@ -41,3 +41,20 @@ describe("relay frame codec", () => {
     expect(() => new RelayFrameDecoder(10).push(Buffer.from([0, 0, 0, 1, 0]))).toThrow("exceeds");
   });
 });
+
+describe("encodeDataFrames", () => {
+  it("splits a chunk into frames of at most RELAY_FRAME_BYTES that decode back to it", async () => {
+    const { encodeDataFrames, RELAY_FRAME_BYTES } = await import("@openshell/core");
+    const chunk = Buffer.from(Array.from({ length: 2 * RELAY_FRAME_BYTES + 5 }, (_, i) => i % 251));
+    const frames = encodeDataFrames(chunk);
+    expect(frames).toHaveLength(3);
+    const decoded = new RelayFrameDecoder().push(Buffer.concat(frames));
+    expect(decoded.map((f) => (f.kind === "data" ? f.data.length : -1))).toEqual([
+      RELAY_FRAME_BYTES,
+      RELAY_FRAME_BYTES,
+      5,
+    ]);
+    expect(Buffer.concat(decoded.map((f) => (f.kind === "data" ? f.data : Buffer.alloc(0))))).toEqual(chunk);
+    expect(encodeDataFrames(Buffer.alloc(0))).toEqual([]);
+  });
+});

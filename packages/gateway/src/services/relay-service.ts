@@ -2,14 +2,11 @@ import { once } from "node:events";
 import type { Duplex } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { type Logger, OpenShellError } from "@openshell/core";
+import { type Logger, OpenShellError, RELAY_FRAME_BYTES } from "@openshell/core";
 import { type RelayFrame, RelayFrameSchema } from "@openshell/proto";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import { bearerToken } from "./bearer-token.js";
-
-/** Largest data frame sent to the supervisor (upstream's relay chunk). */
-export const RELAY_FRAME_BYTES = 16 * 1024;
 
 export interface RelayServiceDeps {
   sessions: SupervisorSessionRegistry;
@@ -34,7 +31,7 @@ export async function* relayStream(
     throw new OpenShellError("invalid_argument", "first RelayFrame must be init with non-empty channel_id");
   }
   const channelId = init.value.channelId;
-  const sandboxId = deps.credentials.verify(bearerToken(context.requestHeader));
+  const sandboxId = deps.credentials.verify(bearerToken(context.requestHeader.get("authorization")));
   const relay = deps.sessions.claimRelay(channelId, sandboxId);
   const log = deps.logger.child({ sandbox_id: sandboxId, channel_id: channelId });
   log.debug("relay claimed");

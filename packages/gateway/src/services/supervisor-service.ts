@@ -44,7 +44,7 @@ export async function* connectSupervisor(
     throw new OpenShellError("invalid_argument", "expected SupervisorHello");
   const hello = first.value.payload.value;
   if (!hello.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
-  deps.credentials.authorize(bearerToken(context.requestHeader), hello.sandboxId);
+  deps.credentials.authorize(bearerToken(context.requestHeader.get("authorization")), hello.sandboxId);
   const sandbox = await deps.records.get(hello.sandboxId);
   if (!sandbox) throw new OpenShellError("not_found", "sandbox not found");
 

@@ -1,12 +1,15 @@
 import { once } from "node:events";
 import type http2 from "node:http2";
 import net from "node:net";
-import { emitOcsf, encodeDataFrame, encodeInitFrame, type Logger, RelayFrameDecoder } from "@openshell/core";
+import {
+  emitOcsf,
+  encodeDataFrames,
+  encodeInitFrame,
+  type Logger,
+  RELAY_STREAM_PATH,
+  RelayFrameDecoder,
+} from "@openshell/core";
 import type { GatewayConnection } from "../session/gateway-connection.js";
-
-export const RELAY_STREAM_PATH = "/openshell.v1.OpenShell/RelayStream";
-/** Largest data frame sent to the gateway (upstream's relay chunk). */
-export const RELAY_FRAME_BYTES = 16 * 1024;
 
 export interface RelayBridgeOptions {
   connection: GatewayConnection;
@@ -98,9 +101,7 @@ function pump(socket: net.Socket, stream: http2.ClientHttp2Stream): Promise<Rela
     // socket → gateway
     socket.on("data", (chunk: Buffer) => {
       let writable = true;
-      for (let offset = 0; offset < chunk.length; offset += RELAY_FRAME_BYTES) {
-        writable = stream.write(encodeDataFrame(chunk.subarray(offset, offset + RELAY_FRAME_BYTES)));
-      }
+      for (const frame of encodeDataFrames(chunk)) writable = stream.write(frame);
       if (!writable) socket.pause();
     });
     stream.on("drain", () => socket.resume());
