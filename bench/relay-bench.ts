@@ -6,7 +6,7 @@
 //  3. 20 sandboxes x 5 concurrent relays, and gateway memory per idle supervisor session.
 // Usage: bash bench/run.sh relay-bench.ts [--mib 256] [--runs 5] [--sandboxes 20]
 import { spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import net from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -16,10 +16,12 @@ import { isAlive, makeStateDir, type RunningGateway } from "../packages/gateway/
 import {
   makeWorkdir,
   sshOptions,
+  sshOptionsVia,
   startGatewayWithSupervisors,
   supervisorPid,
   waitForPhase,
 } from "../packages/gateway/test/sandbox-harness.js";
+import { rssMiB } from "./proc-stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -62,18 +64,7 @@ async function startForwarderChain(socket: string): Promise<{ port: number; stop
 }
 
 function forwarderSshArgs(port: number): string[] {
-  return [
-    "-F",
-    "/dev/null",
-    "-o",
-    `ProxyCommand=${process.execPath} ${TCP_PROXY_COMMAND} ${port}`,
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-  ];
+  return sshOptionsVia(`${process.execPath} ${TCP_PROXY_COMMAND} ${port}`);
 }
 
 const median = (xs: number[]) => quantile(xs, 0.5);
@@ -108,18 +99,7 @@ function timedBulk(sshArgs: string[]): Promise<number> {
 }
 
 function directSshArgs(socket: string): string[] {
-  return [
-    "-F",
-    "/dev/null",
-    "-o",
-    `ProxyCommand=${process.execPath} ${UNIX_PROXY} ${socket}`,
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-  ];
+  return sshOptionsVia(`${process.execPath} ${UNIX_PROXY} ${socket}`);
 }
 
 async function execRoundTrips(gw: RunningGateway, sandboxId: string): Promise<number[]> {
@@ -155,13 +135,6 @@ async function directExecRoundTrips(socket: string): Promise<number[]> {
   }
   client.end();
   return times;
-}
-
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 
 async function main() {

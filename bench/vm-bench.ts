@@ -1,7 +1,6 @@
 // VM driver benchmarks (issue 4): create → READY and create → first exec output, p50 of N, with
 // the accelerator the driver chose; host RSS of one idle VM's QEMU process and guest memory use.
 // Usage: bash bench/run.sh vm-bench.ts [--runs 5]
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
@@ -9,10 +8,12 @@ import {
   findRepoRoot,
   freePort,
   makeStateDir,
+  pidsOf,
   removeStateDir,
   startGateway,
   waitFor,
 } from "../packages/gateway/test/gateway-harness.js";
+import { rssMiB } from "./proc-stats.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
@@ -22,26 +23,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (xs: number[]) =>
   `p50 ${(median(xs) / 1000).toFixed(2)} s [${(Math.min(...xs) / 1000).toFixed(2)}–${(Math.max(...xs) / 1000).toFixed(2)}] (n=${xs.length})`;
 
-function qemuPids(stateDir: string): number[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
-        return cmd.startsWith("qemu-system") && cmd.includes(stateDir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
-}
+const qemuPids = (stateDir: string) => pidsOf(/^qemu-system/, stateDir);
 
 const stateDir = makeStateDir();
 const port = await freePort();

@@ -7,34 +7,19 @@ import {
   freePort,
   isAlive,
   makeStateDir,
+  pidsOf,
   type RunningGateway,
   removeStateDir,
   startGateway,
   waitFor,
 } from "../packages/gateway/test/gateway-harness.js";
-import { run, sshOptions, waitForPhase } from "../packages/gateway/test/sandbox-harness.js";
+import { execOutput, run, sshOptions, waitForPhase } from "../packages/gateway/test/sandbox-harness.js";
 import { makeTestPki, type TestPki } from "../packages/gateway/test/test-pki.js";
 
 const REPO = findRepoRoot(import.meta.dirname);
 const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
 /** TCG boots a guest and its Node supervisor in seconds; leave room for a loaded CI machine. */
 const READY_TIMEOUT_MS = 120_000;
-
-/** Processes whose command line starts with `program` and mentions `stateDir` (this test's only). */
-function pidsOf(program: RegExp, stateDir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (argv.some((arg) => program.test(arg)) && argv.some((arg) => arg.includes(stateDir)))
-        pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 const qemuPidsUnder = (stateDir: string) => pidsOf(/^qemu-system/, stateDir);
 
@@ -76,14 +61,8 @@ async function startVmGateway(stateDir: string, port?: number, pki?: TestPki): P
   });
 }
 
-async function collectExec(gw: RunningGateway, sandboxId: string, command: string[]) {
-  let stdout = "";
-  let exitCode: number | undefined;
-  for await (const event of gw.grpc.execSandbox({ sandboxId, command })) {
-    if (event.payload.case === "stdout") stdout += Buffer.from(event.payload.value.data).toString();
-    if (event.payload.case === "exit") exitCode = event.payload.value.exitCode;
-  }
-  return { stdout, exitCode };
+function collectExec(gw: RunningGateway, sandboxId: string, command: string[]) {
+  return execOutput(gw.grpc.execSandbox({ sandboxId, command }));
 }
 
 describe("VM sandboxes (QEMU microVM)", () => {
@@ -112,6 +91,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
 
     expect(await collectExec(gw, sandboxId, ["echo", "smoke-ok"])).toEqual({
       stdout: "smoke-ok\n",
+      stderr: "",
       exitCode: 0,
     });
     const token = (await gw.grpc.createSshSession({ sandboxId })).token;
@@ -146,6 +126,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
     await waitForPhase(gw, "vm-tls", SandboxPhase.READY, READY_TIMEOUT_MS);
     expect(await collectExec(gw, sandboxId, ["echo", "over mtls"])).toEqual({
       stdout: "over mtls\n",
+      stderr: "",
       exitCode: 0,
     });
     // The key is root-only inside the guest.

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { pidsOf } from "../../gateway/test/gateway-harness.js";
 
 const RUNTIME = join(import.meta.dirname, "..", "runtime");
 /** A cold staging (kernel download, mmdebstrap, image) takes ~40 s here; leave room for a busy host. */
@@ -15,21 +16,6 @@ function bash(script: string, args: string[], timeoutMs: number) {
     killSignal: "SIGTERM", // the scripts' traps stop QEMU and remove their temp dirs
   });
   return { ...result, ms: Date.now() - started, output: `${result.stdout}${result.stderr}` };
-}
-
-/** QEMU processes whose command line mentions `text`. */
-function qemuPidsMentioning(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmdline.startsWith("qemu-system") && cmdline.includes(text)) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 describe("VM runtime (stage-vm-runtime.sh, openshell-vm-init, boot-check.sh)", () => {
@@ -72,7 +58,7 @@ describe("VM runtime (stage-vm-runtime.sh, openshell-vm-init, boot-check.sh)", (
       const tmp = /\/tmp\/openshell-vm-bootcheck\.[A-Za-z0-9]+/.exec(run.output)?.[0];
       expect(tmp, run.output).toBeTruthy();
       expect(existsSync(tmp!)).toBe(false);
-      expect(qemuPidsMentioning(tmp!)).toEqual([]);
+      expect(pidsOf(/^qemu-system/, tmp!)).toEqual([]);
     },
     STAGE_TIMEOUT_MS + 120_000,
   );

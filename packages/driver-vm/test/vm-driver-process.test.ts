@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
 import { afterEach, describe, expect, it } from "vitest";
+import { pidsOf, rpcFailure } from "../../gateway/test/gateway-harness.js";
 
 const DRIVER = join(import.meta.dirname, "..", "dist", "openshell-driver-vm.js");
 
@@ -19,28 +20,7 @@ function runDriver(args: string[]): Promise<{ code: number | null; stderr: strin
   });
 }
 
-function qemuPidsUnder(dir: string): number[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
-        return cmd.startsWith("qemu-system") && cmd.includes(dir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-async function failure(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    return { code: ConnectError.from(error).code, message: ConnectError.from(error).rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
+const qemuPidsUnder = (dir: string) => pidsOf(/^qemu-system/, dir);
 
 describe("openshell-driver-vm process", () => {
   const dirs: string[] = [];
@@ -66,6 +46,24 @@ describe("openshell-driver-vm process", () => {
     return dir;
   }
 
+  /** Runs the driver binary on `dir` (TCG forced, small guests) and connects to its socket. */
+  async function startDriver(
+    dir: string,
+  ): Promise<{ child: ChildProcess; client: DriverConnection["client"] }> {
+    const socket = join(dir, "d.sock");
+    rmSync(socket, { force: true });
+    const args = ["--bind-socket", socket, "--state-dir", dir, "--openshell-endpoint", "http://127.0.0.1:1"];
+    const child = spawn(process.execPath, [DRIVER, ...args, "--mem-mib", "512"], {
+      stdio: ["pipe", "ignore", "inherit"],
+      env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" },
+    });
+    children.push(child);
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+    const connection = connectToDriver(socket);
+    connections.push(connection);
+    return { child, client: connection.client };
+  }
+
   it("refuses an unspecified endpoint and a missing runtime with messages that say what to do", async () => {
     const dir = stateDir();
     const common = ["--bind-socket", join(dir, "d.sock"), "--state-dir", dir];
@@ -87,34 +85,16 @@ describe("openshell-driver-vm process", () => {
 
   it("validates what a VM cannot honour, reports unknown deletes, and refuses a duplicate id", async () => {
     const dir = stateDir();
-    const socket = join(dir, "d.sock");
-    const child = spawn(
-      process.execPath,
-      [
-        DRIVER,
-        "--bind-socket",
-        socket,
-        "--state-dir",
-        dir,
-        "--openshell-endpoint",
-        "http://127.0.0.1:1",
-        "--mem-mib",
-        "512",
-      ],
-      { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
-    );
-    children.push(child);
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    const connection = connectToDriver(socket);
-    connections.push(connection);
-    const { client } = connection;
+    const { client } = await startDriver(dir);
 
     expect((await client.getCapabilities({})).driverName).toBe("openshell-driver-vm");
     expect(
-      await failure(client.validateSandboxCreate({ sandbox: { id: "x", name: "x", spec: { gpu: true } } })),
+      await rpcFailure(
+        client.validateSandboxCreate({ sandbox: { id: "x", name: "x", spec: { gpu: true } } }),
+      ),
     ).toEqual({ code: Code.FailedPrecondition, message: "vm sandboxes do not support gpu" });
     expect(
-      await failure(
+      await rpcFailure(
         client.validateSandboxCreate({
           sandbox: { id: "x", name: "x", spec: { template: { image: "ubuntu" } } },
         }),
@@ -125,7 +105,7 @@ describe("openshell-driver-vm process", () => {
     const sandbox = { id: "11111111-2222-3333-4444-555555555555", name: "dup", spec: {} };
     await client.createSandbox({ sandbox });
     expect(qemuPidsUnder(dir)).toHaveLength(1);
-    expect(await failure(client.createSandbox({ sandbox }))).toMatchObject({ code: Code.AlreadyExists });
+    expect(await rpcFailure(client.createSandbox({ sandbox }))).toMatchObject({ code: Code.AlreadyExists });
     expect(qemuPidsUnder(dir)).toHaveLength(1);
     expect((await client.deleteSandbox({ sandboxId: sandbox.id })).deleted).toBe(true);
     for (let i = 0; i < 200 && qemuPidsUnder(dir).length > 0; i++)
@@ -135,50 +115,20 @@ describe("openshell-driver-vm process", () => {
 
   it("a sandbox whose disk vanished while the driver was down ends in a clear DiskMissing state", async () => {
     const dir = stateDir();
-    const socket = join(dir, "d.sock");
-    const start = () => {
-      const child = spawn(
-        process.execPath,
-        [
-          DRIVER,
-          "--bind-socket",
-          socket,
-          "--state-dir",
-          dir,
-          "--openshell-endpoint",
-          "http://127.0.0.1:1",
-          "--mem-mib",
-          "512",
-        ],
-        { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
-      );
-      children.push(child);
-      return child;
-    };
-    const waitSocket = async () => {
-      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    };
-    const first = start();
-    await waitSocket();
-    const connection = connectToDriver(socket);
+    const first = await startDriver(dir);
     const id = "33333333-4444-5555-6666-777777777777";
-    await connection.client.createSandbox({ sandbox: { id, name: "lost-disk", spec: {} } });
-    connection.close();
+    await first.client.createSandbox({ sandbox: { id, name: "lost-disk", spec: {} } });
     // The driver dies without a clean stop (as after a crash); its VM keeps running until we kill it.
-    const gone = new Promise((resolve) => first.once("exit", resolve));
-    first.kill("SIGKILL");
+    const gone = new Promise((resolve) => first.child.once("exit", resolve));
+    first.child.kill("SIGKILL");
     await gone;
-    children.splice(children.indexOf(first), 1);
+    children.splice(children.indexOf(first.child), 1);
     for (const pid of qemuPidsUnder(dir)) process.kill(pid, "SIGKILL");
     for (let i = 0; i < 50 && qemuPidsUnder(dir).length > 0; i++)
       await new Promise((r) => setTimeout(r, 100));
     rmSync(join(dir, "sandboxes", id, "disk.qcow2"));
-    rmSync(socket, { force: true });
 
-    start();
-    await waitSocket();
-    const again = connectToDriver(socket);
-    connections.push(again);
+    const again = await startDriver(dir);
     const condition = (await again.client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0];
     expect(condition).toMatchObject({ type: "Ready", status: "False", reason: "DiskMissing" });
     expect(condition?.message).toContain("delete and recreate the sandbox");
@@ -188,27 +138,7 @@ describe("openshell-driver-vm process", () => {
 
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();
-    const socket = join(dir, "d.sock");
-    const child = spawn(
-      process.execPath,
-      [
-        DRIVER,
-        "--bind-socket",
-        socket,
-        "--state-dir",
-        dir,
-        "--openshell-endpoint",
-        "http://127.0.0.1:1",
-        "--mem-mib",
-        "512",
-      ],
-      { stdio: ["pipe", "ignore", "inherit"], env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" } },
-    );
-    children.push(child);
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    const connection = connectToDriver(socket);
-    connections.push(connection);
-    const { client } = connection;
+    const { client } = await startDriver(dir);
     const id = "22222222-3333-4444-5555-666666666666";
     const consoleLog = join(dir, "sandboxes", id, "console.log");
     const readyCount = () =>

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
 
@@ -189,4 +189,32 @@ export function supervisorTokenOf(stateDir: string, sandboxId: string): string {
     if (sandbox.id === sandboxId && sandbox.spec?.supervisorToken) return sandbox.spec.supervisorToken;
   }
   throw new Error(`no supervisor token for ${sandboxId} in the test driver's state`);
+}
+
+/** Awaits an RPC that must fail and returns its status code and raw message. */
+export async function rpcFailure(promise: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const failure = ConnectError.from(error);
+    return { code: failure.code, message: failure.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** Processes with an argument matching `program` and one mentioning `text` (e.g. a test's state dir). */
+export function pidsOf(program: RegExp, text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv.some((arg) => program.test(arg)) && argv.some((arg) => arg.includes(text))) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return pids;
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import {
   SandboxPhase,
   type SandboxStreamEvent,
@@ -15,6 +15,7 @@ import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
+  rpcFailure,
   startGateway,
   supervisorTokenOf,
   waitFor,
@@ -35,15 +36,6 @@ afterEach(async () => {
   for (const gw of running.splice(0)) await gw.stop("SIGKILL");
   for (const dir of dirs.splice(0)) removeStateDir(dir);
 });
-
-const code = async (promise: Promise<unknown>) => {
-  try {
-    await promise;
-  } catch (error) {
-    return { code: ConnectError.from(error).code, message: ConnectError.from(error).rawMessage };
-  }
-  throw new Error("expected the call to fail");
-};
 
 describe("gateway CRUD over gRPC and Connect", () => {
   it("serves Health on both protocols", async () => {
@@ -75,7 +67,7 @@ describe("gateway CRUD over gRPC and Connect", () => {
     ]);
     expect((await gw.connect.listSandboxes({ limit: 5000 })).sandboxes).toHaveLength(2);
 
-    expect(await code(gw.grpc.createSandbox({ spec: {}, name: "alpha" }))).toEqual({
+    expect(await rpcFailure(gw.grpc.createSandbox({ spec: {}, name: "alpha" }))).toEqual({
       code: Code.AlreadyExists,
       message: "sandbox 'alpha' already exists",
     });
@@ -88,12 +80,12 @@ describe("gateway CRUD over gRPC and Connect", () => {
       5000,
       () => "row not removed",
     );
-    expect((await code(gw.grpc.getSandbox({ name: "alpha" }))).code).toBe(Code.NotFound);
+    expect((await rpcFailure(gw.grpc.getSandbox({ name: "alpha" }))).code).toBe(Code.NotFound);
   });
 
   it("rolls the row back when the driver fails to create", async () => {
     const gw = await gateway();
-    const failure = await code(
+    const failure = await rpcFailure(
       gw.grpc.createSandbox({
         spec: { environment: { OPENSHELL_TEST_DRIVER_FAIL_CREATE: "disk full" } },
         name: "doomed",
@@ -101,8 +93,8 @@ describe("gateway CRUD over gRPC and Connect", () => {
     );
     expect(failure.code).toBe(Code.Internal);
     expect(failure.message).toBe("create sandbox failed: disk full");
-    expect((await code(gw.grpc.getSandbox({ name: "doomed" }))).code).toBe(Code.NotFound);
-    const rejected = await code(
+    expect((await rpcFailure(gw.grpc.getSandbox({ name: "doomed" }))).code).toBe(Code.NotFound);
+    const rejected = await rpcFailure(
       gw.grpc.createSandbox({
         spec: { environment: { OPENSHELL_TEST_DRIVER_REJECT: "no capacity" } },
         name: "nope",
@@ -114,25 +106,28 @@ describe("gateway CRUD over gRPC and Connect", () => {
 
   it("answers bad input with the right status and keeps serving", async () => {
     const gw = await gateway();
-    expect(await code(gw.grpc.createSandbox({ name: "x" }))).toEqual({
+    expect(await rpcFailure(gw.grpc.createSandbox({ name: "x" }))).toEqual({
       code: Code.InvalidArgument,
       message: "spec is required",
     });
-    expect((await code(gw.grpc.createSandbox({ spec: {}, name: "Bad Name" }))).code).toBe(
+    expect((await rpcFailure(gw.grpc.createSandbox({ spec: {}, name: "Bad Name" }))).code).toBe(
       Code.InvalidArgument,
     );
     const env = Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`K${i}`, "v"]));
-    expect((await code(gw.grpc.createSandbox({ spec: { environment: env } }))).message).toMatch(
+    expect((await rpcFailure(gw.grpc.createSandbox({ spec: { environment: env } }))).message).toMatch(
       /129 entries; the limit is 128/,
     );
-    expect((await code(gw.grpc.createSandbox({ spec: { providers: ["ghost"] } }))).message).toBe(
+    expect((await rpcFailure(gw.grpc.createSandbox({ spec: { providers: ["ghost"] } }))).message).toBe(
       "provider 'ghost' not found",
     );
-    expect((await code(gw.grpc.getSandbox({ name: "ghost" }))).code).toBe(Code.NotFound);
-    expect((await code(gw.grpc.deleteSandbox({ name: "ghost" }))).code).toBe(Code.NotFound);
+    expect((await rpcFailure(gw.grpc.getSandbox({ name: "ghost" }))).code).toBe(Code.NotFound);
+    expect((await rpcFailure(gw.grpc.deleteSandbox({ name: "ghost" }))).code).toBe(Code.NotFound);
     expect(
-      (await code(gw.grpc.createSandbox({ spec: { environment: { BIG: "x".repeat(2 * 1024 * 1024) } } })))
-        .code,
+      (
+        await rpcFailure(
+          gw.grpc.createSandbox({ spec: { environment: { BIG: "x".repeat(2 * 1024 * 1024) } } }),
+        )
+      ).code,
     ).toBe(Code.ResourceExhausted);
 
     const wrongType = await fetch(`${gw.url}/openshell.v1.OpenShell/ListSandboxes`, {
@@ -222,7 +217,7 @@ describe("watch and gateway-owned readiness", () => {
     const b = (await gw.grpc.createSandbox({ spec: {}, name: "sandbox-b" })).sandbox!;
     const tokenA = supervisorTokenOf(gw.stateDir, a.id);
     const hello = (sandboxId: string, authorization?: string) =>
-      code(
+      rpcFailure(
         (async () => {
           const outbound = supervisorStream(sandboxId);
           const headers = authorization ? { authorization } : undefined;

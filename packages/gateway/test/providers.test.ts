@@ -1,9 +1,10 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
+  rpcFailure,
   startGateway,
   supervisorTokenOf,
 } from "./gateway-harness.js";
@@ -21,15 +22,6 @@ async function gateway(stateDir = makeStateDir()) {
   const gw = await startGateway({ stateDir });
   running.push(gw);
   return gw;
-}
-
-async function failure(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    return { code: ConnectError.from(error).code, message: ConnectError.from(error).rawMessage };
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("providers", () => {
@@ -51,17 +43,17 @@ describe("providers", () => {
     });
     expect(created.provider?.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(
-      await failure(gw.grpc.createProvider({ provider: { name: "work-claude", type: "claude" } })),
+      await rpcFailure(gw.grpc.createProvider({ provider: { name: "work-claude", type: "claude" } })),
     ).toEqual({
       code: Code.AlreadyExists,
       message: "provider already exists",
     });
-    expect(await failure(gw.grpc.createProvider({ provider: { name: "x", type: "" } }))).toEqual({
+    expect(await rpcFailure(gw.grpc.createProvider({ provider: { name: "x", type: "" } }))).toEqual({
       code: Code.InvalidArgument,
       message: "provider.type is required",
     });
     expect(
-      await failure(
+      await rpcFailure(
         gw.grpc.createProvider({
           provider: { name: "big", type: "generic", credentials: { K: "v".repeat(8193) } },
         }),
@@ -74,7 +66,7 @@ describe("providers", () => {
     expect(updated.provider?.credentials).toEqual({ ANTHROPIC_API_KEY: "REDACTED", EXTRA: "REDACTED" });
     expect(updated.provider?.config).toEqual({});
     expect(
-      await failure(gw.grpc.updateProvider({ provider: { name: "work-claude", type: "codex" } })),
+      await rpcFailure(gw.grpc.updateProvider({ provider: { name: "work-claude", type: "codex" } })),
     ).toEqual({
       code: Code.InvalidArgument,
       message: "provider type cannot be changed; delete and recreate the provider",
@@ -90,7 +82,7 @@ describe("providers", () => {
     });
     expect((await again.grpc.deleteProvider({ name: "work-claude" })).deleted).toBe(true);
     expect((await again.grpc.deleteProvider({ name: "work-claude" })).deleted).toBe(false);
-    expect(await failure(again.grpc.getProvider({ name: "work-claude" }))).toMatchObject({
+    expect(await rpcFailure(again.grpc.getProvider({ name: "work-claude" }))).toMatchObject({
       code: Code.NotFound,
     });
   });
@@ -108,7 +100,7 @@ describe("providers", () => {
     ).sandbox!;
     const b = (await gw.grpc.createSandbox({ name: "other", spec: {} })).sandbox!;
     expect(
-      await failure(gw.grpc.createSandbox({ name: "missing", spec: { providers: ["nope"] } })),
+      await rpcFailure(gw.grpc.createSandbox({ name: "missing", spec: { providers: ["nope"] } })),
     ).toMatchObject({
       code: Code.FailedPrecondition,
     });
@@ -118,11 +110,11 @@ describe("providers", () => {
     });
     const env = await gw.grpc.getSandboxProviderEnvironment({ sandboxId: a.id }, asSupervisor(a.id));
     expect(env.environment).toEqual({ TOKEN: "one", OTHER: "o" });
-    expect(await failure(gw.grpc.getSandboxProviderEnvironment({ sandboxId: a.id }))).toMatchObject({
+    expect(await rpcFailure(gw.grpc.getSandboxProviderEnvironment({ sandboxId: a.id }))).toMatchObject({
       code: Code.Unauthenticated,
     });
     expect(
-      await failure(gw.grpc.getSandboxProviderEnvironment({ sandboxId: a.id }, asSupervisor(b.id))),
+      await rpcFailure(gw.grpc.getSandboxProviderEnvironment({ sandboxId: a.id }, asSupervisor(b.id))),
     ).toMatchObject({ code: Code.PermissionDenied });
   });
 });

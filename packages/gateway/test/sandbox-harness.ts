@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SandboxPhase } from "@openshell/proto";
+import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
 import {
   findRepoRoot,
   freePort,
@@ -104,12 +104,18 @@ export function sshOptions(
   const tlsFlags = tls
     ? ` --tls-ca ${tls.ca}${tls.cert ? ` --tls-cert ${tls.cert}` : ""}${tls.key ? ` --tls-key ${tls.key}` : ""}`
     : "";
-  const proxy = `${process.execPath} ${CLI_BIN} ssh-proxy --gateway ${gw.url}/connect/ssh --sandbox-id ${sandboxId} --token ${token}${tlsFlags}`;
+  return sshOptionsVia(
+    `${process.execPath} ${CLI_BIN} ssh-proxy --gateway ${gw.url}/connect/ssh --sandbox-id ${sandboxId} --token ${token}${tlsFlags}`,
+  );
+}
+
+/** OpenSSH options for a throwaway sandbox host reached through `proxyCommand`. */
+export function sshOptionsVia(proxyCommand: string): string[] {
   return [
     "-F",
     "/dev/null",
     "-o",
-    `ProxyCommand=${proxy}`,
+    `ProxyCommand=${proxyCommand}`,
     "-o",
     "StrictHostKeyChecking=no",
     "-o",
@@ -160,4 +166,22 @@ export function run(
 /** How many file descriptors a process has open (sockets, pipes, files). */
 export function openFdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export interface ExecOutput {
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+
+/** Drains an ExecSandbox stream into its stdout, stderr and exit code. */
+export async function execOutput(events: AsyncIterable<ExecSandboxEvent>): Promise<ExecOutput> {
+  const result: ExecOutput = { stdout: "", stderr: "", exitCode: undefined };
+  for await (const event of events) {
+    const p = event.payload;
+    if (p.case === "stdout") result.stdout += Buffer.from(p.value.data).toString();
+    else if (p.case === "stderr") result.stderr += Buffer.from(p.value.data).toString();
+    else if (p.case === "exit") result.exitCode = p.value.exitCode;
+  }
+  return result;
 }

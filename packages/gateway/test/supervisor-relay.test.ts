@@ -4,8 +4,8 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
+import { Code } from "@connectrpc/connect";
+import { SandboxPhase } from "@openshell/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   freePort,
@@ -13,9 +13,12 @@ import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
+  rpcFailure,
+  supervisorTokenOf,
   waitFor,
 } from "./gateway-harness.js";
 import {
+  execOutput,
   makeWorkdir,
   openFdCount,
   run,
@@ -27,33 +30,6 @@ import {
 } from "./sandbox-harness.js";
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-interface Exec {
-  stdout: string;
-  stderr: string;
-  exitCode: number | undefined;
-}
-
-async function collect(events: AsyncIterable<ExecSandboxEvent>): Promise<Exec> {
-  const result: Exec = { stdout: "", stderr: "", exitCode: undefined };
-  for await (const event of events) {
-    const p = event.payload;
-    if (p.case === "stdout") result.stdout += Buffer.from(p.value.data).toString();
-    else if (p.case === "stderr") result.stderr += Buffer.from(p.value.data).toString();
-    else if (p.case === "exit") result.exitCode = p.value.exitCode;
-  }
-  return result;
-}
-
-async function failure(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** Sends a raw CONNECT and returns the status code of the answer. */
 function connectStatus(port: number, headers: Record<string, string>, method = "CONNECT"): Promise<number> {
@@ -195,7 +171,7 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
   });
 
   it("ExecSandbox streams stdout, stderr and the exit code, feeds stdin, and times out with 124", async () => {
-    const result = await collect(
+    const result = await execOutput(
       gw.grpc.execSandbox({
         sandboxId,
         command: ["sh", "-c", 'cat; echo "to err $GREETING" >&2; pwd; exit 5'],
@@ -207,7 +183,7 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
     expect(result).toEqual({ stdout: "from stdin\n/tmp\n", stderr: "to err hello world\n", exitCode: 5 });
 
     const started = Date.now();
-    const slow = await collect(
+    const slow = await execOutput(
       gw.grpc.execSandbox({ sandboxId, command: ["sleep", "30"], timeoutSeconds: 1 }),
     );
     expect(slow.exitCode).toBe(124);
@@ -215,26 +191,28 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
   });
 
   it("children inherit no descriptors from the supervisor, even while a PTY session is open", async () => {
-    const held = collect(gw.grpc.execSandbox({ sandboxId, command: ["sleep", "2"], tty: true }));
+    const held = execOutput(gw.grpc.execSandbox({ sandboxId, command: ["sleep", "2"], tty: true }));
     await new Promise((r) => setTimeout(r, 500));
-    const listed = await collect(gw.grpc.execSandbox({ sandboxId, command: ["ls", "-1", "/proc/self/fd"] }));
+    const listed = await execOutput(
+      gw.grpc.execSandbox({ sandboxId, command: ["ls", "-1", "/proc/self/fd"] }),
+    );
     // 0-2 plus the directory ls itself opened.
     expect(listed.stdout.trim().split("\n")).toEqual(["0", "1", "2", "3"]);
     expect((await held).exitCode).toBe(0);
   });
 
   it("ExecSandbox rejects bad input and unknown sandboxes", async () => {
-    expect(await failure(collect(gw.grpc.execSandbox({ sandboxId, command: [] })))).toMatchObject({
+    expect(await rpcFailure(execOutput(gw.grpc.execSandbox({ sandboxId, command: [] })))).toMatchObject({
       code: Code.InvalidArgument,
     });
     expect(
-      await failure(collect(gw.grpc.execSandbox({ sandboxId: "nope", command: ["true"] }))),
+      await rpcFailure(execOutput(gw.grpc.execSandbox({ sandboxId: "nope", command: ["true"] }))),
     ).toMatchObject({
       code: Code.NotFound,
     });
     expect(
-      await failure(
-        collect(gw.grpc.execSandbox({ sandboxId, command: ["x"], environment: { "BAD-KEY": "1" } })),
+      await rpcFailure(
+        execOutput(gw.grpc.execSandbox({ sandboxId, command: ["x"], environment: { "BAD-KEY": "1" } })),
       ),
     ).toMatchObject({ code: Code.InvalidArgument, message: expect.stringContaining("BAD-KEY") });
   });
@@ -305,13 +283,13 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
         // drain
       }
     };
-    const tokenHeader = { authorization: `Bearer ${supervisorTokenFor()}` };
-    expect(await failure(drain(gw.grpc.relayStream(frames(), { headers: tokenHeader })))).toEqual({
+    const tokenHeader = { authorization: `Bearer ${supervisorTokenOf(stateDir, sandboxId)}` };
+    expect(await rpcFailure(drain(gw.grpc.relayStream(frames(), { headers: tokenHeader })))).toEqual({
       code: Code.InvalidArgument,
       message: "empty RelayStream",
     });
     expect(
-      await failure(
+      await rpcFailure(
         drain(
           gw.grpc.relayStream(frames({ payload: { case: "data", value: new Uint8Array([1]) } }), {
             headers: tokenHeader,
@@ -323,7 +301,7 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
       message: "first RelayFrame must be init with non-empty channel_id",
     });
     expect(
-      await failure(
+      await rpcFailure(
         drain(
           gw.grpc.relayStream(frames({ payload: { case: "init", value: { channelId: "nope" } } }), {
             headers: tokenHeader,
@@ -332,7 +310,7 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
       ),
     ).toEqual({ code: Code.NotFound, message: "unknown or expired relay channel" });
     expect(
-      await failure(
+      await rpcFailure(
         drain(gw.grpc.relayStream(frames({ payload: { case: "init", value: { channelId: "nope" } } }))),
       ),
     ).toMatchObject({ code: Code.Unauthenticated });
@@ -341,7 +319,7 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
       const abort = new AbortController();
       const stream = gw.grpc.execSandbox({ sandboxId, command: ["sleep", "5"] }, { signal: abort.signal });
       setTimeout(() => abort.abort(), 300);
-      await collect(stream).catch(() => undefined);
+      await execOutput(stream).catch(() => undefined);
     }
     await waitFor(
       () => openFdCount(gw.pid) <= fdsBefore + 2,
@@ -349,11 +327,6 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
       () => `gateway fds grew from ${fdsBefore} to ${openFdCount(gw.pid)}`,
     );
   });
-
-  function supervisorTokenFor(): string {
-    const rows = JSON.parse(readFileSync(join(stateDir, "drv", "sandboxes.json"), "utf8")) as string[];
-    return (JSON.parse(rows[0] as string) as { spec: { supervisorToken: string } }).spec.supervisorToken;
-  }
 });
 
 describe("faults with a real supervisor", () => {
@@ -393,9 +366,7 @@ describe("faults with a real supervisor", () => {
 
   it("a superseding session wins the race with the session it replaced", async () => {
     const { gw, stateDir, id } = await setup("contested");
-    const rows = JSON.parse(readFileSync(join(stateDir, "drv", "sandboxes.json"), "utf8")) as string[];
-    const supervisorToken = (JSON.parse(rows[0] as string) as { spec: { supervisorToken: string } }).spec
-      .supervisorToken;
+    const supervisorToken = supervisorTokenOf(stateDir, id);
     let endFake: () => void = () => undefined;
     const fakeEnded = new Promise<void>((resolve) => {
       endFake = resolve;

@@ -214,6 +214,7 @@ const BASH = "/bin/bash";
  * prelude that closes every descriptor above 2 and then execs the real program.
  */
 const CLOSE_INHERITED_FDS =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script; ${…} is bash's expansion
   'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && [ -e "/proc/$$/fd/$fd" ] && exec {fd}>&-; done; exec "$0" "$@"';
 
 function withInheritedFdsClosed(file: string, args: string[]): { file: string; args: string[] } {
