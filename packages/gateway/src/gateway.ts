@@ -81,6 +81,7 @@ export class Gateway {
       watchRetryMs: config.timings.watchRetryMs,
     });
     this.runtime = runtime;
+    await runtime.demoteStaleReady();
     runtime.start();
 
     const service = createOpenShellService({

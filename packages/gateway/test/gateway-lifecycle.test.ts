@@ -211,6 +211,34 @@ describe("watch and gateway-owned readiness", () => {
     abort.abort();
   });
 
+  it("after a restart a sandbox is READY again only once its supervisor is back", async () => {
+    const gw = await gateway();
+    const sandbox = (await gw.grpc.createSandbox({ spec: {}, name: "restarted" })).sandbox!;
+    const headers = { authorization: `Bearer ${supervisorTokenOf(gw.stateDir, sandbox.id)}` };
+    const first = supervisorStream(sandbox.id);
+    const session = gw.grpc.connectSupervisor(first.iterable, { headers });
+    expect((await session[Symbol.asyncIterator]().next()).value?.payload.case).toBe("sessionAccepted");
+    expect((await gw.grpc.getSandbox({ name: "restarted" })).sandbox?.phase).toBe(SandboxPhase.READY);
+
+    await gw.stop("SIGKILL");
+    running.splice(running.indexOf(gw), 1);
+    first.end();
+    const again = await gateway({ stateDir: gw.stateDir, port: gw.port });
+    expect((await again.grpc.getSandbox({ name: "restarted" })).sandbox?.phase).toBe(
+      SandboxPhase.PROVISIONING,
+    );
+
+    const second = supervisorStream(sandbox.id);
+    const resumed = again.grpc.connectSupervisor(second.iterable, { headers });
+    expect((await resumed[Symbol.asyncIterator]().next()).value?.payload.case).toBe("sessionAccepted");
+    await waitFor(
+      async () => (await again.grpc.getSandbox({ name: "restarted" })).sandbox?.phase === SandboxPhase.READY,
+      5000,
+      () => "not READY after the supervisor came back",
+    );
+    second.end();
+  });
+
   it("accepts a supervisor only with its own sandbox's credential", async () => {
     const gw = await gateway();
     const a = (await gw.grpc.createSandbox({ spec: {}, name: "sandbox-a" })).sandbox!;

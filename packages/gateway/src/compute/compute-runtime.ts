@@ -114,6 +114,24 @@ export class ComputeRuntime {
     await this.mutate(sandboxId, (sandbox) => demoteOnSessionDisconnected(sandbox));
   }
 
+  /**
+   * At start no supervisor session exists yet, so a READY stored by an earlier run is stale: demote
+   * it until its supervisor reconnects (otherwise clients see READY and exec fails "not ready").
+   */
+  async demoteStaleReady(): Promise<void> {
+    const page = { limit: RECONCILE_LIST_LIMIT, offset: 0 };
+    for (
+      let rows = await this.options.records.list(page);
+      rows.length > 0;
+      rows = await this.options.records.list(page)
+    ) {
+      for (const sandbox of rows) {
+        if (!this.options.hasSession(sandbox.id)) await this.supervisorSessionDisconnected(sandbox.id);
+      }
+      page.offset += rows.length;
+    }
+  }
+
   /** Applies one driver snapshot to the stored sandbox (unknown sandboxes are ignored). */
   async applyDriverSnapshot(driverSandbox: compute.DriverSandbox): Promise<void> {
     await this.mutate(driverSandbox.id, (sandbox) => {
