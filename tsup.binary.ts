@@ -5,7 +5,12 @@ import { defineConfig, type Options } from "tsup";
  * starts fast, except native addons, which stay real dependencies beside the bundle. The banner
  * gives bundled CommonJS code a `require`.
  */
-export function binaryBundle(options: { name: string; target?: string; native?: string[] }) {
+export function binaryBundle(options: {
+  name: string;
+  target?: string;
+  native?: string[];
+  splitting?: boolean;
+}) {
   const native = options.native ?? [];
   const config: Options = {
     entry: { [options.name]: "src/main.ts" },
@@ -19,7 +24,8 @@ export function binaryBundle(options: { name: string; target?: string; native?: 
       js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
     clean: true,
-    splitting: false,
+    // Splitting turns dynamic import() into chunks loaded on demand (the CLI's fast start).
+    splitting: options.splitting ?? false,
     sourcemap: false,
   };
   return defineConfig(config);

@@ -1,6 +1,8 @@
 import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { OpenShellError, sleep } from "@openshell/core";
@@ -29,8 +31,14 @@ export class VmPaths {
   get pidFile() {
     return join(this.dir, "qemu.pid");
   }
+  /** Beside the disk when it fits sun_path (108 bytes), else a stable short path under the temp dir. */
   get qmpSocket() {
-    return join(this.dir, "qmp.sock");
+    const preferred = join(this.dir, "qmp.sock");
+    if (Buffer.byteLength(preferred) < 104) return preferred;
+    return join(
+      tmpdir(),
+      `openshell-qmp-${createHash("sha256").update(this.dir).digest("hex").slice(0, 16)}.sock`,
+    );
   }
   /** The base image this sandbox's disk overlays (written at create). */
   get backing() {
@@ -159,6 +167,7 @@ export class VmInstance {
   }
 
   remove(): void {
+    rmSync(this.paths.qmpSocket, { force: true });
     rmSync(this.paths.dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,87 @@
+import { OpenShellError } from "@openshell/core";
+import { type CliPaths, cliPaths } from "./config/cli-paths.js";
+import { GatewayRegistry } from "./config/gateway-registry.js";
+import { connectGateway, type OpenShellClient } from "./gateway/gateway-client.js";
+import { explainGatewayError } from "./gateway/gateway-errors.js";
+import { type GatewayTarget, requireGatewayTarget, resolveGatewayTarget } from "./gateway/gateway-target.js";
+import type { CommandInvocation } from "./program.js";
+import { Output, type OutputFormat } from "./ui/output.js";
+
+/** What every command gets: where files live, the gateway registry, output, and gateway access. */
+export class CliContext {
+  readonly paths: CliPaths;
+  readonly registry: GatewayRegistry;
+  readonly output: Output;
+  readonly verbose: number;
+  readonly json: boolean;
+
+  constructor(
+    readonly options: Record<string, unknown>,
+    readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.paths = cliPaths(env);
+    this.registry = new GatewayRegistry(this.paths);
+    const format = (options.output as OutputFormat | undefined) ?? "text";
+    this.output = new Output({ format, env });
+    this.json = format === "json";
+    this.verbose = Number(options.verbose ?? 0);
+  }
+
+  static of(invocation: CommandInvocation): CliContext {
+    return new CliContext(invocation.options);
+  }
+
+  private get selection() {
+    return {
+      gateway: this.options.gateway as string | undefined,
+      gatewayEndpoint: this.options.gatewayEndpoint as string | undefined,
+    };
+  }
+
+  /** The configured gateway, or undefined when none is (for bootstrap and a kind `status`). */
+  optionalTarget(): GatewayTarget | undefined {
+    return resolveGatewayTarget(this.registry, this.selection, this.env);
+  }
+
+  target(): GatewayTarget {
+    return requireGatewayTarget(this.registry, this.selection, this.env);
+  }
+
+  /** Runs `work` with a client of the target gateway; transport errors become actionable messages. */
+  async withGateway<T>(
+    work: (client: OpenShellClient, target: GatewayTarget) => Promise<T>,
+    target: GatewayTarget = this.target(),
+  ): Promise<T> {
+    const connection = connectGateway(target);
+    try {
+      return await work(connection.client, target);
+    } catch (error) {
+      throw explainGatewayError(error, target);
+    } finally {
+      connection.close();
+    }
+  }
+
+  /** NAME, or the last sandbox used through this gateway (announced on stderr, as upstream). */
+  sandboxName(name: string | undefined, target: GatewayTarget): string {
+    if (name) return name;
+    const last = target.name ? this.registry.lastSandbox(target.name) : undefined;
+    if (!last)
+      throw new OpenShellError(
+        "invalid_argument",
+        "no sandbox name given and no sandbox used before on this gateway; pass NAME (see: openshell sandbox list)",
+      );
+    this.output.note(`→ Using sandbox '${last}' (last used)`);
+    return last;
+  }
+
+  rememberSandbox(target: GatewayTarget, name: string): void {
+    if (target.name) this.registry.setLastSandbox(target.name, name);
+  }
+
+  /** The argv that runs this CLI again (for ProxyCommand lines): node + this bundle. */
+  selfCommand(): string[] {
+    const script = process.argv[1];
+    return script ? [process.execPath, script] : [process.execPath];
+  }
+}

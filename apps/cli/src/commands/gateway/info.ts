@@ -1,0 +1,27 @@
+import { OpenShellError } from "@openshell/core";
+import { CliContext } from "../../cli-context.js";
+import { gatewayNameFor } from "../../gateway/gateway-name.js";
+import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
+import type { CommandInvocation } from "../../program.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const name = gatewayNameFor(ctx, invocation.options.name);
+  const metadata = ctx.registry.read(name);
+  if (!metadata)
+    throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+  const layout = metadata.deployment === "process" ? localGatewayLayout(ctx.paths, name) : undefined;
+  const info = {
+    ...metadata,
+    active: ctx.registry.active() === name,
+    config_dir: ctx.registry.gatewayDir(name),
+    ...(layout
+      ? { state_dir: layout.stateDir, log_file: layout.logFile, pid: runningGatewayPid(layout) ?? null }
+      : {}),
+  };
+  if (ctx.json) ctx.output.json(info);
+  else
+    for (const [key, value] of Object.entries(info))
+      ctx.output.print(`${`${key}:`.padEnd(18)} ${value ?? "-"}`);
+  return 0;
+}

@@ -1,0 +1,26 @@
+import { CliContext } from "../../cli-context.js";
+import { validateGatewayName } from "../../config/gateway-registry.js";
+import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
+import type { CommandInvocation } from "../../program.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const options = invocation.options;
+  const name = validateGatewayName(
+    (options.name as string | undefined) ?? ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME,
+  );
+  const { target, alreadyRunning } = await ensureLocalGateway(ctx, {
+    name,
+    port: options.port as number | undefined,
+    driver: options.drivers as string | undefined,
+    plaintext: options.plaintext as boolean | undefined,
+    recreate: options.recreate as boolean | undefined,
+    vmVcpus: options.vmVcpus as number | undefined,
+    vmMemMib: options.vmMemMib as number | undefined,
+  });
+  if (alreadyRunning)
+    ctx.output.success(`Gateway '${name}' is already running at ${target.endpoint.origin}.`);
+  else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);
+  ctx.output.success(`Active gateway set to '${name}'`);
+  return 0;
+}

@@ -1,0 +1,32 @@
+import { OpenShellError } from "@openshell/core";
+import { CliContext } from "../../cli-context.js";
+import { gatewayNameFor } from "../../gateway/gateway-name.js";
+import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
+import type { CommandInvocation } from "../../program.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const name = gatewayNameFor(ctx, invocation.options.name);
+  const metadata = ctx.registry.read(name);
+  if (metadata && metadata.deployment !== "process")
+    throw new OpenShellError(
+      "failed_precondition",
+      `gateway '${name}' runs elsewhere (${metadata.gateway_endpoint}); stop it where it runs`,
+    );
+  const layout = localGatewayLayout(ctx.paths, name);
+  if (runningGatewayPid(layout) === undefined) {
+    if (!metadata)
+      throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+    ctx.output.success(`Gateway '${name}' is not running.`);
+    return 0;
+  }
+  const progress = ctx.output.progress(
+    `Stopping gateway '${name}' (sandboxes are powered off and keep their disks)`,
+  );
+  await stopLocalGateway(layout);
+  progress.done();
+  ctx.output.success(
+    `Gateway '${name}' stopped. Start it again with: openshell gateway start${name === "openshell" ? "" : ` --name ${name}`}`,
+  );
+  return 0;
+}

@@ -1,0 +1,122 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { OpenShellError } from "@openshell/core";
+import type { Sandbox } from "@openshell/proto";
+import { CliContext } from "../../cli-context.js";
+import { uploadToSandbox } from "../../files/sandbox-transfer.js";
+import { shellCommandLine } from "../../files/shell-quote.js";
+import type { OpenShellClient } from "../../gateway/gateway-client.js";
+import { type GatewayTarget, NO_ACTIVE_GATEWAY } from "../../gateway/gateway-target.js";
+import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
+import type { CommandInvocation } from "../../program.js";
+import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
+import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
+import { ttyArgs, wantsTty } from "../../sandbox/remote-command.js";
+import { sandboxJson } from "../../sandbox/sandbox-view.js";
+import { provisionTimeoutMs, waitForReady } from "../../sandbox/wait-for-ready.js";
+import { runSshAttached, sessionProxyCommand, spawnSsh, sshArgs } from "../../ssh/sandbox-ssh.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const options = invocation.options;
+  const environment = parseEnvAssignments(options.env as string[] | undefined);
+  const policy = options.policy ? loadPolicyFile(options.policy as string) : undefined;
+  const upload = options.upload ? parseUploadSpec(options.upload as string) : undefined;
+  const timeoutMs = provisionTimeoutMs(ctx.env);
+  const command = invocation.trailing;
+  const keep = options.keep !== false;
+  const bootstrap = options.bootstrap !== false;
+
+  let target = ctx.optionalTarget();
+  if (!target) {
+    if (!bootstrap) throw new OpenShellError("unavailable", NO_ACTIVE_GATEWAY);
+    ctx.output.info("No gateway found — starting one automatically.");
+    target = (await ensureLocalGateway(ctx, { name: ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME }))
+      .target;
+  }
+
+  const request = {
+    name: (options.name as string | undefined) ?? "",
+    spec: { environment, ...(policy ? { policy } : {}) },
+  };
+  const created = await createWithBootstrap(ctx, target, bootstrap, (client) =>
+    client.createSandbox(request),
+  );
+  target = created.target;
+  const sandbox = created.sandbox;
+  ctx.output.note(`Created sandbox: ${sandbox.name}`);
+  ctx.rememberSandbox(target, sandbox.name);
+
+  let exitCode = 0;
+  try {
+    await ctx.withGateway(async (client) => {
+      const ready = await waitForReady({
+        client,
+        sandbox,
+        output: ctx.output,
+        timeoutMs,
+        verbose: ctx.verbose > 0,
+      });
+      if (upload) {
+        const proxy = await sessionProxyCommand(ctx, client, target, ready);
+        const summary = await uploadToSandbox({
+          localPath: upload.local,
+          dest: upload.dest,
+          gitIgnore: options.gitIgnore !== false,
+          runRemote: (remote) =>
+            spawnSsh(sshArgs(proxy, ttyArgs(false), remote), { stdio: ["pipe", "pipe", "pipe"] }),
+        });
+        ctx.output.success(`Uploaded ${summary.files} files (${summary.bytes} bytes) to ${upload.dest}`);
+      }
+      const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      if (command.length > 0 || interactive) {
+        const proxy = await sessionProxyCommand(ctx, client, target, ready);
+        const tty = command.length > 0 ? wantsTty(options.tty) : true;
+        const remote = command.length > 0 ? shellCommandLine(command) : undefined;
+        exitCode = await runSshAttached(sshArgs(proxy, ttyArgs(tty), remote));
+      } else if (ctx.json) ctx.output.json(sandboxJson(ready));
+      else ctx.output.print(ready.name);
+    }, target);
+  } finally {
+    if (!keep) {
+      await ctx.withGateway(async (client) => {
+        const progress = ctx.output.progress(`Deleting sandbox '${sandbox.name}' (--no-keep)`);
+        await deleteSandbox(client, sandbox.name, { wait: true });
+        progress.done();
+        ctx.output.success(`Deleted sandbox '${sandbox.name}'`);
+      }, target);
+      if (target.name) ctx.registry.clearLastSandbox(target.name, sandbox.name);
+    }
+  }
+  return exitCode;
+}
+
+/**
+ * CreateSandbox; when a local gateway this CLI manages is down, start (resume) it and retry once,
+ * as upstream's auto-bootstrap does.
+ */
+async function createWithBootstrap(
+  ctx: CliContext,
+  target: GatewayTarget,
+  bootstrap: boolean,
+  create: (client: OpenShellClient) => Promise<{ sandbox?: Sandbox }>,
+): Promise<{ target: GatewayTarget; sandbox: Sandbox }> {
+  const attempt = async (using: GatewayTarget) => {
+    const response = await ctx.withGateway(create, using);
+    if (!response.sandbox)
+      throw new OpenShellError("internal", "the gateway answered CreateSandbox without a sandbox");
+    return { target: using, sandbox: response.sandbox };
+  };
+  try {
+    return await attempt(target);
+  } catch (error) {
+    const unreachable =
+      error instanceof OpenShellError &&
+      error.code === "unavailable" &&
+      error.cause instanceof ConnectError &&
+      error.cause.code === Code.Unavailable;
+    if (!unreachable || !bootstrap || target.metadata?.deployment !== "process" || !target.name) throw error;
+    ctx.output.info(`Gateway '${target.name}' is not running — starting it.`);
+    const started = await ensureLocalGateway(ctx, { name: target.name });
+    return attempt(started.target);
+  }
+}

@@ -1,0 +1,30 @@
+import { CliContext } from "../../cli-context.js";
+import { downloadFromSandbox } from "../../files/sandbox-transfer.js";
+import type { CommandInvocation } from "../../program.js";
+import { ttyArgs } from "../../sandbox/remote-command.js";
+import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
+import { sessionProxyCommand, spawnSsh, sshArgs } from "../../ssh/sandbox-ssh.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const [name, path, dest] = invocation.args as [string, string, string];
+  const target = ctx.target();
+  ctx.rememberSandbox(target, name);
+  const summary = await ctx.withGateway(async (client) => {
+    const sandbox = await getReadySandbox(client, name);
+    const proxy = await sessionProxyCommand(ctx, client, target, sandbox);
+    const progress = ctx.output.progress(`Downloading ${name}:${path} to ${dest}`);
+    try {
+      return await downloadFromSandbox({
+        sandboxPath: path,
+        dest,
+        runRemote: (remote) =>
+          spawnSsh(sshArgs(proxy, ttyArgs(false), remote), { stdio: ["pipe", "pipe", "pipe"] }),
+      });
+    } finally {
+      progress.done();
+    }
+  }, target);
+  ctx.output.success(`Downloaded ${name}:${path} to ${dest} (${summary.bytes} bytes)`);
+  return 0;
+}

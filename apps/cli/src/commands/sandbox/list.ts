@@ -1,0 +1,28 @@
+import { CliContext } from "../../cli-context.js";
+import type { CommandInvocation } from "../../program.js";
+import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
+
+export async function run(invocation: CommandInvocation): Promise<number> {
+  const ctx = CliContext.of(invocation);
+  const options = invocation.options;
+  const { sandboxes } = await ctx.withGateway((client) =>
+    client.listSandboxes({ limit: options.limit as number, offset: options.offset as number }),
+  );
+  const { output } = ctx;
+  if (ctx.json) output.json(sandboxes.map(sandboxJson));
+  else if (options.names) for (const sandbox of sandboxes) output.print(sandbox.name);
+  else if (options.ids) for (const sandbox of sandboxes) output.print(sandbox.id);
+  else if (sandboxes.length === 0) output.note("No sandboxes. Create one with: openshell sandbox create");
+  else
+    output.table(
+      ["NAME", "PHASE", "AGE", "ID", "DETAIL"],
+      sandboxes.map((sandbox) => [
+        sandbox.name,
+        phaseName(sandbox.phase),
+        age(sandbox.createdAtMs),
+        sandbox.id,
+        sandbox.phase === 2 ? "" : (readyDetail(sandbox) ?? ""),
+      ]),
+    );
+  return 0;
+}

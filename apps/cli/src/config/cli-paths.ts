@@ -1,0 +1,23 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/** Where the CLI keeps its files; every path derives from the environment given, never a global. */
+export interface CliPaths {
+  /** `$XDG_CONFIG_HOME/openshell` (upstream's layout: active_gateway, gateways/<name>/...). */
+  configDir: string;
+  /** `$XDG_DATA_HOME/openshell`: local gateways' state (store, PKI, VM disks, logs). */
+  dataDir: string;
+}
+
+export function cliPaths(env: NodeJS.ProcessEnv = process.env): CliPaths {
+  const home = env.HOME || homedir();
+  return {
+    configDir: join(env.XDG_CONFIG_HOME || join(home, ".config"), "openshell"),
+    dataDir: join(env.XDG_DATA_HOME || join(home, ".local", "share"), "openshell"),
+  };
+}
+
+/** A local gateway's own state directory. */
+export function localGatewayStateDir(paths: CliPaths, name: string): string {
+  return join(paths.dataDir, "gateways", name);
+}

@@ -1,0 +1,13 @@
+import type { CliContext } from "../cli-context.js";
+import { DEFAULT_GATEWAY_NAME } from "./local-gateway-start.js";
+
+/** `gateway <verb>` acts on --name, else -g / OPENSHELL_GATEWAY / the active gateway, else 'openshell'. */
+export function gatewayNameFor(ctx: CliContext, explicit: unknown): string {
+  return (
+    (explicit as string | undefined) ??
+    (ctx.options.gateway as string | undefined) ??
+    ctx.env.OPENSHELL_GATEWAY ??
+    ctx.registry.active() ??
+    DEFAULT_GATEWAY_NAME
+  );
+}

@@ -1,0 +1,160 @@
+import { rmSync } from "node:fs";
+import { OpenShellError, sleep } from "@openshell/core";
+import type { CliContext } from "../cli-context.js";
+import type { GatewayMetadata } from "../config/gateway-registry.js";
+import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
+import { connectGateway } from "./gateway-client.js";
+import { ensureGatewayPki } from "./gateway-pki.js";
+import type { GatewayTarget } from "./gateway-target.js";
+import {
+  assertPortFree,
+  gatewayLogTail,
+  localGatewayLayout,
+  runningGatewayPid,
+  spawnLocalGateway,
+  stopLocalGateway,
+} from "./local-gateway.js";
+
+export interface StartOptions {
+  name: string;
+  port?: number | undefined;
+  driver?: string | undefined;
+  plaintext?: boolean | undefined;
+  recreate?: boolean | undefined;
+  vmVcpus?: number | undefined;
+  vmMemMib?: number | undefined;
+}
+
+export const DEFAULT_GATEWAY_NAME = "openshell";
+const DEFAULT_PORT = 8080;
+const START_TIMEOUT_MS = 90_000;
+
+/**
+ * Starts (or finds running) the local gateway `name`, records it upstream's way
+ * (metadata.json + mtls/) and makes it active. State and secrets are reused unless `recreate`.
+ */
+export async function ensureLocalGateway(
+  ctx: CliContext,
+  options: StartOptions,
+): Promise<{ target: GatewayTarget; alreadyRunning: boolean }> {
+  const { output, registry } = ctx;
+  const layout = localGatewayLayout(ctx.paths, options.name);
+  const stored = registry.read(options.name);
+  if (stored && stored.deployment !== "process")
+    throw new OpenShellError(
+      "already_exists",
+      `gateway '${options.name}' is registered as ${stored.gateway_endpoint}, not a local gateway; pick another --name or remove it with: openshell gateway destroy --name ${options.name}`,
+    );
+
+  const running = runningGatewayPid(layout);
+  if (running !== undefined && stored && !options.recreate) {
+    registry.setActive(options.name);
+    return { target: targetOf(ctx, stored), alreadyRunning: true };
+  }
+  if (options.recreate) {
+    if (running !== undefined) {
+      const progress = output.progress(`Stopping gateway '${options.name}'`);
+      await stopLocalGateway(layout);
+      progress.done();
+    }
+    output.warn(`Recreating gateway '${options.name}': its sandboxes, store and certificates are deleted`);
+    rmSync(layout.stateDir, { recursive: true, force: true });
+    registry.remove(options.name);
+  } else if (running !== undefined) {
+    // Running but unrecorded (metadata deleted by hand): stop and start it again so it is recorded.
+    await stopLocalGateway(layout);
+  }
+
+  const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(ctx.env);
+  const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
+  const driver = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
+  await assertPortFree(port);
+
+  const pki = plaintext ? undefined : await ensureGatewayPki(layout.pkiDir, { gatewayName: options.name });
+  if (pki)
+    output.note(
+      pki.created ? "• Generated the gateway's CA and certificates" : "• Reusing existing TLS certificates",
+    );
+  const launch = findGatewayBinary(ctx.env);
+  const { pid, logOffset } = spawnLocalGateway(layout, launch, {
+    port,
+    driver,
+    driverDir: findDriverDir(driver, ctx.env),
+    plaintext,
+    vmVcpus: options.vmVcpus,
+    vmMemMib: options.vmMemMib,
+  });
+  const scheme = plaintext ? "http" : "https";
+  const metadata: GatewayMetadata = {
+    name: options.name,
+    gateway_endpoint: `${scheme}://127.0.0.1:${port}`,
+    is_remote: false,
+    gateway_port: port,
+    ...(plaintext ? { auth_mode: "plaintext" as const } : {}),
+    deployment: "process",
+    driver,
+  };
+  if (pki)
+    registry.writeClientTls(options.name, {
+      ca: pki.pki.caCert,
+      cert: pki.pki.clientCert,
+      key: pki.pki.clientKey,
+    });
+  registry.write(metadata);
+  const target = targetOf(ctx, metadata);
+
+  const progress = output.progress(
+    `Starting gateway '${options.name}' on ${metadata.gateway_endpoint} (pid ${pid})`,
+  );
+  try {
+    await waitUntilServing(target, () => runningGatewayPid(layout) !== undefined);
+  } catch (error) {
+    progress.done();
+    throw new OpenShellError(
+      "unavailable",
+      `gateway '${options.name}' did not start: ${(error as Error).message}\nLast lines of ${layout.logFile}:\n${gatewayLogTail(layout, logOffset)}`,
+    );
+  }
+  progress.done();
+  registry.setActive(options.name);
+  return { target, alreadyRunning: false };
+}
+
+/** OPENSHELL_GATEWAY_PORT lets scripts (and auto-bootstrap) pick the port without a flag. */
+function defaultPort(env: NodeJS.ProcessEnv): number {
+  const raw = env.OPENSHELL_GATEWAY_PORT;
+  if (!raw) return DEFAULT_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new OpenShellError("invalid_argument", `OPENSHELL_GATEWAY_PORT='${raw}' is not a port number`);
+  return port;
+}
+
+function targetOf(ctx: CliContext, metadata: GatewayMetadata): GatewayTarget {
+  return {
+    name: metadata.name,
+    endpoint: new URL(metadata.gateway_endpoint),
+    tls: ctx.registry.readClientTls(metadata.name),
+    metadata,
+  };
+}
+
+/** Polls Health until it answers; the gateway only listens once its compute driver is ready. */
+async function waitUntilServing(target: GatewayTarget, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let lastError = "";
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`the process exited${lastError ? ` (${lastError})` : ""}`);
+    const connection = connectGateway(target);
+    try {
+      await connection.client.health({}, { timeoutMs: 2_000 });
+      return;
+    } catch (error) {
+      lastError = (error as Error).message;
+    } finally {
+      connection.close();
+    }
+    await sleep(250);
+  }
+  throw new Error(`no answer within ${START_TIMEOUT_MS / 1000} s (last error: ${lastError})`);
+}

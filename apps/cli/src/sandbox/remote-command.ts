@@ -1,0 +1,12 @@
+/** Upstream: a terminal when both ends are terminals, unless --tty / --no-tty say otherwise. */
+export function wantsTty(flag: unknown): boolean {
+  if (flag === true) return true;
+  if (flag === false) return false;
+  return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+}
+
+export function ttyArgs(tty: boolean): string[] {
+  return tty
+    ? ["-tt", "-o", "RequestTTY=force", "-o", `SetEnv=TERM=${process.env.TERM || "xterm-256color"}`]
+    : ["-T", "-o", "RequestTTY=no"];
+}

@@ -1,0 +1,35 @@
+import { toJson } from "@bufbuild/protobuf";
+import { type Sandbox, SandboxPhase, SandboxSchema } from "@openshell/proto";
+
+const PHASE_NAMES: Record<SandboxPhase, string> = {
+  [SandboxPhase.UNSPECIFIED]: "Unknown",
+  [SandboxPhase.PROVISIONING]: "Provisioning",
+  [SandboxPhase.READY]: "Ready",
+  [SandboxPhase.ERROR]: "Error",
+  [SandboxPhase.DELETING]: "Deleting",
+  [SandboxPhase.UNKNOWN]: "Unknown",
+};
+
+export function phaseName(phase: SandboxPhase): string {
+  return PHASE_NAMES[phase] ?? "Unknown";
+}
+
+/** The Ready condition's "reason: message", the best one-line explanation of a phase. */
+export function readyDetail(sandbox: Sandbox): string | undefined {
+  const ready = sandbox.status?.conditions.find((condition) => condition.type === "Ready");
+  if (!ready || (!ready.reason && !ready.message)) return undefined;
+  return [ready.reason, ready.message].filter(Boolean).join(": ");
+}
+
+/** Upstream's JSON mapping of the Sandbox message (what `-o json` prints). */
+export function sandboxJson(sandbox: Sandbox): unknown {
+  return toJson(SandboxSchema, sandbox, { alwaysEmitImplicit: false });
+}
+
+export function age(createdAtMs: bigint, now = Date.now()): string {
+  const seconds = Math.max(0, Math.floor((now - Number(createdAtMs)) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}

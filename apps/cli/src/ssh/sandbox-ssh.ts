@@ -1,0 +1,105 @@
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { OpenShellError } from "@openshell/core";
+import type { Sandbox } from "@openshell/proto";
+import type { CliContext } from "../cli-context.js";
+import { shellCommandLine } from "../files/shell-quote.js";
+import type { OpenShellClient } from "../gateway/gateway-client.js";
+import type { GatewayTarget } from "../gateway/gateway-target.js";
+
+/** Upstream's options: no host-key prompts, quiet, and a dead relay noticed within ~45 s. */
+export const SSH_BASE_OPTIONS = [
+  "StrictHostKeyChecking=no",
+  "UserKnownHostsFile=/dev/null",
+  "GlobalKnownHostsFile=/dev/null",
+  "LogLevel=ERROR",
+  "ServerAliveInterval=15",
+  "ServerAliveCountMax=3",
+];
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"]);
+
+/**
+ * The CONNECT URL for an SSH session. A loopback host in the gateway's answer means "the host you
+ * reached me on", so it is replaced by the CLI's endpoint host (upstream does the same).
+ */
+export function connectUrl(
+  session: { gatewayScheme: string; gatewayHost: string; gatewayPort: number; connectPath: string },
+  endpoint: URL,
+): string {
+  const host =
+    !session.gatewayHost || LOOPBACK.has(session.gatewayHost) ? endpoint.hostname : session.gatewayHost;
+  const port = session.gatewayPort || Number(endpoint.port);
+  const scheme = session.gatewayScheme || endpoint.protocol.replace(":", "");
+  return `${scheme}://${host}:${port}${session.connectPath || "/connect/ssh"}`;
+}
+
+/** A fresh SSH session token, wrapped into a ProxyCommand that runs `openshell ssh-proxy`. */
+export async function sessionProxyCommand(
+  ctx: CliContext,
+  client: OpenShellClient,
+  target: GatewayTarget,
+  sandbox: Sandbox,
+): Promise<string> {
+  const session = await client.createSshSession({ sandboxId: sandbox.id });
+  return shellCommandLine([
+    ...ctx.selfCommand(),
+    "ssh-proxy",
+    "--gateway",
+    connectUrl(session, target.endpoint),
+    "--sandbox-id",
+    sandbox.id,
+    "--token",
+    session.token,
+    ...(target.name ? ["--gateway-name", target.name] : []),
+  ]);
+}
+
+/** `ssh` argv for a sandbox: options, then `sandbox@sandbox`, then the remote command, if any. */
+export function sshArgs(proxyCommand: string, extra: string[], remoteCommand?: string): string[] {
+  return [
+    ...SSH_BASE_OPTIONS.flatMap((option) => ["-o", option]),
+    "-o",
+    `ProxyCommand=${proxyCommand}`,
+    ...extra,
+    "sandbox@sandbox",
+    ...(remoteCommand === undefined ? [] : [remoteCommand]),
+  ];
+}
+
+export function spawnSsh(args: string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(process.env.OPENSHELL_SSH ?? "ssh", args, options);
+  child.once("error", () => undefined);
+  return child;
+}
+
+/**
+ * Runs ssh attached to this terminal and resolves with its exit code. Ctrl-C goes to the remote
+ * side through the PTY, so this process ignores SIGINT while ssh runs.
+ */
+export async function runSshAttached(args: string[]): Promise<number> {
+  const ignore = () => undefined;
+  process.on("SIGINT", ignore);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const child = spawn(process.env.OPENSHELL_SSH ?? "ssh", args, { stdio: "inherit" });
+      child.once("error", (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === "ENOENT"
+            ? new OpenShellError(
+                "not_found",
+                "OpenSSH's ssh client is not installed; install it (Debian: apt-get install openssh-client)",
+              )
+            : error,
+        ),
+      );
+      child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
+    });
+  } finally {
+    process.off("SIGINT", ignore);
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return numbers[signal] ?? 1;
+}

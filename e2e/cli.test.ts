@@ -1,0 +1,285 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { freePort, waitFor } from "../packages/gateway/test/gateway-harness.js";
+import { CliSandboxUser } from "./cli-harness.js";
+
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+/**
+ * The `openshell` CLI end to end: the built binary, a local gateway it starts itself (VM driver,
+ * mTLS), real QEMU sandboxes, real OpenSSH. One user walks through the whole flow in order.
+ */
+describe("openshell CLI", () => {
+  let port = 0;
+  let user: CliSandboxUser;
+  let failed = false;
+
+  afterEach((context) => {
+    if (context.task.result?.state === "fail" && !failed) {
+      failed = true;
+      process.stderr.write(`gateway log:\n${user.gatewayLog()}\n`);
+    }
+  });
+
+  afterAll(async () => {
+    if (!user) return;
+    if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
+    user.cleanUp();
+  });
+
+  it("status with no gateway says how to get one", async () => {
+    port = await freePort();
+    user = new CliSandboxUser({ OPENSHELL_GATEWAY_PORT: String(port) });
+    const status = await user.run(["status"]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("No gateway configured");
+    expect(status.stdout).toContain("openshell gateway start");
+  });
+
+  it("rejects bad input before touching any gateway", async () => {
+    const badEnv = await user.run(["sandbox", "create", "--env", "1BAD=x", "--", "true"]);
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toContain("bad --env '1BAD=x'");
+    const noPolicy = await user.run(["sandbox", "create", "--policy", join(user.root, "missing.yaml")]);
+    expect(noPolicy.code).toBe(4);
+    expect(noPolicy.stderr).toMatch(/policy file .*missing\.yaml' does not exist/);
+    const badYaml = join(user.root, "bad.yaml");
+    writeFileSync(badYaml, "version: 1\nfilesystem: [unclosed\n");
+    const yaml = await user.run(["sandbox", "create", "--policy", badYaml]);
+    expect(yaml.code).toBe(2);
+    expect(yaml.stderr).toContain("is not valid YAML");
+    const unknown = await user.run(["sandbox", "frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command");
+    expect(user.gatewayPid()).toBeUndefined();
+  });
+
+  it("create -- CMD bootstraps a local gateway and prints the command's output", async () => {
+    const result = await user.run(["sandbox", "create", "--name", "first", "--", "echo", "smoke-ok"]);
+    expect(result.stderr).toContain("No gateway found — starting one automatically.");
+    expect(result.stderr).toContain("Created sandbox: first");
+    expect(result.stdout).toContain("smoke-ok");
+    expect(result.code).toBe(0);
+    const metadata = JSON.parse(
+      readFileSync(join(user.configDir, "gateways", "openshell", "metadata.json"), "utf8"),
+    );
+    expect(metadata).toMatchObject({
+      name: "openshell",
+      gateway_endpoint: `https://127.0.0.1:${port}`,
+      is_remote: false,
+    });
+    expect(readFileSync(join(user.configDir, "active_gateway"), "utf8").trim()).toBe("openshell");
+    for (const file of ["ca.crt", "tls.crt", "tls.key"])
+      expect(existsSync(join(user.configDir, "gateways", "openshell", "mtls", file))).toBe(true);
+  });
+
+  it("gateway start on a running gateway says so and exits 0; status reports it", async () => {
+    const again = await user.run(["gateway", "start"]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain("already running");
+    const status = await user.run(["status"]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/Status:\s+Connected/);
+    const json = JSON.parse((await user.run(["status", "-o", "json"])).stdout);
+    expect(json).toMatchObject({ gateway: "openshell", status: "Connected", driver: "vm", sandboxes: 1 });
+  });
+
+  it("list and get, as text and JSON", async () => {
+    expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).toContain("first");
+    const listed = JSON.parse((await user.run(["sandbox", "list", "-o", "json"])).stdout);
+    expect(listed.map((s: { name: string }) => s.name)).toEqual(["first"]);
+    const got = JSON.parse((await user.run(["sandbox", "get", "first", "-o", "json"])).stdout);
+    expect(got).toMatchObject({ name: "first", phase: "SANDBOX_PHASE_READY" });
+  });
+
+  it("exec passes stdin through and returns the remote exit code; NAME defaults to the last used", async () => {
+    const failing = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      "echo out; echo err >&2; exit 3",
+    ]);
+    expect(failing).toMatchObject({ code: 3, stdout: "out\n" });
+    expect(failing.stderr).toContain("err");
+    const piped = await user.run(["sandbox", "exec", "--", "tr", "a-z", "A-Z"], { input: "hello sandbox\n" });
+    expect(piped.stderr).toContain("Using sandbox 'first' (last used)");
+    expect(piped).toMatchObject({ code: 0, stdout: "HELLO SANDBOX\n" });
+    const workdir = await user.run(["sandbox", "exec", "first", "--workdir", "/tmp", "--", "pwd"]);
+    expect(workdir.stdout).toBe("/tmp\n");
+  });
+
+  it("ssh-config works with a real `ssh -F`", async () => {
+    const config = await user.run(["sandbox", "ssh-config", "first"]);
+    expect(config.code).toBe(0);
+    expect(config.stdout).toContain("Host openshell-first");
+    expect(config.stdout).toContain("ServerAliveInterval 15");
+    const file = join(user.root, "ssh_config");
+    writeFileSync(file, config.stdout);
+    const output = execFileSync("ssh", ["-F", file, "openshell-first", "echo via-ssh-config; id -un"], {
+      env: user.env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(output).toBe("via-ssh-config\nsandbox\n");
+  });
+
+  it("upload honours .gitignore and download brings the same bytes back", async () => {
+    const local = mkdtempSync(join(user.root, "up-"));
+    mkdirSync(join(local, "sub"));
+    writeFileSync(join(local, "a.txt"), "alpha\n");
+    writeFileSync(join(local, "sub", "blob.bin"), randomBytes(3 * 1024 * 1024));
+    writeFileSync(join(local, "debug.log"), "ignored\n");
+    writeFileSync(join(local, ".gitignore"), "*.log\n");
+    const upload = await user.run(["sandbox", "upload", "first", local, "/sandbox/project"]);
+    expect(upload.code, upload.stderr).toBe(0);
+    const listing = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      "cd /sandbox/project && find . -type f | sort",
+    ]);
+    expect(listing.stdout.split("\n").filter(Boolean)).toEqual(["./.gitignore", "./a.txt", "./sub/blob.bin"]);
+
+    const back = join(user.root, "down");
+    const download = await user.run(["sandbox", "download", "first", "/sandbox/project", back]);
+    expect(download.code, download.stderr).toBe(0);
+    expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
+    expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
+    expect(existsSync(join(back, "debug.log"))).toBe(false);
+
+    const missing = await user.run(["sandbox", "download", "first", "/sandbox/nope", back]);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toContain("/sandbox/nope");
+  });
+
+  it("forward reaches a server inside the sandbox, in the background, until stopped", async () => {
+    const serverPort = await freePort();
+    const server = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      `mkdir -p /sandbox/www && echo forwarded-ok > /sandbox/www/index.html && cd /sandbox/www && setsid -f python3 -m http.server ${serverPort} --bind 127.0.0.1 >/dev/null 2>&1`,
+    ]);
+    expect(server.code, server.stderr).toBe(0);
+    await waitFor(
+      async () =>
+        (
+          await user.run([
+            "sandbox",
+            "exec",
+            "first",
+            "--",
+            "sh",
+            "-c",
+            `curl -sf http://127.0.0.1:${serverPort}/`,
+          ])
+        ).code === 0,
+      30_000,
+      () => "timed out waiting for the server in the sandbox",
+    );
+    const forward = await user.run(["sandbox", "forward", "first", String(serverPort), "--background"]);
+    expect(forward.code, forward.stderr).toBe(0);
+    const body = await (await fetch(`http://127.0.0.1:${serverPort}/index.html`)).text();
+    expect(body).toBe("forwarded-ok\n");
+    const listed = JSON.parse((await user.run(["forward", "list", "-o", "json"])).stdout);
+    expect(listed).toMatchObject([{ sandbox: "first", port: serverPort, alive: true }]);
+    expect((await user.run(["forward", "stop", String(serverPort)])).code).toBe(0);
+    await waitFor(
+      async () =>
+        fetch(`http://127.0.0.1:${serverPort}/`).then(
+          () => false,
+          () => true,
+        ),
+      10_000,
+      () => "timed out waiting for the forward to stop",
+    );
+  });
+
+  it("logs prints the sandbox's log lines", async () => {
+    const logs = await user.run(["logs", "first", "-n", "50"]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout.split("\n").filter(Boolean).length).toBeGreaterThan(0);
+    const json = await user.run(["logs", "first", "-o", "json", "--source", "sandbox"]);
+    for (const line of json.stdout.split("\n").filter(Boolean))
+      expect(JSON.parse(line)).toHaveProperty("message");
+    const bad = await user.run(["logs", "first", "--since", "yesterday"]);
+    expect(bad.code).toBe(2);
+  });
+
+  it("unknown sandboxes and sandboxes that are not ready get clear errors", async () => {
+    const unknown = await user.run(["sandbox", "exec", "nope", "--", "true"]);
+    expect(unknown.code).toBe(4);
+    expect(unknown.stderr).toContain("sandbox 'nope' not found");
+    const get = await user.run(["sandbox", "get", "nope"]);
+    expect(get.code).toBe(4);
+
+    const creating = user.start(["sandbox", "create", "--name", "second"]);
+    await waitFor(
+      async () => creating.output().stderr.includes("Created sandbox: second"),
+      30_000,
+      () => "timed out waiting for the second sandbox to be created",
+    );
+    const early = await user.run(["sandbox", "exec", "second", "--", "true"]);
+    expect(early.code).toBe(5);
+    expect(early.stderr).toContain("sandbox 'second' is not ready (phase: Provisioning");
+    const created = await creating.done;
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout.trim()).toBe("second");
+  });
+
+  it("--no-keep deletes the sandbox after the command", async () => {
+    const qemuBefore = user.qemuPids().length;
+    const result = await user.run(["sandbox", "create", "--name", "temp", "--no-keep", "--", "echo", "bye"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("bye");
+    expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("temp");
+    await waitFor(
+      async () => user.qemuPids().length === qemuBefore,
+      30_000,
+      () => "timed out waiting for temp's VM to stop",
+    );
+  });
+
+  it("delete removes sandboxes and their VMs; deleting an unknown one exits 4", async () => {
+    const deleted = await user.run(["sandbox", "delete", "first", "second"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect((await user.run(["sandbox", "list", "-o", "json"])).stdout.trim()).toBe("[]");
+    await waitFor(
+      async () => user.qemuPids().length === 0,
+      30_000,
+      () => "timed out waiting for no qemu",
+    );
+    expect((await user.run(["sandbox", "delete", "first"])).code).toBe(4);
+  });
+
+  it("a stopped gateway gets a message that says how to start it; destroy leaves nothing", async () => {
+    const stop = await user.run(["gateway", "stop"]);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(user.gatewayPid()).toBeUndefined();
+    const down = await user.run(["sandbox", "list"]);
+    expect(down.code).toBe(3);
+    expect(down.stderr).toContain("is not reachable");
+    expect(down.stderr).toContain("openshell gateway start");
+    const status = await user.run(["status"]);
+    expect(status.code).toBe(3);
+    expect(status.stdout).toContain("Disconnected");
+
+    const destroy = await user.run(["gateway", "destroy", "--yes"]);
+    expect(destroy.code, destroy.stderr).toBe(0);
+    expect(existsSync(user.gatewayStateDir())).toBe(false);
+    expect(existsSync(join(user.configDir, "gateways", "openshell"))).toBe(false);
+    expect(user.qemuPids()).toEqual([]);
+  });
+});
