@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { freePort, waitFor } from "../packages/gateway/test/gateway-harness.js";
-import { CliSandboxUser } from "./cli-harness.js";
+import { CLI, CliSandboxUser } from "./cli-harness.js";
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
@@ -87,6 +87,34 @@ describe("openshell CLI", () => {
     expect(json).toMatchObject({ gateway: "openshell", status: "Connected", driver: "vm", sandboxes: 1 });
   });
 
+  it("gateway status, info, list, add, select and forgetting a registered gateway", async () => {
+    const status = JSON.parse((await user.run(["gateway", "status", "-o", "json"])).stdout);
+    expect(status).toMatchObject({ gateway: "openshell", status: "Connected", deployment: "process" });
+    expect(status.pid).toBe(user.gatewayPid());
+    const info = JSON.parse((await user.run(["gateway", "info", "-o", "json"])).stdout);
+    expect(info).toMatchObject({ name: "openshell", active: true, state_dir: user.gatewayStateDir() });
+
+    const added = await user.run(["gateway", "add", "http://127.0.0.1:9", "--name", "elsewhere"]);
+    expect(added.code, added.stderr).toBe(0);
+    const listed = JSON.parse((await user.run(["gateway", "list", "-o", "json"])).stdout);
+    expect(listed).toMatchObject([
+      { name: "elsewhere", active: true, deployment: "registered" },
+      { name: "openshell", active: false, running: true },
+    ]);
+    const unreachable = await user.run(["sandbox", "list"]);
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toContain("Gateway 'elsewhere' (http://127.0.0.1:9) is not reachable");
+    expect(
+      (await user.run(["gateway", "add", "http://127.0.0.1:10", "--name", "elsewhere"])).stderr,
+    ).toContain("already exists");
+    expect((await user.run(["-g", "openshell", "sandbox", "list", "--names"])).stdout).toContain("first");
+    expect((await user.run(["gateway", "select", "nope"])).code).toBe(4);
+    expect((await user.run(["gateway", "select", "openshell"])).code).toBe(0);
+    const forgotten = await user.run(["gateway", "destroy", "--name", "elsewhere"]);
+    expect(forgotten.stderr).toContain("forgotten");
+    expect(JSON.parse((await user.run(["gateway", "list", "-o", "json"])).stdout)).toHaveLength(1);
+  });
+
   it("list and get, as text and JSON", async () => {
     expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).toContain("first");
     const listed = JSON.parse((await user.run(["sandbox", "list", "-o", "json"])).stdout);
@@ -112,6 +140,31 @@ describe("openshell CLI", () => {
     expect(piped).toMatchObject({ code: 0, stdout: "HELLO SANDBOX\n" });
     const workdir = await user.run(["sandbox", "exec", "first", "--workdir", "/tmp", "--", "pwd"]);
     expect(workdir.stdout).toBe("/tmp\n");
+  });
+
+  it("connect and exec --tty give an interactive terminal (driven through script(1))", async () => {
+    const cli = `${process.execPath} ${CLI}`;
+    const shell = spawnSync("script", ["-qec", `${cli} sandbox connect first`, "/dev/null"], {
+      env: user.env,
+      input: "echo connected-$((6*7)); tty\nexit 3\n",
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(shell.status, shell.stderr).toBe(3);
+    expect(shell.stdout).toContain("connected-42");
+    expect(shell.stdout).toMatch(/\/dev\/pts\/\d+/);
+    const tty = execFileSync(
+      "script",
+      ["-qec", `${cli} sandbox exec first --tty -- sh -c 'tty; read x; echo got-$x'`, "/dev/null"],
+      {
+        env: user.env,
+        input: "typed\n",
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    expect(tty).toMatch(/\/dev\/pts\/\d+/);
+    expect(tty).toContain("got-typed");
   });
 
   it("ssh-config works with a real `ssh -F`", async () => {
@@ -216,6 +269,31 @@ describe("openshell CLI", () => {
       expect(JSON.parse(line)).toHaveProperty("message");
     const bad = await user.run(["logs", "first", "--since", "yesterday"]);
     expect(bad.code).toBe(2);
+    const tail = user.start(["logs", "first", "--tail", "-n", "5"]);
+    await waitFor(
+      () => tail.output().stdout.length > 0,
+      30_000,
+      () => "no lines from logs --tail",
+    );
+    tail.child.kill("SIGINT");
+    expect((await tail.done).code).toBe(0);
+  });
+
+  it("completion scripts come from the binary", async () => {
+    const script = await user.run(["completion", "bash"]);
+    const file = join(user.root, "completion.bash");
+    writeFileSync(file, script.stdout);
+    const offered = execFileSync(
+      "bash",
+      [
+        "-c",
+        `source ${file}; COMP_WORDS=(openshell sandbox cr); COMP_CWORD=2; _openshell; printf "%s\\n" "\${COMPREPLY[@]}"`,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(offered.split("\n")).toContain("create");
+    expect((await user.run(["completion", "fish"])).stdout).toContain("complete -c openshell");
+    expect((await user.run(["completion", "tcsh"])).code).toBe(2);
   });
 
   it("unknown sandboxes and sandboxes that are not ready get clear errors", async () => {
@@ -253,7 +331,7 @@ describe("openshell CLI", () => {
   });
 
   it("delete removes sandboxes and their VMs; deleting an unknown one exits 4", async () => {
-    const deleted = await user.run(["sandbox", "delete", "first", "second"]);
+    const deleted = await user.run(["sandbox", "delete", "--all"]);
     expect(deleted.code, deleted.stderr).toBe(0);
     expect((await user.run(["sandbox", "list", "-o", "json"])).stdout.trim()).toBe("[]");
     await waitFor(

@@ -10,6 +10,9 @@ source "$ROOT/scripts/lib/toolchain.sh"
 # shellcheck source=lib/host-packages.sh
 source "$ROOT/scripts/lib/host-packages.sh"
 
+# shellcheck source=lib/install-commands.sh
+source "$ROOT/scripts/lib/install-commands.sh"
+
 ensure_node
 ensure_pnpm
 ensure_host_packages
@@ -36,4 +39,5 @@ fi
 # The VM runtime (kernel, initramfs, base disk with Node and the supervisor); cached by content.
 runtime_dir=$(bash "$ROOT/packages/driver-vm/runtime/stage-vm-runtime.sh")
 toolchain_log "VM runtime: $runtime_dir"
-toolchain_log "ready: openshell-gateway at packages/gateway/dist/openshell-gateway.js"
+install_commands
+toolchain_log "ready: $(command -v openshell || echo "$OPENSHELL_BIN_DIR/openshell") (try: openshell --help)"

@@ -72,7 +72,7 @@ export async function waitForReady(options: {
         step(
           `${payload.value.reason}${payload.value.message ? `: ${firstLine(payload.value.message)}` : ""}`,
         );
-      } else if (payload.case === "log" && options.verbose) {
+      } else if (payload.case === "log" && (options.verbose || output.interactive)) {
         step(firstLine(payload.value.message));
       } else if (payload.case === "warning") {
         output.warn(payload.value.message);
