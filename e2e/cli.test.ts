@@ -140,6 +140,8 @@ describe("openshell CLI", () => {
     expect(piped).toMatchObject({ code: 0, stdout: "HELLO SANDBOX\n" });
     const workdir = await user.run(["sandbox", "exec", "first", "--workdir", "/tmp", "--", "pwd"]);
     expect(workdir.stdout).toBe("/tmp\n");
+    const timedOut = await user.run(["sandbox", "exec", "first", "--timeout", "1", "--", "sleep", "30"]);
+    expect(timedOut.code).toBe(124);
   });
 
   it("connect and exec --tty give an interactive terminal (driven through script(1))", async () => {
@@ -315,6 +317,18 @@ describe("openshell CLI", () => {
     const created = await creating.done;
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout.trim()).toBe("second");
+  });
+
+  it("create on a terminal without CMD opens a shell; --no-keep deletes the sandbox when it exits", async () => {
+    const session = spawnSync(
+      "script",
+      ["-qec", `${process.execPath} ${CLI} sandbox create --name shell --no-keep`, "/dev/null"],
+      { env: user.env, input: "echo interactive-$((40+2))\nexit\n", encoding: "utf8", timeout: 240_000 },
+    );
+    expect(session.status, session.stdout).toBe(0);
+    expect(session.stdout).toContain("interactive-42");
+    expect(session.stdout).toContain("Deleted sandbox 'shell'");
+    expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("shell");
   });
 
   it("--no-keep deletes the sandbox after the command", async () => {

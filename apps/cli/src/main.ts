@@ -26,9 +26,9 @@ async function main(argv: string[]): Promise<number> {
     const { renderError } = await import("./ui/cli-error.js");
     const verbose = own.some((arg) => /^-v+$/.test(arg) || arg === "--verbose");
     const { text, exitCode: code } = renderError(error, verbose);
-    process.stderr.write(
-      `${process.stderr.isTTY && !process.env.NO_COLOR ? "\u001b[31m✗\u001b[0m" : "✗"} ${text}\n`,
-    );
+    // Under ssh (as ProxyCommand) the line must say who is talking.
+    const mark = process.stderr.isTTY && !process.env.NO_COLOR ? "\u001b[31m✗\u001b[0m" : "✗";
+    process.stderr.write(`${own[0] === "ssh-proxy" ? "openshell ssh-proxy:" : mark} ${text}\n`);
     return code;
   }
 }

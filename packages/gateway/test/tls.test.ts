@@ -98,6 +98,6 @@ describe("TLS with client certificates (mTLS)", () => {
     const token = (await gw.grpc.createSshSession({ sandboxId })).token;
     const result = await run("ssh", [...sshOptions(gw, sandboxId, token, { ca: pki.ca }), "sandbox", "true"]);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/openshell: /);
+    expect(result.stderr).toContain("openshell ssh-proxy: the gateway requires a client certificate (mTLS)");
   });
 });

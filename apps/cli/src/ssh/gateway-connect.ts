@@ -48,9 +48,14 @@ export async function connectToGateway(target: GatewayConnectTarget): Promise<Co
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
     socket.once(secure ? "secureConnect" : "connect", () => resolve());
-    socket.once("error", (error) =>
+    socket.once("error", (error: NodeJS.ErrnoException) =>
       reject(
-        new OpenShellError("unavailable", `cannot reach the gateway at ${target.url.host}: ${error.message}`),
+        !error.code?.startsWith("ERR_SSL")
+          ? new OpenShellError(
+              "unavailable",
+              `cannot reach the gateway at ${target.url.host}: ${error.message}`,
+            )
+          : explainTunnelFailure(error),
       ),
     );
   });
@@ -93,10 +98,25 @@ function readResponseHead(socket: net.Socket): Promise<{ head: string; rest: Buf
     };
     const onError = (error: Error) => {
       cleanup();
-      reject(new OpenShellError("unavailable", `gateway connection failed: ${error.message}`));
+      reject(explainTunnelFailure(error));
     };
     socket.on("data", onData);
     socket.once("end", onEnd);
     socket.once("error", onError);
   });
+}
+
+/** TLS alerts arrive as OpenSSL error strings; say what they mean for the user. */
+function explainTunnelFailure(error: Error): OpenShellError {
+  if (/certificate required/i.test(error.message))
+    return new OpenShellError(
+      "unauthenticated",
+      "the gateway requires a client certificate (mTLS): use --gateway-name with a registered gateway, or --tls-cert and --tls-key",
+    );
+  if (/unknown ca|bad certificate|certificate unknown/i.test(error.message))
+    return new OpenShellError(
+      "unauthenticated",
+      "the gateway refused this client certificate: it was not issued by the gateway's CA (re-register the gateway with its client certificates)",
+    );
+  return new OpenShellError("unavailable", `gateway connection failed: ${error.message}`);
 }
