@@ -39,5 +39,9 @@ fi
 # The VM runtime (kernel, initramfs, base disk with Node and the supervisor); cached by content.
 runtime_dir=$(bash "$ROOT/packages/driver-vm/runtime/stage-vm-runtime.sh")
 toolchain_log "VM runtime: $runtime_dir"
-install_commands
-toolchain_log "ready: $(command -v openshell || echo "$OPENSHELL_BIN_DIR/openshell") (try: openshell --help)"
+if [ "${OPENSHELL_INSTALL_COMMANDS:-1}" = 1 ]; then
+  install_commands
+  toolchain_log "ready: $(command -v openshell || echo "$OPENSHELL_BIN_DIR/openshell") (try: openshell --help)"
+else
+  toolchain_log "ready: node apps/cli/dist/openshell.js (commands not put on PATH: OPENSHELL_INSTALL_COMMANDS=0)"
+fi

@@ -3,7 +3,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-bash scripts/setup.sh
+# Tests run the bundles by path; a test run (e.g. CI on a throwaway clone) must not repoint the
+# user's `openshell` on PATH at its checkout.
+OPENSHELL_INSTALL_COMMANDS=${OPENSHELL_INSTALL_COMMANDS:-0} bash scripts/setup.sh
 source "$ROOT/scripts/lib/toolchain.sh"
 ensure_node && ensure_pnpm
 
