@@ -11,12 +11,15 @@ import {
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
+import { HOST_ALIAS } from "./endpoint.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
+import { SupervisorConsoleWatch } from "./supervisor-console-watch.js";
 import { VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
 
 export const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
 const MONITOR_INTERVAL_MS = 500;
+const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 const STOP_TIMINGS = { powerdownMs: 3_000, termMs: 5_000 };
 
 export interface VmDriverOptions {
@@ -39,6 +42,8 @@ interface VmRecord {
   sandbox: compute.DriverSandbox;
   instance: VmInstance;
   monitor: NodeJS.Timeout | undefined;
+  /** Follows the supervisor's console lines until its first gateway session (see `boot`). */
+  consoleWatch?: SupervisorConsoleWatch | undefined;
   /** Set while the driver itself stops the VM (delete, StopSandbox, shutdown). */
   stopping: boolean;
 }
@@ -188,7 +193,10 @@ export class VmDriver {
 
   /** Clean stop (gateway SIGTERM): power VMs off, keep disks. A vanished gateway leaves them running. */
   async shutdown(reason: DriverStopReason): Promise<void> {
-    for (const record of this.records.values()) clearInterval(record.monitor);
+    for (const record of this.records.values()) {
+      clearInterval(record.monitor);
+      record.consoleWatch?.stop();
+    }
     if (reason === "parent-gone") {
       this.options.logger.info("gateway gone: leaving VMs running for the next driver to adopt");
       return;
@@ -221,6 +229,32 @@ export class VmDriver {
       "VM started",
     );
     this.watch(record);
+    this.watchSupervisorLink(record);
+  }
+
+  /**
+   * Until the supervisor's first session, its failures to reach the gateway become platform events
+   * (at most one per 30 s), so `sandbox create` says why it waits instead of timing out silently.
+   */
+  private watchSupervisorLink(record: VmRecord): void {
+    record.consoleWatch?.stop();
+    let lastReport = 0;
+    const watch = new SupervisorConsoleWatch(record.instance.paths.consoleLog, (news) => {
+      if (news.kind === "connected") {
+        watch.stop();
+        return;
+      }
+      if (Date.now() - lastReport < UNREACHABLE_REPORT_INTERVAL_MS) return;
+      lastReport = Date.now();
+      this.events.platformEvent(
+        record.sandbox.id,
+        "Warning",
+        "GatewayUnreachable",
+        `the sandbox cannot reach the gateway at ${this.options.guestEndpoint} (${news.detail}); it keeps retrying. Check the gateway's --grpc-endpoint: the address must be reachable from the VM, where the host is ${HOST_ALIAS}`,
+      );
+    });
+    record.consoleWatch = watch;
+    watch.start();
   }
 
   private guestEnvironment(sandbox: compute.DriverSandbox): Record<string, string> {
@@ -245,6 +279,7 @@ export class VmDriver {
       if (record.instance.runningPid()) return;
       clearInterval(record.monitor);
       record.monitor = undefined;
+      record.consoleWatch?.stop();
       if (record.stopping || record.sandbox.status?.deleting) return;
       const tail = record.instance.consoleTail(15);
       this.setReady(record, "False", "ProcessExited", "VM process exited");
@@ -261,6 +296,7 @@ export class VmDriver {
   private async finishDelete(record: VmRecord): Promise<void> {
     record.stopping = true;
     clearInterval(record.monitor);
+    record.consoleWatch?.stop();
     await record.instance.stop(STOP_TIMINGS);
     record.instance.remove();
     this.records.delete(record.sandbox.id);

@@ -136,6 +136,35 @@ describe("openshell-driver-vm process", () => {
     expect((await again.client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 60_000);
 
+  it("a supervisor that cannot reach the gateway's endpoint becomes a GatewayUnreachable platform event", async () => {
+    const dir = stateDir();
+    const { client } = await startDriver(dir);
+    const id = "44444444-5555-6666-7777-888888888888";
+    const abort = new AbortController();
+    const events = client.watchSandboxes({}, { signal: abort.signal });
+    // A token, so the supervisor starts and tries; nothing listens on the endpoint's port 1.
+    await client.createSandbox({
+      sandbox: { id, name: "no-gateway", spec: { supervisorToken: "oss1.test.token" } },
+    });
+    let message = "";
+    try {
+      for await (const event of events) {
+        if (
+          event.payload.case === "platformEvent" &&
+          event.payload.value.event?.reason === "GatewayUnreachable"
+        ) {
+          message = event.payload.value.event.message;
+          break;
+        }
+      }
+    } finally {
+      abort.abort();
+    }
+    expect(message).toContain("cannot reach the gateway at http://host.openshell.internal:1");
+    expect(message).toContain("--grpc-endpoint");
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 120_000);
+
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();
     const { client } = await startDriver(dir);

@@ -1,0 +1,50 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  parseSupervisorLine,
+  SupervisorConsoleWatch,
+  type SupervisorLinkNews,
+} from "./supervisor-console-watch.js";
+
+const line = (msg: string) =>
+  `${JSON.stringify({ level: "warn", name: "openshell-sandbox", ocsf: { class: "NET" }, msg })}\n`;
+
+describe("SupervisorConsoleWatch", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reports failed and established sessions appended after it started, across partial writes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "oscw-"));
+    dirs.push(dir);
+    const file = join(dir, "console.log");
+    writeFileSync(
+      file,
+      line("NET:FAIL [MEDIUM] supervisor session failed, reconnecting in 1000 ms (attempt 1): old boot"),
+    );
+    const news: SupervisorLinkNews[] = [];
+    const watch = new SupervisorConsoleWatch(file, (item) => news.push(item));
+    const failure = line(
+      "NET:FAIL [MEDIUM] supervisor session failed, reconnecting in 2000 ms (attempt 2): connect ECONNREFUSED 10.0.2.2:1",
+    );
+    appendFileSync(file, `[    1.0] kernel noise\n${failure.slice(0, 40)}`);
+    watch.poll();
+    expect(news).toEqual([]);
+    appendFileSync(file, failure.slice(40));
+    appendFileSync(file, line("NET:OPEN [INFO] supervisor session established"));
+    watch.poll();
+    expect(news).toEqual([
+      { kind: "unreachable", detail: "connect ECONNREFUSED 10.0.2.2:1" },
+      { kind: "connected" },
+    ]);
+  });
+
+  it("ignores lines that are not the supervisor's", () => {
+    expect(parseSupervisorLine("OPENSHELL-VM-INIT ready uptime=2.10")).toBeUndefined();
+    expect(parseSupervisorLine('{"name":"other","msg":"supervisor session established"}')).toBeUndefined();
+    expect(parseSupervisorLine("{not json")).toBeUndefined();
+  });
+});
