@@ -352,6 +352,9 @@ STEP="creating the sandbox user"
 chroot "$ROOT" groupadd -g "$SANDBOX_ID" sandbox
 chroot "$ROOT" useradd -u "$SANDBOX_ID" -g "$SANDBOX_ID" -d /sandbox -M -s /bin/bash -c "openshell sandbox" sandbox
 install -d -m 0755 -o "$SANDBOX_ID" -g "$SANDBOX_ID" "$ROOT/sandbox"
+# What a new workspace starts with (the guest init copies it into /sandbox once, then marks it).
+install -d -m 0755 "$OPT/workspace-seed"
+cp -a "$ROOT/etc/skel/." "$OPT/workspace-seed/"
 [ -x "$ROOT/usr/lib/openssh/sftp-server" ] || die "the rootfs has no /usr/lib/openssh/sftp-server"
 [ -x "$ROOT/usr/bin/tini" ] || die "the rootfs has no /usr/bin/tini"
 [ -x "$ROOT/usr/bin/setpriv" ] || die "the rootfs has no /usr/bin/setpriv"
