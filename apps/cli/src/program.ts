@@ -77,7 +77,9 @@ remote command's own exit code.`,
   const gateway = program.command("gateway").alias("gw").description("start, stop and choose gateways");
   gateway
     .command("start")
-    .description("start a local gateway in the background (or say it is already running) and make it active")
+    .description(
+      "start (or resume) a local gateway, as a background process or in Docker, and make it active",
+    )
     .option("--name <name>", "gateway name (default: OPENSHELL_GATEWAY or 'openshell')")
     .option(
       "--port <port>",
@@ -87,6 +89,10 @@ remote command's own exit code.`,
     .option("--drivers <driver>", "compute driver: vm (microVMs)", "vm")
     .option("--plaintext", "serve plain HTTP/2 instead of mTLS (local experiments only)")
     .option("--recreate", "throw away this gateway's state (sandboxes, PKI, secrets) and start fresh")
+    .option(
+      "--docker",
+      "run the gateway in a Docker container (volume, network, restart policy unless-stopped)",
+    )
     .option("--vm-vcpus <n>", "vCPUs per sandbox VM", integer)
     .option("--vm-mem-mib <n>", "memory per sandbox VM in MiB", integer)
     .action(action(() => import("./commands/gateway/start.js")));

@@ -121,7 +121,7 @@ export async function ensureLocalGateway(
 }
 
 /** OPENSHELL_GATEWAY_PORT lets scripts (and auto-bootstrap) pick the port without a flag. */
-function defaultPort(env: NodeJS.ProcessEnv): number {
+export function defaultPort(env: NodeJS.ProcessEnv): number {
   const raw = env.OPENSHELL_GATEWAY_PORT;
   if (!raw) return DEFAULT_PORT;
   const port = Number(raw);
@@ -140,11 +140,15 @@ function targetOf(ctx: CliContext, metadata: GatewayMetadata): GatewayTarget {
 }
 
 /** Polls Health until it answers; the gateway only listens once its compute driver is ready. */
-async function waitUntilServing(target: GatewayTarget, alive: () => boolean): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+export async function waitUntilServing(
+  target: GatewayTarget,
+  alive: () => boolean | Promise<boolean>,
+  timeoutMs = START_TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let lastError = "";
   while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`the process exited${lastError ? ` (${lastError})` : ""}`);
+    if (!(await alive())) throw new Error(`the process exited${lastError ? ` (${lastError})` : ""}`);
     const connection = connectGateway(target);
     try {
       await connection.client.health({}, { timeoutMs: 2_000 });
@@ -156,5 +160,5 @@ async function waitUntilServing(target: GatewayTarget, alive: () => boolean): Pr
     }
     await sleep(250);
   }
-  throw new Error(`no answer within ${START_TIMEOUT_MS / 1000} s (last error: ${lastError})`);
+  throw new Error(`no answer within ${timeoutMs / 1000} s (last error: ${lastError})`);
 }

@@ -4,7 +4,12 @@ import { probeGateway } from "./gateway-probe.js";
 import type { GatewayTarget } from "./gateway-target.js";
 
 /** `status` / `gateway status`: upstream's "Server Status" block, or JSON. Exit 3 when unreachable. */
-export async function printStatus(ctx: CliContext, target: GatewayTarget, pid?: number): Promise<number> {
+export async function printStatus(
+  ctx: CliContext,
+  target: GatewayTarget,
+  details: { pid?: number | undefined; container?: string | undefined } = {},
+): Promise<number> {
+  const { pid, container } = details;
   const probe = await probeGateway(ctx, target);
   const report = {
     gateway: target.name ?? null,
@@ -18,6 +23,7 @@ export async function printStatus(ctx: CliContext, target: GatewayTarget, pid?: 
     driver: target.metadata?.driver ?? null,
     deployment: target.metadata?.deployment ?? null,
     pid: pid ?? null,
+    container: container ?? null,
     sandboxes: probe.sandboxes ?? null,
     error: probe.error ?? null,
   };
@@ -33,6 +39,7 @@ export async function printStatus(ctx: CliContext, target: GatewayTarget, pid?: 
     if (report.version) output.print(`  Version:   ${report.version}`);
     if (report.driver) output.print(`  Driver:    ${report.driver}`);
     if (report.pid) output.print(`  Process:   pid ${report.pid}`);
+    if (report.container) output.print(`  Container: ${report.container}`);
     if (report.sandboxes !== null) output.print(`  Sandboxes: ${report.sandboxes}`);
     if (probe.error) output.note(`\n${probe.error}`);
   }

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
+import { destroyDockerGateway } from "../../gateway/docker/docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
@@ -20,7 +21,8 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   const name = gatewayNameFor(ctx, invocation.options.name);
   const metadata = ctx.registry.read(name);
   const layout = localGatewayLayout(ctx.paths, name);
-  const local = metadata?.deployment === "process" || (!metadata && existsSync(layout.stateDir));
+  const docker = metadata?.deployment === "docker";
+  const local = docker || metadata?.deployment === "process" || (!metadata && existsSync(layout.stateDir));
   if (!metadata && !local)
     throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
 
@@ -35,7 +37,11 @@ export async function run(invocation: CommandInvocation): Promise<number> {
       return 1;
     }
   }
-  if (local) {
+  if (docker) {
+    const progress = ctx.output.progress(`Removing gateway '${name}': container, network and volume`);
+    await destroyDockerGateway(ctx, name);
+    progress.done();
+  } else if (local) {
     if (runningGatewayPid(layout) !== undefined) {
       const progress = ctx.output.progress(`Stopping gateway '${name}'`);
       await stopLocalGateway(layout);

@@ -1,5 +1,6 @@
 import { CliContext } from "../../cli-context.js";
 import { validateGatewayName } from "../../config/gateway-registry.js";
+import { ensureDockerGateway } from "../../gateway/docker/docker-gateway.js";
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
 import type { CommandInvocation } from "../../program.js";
 
@@ -9,15 +10,22 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   const name = validateGatewayName(
     (options.name as string | undefined) ?? ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME,
   );
-  const { target, alreadyRunning } = await ensureLocalGateway(ctx, {
-    name,
-    port: options.port as number | undefined,
-    driver: options.drivers as string | undefined,
-    plaintext: options.plaintext as boolean | undefined,
-    recreate: options.recreate as boolean | undefined,
-    vmVcpus: options.vmVcpus as number | undefined,
-    vmMemMib: options.vmMemMib as number | undefined,
-  });
+  const docker = Boolean(options.docker) || ctx.registry.read(name)?.deployment === "docker";
+  const { target, alreadyRunning } = docker
+    ? await ensureDockerGateway(ctx, {
+        name,
+        port: options.port as number | undefined,
+        recreate: options.recreate as boolean | undefined,
+      })
+    : await ensureLocalGateway(ctx, {
+        name,
+        port: options.port as number | undefined,
+        driver: options.drivers as string | undefined,
+        plaintext: options.plaintext as boolean | undefined,
+        recreate: options.recreate as boolean | undefined,
+        vmVcpus: options.vmVcpus as number | undefined,
+        vmMemMib: options.vmMemMib as number | undefined,
+      });
   if (alreadyRunning)
     ctx.output.success(`Gateway '${name}' is already running at ${target.endpoint.origin}.`);
   else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);

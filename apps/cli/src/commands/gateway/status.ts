@@ -1,5 +1,6 @@
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
+import { dockerGatewayState } from "../../gateway/docker/docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
 import { printStatus } from "../../gateway/status-report.js";
@@ -13,6 +14,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
   const pid =
     metadata.deployment === "process" ? runningGatewayPid(localGatewayLayout(ctx.paths, name)) : undefined;
+  const container = metadata.deployment === "docker" ? await dockerGatewayState(ctx, name) : undefined;
   return printStatus(
     ctx,
     {
@@ -21,6 +23,6 @@ export async function run(invocation: CommandInvocation): Promise<number> {
       tls: ctx.registry.readClientTls(name),
       metadata,
     },
-    pid,
+    { pid, container },
   );
 }

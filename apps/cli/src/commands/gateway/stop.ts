@@ -1,5 +1,6 @@
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
+import { stopDockerGateway } from "../../gateway/docker/docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
@@ -8,6 +9,19 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
   const name = gatewayNameFor(ctx, invocation.options.name);
   const metadata = ctx.registry.read(name);
+  if (metadata?.deployment === "docker") {
+    const progress = ctx.output.progress(
+      `Stopping gateway '${name}' (docker stop; sandboxes keep their disks)`,
+    );
+    const stopped = await stopDockerGateway(ctx, name);
+    progress.done();
+    ctx.output.success(
+      stopped
+        ? `Gateway '${name}' stopped. Start it again with: openshell gateway start${name === "openshell" ? "" : ` --name ${name}`}`
+        : `Gateway '${name}' is not running.`,
+    );
+    return 0;
+  }
   if (metadata && metadata.deployment !== "process")
     throw new OpenShellError(
       "failed_precondition",

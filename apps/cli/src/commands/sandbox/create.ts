@@ -4,6 +4,7 @@ import type { Sandbox } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
+import { ensureDockerGateway } from "../../gateway/docker/docker-gateway.js";
 import type { OpenShellClient } from "../../gateway/gateway-client.js";
 import { type GatewayTarget, NO_ACTIVE_GATEWAY } from "../../gateway/gateway-target.js";
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
@@ -114,9 +115,19 @@ async function createWithBootstrap(
       error.code === "unavailable" &&
       error.cause instanceof ConnectError &&
       error.cause.code === Code.Unavailable;
-    if (!unreachable || !bootstrap || target.metadata?.deployment !== "process" || !target.name) throw error;
+    const deployment = target.metadata?.deployment;
+    if (!unreachable || !bootstrap || !target.name || (deployment !== "process" && deployment !== "docker"))
+      throw error;
     ctx.output.info(`Gateway '${target.name}' is not running — starting it.`);
-    const started = await ensureLocalGateway(ctx, { name: target.name });
-    return attempt(started.target);
+    if (deployment === "process")
+      return attempt((await ensureLocalGateway(ctx, { name: target.name })).target);
+    try {
+      return attempt((await ensureDockerGateway(ctx, { name: target.name })).target);
+    } catch (resumeError) {
+      ctx.output.warn(
+        `Resuming gateway '${target.name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
+      );
+      return attempt((await ensureDockerGateway(ctx, { name: target.name, recreate: true })).target);
+    }
   }
 }
