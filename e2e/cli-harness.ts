@@ -49,11 +49,11 @@ export class CliSandboxUser {
   /** Runs the built CLI; stdin is `input` (then closed) or nothing. */
   run(
     args: string[],
-    options: { input?: string | Buffer; timeoutMs?: number; cwd?: string } = {},
+    options: { input?: string | Buffer; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
   ): Promise<CliResult> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [CLI, ...args], {
-        env: this.env,
+        env: { ...this.env, ...options.env },
         cwd: options.cwd ?? this.root,
         stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       });

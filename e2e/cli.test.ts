@@ -51,6 +51,13 @@ describe("openshell CLI", () => {
     const yaml = await user.run(["sandbox", "create", "--policy", badYaml]);
     expect(yaml.code).toBe(2);
     expect(yaml.stderr).toContain("is not valid YAML");
+    const noDocker = await user.run(["gateway", "start", "--docker"], {
+      env: { DOCKER_HOST: `unix://${join(user.root, "no-docker.sock")}` },
+    });
+    expect(noDocker.code).toBe(3);
+    expect(noDocker.stderr).toContain("Docker is not running");
+    expect(noDocker.stderr).toContain("DOCKER_HOST");
+    expect(noDocker.stderr).toContain("docker info");
     const unknown = await user.run(["sandbox", "frobnicate"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown command");

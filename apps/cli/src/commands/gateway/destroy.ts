@@ -2,7 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { destroyDockerGateway } from "../../gateway/docker/docker-gateway.js";
+import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
@@ -39,7 +39,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   }
   if (docker) {
     const progress = ctx.output.progress(`Removing gateway '${name}': container, network and volume`);
-    await destroyDockerGateway(ctx, name);
+    await (await dockerGateway()).destroyDockerGateway(ctx, name);
     progress.done();
   } else if (local) {
     if (runningGatewayPid(layout) !== undefined) {

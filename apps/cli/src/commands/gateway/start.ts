@@ -1,6 +1,6 @@
 import { CliContext } from "../../cli-context.js";
 import { validateGatewayName } from "../../config/gateway-registry.js";
-import { ensureDockerGateway } from "../../gateway/docker/docker-gateway.js";
+import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
 import type { CommandInvocation } from "../../program.js";
 
@@ -12,7 +12,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   );
   const docker = Boolean(options.docker) || ctx.registry.read(name)?.deployment === "docker";
   const { target, alreadyRunning } = docker
-    ? await ensureDockerGateway(ctx, {
+    ? await (await dockerGateway()).ensureDockerGateway(ctx, {
         name,
         port: options.port as number | undefined,
         recreate: options.recreate as boolean | undefined,

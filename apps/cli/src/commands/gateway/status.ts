@@ -1,6 +1,6 @@
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { dockerGatewayState } from "../../gateway/docker/docker-gateway.js";
+import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
 import { printStatus } from "../../gateway/status-report.js";
@@ -14,7 +14,10 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
   const pid =
     metadata.deployment === "process" ? runningGatewayPid(localGatewayLayout(ctx.paths, name)) : undefined;
-  const container = metadata.deployment === "docker" ? await dockerGatewayState(ctx, name) : undefined;
+  const container =
+    metadata.deployment === "docker"
+      ? await (await dockerGateway()).dockerGatewayState(ctx, name)
+      : undefined;
   return printStatus(
     ctx,
     {

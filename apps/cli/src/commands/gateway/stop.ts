@@ -1,6 +1,6 @@
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { stopDockerGateway } from "../../gateway/docker/docker-gateway.js";
+import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
@@ -13,7 +13,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     const progress = ctx.output.progress(
       `Stopping gateway '${name}' (docker stop; sandboxes keep their disks)`,
     );
-    const stopped = await stopDockerGateway(ctx, name);
+    const stopped = await (await dockerGateway()).stopDockerGateway(ctx, name);
     progress.done();
     ctx.output.success(
       stopped

@@ -4,7 +4,7 @@ import type { Sandbox } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
-import { ensureDockerGateway } from "../../gateway/docker/docker-gateway.js";
+import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import type { OpenShellClient } from "../../gateway/gateway-client.js";
 import { type GatewayTarget, NO_ACTIVE_GATEWAY } from "../../gateway/gateway-target.js";
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
@@ -122,12 +122,15 @@ async function createWithBootstrap(
     if (deployment === "process")
       return attempt((await ensureLocalGateway(ctx, { name: target.name })).target);
     try {
-      return attempt((await ensureDockerGateway(ctx, { name: target.name })).target);
+      return attempt((await (await dockerGateway()).ensureDockerGateway(ctx, { name: target.name })).target);
     } catch (resumeError) {
       ctx.output.warn(
         `Resuming gateway '${target.name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
       );
-      return attempt((await ensureDockerGateway(ctx, { name: target.name, recreate: true })).target);
+      return attempt(
+        (await (await dockerGateway()).ensureDockerGateway(ctx, { name: target.name, recreate: true }))
+          .target,
+      );
     }
   }
 }
