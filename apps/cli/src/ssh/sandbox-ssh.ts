@@ -19,18 +19,19 @@ export const SSH_BASE_OPTIONS = [
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"]);
 
 /**
- * The CONNECT URL for an SSH session. A loopback host in the gateway's answer means "the host you
- * reached me on", so it is replaced by the CLI's endpoint host (upstream does the same).
+ * The CONNECT URL for an SSH session. A loopback (or empty) host in the gateway's answer means "where
+ * you reached me": the CLI's own endpoint host and port are used (a gateway in Docker answers its
+ * container port, which is published elsewhere on the host).
  */
 export function connectUrl(
   session: { gatewayScheme: string; gatewayHost: string; gatewayPort: number; connectPath: string },
   endpoint: URL,
 ): string {
-  const host =
-    !session.gatewayHost || LOOPBACK.has(session.gatewayHost) ? endpoint.hostname : session.gatewayHost;
+  const path = session.connectPath || "/connect/ssh";
+  if (!session.gatewayHost || LOOPBACK.has(session.gatewayHost)) return `${endpoint.origin}${path}`;
   const port = session.gatewayPort || Number(endpoint.port);
   const scheme = session.gatewayScheme || endpoint.protocol.replace(":", "");
-  return `${scheme}://${host}:${port}${session.connectPath || "/connect/ssh"}`;
+  return `${scheme}://${session.gatewayHost}:${port}${path}`;
 }
 
 /** A fresh SSH session token, wrapped into a ProxyCommand that runs `openshell ssh-proxy`. */
