@@ -48,7 +48,7 @@ function pkiFingerprint(dir: string): Record<string, string> {
  * kill -9 of the gateway and after a crash of its VM driver, and the awkward moments (delete while
  * the driver restarts, create a name again after a crash, a disk lost while down) end in clear states.
  */
-describe("local gateway resume", () => {
+describe("local gateway resume", { timeout: 300_000 }, () => {
   let user: CliSandboxUser;
   let port = 0;
   let failed = false;

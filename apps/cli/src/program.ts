@@ -80,7 +80,10 @@ remote command's own exit code.`,
     .description(
       "start (or resume) a local gateway, as a background process or in Docker, and make it active",
     )
-    .option("--name <name>", "gateway name (default: OPENSHELL_GATEWAY or 'openshell')")
+    .option(
+      "--name <name>",
+      "gateway name (default: -g, OPENSHELL_GATEWAY, the active gateway, or 'openshell')",
+    )
     .option(
       "--port <port>",
       "API port on 127.0.0.1 (default: the stored port, OPENSHELL_GATEWAY_PORT or 8080)",

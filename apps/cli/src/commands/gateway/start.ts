@@ -1,15 +1,14 @@
 import { CliContext } from "../../cli-context.js";
 import { validateGatewayName } from "../../config/gateway-registry.js";
 import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
+import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
 import type { CommandInvocation } from "../../program.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
   const options = invocation.options;
-  const name = validateGatewayName(
-    (options.name as string | undefined) ?? ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME,
-  );
+  const name = validateGatewayName(startName(ctx, options.name as string | undefined));
   const docker = Boolean(options.docker) || ctx.registry.read(name)?.deployment === "docker";
   const { target, alreadyRunning } = docker
     ? await (await dockerGateway()).ensureDockerGateway(ctx, {
@@ -31,4 +30,12 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);
   ctx.output.success(`Active gateway set to '${name}'`);
   return 0;
+}
+
+/** --name, else -g / OPENSHELL_GATEWAY / the active gateway when this CLI manages it, else 'openshell'. */
+function startName(ctx: CliContext, explicit: string | undefined): string {
+  if (explicit) return explicit;
+  const chosen = gatewayNameFor(ctx, undefined);
+  const deployment = ctx.registry.read(chosen)?.deployment;
+  return deployment === "registered" ? DEFAULT_GATEWAY_NAME : chosen;
 }

@@ -1,0 +1,93 @@
+// Issue 6: time from `openshell gateway start` (a resume) until all N sandboxes are READY again,
+// after a clean `gateway stop` (the VMs were powered off and boot again) and after kill -9 of the
+// gateway (the VMs kept running; supervisors reconnect). The baseline in the same run is one cold
+// sandbox create → READY. Optionally the same in Docker (--docker, a private dockerd).
+// Usage: bash bench/run.sh resume-bench.ts [--sandboxes 5] [--docker]
+import { parseArgs } from "node:util";
+import { CliSandboxUser } from "../e2e/cli-harness.js";
+import { startDockerDaemon } from "../e2e/docker-harness.js";
+import { freePort } from "../packages/gateway/test/gateway-harness.js";
+
+const { values } = parseArgs({
+  options: { sandboxes: { type: "string", default: "5" }, docker: { type: "boolean", default: false } },
+});
+const N = Number(values.sandboxes);
+const TARGET_S = 20;
+
+async function allReady(user: CliSandboxUser, names: string[], timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const listed = await user.run(["sandbox", "list", "-o", "json"]);
+    if (listed.code === 0) {
+      const ready = new Set(
+        (JSON.parse(listed.stdout) as { name: string; phase: string }[])
+          .filter((sandbox) => sandbox.phase === "SANDBOX_PHASE_READY")
+          .map((sandbox) => sandbox.name),
+      );
+      if (names.every((name) => ready.has(name))) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error("sandboxes did not all come back READY");
+}
+
+async function must(user: CliSandboxUser, args: string[]): Promise<string> {
+  const result = await user.run(args, { timeoutMs: 900_000 });
+  if (result.code !== 0)
+    throw new Error(`openshell ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  return result.stdout;
+}
+
+async function measure(kind: "process" | "docker", user: CliSandboxUser): Promise<Record<string, number>> {
+  await must(user, ["gateway", "start", ...(kind === "docker" ? ["--docker"] : [])]);
+  const names = Array.from({ length: N }, (_, i) => `resume-${i}`);
+  let coldCreate = 0;
+  for (const name of names) {
+    const started = performance.now();
+    await must(user, ["sandbox", "create", "--name", name]);
+    coldCreate ||= performance.now() - started;
+  }
+  await must(user, ["gateway", "stop"]);
+  let started = performance.now();
+  await must(user, ["gateway", "start"]);
+  const startReturned = performance.now() - started;
+  await allReady(user, names);
+  const afterStop = performance.now() - started;
+
+  let afterKill = Number.NaN;
+  if (kind === "process") {
+    const pid = user.gatewayPid();
+    if (pid) process.kill(pid, "SIGKILL");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    started = performance.now();
+    await must(user, ["gateway", "start"]);
+    await allReady(user, names);
+    afterKill = performance.now() - started;
+  }
+  await must(user, ["gateway", "destroy", "--yes"]);
+  return { coldCreate, startReturned, afterStop, afterKill };
+}
+
+const secs = (ms: number) => (Number.isNaN(ms) ? "—" : `${(ms / 1000).toFixed(1)} s`);
+const kinds: ("process" | "docker")[] = values.docker ? ["process", "docker"] : ["process"];
+const results: Record<string, Record<string, number>> = {};
+console.log(`# resume-bench  node ${process.version}  ${N} sandboxes  (${new Date().toISOString()})`);
+for (const kind of kinds) {
+  const daemon = kind === "docker" ? await startDockerDaemon() : undefined;
+  const user = new CliSandboxUser({
+    OPENSHELL_GATEWAY_PORT: String(await freePort()),
+    ...(daemon ? { DOCKER_HOST: daemon.host } : {}),
+  });
+  try {
+    results[kind] = await measure(kind, user);
+  } finally {
+    if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
+    user.cleanUp();
+    await daemon?.stop();
+  }
+  const r = results[kind] as Record<string, number>;
+  console.log(
+    `${kind.padEnd(8)} stop → start → all ${N} READY: ${secs(r.afterStop as number)} (start returned after ${secs(r.startReturned as number)}); kill -9 → start → all READY: ${secs(r.afterKill as number)}; baseline: one cold create → READY ${secs(r.coldCreate as number)}; target under ${TARGET_S} s`,
+  );
+}
+console.log(JSON.stringify({ bench: "resume-bench", sandboxes: N, targetS: TARGET_S, results }));

@@ -1,0 +1,172 @@
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort, waitFor } from "../packages/gateway/test/gateway-harness.js";
+import { CliSandboxUser } from "./cli-harness.js";
+import { type DockerDaemon, startDockerDaemon } from "./docker-harness.js";
+
+const GATEWAY = "dock";
+const CONTAINER = `openshell-cluster-${GATEWAY}`;
+const READY_TIMEOUT_MS = 300_000;
+
+/** The secrets and certificates a resume must keep, as hashes read inside the container. */
+const FINGERPRINT_SCRIPT = `
+const fs = require("node:fs");
+const crypto = require("node:crypto");
+const hash = (data) => crypto.createHash("sha256").update(data).digest("hex");
+const out = {};
+for (const file of fs.readdirSync("/var/lib/openshell/pki").sort()) out["pki/" + file] = hash(fs.readFileSync("/var/lib/openshell/pki/" + file));
+const Database = require("/opt/openshell/gateway/node_modules/better-sqlite3");
+const db = new Database("/var/lib/openshell/gateway.db", { readonly: true });
+for (const row of db.prepare("select name, payload from objects where object_type = 'secret'").all()) out["secret/" + row.name] = hash(row.payload);
+console.log(JSON.stringify(out));
+`;
+
+/**
+ * Issue 6, the gateway in Docker: upstream's resume scenarios against a private Docker daemon this
+ * test starts, with real VM sandboxes inside the gateway container.
+ */
+describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
+  let daemon: DockerDaemon;
+  let user: CliSandboxUser;
+  let sshConfig = "";
+  let failed = false;
+
+  const cli = (args: string[]) => user.run(args, { timeoutMs: 600_000 });
+  const docker = (args: string[]) => daemon.docker(args, { allowFailure: true, timeoutMs: 120_000 });
+  const containerRunning = async () =>
+    (await docker(["inspect", "-f", "{{.State.Running}}", CONTAINER])).stdout.trim() === "true";
+  const fingerprint = async () =>
+    JSON.parse((await daemon.docker(["exec", CONTAINER, "node", "-e", FINGERPRINT_SCRIPT])).stdout);
+  const waitReady = (name: string) =>
+    waitFor(
+      async () => {
+        const result = await cli(["sandbox", "get", name, "-o", "json"]);
+        return result.code === 0 && JSON.parse(result.stdout).phase === "SANDBOX_PHASE_READY";
+      },
+      READY_TIMEOUT_MS,
+      () => `sandbox ${name} did not come back READY`,
+    );
+  const expectSandboxIntact = async () => {
+    await waitReady("keep");
+    const exec = await cli(["sandbox", "exec", "keep", "--", "cat", "/sandbox/marker"]);
+    expect(exec.stdout).toBe("marker-docker\n");
+    const ssh = execFileSync("ssh", ["-F", sshConfig, "openshell-keep", "echo via-old-config"], {
+      env: user.env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(ssh).toBe("via-old-config\n");
+  };
+
+  beforeAll(async () => {
+    daemon = await startDockerDaemon();
+    user = new CliSandboxUser({ DOCKER_HOST: daemon.host, OPENSHELL_GATEWAY_PORT: String(await freePort()) });
+  }, 120_000);
+
+  afterEach(async (context) => {
+    if (context.task.result?.state !== "fail" || failed) return;
+    failed = true;
+    const logs = await docker(["logs", "--tail", "80", CONTAINER]);
+    process.stderr.write(
+      `container log:\n${logs.stdout}${logs.stderr}\ndockerd log:\n${daemon.logTail(4000)}\n`,
+    );
+  });
+
+  afterAll(async () => {
+    if (daemon) {
+      await docker(["rm", "-f", CONTAINER]);
+      await docker(["network", "rm", CONTAINER]);
+      await docker(["volume", "rm", "-f", CONTAINER]);
+      await daemon.stop();
+    }
+    user?.cleanUp();
+  }, 180_000);
+
+  it("starts a gateway in Docker and a sandbox in it", async () => {
+    const started = await cli(["gateway", "start", "--docker", "--name", GATEWAY]);
+    expect(started.code, started.stderr).toBe(0);
+    expect(await containerRunning()).toBe(true);
+    const inspect = JSON.parse((await daemon.docker(["inspect", CONTAINER])).stdout)[0];
+    expect(inspect.HostConfig.RestartPolicy.Name).toBe("unless-stopped");
+    expect(inspect.HostConfig.PortBindings["8080/tcp"][0].HostIp).toBe("127.0.0.1");
+    expect(inspect.Config.Hostname).toBe("openshell-dock");
+    expect(inspect.Mounts[0]).toMatchObject({
+      Type: "volume",
+      Name: CONTAINER,
+      Destination: "/var/lib/openshell",
+    });
+
+    const created = await cli([
+      "sandbox",
+      "create",
+      "--name",
+      "keep",
+      "--",
+      "sh",
+      "-c",
+      "echo marker-docker > /sandbox/marker && sync",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    sshConfig = join(user.root, "keep.ssh_config");
+    writeFileSync(sshConfig, (await cli(["sandbox", "ssh-config", "keep"])).stdout);
+    await expectSandboxIntact();
+  });
+
+  it("1. gateway start on a running gateway says 'already running' and exits 0", async () => {
+    const again = await cli(["gateway", "start"]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain("already running");
+  });
+
+  it("2 + 3. stop + start keeps PKI and secrets; the sandbox returns READY with its files and the old ssh-config works", async () => {
+    const before = await fingerprint();
+    expect(Object.keys(before).some((key) => key.startsWith("secret/"))).toBe(true);
+    const stopped = await cli(["gateway", "stop"]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(await containerRunning()).toBe(false);
+    const status = await cli(["status"]);
+    expect(status.code).toBe(3);
+    const started = await cli(["gateway", "start"]);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stderr).toContain("Reusing existing TLS certificates");
+    expect(await fingerprint()).toEqual(before);
+    await expectSandboxIntact();
+  });
+
+  it("4. docker kill + network removed: gateway start recovers", async () => {
+    await daemon.docker(["kill", CONTAINER]);
+    await daemon.docker(["network", "rm", CONTAINER]);
+    const started = await cli(["gateway", "start"]);
+    expect(started.code, started.stderr).toBe(0);
+    await expectSandboxIntact();
+  });
+
+  it("5. docker rm -f with the volume left: gateway start resumes from the volume", async () => {
+    await daemon.docker(["rm", "-f", CONTAINER]);
+    expect((await docker(["volume", "inspect", CONTAINER])).code).toBe(0);
+    const started = await cli(["gateway", "start"]);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stderr).toContain("Resuming gateway from existing state");
+    await expectSandboxIntact();
+  });
+
+  it("7. a dockerd restart brings the container back by itself and the sandbox returns READY", async () => {
+    await daemon.restart();
+    await waitFor(
+      containerRunning,
+      60_000,
+      () => "the container did not come back after the dockerd restart",
+    );
+    await expectSandboxIntact();
+  });
+
+  it("destroy removes container, network and volume", async () => {
+    const destroyed = await cli(["gateway", "destroy", "--yes"]);
+    expect(destroyed.code, destroyed.stderr).toBe(0);
+    expect((await docker(["inspect", CONTAINER])).code).not.toBe(0);
+    expect((await docker(["network", "inspect", CONTAINER])).code).not.toBe(0);
+    expect((await docker(["volume", "inspect", CONTAINER])).code).not.toBe(0);
+  });
+});
