@@ -162,6 +162,24 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
     await expectSandboxIntact();
   });
 
+  it("sandbox create finds the Docker gateway stopped and resumes it first", async () => {
+    await daemon.docker(["stop", CONTAINER]);
+    const created = await cli([
+      "sandbox",
+      "create",
+      "--name",
+      "later",
+      "--no-keep",
+      "--",
+      "cat",
+      "/etc/hostname",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).toContain(`Gateway '${GATEWAY}' is not running — starting it.`);
+    expect(created.stdout).toContain("openshell-sandbox");
+    await expectSandboxIntact();
+  });
+
   it("destroy removes container, network and volume", async () => {
     const destroyed = await cli(["gateway", "destroy", "--yes"]);
     expect(destroyed.code, destroyed.stderr).toBe(0);
