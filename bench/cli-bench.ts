@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import { findRepoRoot } from "../packages/gateway/test/gateway-harness.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" } } });
 const RUNS = Number(values.runs);
@@ -15,17 +16,6 @@ if (!Number.isInteger(RUNS) || RUNS < 1)
 const TARGET_MS = 150;
 /** Peak-RSS runs per command: a separate, smaller pass, since the probe adds to the start time. */
 const RSS_RUNS = 5;
-
-/** The repo root: the first directory above this script (bench/.build/) with pnpm-workspace.yaml. */
-function findRepoRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(join(dir, "pnpm-workspace.yaml"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${from}`);
-    dir = parent;
-  }
-  return dir;
-}
 
 const REPO = findRepoRoot(import.meta.dirname);
 const CLI = join(REPO, "apps", "cli", "dist", "openshell.js");

@@ -104,6 +104,21 @@ export class CliSandboxUser {
     return existsSync(file) ? readFileSync(file, "utf8").slice(-8000) : "(no gateway log)";
   }
 
+  private logShown = false;
+
+  /** For afterEach: prints the gateway log once, after the first failed test. */
+  showLogOnFailure(state: string | undefined): void {
+    if (state !== "fail" || this.logShown) return;
+    this.logShown = true;
+    process.stderr.write(`gateway log:\n${this.gatewayLog()}\n`);
+  }
+
+  /** For afterAll: destroys the gateway if it still runs, then removes everything of this user. */
+  async dispose(): Promise<void> {
+    if (this.gatewayPid()) await this.run(["gateway", "destroy", "--yes"]);
+    this.cleanUp();
+  }
+
   /** Last resort after a failed test: SIGKILL whatever this user left running, then delete it all. */
   cleanUp(): void {
     const gateway = this.gatewayPid();

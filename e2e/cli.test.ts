@@ -15,20 +15,9 @@ const sha256 = (file: string) => createHash("sha256").update(readFileSync(file))
 describe("openshell CLI", () => {
   let port = 0;
   let user: CliSandboxUser;
-  let failed = false;
 
-  afterEach((context) => {
-    if (context.task.result?.state === "fail" && !failed) {
-      failed = true;
-      process.stderr.write(`gateway log:\n${user.gatewayLog()}\n`);
-    }
-  });
-
-  afterAll(async () => {
-    if (!user) return;
-    if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
-    user.cleanUp();
-  });
+  afterEach((context) => user?.showLogOnFailure(context.task.result?.state));
+  afterAll(async () => user?.dispose());
 
   it("status with no gateway says how to get one", async () => {
     port = await freePort();

@@ -8,6 +8,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { freePort, isAlive, pidsOf, waitFor } from "../packages/gateway/test/gateway-harness.js";
+import { sshOptionsVia } from "../packages/gateway/test/sandbox-harness.js";
 import { CLI, CliSandboxUser, REPO } from "./cli-harness.js";
 
 const READY_TIMEOUT_MS = 180_000;
@@ -51,7 +52,6 @@ function pkiFingerprint(dir: string): Record<string, string> {
 describe("local gateway resume", { timeout: 300_000 }, () => {
   let user: CliSandboxUser;
   let port = 0;
-  let failed = false;
 
   const cli = (args: string[], input?: string) => user.run(args, input === undefined ? {} : { input });
   const sandboxJson = async (name: string) => {
@@ -90,16 +90,9 @@ describe("local gateway resume", { timeout: 300_000 }, () => {
     execFileSync(
       "ssh",
       [
-        "-F",
-        "/dev/null",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        `ProxyCommand=${process.execPath} ${CLI} ssh-proxy --gateway https://127.0.0.1:${port}/connect/ssh --sandbox-id ${sandboxId} --token ${token} --gateway-name openshell`,
+        ...sshOptionsVia(
+          `${process.execPath} ${CLI} ssh-proxy --gateway https://127.0.0.1:${port}/connect/ssh --sandbox-id ${sandboxId} --token ${token} --gateway-name openshell`,
+        ),
         "sandbox@sandbox",
         command,
       ],
@@ -113,18 +106,8 @@ describe("local gateway resume", { timeout: 300_000 }, () => {
   let pkiBefore: Record<string, string> = {};
   let secretsBefore: Record<string, string> = {};
 
-  afterEach((context) => {
-    if (context.task.result?.state === "fail" && !failed) {
-      failed = true;
-      process.stderr.write(`gateway log:\n${user.gatewayLog()}\n`);
-    }
-  });
-
-  afterAll(async () => {
-    if (!user) return;
-    if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
-    user.cleanUp();
-  });
+  afterEach((context) => user?.showLogOnFailure(context.task.result?.state));
+  afterAll(async () => user?.dispose());
 
   it("starts a gateway and two sandboxes; /sandbox is seeded once", async () => {
     port = await freePort();

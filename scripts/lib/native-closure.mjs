@@ -9,7 +9,7 @@
 // line per package: "<name>\t<real dir>", in discovery order. Copying those dirs flat into one
 // node_modules (cp -rL <real dir> node_modules/<name>) gives a tree Node resolves at run time.
 // Fails when a name resolves to two different copies (a flat tree cannot hold both).
-// Same logic as the inline resolver in packages/driver-vm/runtime/stage-vm-runtime.sh.
+// Used by packages/driver-vm/runtime/stage-vm-runtime.sh and scripts/build-gateway-image.sh.
 import fs from "node:fs";
 import path from "node:path";
 

