@@ -36,7 +36,7 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
   const cli = (args: string[]) => user.run(args, { timeoutMs: 600_000 });
   const docker = (args: string[]) => daemon.docker(args, { allowFailure: true, timeoutMs: 120_000 });
   const containerRunning = async () =>
-    (await docker(["inspect", "-f", "{{.State.Running}}", CONTAINER])).stdout.trim() === "true";
+    (await docker(["container", "inspect", "-f", "{{.State.Running}}", CONTAINER])).stdout.trim() === "true";
   const fingerprint = async () =>
     JSON.parse((await daemon.docker(["exec", CONTAINER, "node", "-e", FINGERPRINT_SCRIPT])).stdout);
   const waitReady = (name: string) =>
@@ -88,7 +88,7 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
     const started = await cli(["gateway", "start", "--docker", "--name", GATEWAY]);
     expect(started.code, started.stderr).toBe(0);
     expect(await containerRunning()).toBe(true);
-    const inspect = JSON.parse((await daemon.docker(["inspect", CONTAINER])).stdout)[0];
+    const inspect = JSON.parse((await daemon.docker(["container", "inspect", CONTAINER])).stdout)[0];
     expect(inspect.HostConfig.RestartPolicy.Name).toBe("unless-stopped");
     expect(inspect.HostConfig.PortBindings["8080/tcp"][0].HostIp).toBe("127.0.0.1");
     expect(inspect.Config.Hostname).toBe("openshell-dock");
@@ -180,10 +180,38 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
     await expectSandboxIntact();
   });
 
+  it("a failed resume removes the container and keeps the volume; create then recreates with a warning", async () => {
+    expect((await cli(["gateway", "stop"])).code).toBe(0);
+    await daemon.docker([
+      "run",
+      "--rm",
+      "--entrypoint",
+      "rm",
+      "-v",
+      `${CONTAINER}:/var/lib/openshell`,
+      "openshell/gateway:dev",
+      "/var/lib/openshell/pki/server.key",
+    ]);
+    const resume = await cli(["gateway", "start"]);
+    expect(resume.code, resume.stderr).not.toBe(0);
+    expect(resume.stderr).toContain("incomplete PKI");
+    expect(resume.stderr).toContain("The volume is kept");
+    expect((await docker(["container", "inspect", CONTAINER])).code).not.toBe(0);
+    expect((await docker(["volume", "inspect", CONTAINER])).code).toBe(0);
+
+    const created = await cli(["sandbox", "create", "--name", "fresh", "--", "echo", "recreated"]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).toContain("recreating it from scratch");
+    expect(created.stdout).toContain("recreated");
+    const names = (await cli(["sandbox", "list", "--names"])).stdout.split("\n");
+    expect(names).toContain("fresh");
+    expect(names).not.toContain("keep");
+  });
+
   it("destroy removes container, network and volume", async () => {
     const destroyed = await cli(["gateway", "destroy", "--yes"]);
     expect(destroyed.code, destroyed.stderr).toBe(0);
-    expect((await docker(["inspect", CONTAINER])).code).not.toBe(0);
+    expect((await docker(["container", "inspect", CONTAINER])).code).not.toBe(0);
     expect((await docker(["network", "inspect", CONTAINER])).code).not.toBe(0);
     expect((await docker(["volume", "inspect", CONTAINER])).code).not.toBe(0);
   });

@@ -243,7 +243,7 @@ describe("local gateway resume", { timeout: 300_000 }, () => {
     expect((await cli(["sandbox", "delete", "dup"])).code).toBe(0);
   });
 
-  it("a disk lost while the gateway was down ends in ERROR with the reason; delete still works", async () => {
+  it("a disk lost while the gateway was down ends in ERROR with the reason; delete works; --recreate starts over", async () => {
     expect((await cli(["gateway", "stop"])).code).toBe(0);
     const disk = join(user.gatewayStateDir(), "vm", "sandboxes", keepId, "disk.qcow2");
     expect(existsSync(disk)).toBe(true);
@@ -261,6 +261,13 @@ describe("local gateway resume", { timeout: 300_000 }, () => {
     expect(exec.stderr).toContain("is not ready (phase: Error, DiskMissing");
     expect((await cli(["sandbox", "delete", "keep"])).code).toBe(0);
     expect(user.qemuPids()).toEqual([]);
+    const recreated = await cli(["gateway", "start", "--recreate"]);
+    expect(recreated.code, recreated.stderr).toBe(0);
+    expect(recreated.stderr).toContain("Recreating gateway 'openshell'");
+    expect(recreated.stderr).toContain("Generated the gateway's CA and certificates");
+    expect(pkiFingerprint(join(user.gatewayStateDir(), "pki"))["ca.crt"]).not.toBe(pkiBefore["ca.crt"]);
+    expect(storedSecrets(join(user.gatewayStateDir(), "gateway.db"))).not.toEqual(secretsBefore);
+    expect(JSON.parse((await cli(["sandbox", "list", "-o", "json"])).stdout)).toEqual([]);
     const destroyed = spawnSync(process.execPath, [CLI, "gateway", "destroy", "--yes"], { env: user.env });
     expect(destroyed.status).toBe(0);
   });
