@@ -40,9 +40,12 @@ export async function connectDocker(env: NodeJS.ProcessEnv): Promise<Docker> {
       ),
     ]);
   } catch (error) {
+    const denied = (error as NodeJS.ErrnoException).code === "EACCES";
     throw new OpenShellError(
-      "unavailable",
-      `Docker at ${endpoint.describe} is not answering (${(error as Error).message}).\n${hint}`,
+      denied ? "permission_denied" : "unavailable",
+      denied
+        ? `no permission to use Docker at ${endpoint.describe}: run as root, or add your user to the 'docker' group (then log in again)`
+        : `Docker at ${endpoint.describe} is not answering (${(error as Error).message}).\n${hint}`,
     );
   }
   return docker;
