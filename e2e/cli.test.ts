@@ -301,7 +301,9 @@ describe("openshell CLI", () => {
     const get = await user.run(["sandbox", "get", "nope"]);
     expect(get.code).toBe(4);
 
-    const creating = user.start(["sandbox", "create", "--name", "second"]);
+    const policy = join(user.root, "policy.yaml");
+    writeFileSync(policy, "version: 1\nfilesystem:\n  read_only: [/usr]\n  read_write: [/sandbox, /tmp]\n");
+    const creating = user.start(["sandbox", "create", "--name", "second", "--policy", policy]);
     await waitFor(
       async () => creating.output().stderr.includes("Created sandbox: second"),
       30_000,
@@ -313,6 +315,11 @@ describe("openshell CLI", () => {
     const created = await creating.done;
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout.trim()).toBe("second");
+    const stored = JSON.parse((await user.run(["sandbox", "get", "second", "-o", "json"])).stdout);
+    expect(stored.spec.policy).toEqual({
+      version: 1,
+      filesystem: { readOnly: ["/usr"], readWrite: ["/sandbox", "/tmp"] },
+    });
   });
 
   it("create on a terminal without CMD opens a shell; --no-keep deletes the sandbox when it exits", async () => {
