@@ -316,6 +316,20 @@ describe("fish", () => {
     expect(result.status).toBe(0);
   });
 
+  it.runIf(has("fish"))("completes in a real fish (complete -C)", () => {
+    const candidates = (line: string) =>
+      spawnSync("fish", ["--no-config", "-c", `source ${scriptFile("fish")}; complete -C '${line}'`], {
+        encoding: "utf8",
+      })
+        .stdout.split("\n")
+        .map((entry) => entry.split("\t")[0]);
+    expect(candidates("openshell sa")).toContain("sandbox");
+    expect(candidates("openshell sandbox cr")).toContain("create");
+    expect(candidates("openshell gateway list ")).not.toContain("create");
+    expect(candidates("openshell sandbox create --po")).toContain("--policy");
+    expect(candidates("openshell ")).not.toContain("ssh-proxy");
+  });
+
   it("quotes every line properly", () => {
     for (const line of completionScript(program, "fish").split("\n"))
       expect(() => fishWords(line)).not.toThrow();
