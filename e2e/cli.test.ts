@@ -57,6 +57,8 @@ describe("openshell CLI", () => {
     const result = await user.run(["sandbox", "create", "--name", "first", "--", "echo", "smoke-ok"]);
     expect(result.stderr).toContain("No gateway found — starting one automatically.");
     expect(result.stderr).toContain("Created sandbox: first");
+    for (const step of ["Booting: VM started", "GuestReady: guest init ready", "SupervisorStarted"])
+      expect(result.stderr).toContain(step);
     expect(result.stdout).toContain("smoke-ok");
     expect(result.code).toBe(0);
     const metadata = JSON.parse(

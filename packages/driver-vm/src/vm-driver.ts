@@ -11,9 +11,9 @@ import {
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
+import { BootConsoleWatch } from "./boot-console-watch.js";
 import { HOST_ALIAS } from "./endpoint.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
-import { SupervisorConsoleWatch } from "./supervisor-console-watch.js";
 import { VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
 
@@ -42,8 +42,8 @@ interface VmRecord {
   sandbox: compute.DriverSandbox;
   instance: VmInstance;
   monitor: NodeJS.Timeout | undefined;
-  /** Follows the supervisor's console lines until its first gateway session (see `boot`). */
-  consoleWatch?: SupervisorConsoleWatch | undefined;
+  /** Follows the boot's console lines until the supervisor's first gateway session (see `boot`). */
+  consoleWatch?: BootConsoleWatch | undefined;
   /** Set while the driver itself stops the VM (delete, StopSandbox, shutdown). */
   stopping: boolean;
 }
@@ -233,25 +233,42 @@ export class VmDriver {
   }
 
   /**
-   * Until the supervisor's first session, its failures to reach the gateway become platform events
-   * (at most one per 30 s), so `sandbox create` says why it waits instead of timing out silently.
+   * Until the supervisor's first session, the boot's milestones become Normal platform events (so
+   * `sandbox create` shows where a boot is) and failures to reach the gateway Warning ones (at most
+   * one per 30 s), so create says why it waits instead of timing out silently.
    */
   private watchSupervisorLink(record: VmRecord): void {
     record.consoleWatch?.stop();
-    let lastReport = 0;
-    const watch = new SupervisorConsoleWatch(record.instance.paths.consoleLog, (news) => {
-      if (news.kind === "connected") {
-        watch.stop();
-        return;
+    let lastUnreachable = 0;
+    const event = (type: string, reason: string, message: string) =>
+      this.events.platformEvent(record.sandbox.id, type, reason, message);
+    const watch = new BootConsoleWatch(record.instance.paths.consoleLog, (news) => {
+      switch (news.kind) {
+        case "guest-ready":
+          event(
+            "Normal",
+            "GuestReady",
+            `guest init ready after ${news.uptimeS.toFixed(1)} s of guest uptime`,
+          );
+          break;
+        case "workspace-seeded":
+          event("Normal", "WorkspaceSeeded", "new workspace /sandbox seeded from the image");
+          break;
+        case "supervisor-started":
+          event("Normal", "SupervisorStarted", "supervisor started, connecting to the gateway");
+          break;
+        case "connected":
+          watch.stop();
+          break;
+        case "unreachable":
+          if (Date.now() - lastUnreachable < UNREACHABLE_REPORT_INTERVAL_MS) return;
+          lastUnreachable = Date.now();
+          event(
+            "Warning",
+            "GatewayUnreachable",
+            `the sandbox cannot reach the gateway at ${this.options.guestEndpoint} (${news.detail}); it keeps retrying. Check the gateway's --grpc-endpoint: the address must be reachable from the VM, where the host is ${HOST_ALIAS}`,
+          );
       }
-      if (Date.now() - lastReport < UNREACHABLE_REPORT_INTERVAL_MS) return;
-      lastReport = Date.now();
-      this.events.platformEvent(
-        record.sandbox.id,
-        "Warning",
-        "GatewayUnreachable",
-        `the sandbox cannot reach the gateway at ${this.options.guestEndpoint} (${news.detail}); it keeps retrying. Check the gateway's --grpc-endpoint: the address must be reachable from the VM, where the host is ${HOST_ALIAS}`,
-      );
     });
     record.consoleWatch = watch;
     watch.start();

@@ -147,13 +147,14 @@ describe("openshell-driver-vm process", () => {
       sandbox: { id, name: "no-gateway", spec: { supervisorToken: "oss1.test.token" } },
     });
     let message = "";
+    const reasons: string[] = [];
     try {
       for await (const event of events) {
-        if (
-          event.payload.case === "platformEvent" &&
-          event.payload.value.event?.reason === "GatewayUnreachable"
-        ) {
-          message = event.payload.value.event.message;
+        if (event.payload.case !== "platformEvent" || event.payload.value.sandboxId !== id) continue;
+        const reason = event.payload.value.event?.reason ?? "";
+        reasons.push(reason);
+        if (reason === "GatewayUnreachable") {
+          message = event.payload.value.event?.message ?? "";
           break;
         }
       }
@@ -162,6 +163,8 @@ describe("openshell-driver-vm process", () => {
     }
     expect(message).toContain("cannot reach the gateway at http://host.openshell.internal:1");
     expect(message).toContain("--grpc-endpoint");
+    // The boot's milestones came first, in order.
+    expect(reasons.slice(0, -1)).toEqual(["Booting", "WorkspaceSeeded", "GuestReady", "SupervisorStarted"]);
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 120_000);
 

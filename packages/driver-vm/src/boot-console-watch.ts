@@ -1,28 +1,34 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 
-/** What the supervisor's console lines say about its link to the gateway. */
-export type SupervisorLinkNews = { kind: "unreachable"; detail: string } | { kind: "connected" };
+/** What a booting VM's console says: the guest init's milestones and the supervisor's gateway link. */
+export type BootNews =
+  | { kind: "guest-ready"; uptimeS: number }
+  | { kind: "workspace-seeded" }
+  | { kind: "supervisor-started" }
+  | { kind: "unreachable"; detail: string }
+  | { kind: "connected" };
 
 const READ_CHUNK = 64 * 1024;
 
 /**
- * Reads a VM's console log from where the current boot started and turns the supervisor's JSON log
- * lines about its gateway session into news: a failed session (the guest cannot reach the gateway's
- * --grpc-endpoint) or an established one. Polling keeps it simple: one small read per interval.
+ * Reads a VM's console log from where the current boot started and turns the lines that matter into
+ * news: the guest init's milestones, the supervisor's start, a failed session (the guest cannot reach
+ * the gateway's --grpc-endpoint) or an established one. Polling keeps it simple: one small read per
+ * interval.
  */
-export class SupervisorConsoleWatch {
+export class BootConsoleWatch {
   private offset: number;
   private partial = "";
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly consoleLog: string,
-    private readonly onNews: (news: SupervisorLinkNews) => void,
+    private readonly onNews: (news: BootNews) => void,
   ) {
     this.offset = existsSync(consoleLog) ? statSync(consoleLog).size : 0;
   }
 
-  start(intervalMs = 1_000): void {
+  start(intervalMs = 500): void {
     this.timer = setInterval(() => this.poll(), intervalMs);
     this.timer.unref();
   }
@@ -53,13 +59,15 @@ export class SupervisorConsoleWatch {
     const lines = (this.partial + text).split("\n");
     this.partial = lines.pop() ?? "";
     for (const line of lines) {
-      const news = parseSupervisorLine(line);
+      const news = parseBootLine(line);
       if (news) this.onNews(news);
     }
   }
 }
 
-export function parseSupervisorLine(line: string): SupervisorLinkNews | undefined {
+export function parseBootLine(line: string): BootNews | undefined {
+  const init = /^OPENSHELL-VM-INIT (ready uptime=([\d.]+)|workspace seeded)/.exec(line);
+  if (init) return init[2] ? { kind: "guest-ready", uptimeS: Number(init[2]) } : { kind: "workspace-seeded" };
   if (!line.startsWith("{")) return undefined;
   let record: { name?: string; msg?: string };
   try {
@@ -68,6 +76,7 @@ export function parseSupervisorLine(line: string): SupervisorLinkNews | undefine
     return undefined;
   }
   if (record.name !== "openshell-sandbox" || typeof record.msg !== "string") return undefined;
+  if (record.msg.includes("openshell-sandbox starting")) return { kind: "supervisor-started" };
   if (record.msg.includes("supervisor session established")) return { kind: "connected" };
   const failed = /supervisor session failed, reconnecting in \d+ ms \(attempt \d+\): (.*)$/.exec(record.msg);
   return failed ? { kind: "unreachable", detail: failed[1] ?? "" } : undefined;
