@@ -5,7 +5,7 @@
 // Usage: bash bench/run.sh cli-bench.ts [--runs 30]
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { findRepoRoot } from "../packages/gateway/test/gateway-harness.js";
 
