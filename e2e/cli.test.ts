@@ -361,7 +361,7 @@ describe("openshell CLI", () => {
     expect((await user.run(["sandbox", "delete", "first"])).code).toBe(4);
   });
 
-  it("a stopped gateway gets a message that says how to start it; destroy leaves nothing", async () => {
+  it("a stopped gateway gets a message that says how to start it; create starts it again; destroy leaves nothing", async () => {
     const stop = await user.run(["gateway", "stop"]);
     expect(stop.code, stop.stderr).toBe(0);
     expect(user.gatewayPid()).toBeUndefined();
@@ -373,6 +373,19 @@ describe("openshell CLI", () => {
     expect(status.code).toBe(3);
     expect(status.stdout).toContain("Disconnected");
 
+    const back = await user.run([
+      "sandbox",
+      "create",
+      "--name",
+      "back",
+      "--no-keep",
+      "--",
+      "echo",
+      "gateway-back",
+    ]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stderr).toContain("Gateway 'openshell' is not running — starting it.");
+    expect(back.stdout).toContain("gateway-back");
     const destroy = await user.run(["gateway", "destroy", "--yes"]);
     expect(destroy.code, destroy.stderr).toBe(0);
     expect(existsSync(user.gatewayStateDir())).toBe(false);

@@ -92,8 +92,8 @@ export async function run(invocation: CommandInvocation): Promise<number> {
 }
 
 /**
- * CreateSandbox; when a local gateway this CLI manages is down, start (resume) it and retry once,
- * as upstream's auto-bootstrap does.
+ * CreateSandbox; when a gateway this CLI manages is down, start it and retry once (upstream's
+ * auto-bootstrap).
  */
 async function createWithBootstrap(
   ctx: CliContext,
@@ -119,18 +119,24 @@ async function createWithBootstrap(
     if (!unreachable || !bootstrap || !target.name || (deployment !== "process" && deployment !== "docker"))
       throw error;
     ctx.output.info(`Gateway '${target.name}' is not running — starting it.`);
-    if (deployment === "process")
-      return attempt((await ensureLocalGateway(ctx, { name: target.name })).target);
-    try {
-      return attempt((await (await dockerGateway()).ensureDockerGateway(ctx, { name: target.name })).target);
-    } catch (resumeError) {
-      ctx.output.warn(
-        `Resuming gateway '${target.name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
-      );
-      return attempt(
-        (await (await dockerGateway()).ensureDockerGateway(ctx, { name: target.name, recreate: true }))
-          .target,
-      );
-    }
+    return attempt(await startManagedGateway(ctx, target.name, deployment));
+  }
+}
+
+/** A process gateway is resumed; a Docker one is resumed, or recreated with a warning if that fails. */
+async function startManagedGateway(
+  ctx: CliContext,
+  name: string,
+  deployment: "process" | "docker",
+): Promise<GatewayTarget> {
+  if (deployment === "process") return (await ensureLocalGateway(ctx, { name })).target;
+  const { ensureDockerGateway } = await dockerGateway();
+  try {
+    return (await ensureDockerGateway(ctx, { name })).target;
+  } catch (resumeError) {
+    ctx.output.warn(
+      `Resuming gateway '${name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
+    );
+    return (await ensureDockerGateway(ctx, { name, recreate: true })).target;
   }
 }
