@@ -45,6 +45,10 @@ export function validateGatewayName(name: string): string {
   return name;
 }
 
+export function noSuchGateway(name: string): OpenShellError {
+  return new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+}
+
 /** The CLI's record of gateways, the active one and each gateway's last-used sandbox. */
 export class GatewayRegistry {
   constructor(private readonly paths: CliPaths) {}
@@ -68,6 +72,13 @@ export class GatewayRegistry {
         `${file} is not valid JSON (${(error as Error).message}); fix or remove it, then run 'openshell gateway start' again`,
       );
     }
+  }
+
+  /** The metadata of `name`, or a not-found error that says where to look. */
+  require(name: string): GatewayMetadata {
+    const metadata = this.read(name);
+    if (!metadata) throw noSuchGateway(name);
+    return metadata;
   }
 
   write(metadata: GatewayMetadata): void {

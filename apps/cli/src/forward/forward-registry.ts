@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CliPaths } from "../config/cli-paths.js";
+import { liveCommandLine } from "../process/process-identity.js";
 
 /** A background `sandbox forward -d`, recorded as upstream does: forwards/<sandbox>-<port>.pid. */
 export interface ForwardRecord {
@@ -16,16 +17,11 @@ function forwardsDir(paths: CliPaths): string {
 }
 
 function isOurSsh(pid: number, port: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return (
-      cmdline.some((arg) => arg.endsWith("ssh")) &&
-      cmdline.some((arg) => arg.includes(`:${port}:127.0.0.1:${port}`))
-    );
-  } catch {
-    return false;
-  }
+  const argv = liveCommandLine(pid);
+  return Boolean(
+    argv?.some((arg) => arg.endsWith("ssh")) &&
+      argv.some((arg) => arg.includes(`:${port}:127.0.0.1:${port}`)),
+  );
 }
 
 export function recordForward(paths: CliPaths, forward: Omit<ForwardRecord, "alive">): void {

@@ -48,10 +48,15 @@ export function resolveGatewayTarget(
       `Unknown gateway '${name}'.${known.length > 0 ? ` Known gateways: ${known.join(", ")}.` : ""}\nDeploy it with: openshell gateway start --name ${name}\nOr register an existing one with: openshell gateway add <endpoint> --name ${name}`,
     );
   }
+  return gatewayTargetOf(registry, metadata);
+}
+
+/** The target a registered gateway's metadata describes, with its client TLS files. */
+export function gatewayTargetOf(registry: GatewayRegistry, metadata: GatewayMetadata): GatewayTarget {
   return {
-    name,
+    name: metadata.name,
     endpoint: parseEndpoint(metadata.gateway_endpoint),
-    tls: registry.readClientTls(name),
+    tls: registry.readClientTls(metadata.name),
     metadata,
   };
 }

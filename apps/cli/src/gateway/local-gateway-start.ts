@@ -5,7 +5,7 @@ import type { GatewayMetadata } from "../config/gateway-registry.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
-import type { GatewayTarget } from "./gateway-target.js";
+import { type GatewayTarget, gatewayTargetOf } from "./gateway-target.js";
 import {
   assertPortFree,
   gatewayLogTail,
@@ -49,7 +49,7 @@ export async function ensureLocalGateway(
   const running = runningGatewayPid(layout);
   if (running !== undefined && stored && !options.recreate) {
     registry.setActive(options.name);
-    return { target: targetOf(ctx, stored), alreadyRunning: true };
+    return { target: gatewayTargetOf(ctx.registry, stored), alreadyRunning: true };
   }
   if (options.recreate) {
     if (running !== undefined) {
@@ -101,7 +101,7 @@ export async function ensureLocalGateway(
       key: pki.pki.clientKey,
     });
   registry.write(metadata);
-  const target = targetOf(ctx, metadata);
+  const target = gatewayTargetOf(ctx.registry, metadata);
 
   const progress = output.progress(
     `Starting gateway '${options.name}' on ${metadata.gateway_endpoint} (pid ${pid})`,
@@ -128,15 +128,6 @@ export function defaultPort(env: NodeJS.ProcessEnv): number {
   if (!Number.isInteger(port) || port < 1 || port > 65_535)
     throw new OpenShellError("invalid_argument", `OPENSHELL_GATEWAY_PORT='${raw}' is not a port number`);
   return port;
-}
-
-function targetOf(ctx: CliContext, metadata: GatewayMetadata): GatewayTarget {
-  return {
-    name: metadata.name,
-    endpoint: new URL(metadata.gateway_endpoint),
-    tls: ctx.registry.readClientTls(metadata.name),
-    metadata,
-  };
 }
 
 /** Polls Health until it answers; the gateway only listens once its compute driver is ready. */

@@ -13,6 +13,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import { type CliPaths, localGatewayStateDir } from "../config/cli-paths.js";
+import { isAlive, liveCommandLine } from "../process/process-identity.js";
 import type { Launch } from "./gateway-binaries.js";
 
 /** Every file of a local gateway lives under one directory (issue 6: one directory per gateway). */
@@ -48,27 +49,13 @@ export interface LocalGatewaySettings {
   vmMemMib?: number | undefined;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The pid of this gateway's process, if the pidfile names a live openshell-gateway on this state dir. */
 export function runningGatewayPid(layout: LocalGatewayLayout): number | undefined {
   if (!existsSync(layout.pidFile)) return undefined;
   const pid = Number(readFileSync(layout.pidFile, "utf8").trim());
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
-  try {
-    // A recycled pid must never be mistaken for (and signalled as) our gateway.
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    if (!cmdline.includes("openshell-gateway") || !cmdline.includes(layout.dbFile)) return undefined;
-  } catch {
-    return undefined;
-  }
+  const argv = liveCommandLine(pid);
+  const ours = (text: string) => argv?.some((arg) => arg.includes(text));
+  if (!ours("openshell-gateway") || !ours(layout.dbFile)) return undefined;
   return pid;
 }
 

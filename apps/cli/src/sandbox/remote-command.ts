@@ -4,9 +4,3 @@ export function wantsTty(flag: unknown): boolean {
   if (flag === false) return false;
   return Boolean(process.stdin.isTTY && process.stdout.isTTY);
 }
-
-export function ttyArgs(tty: boolean): string[] {
-  return tty
-    ? ["-tt", "-o", "RequestTTY=force", "-o", `SetEnv=TERM=${process.env.TERM || "xterm-256color"}`]
-    : ["-T", "-o", "RequestTTY=no"];
-}

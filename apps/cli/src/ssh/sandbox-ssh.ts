@@ -2,6 +2,7 @@ import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process"
 import { OpenShellError } from "@openshell/core";
 import type { Sandbox } from "@openshell/proto";
 import type { CliContext } from "../cli-context.js";
+import type { RemoteCommandRunner } from "../files/sandbox-transfer.js";
 import { shellCommandLine } from "../files/shell-quote.js";
 import type { OpenShellClient } from "../gateway/gateway-client.js";
 import type { GatewayTarget } from "../gateway/gateway-target.js";
@@ -65,6 +66,21 @@ export function sshArgs(proxyCommand: string, extra: string[], remoteCommand?: s
     "sandbox@sandbox",
     ...(remoteCommand === undefined ? [] : [remoteCommand]),
   ];
+}
+
+/** OpenSSH's terminal flags: a forced PTY with the caller's TERM, or none. */
+export function ttyArgs(tty: boolean): string[] {
+  return tty
+    ? ["-tt", "-o", "RequestTTY=force", "-o", `SetEnv=TERM=${process.env.TERM || "xterm-256color"}`]
+    : ["-T", "-o", "RequestTTY=no"];
+}
+
+/** Runs one command in the sandbox over ssh, stdio piped (what upload and download drive). */
+export function sshRemoteRunner(proxyCommand: string): RemoteCommandRunner {
+  return (remoteCommand) =>
+    spawnSsh(sshArgs(proxyCommand, ttyArgs(false), remoteCommand), {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
 }
 
 export function spawnSsh(args: string[], options: SpawnOptions): ChildProcess {

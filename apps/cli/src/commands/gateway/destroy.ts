@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
+import { noSuchGateway } from "../../config/gateway-registry.js";
 import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
@@ -23,8 +24,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   const layout = localGatewayLayout(ctx.paths, name);
   const docker = metadata?.deployment === "docker";
   const local = docker || metadata?.deployment === "process" || (!metadata && existsSync(layout.stateDir));
-  if (!metadata && !local)
-    throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+  if (!metadata && !local) throw noSuchGateway(name);
 
   if (local && !invocation.options.yes) {
     if (!process.stdin.isTTY)

@@ -1,4 +1,3 @@
-import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
@@ -7,9 +6,7 @@ import type { CommandInvocation } from "../../program.js";
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
   const name = gatewayNameFor(ctx, invocation.options.name);
-  const metadata = ctx.registry.read(name);
-  if (!metadata)
-    throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+  const metadata = ctx.registry.require(name);
   const layout = metadata.deployment === "process" ? localGatewayLayout(ctx.paths, name) : undefined;
   const info = {
     ...metadata,

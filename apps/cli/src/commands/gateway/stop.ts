@@ -1,5 +1,6 @@
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
+import { noSuchGateway } from "../../config/gateway-registry.js";
 import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
 import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
@@ -29,8 +30,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     );
   const layout = localGatewayLayout(ctx.paths, name);
   if (runningGatewayPid(layout) === undefined) {
-    if (!metadata)
-      throw new OpenShellError("not_found", `no gateway named '${name}' (see: openshell gateway list)`);
+    if (!metadata) throw noSuchGateway(name);
     ctx.output.success(`Gateway '${name}' is not running.`);
     return 0;
   }

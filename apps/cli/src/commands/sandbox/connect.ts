@@ -1,8 +1,7 @@
 import { CliContext } from "../../cli-context.js";
 import type { CommandInvocation } from "../../program.js";
-import { ttyArgs } from "../../sandbox/remote-command.js";
 import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
-import { runSshAttached, sessionProxyCommand, sshArgs } from "../../ssh/sandbox-ssh.js";
+import { runSshAttached, sessionProxyCommand, sshArgs, ttyArgs } from "../../ssh/sandbox-ssh.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);

@@ -11,10 +11,16 @@ import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-ga
 import type { CommandInvocation } from "../../program.js";
 import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
 import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
-import { ttyArgs, wantsTty } from "../../sandbox/remote-command.js";
+import { wantsTty } from "../../sandbox/remote-command.js";
 import { sandboxJson } from "../../sandbox/sandbox-view.js";
 import { provisionTimeoutMs, waitForReady } from "../../sandbox/wait-for-ready.js";
-import { runSshAttached, sessionProxyCommand, spawnSsh, sshArgs } from "../../ssh/sandbox-ssh.js";
+import {
+  runSshAttached,
+  sessionProxyCommand,
+  sshArgs,
+  sshRemoteRunner,
+  ttyArgs,
+} from "../../ssh/sandbox-ssh.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -63,8 +69,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
           localPath: upload.local,
           dest: upload.dest,
           gitIgnore: options.gitIgnore !== false,
-          runRemote: (remote) =>
-            spawnSsh(sshArgs(proxy, ttyArgs(false), remote), { stdio: ["pipe", "pipe", "pipe"] }),
+          runRemote: sshRemoteRunner(proxy),
         });
         ctx.output.success(`Uploaded ${summary.files} files (${summary.bytes} bytes) to ${upload.dest}`);
       }

@@ -1,9 +1,8 @@
 import { CliContext } from "../../cli-context.js";
 import { downloadFromSandbox } from "../../files/sandbox-transfer.js";
 import type { CommandInvocation } from "../../program.js";
-import { ttyArgs } from "../../sandbox/remote-command.js";
 import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
-import { sessionProxyCommand, spawnSsh, sshArgs } from "../../ssh/sandbox-ssh.js";
+import { sessionProxyCommand, sshRemoteRunner } from "../../ssh/sandbox-ssh.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -18,8 +17,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
       return await downloadFromSandbox({
         sandboxPath: path,
         dest,
-        runRemote: (remote) =>
-          spawnSsh(sshArgs(proxy, ttyArgs(false), remote), { stdio: ["pipe", "pipe", "pipe"] }),
+        runRemote: sshRemoteRunner(proxy),
       });
     } finally {
       progress.done();

@@ -3,9 +3,9 @@ import { CliContext } from "../../cli-context.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
 import type { CommandInvocation } from "../../program.js";
 import { parseEnvAssignments } from "../../sandbox/create-inputs.js";
-import { ttyArgs, wantsTty } from "../../sandbox/remote-command.js";
+import { wantsTty } from "../../sandbox/remote-command.js";
 import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
-import { runSshAttached, sessionProxyCommand, sshArgs } from "../../ssh/sandbox-ssh.js";
+import { runSshAttached, sessionProxyCommand, sshArgs, ttyArgs } from "../../ssh/sandbox-ssh.js";
 
 /** Upstream's MAX_STDIN_PAYLOAD: ExecSandbox carries stdin in the request. */
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;

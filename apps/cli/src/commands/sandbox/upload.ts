@@ -1,9 +1,8 @@
 import { CliContext } from "../../cli-context.js";
 import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import type { CommandInvocation } from "../../program.js";
-import { ttyArgs } from "../../sandbox/remote-command.js";
 import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
-import { sessionProxyCommand, spawnSsh, sshArgs } from "../../ssh/sandbox-ssh.js";
+import { sessionProxyCommand, sshRemoteRunner } from "../../ssh/sandbox-ssh.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -19,8 +18,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
         localPath: local,
         dest,
         gitIgnore: invocation.options.gitIgnore !== false,
-        runRemote: (remote) =>
-          spawnSsh(sshArgs(proxy, ttyArgs(false), remote), { stdio: ["pipe", "pipe", "pipe"] }),
+        runRemote: sshRemoteRunner(proxy),
       });
     } finally {
       progress.done();

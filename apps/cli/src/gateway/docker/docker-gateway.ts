@@ -7,7 +7,7 @@ import type Docker from "dockerode";
 import type { CliContext } from "../../cli-context.js";
 import type { GatewayMetadata } from "../../config/gateway-registry.js";
 import { type GatewayPki, generateGatewayPki } from "../gateway-pki.js";
-import type { GatewayTarget } from "../gateway-target.js";
+import { type GatewayTarget, gatewayTargetOf } from "../gateway-target.js";
 import { assertPortFree } from "../local-gateway.js";
 import { defaultPort, waitUntilServing } from "../local-gateway-start.js";
 import { connectDocker, isNotFound } from "./docker-connection.js";
@@ -235,15 +235,6 @@ async function containerLogTail(container: Docker.Container, lines = 20): Promis
   }
 }
 
-function targetFor(ctx: CliContext, metadata: GatewayMetadata): GatewayTarget {
-  return {
-    name: metadata.name,
-    endpoint: new URL(metadata.gateway_endpoint),
-    tls: ctx.registry.readClientTls(metadata.name),
-    metadata,
-  };
-}
-
 function dockerMetadata(name: string, port: number): GatewayMetadata {
   return {
     name,
@@ -284,7 +275,7 @@ export async function ensureDockerGateway(
       registry.write(metadata);
     }
     registry.setActive(name);
-    return { target: targetFor(ctx, metadata), alreadyRunning: true };
+    return { target: gatewayTargetOf(ctx.registry, metadata), alreadyRunning: true };
   }
   if (options.recreate) {
     output.warn(
@@ -330,7 +321,7 @@ export async function ensureDockerGateway(
         if (error.statusCode !== 304) throw error; // 304: already started
       });
       await waitUntilServing(
-        targetFor(ctx, metadata),
+        gatewayTargetOf(ctx.registry, metadata),
         async () => (await container.inspect()).State.Running,
         START_TIMEOUT_MS,
       );
@@ -348,7 +339,7 @@ export async function ensureDockerGateway(
     );
   }
   registry.setActive(name);
-  return { target: targetFor(ctx, metadata), alreadyRunning: false };
+  return { target: gatewayTargetOf(ctx.registry, metadata), alreadyRunning: false };
 }
 
 /** `docker stop`: the gateway powers its VMs off; container, volume and network stay. */
