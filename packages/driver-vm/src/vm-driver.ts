@@ -14,13 +14,14 @@ import { BaseImages } from "./base-images.js";
 import { BootConsoleWatch } from "./boot-console-watch.js";
 import { HOST_ALIAS } from "./endpoint.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
-import { VmInstance } from "./vm-instance.js";
+import { type StopTimings, VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
 
 export const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
 const MONITOR_INTERVAL_MS = 500;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
-const STOP_TIMINGS = { powerdownMs: 3_000, termMs: 5_000 };
+// The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.
+const STOP_TIMINGS: StopTimings = { powerdownMs: 5_000, shutdownMs: 12_000, termMs: 5_000 };
 
 export interface VmDriverOptions {
   stateDir: string;

@@ -1,6 +1,15 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +18,16 @@ import { OpenShellError, sleep } from "@openshell/core";
 import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
 
 const run = promisify(execFile);
+const POWER_BUTTON_REPEAT_MS = 1_000;
+
+export interface StopTimings {
+  /** How long the power button is pressed (again every second) before QEMU gets SIGTERM. */
+  powerdownMs: number;
+  /** Once the guest says it is stopping: how long it gets to stop its supervisor and power off. */
+  shutdownMs: number;
+  /** After SIGTERM, before SIGKILL. */
+  termMs: number;
+}
 
 /** Where one sandbox lives on disk: `<state>/sandboxes/<id>/`. */
 export class VmPaths {
@@ -144,18 +163,33 @@ export class VmInstance {
   }
 
   /**
-   * Stops the VM: ACPI power-off through QMP, then SIGTERM (QEMU flushes its disk), then SIGKILL.
+   * Stops the VM: the ACPI power button through QMP, pressed again every second until the guest's
+   * init says it is stopping (a press before its init watches the button is lost) and then given
+   * `shutdownMs` to power off; then SIGTERM (QEMU flushes its disk), then SIGKILL.
    * Resolves when the process is gone.
    */
-  async stop(options: { powerdownMs: number; termMs: number }): Promise<void> {
+  async stop(options: StopTimings): Promise<void> {
     const pid = this.runningPid();
     if (!pid) return;
-    await qmpCommand(this.paths.qmpSocket, "system_powerdown").catch(() => undefined);
-    if (await waitGone(pid, options.powerdownMs)) return;
+    const consoleOffset = fileSize(this.paths.consoleLog);
+    const pressUntil = Date.now() + options.powerdownMs;
+    while (Date.now() < pressUntil) {
+      await qmpCommand(this.paths.qmpSocket, "system_powerdown").catch(() => undefined);
+      if (await waitGone(pid, Math.min(POWER_BUTTON_REPEAT_MS, pressUntil - Date.now()))) return;
+      if (this.guestIsStopping(consoleOffset)) {
+        if (await waitGone(pid, options.shutdownMs)) return;
+        break;
+      }
+    }
     signal(pid, "SIGTERM");
     if (await waitGone(pid, options.termMs)) return;
     signal(pid, "SIGKILL");
     await waitGone(pid, 2_000);
+  }
+
+  /** Whether the guest's init has logged a stop since the console had `offset` bytes. */
+  private guestIsStopping(offset: number): boolean {
+    return readFrom(this.paths.consoleLog, offset).includes("OPENSHELL-VM-INIT stopping");
   }
 
   consoleTail(maxLines = 20): string {
@@ -169,6 +203,23 @@ export class VmInstance {
   remove(): void {
     rmSync(this.paths.qmpSocket, { force: true });
     rmSync(this.paths.dir, { recursive: true, force: true });
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readFrom(file: string, offset: number): string {
+  try {
+    const contents = readFileSync(file);
+    return contents.subarray(Math.min(offset, contents.length)).toString("latin1");
+  } catch {
+    return "";
   }
 }
 
