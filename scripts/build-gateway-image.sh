@@ -144,8 +144,8 @@ BASE_HASH=$(
 LOCAL_BASE=openshell/gateway-base:$BASE_HASH
 FROM_IMAGE=${BASE_IMAGE:-$LOCAL_BASE}
 native_files=$(while IFS=$'\t' read -r name real; do
-  printf '%s %s\n' "$name" "$real"
-  find "$real" -name '*.node' -type f -exec sha256sum {} + | sort
+  printf '%s %s\n' "$name" "${real#"$REPO_ROOT"/}" # relative: clones elsewhere share the image
+  (cd "$real" && find . -name '*.node' -type f -exec sha256sum {} + | sort)
 done <<<"$native_list")
 CONTENT_HASH=$(
   {
@@ -159,7 +159,7 @@ CONTENT_HASH=$(
     echo "driver-vm $(sha "$DRIVER_BUNDLE")"
     echo "native $native_files"
     echo "node $NODE_VERSION $(sha "$NODE_BIN")"
-    echo "vm-runtime $(sha "$RUNTIME_DIR/manifest.json") $(stat -c '%s %Y' "$RUNTIME_DIR/rootfs.qcow2")"
+    echo "vm-runtime $(basename "$RUNTIME_DIR")" # the runtime's content key
   } | sha256sum | cut -c1-32
 )
 image_label() { docker image inspect --format "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true; }

@@ -86,7 +86,7 @@ for dep in "${NATIVE_DEPS[@]}"; do
   if [ -z "$p" ] || [ ! -f "$p/package.json" ]; then
     die "$dep is not installed in $SUPERVISOR_PKG_DIR/node_modules (run pnpm install / bash scripts/setup.sh)"
   fi
-  NATIVE_REALPATHS+="$dep=$p "
+  NATIVE_REALPATHS+="$dep=${p#"$REPO_ROOT"/} " # relative: a fresh clone elsewhere shares the cache
 done
 mkdir -p "$RUNTIME_DIR" || die "cannot create $RUNTIME_DIR"
 RUNTIME_DIR=$(cd "$RUNTIME_DIR" && pwd -P)
