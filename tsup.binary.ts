@@ -1,4 +1,29 @@
+import { builtinModules } from "node:module";
 import { defineConfig, type Options } from "tsup";
+
+type EsbuildPlugin = NonNullable<Options["esbuildPlugins"]>[number];
+
+/**
+ * Node built-ins reached through `require` instead of ESM `import`: an ESM import of a built-in
+ * builds a module facade that reads every export, and reading `node:http`'s lazy exports loads
+ * Node's whole internal undici (fetch, WebSocket, proxy agents) — tens of milliseconds on a host,
+ * ~14× that inside a TCG sandbox VM.
+ */
+const builtinsThroughRequire: EsbuildPlugin = {
+  name: "builtins-through-require",
+  setup(build) {
+    const names = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+    build.onResolve({ filter: /^(node:)?[a-z0-9_/]+$/ }, (args) => {
+      if (!names.has(args.path)) return undefined;
+      if (args.namespace === "builtin-require") return { path: args.path, external: true };
+      return { path: args.path, namespace: "builtin-require" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "builtin-require" }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: "js",
+    }));
+  },
+};
 
 /**
  * The one way every binary is bundled: a single ESM file with a shebang, everything inlined so it
@@ -27,6 +52,8 @@ export function binaryBundle(options: {
     // Splitting turns dynamic import() into chunks loaded on demand (the CLI's fast start).
     splitting: options.splitting ?? false,
     sourcemap: false,
+    removeNodeProtocol: false, // else tsup marks node:* external before the plugin sees it
+    esbuildPlugins: [builtinsThroughRequire],
   };
   return defineConfig(config);
 }

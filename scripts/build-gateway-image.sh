@@ -252,7 +252,10 @@ link_or_copy() { ln -f "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
 install -d "$CTX/node/bin" "$CTX/vm-runtime/current" "$CTX/gateway/node_modules" "$CTX/bin"
 link_or_copy "$NODE_BIN" "$CTX/node/bin/node"
 if [ -f "$NODE_DIR/LICENSE" ]; then cp "$NODE_DIR/LICENSE" "$CTX/node/LICENSE"; fi
-for f in vmlinuz initrd.img rootfs.qcow2 manifest.json; do link_or_copy "$RUNTIME_DIR/$f" "$CTX/vm-runtime/current/$f"; done
+# One kernel: the uncompressed one (PVH entry, faster boots) when staged, as the driver prefers.
+KERNEL_FILE=vmlinuz
+[ ! -f "$RUNTIME_DIR/vmlinux" ] || KERNEL_FILE=vmlinux
+for f in "$KERNEL_FILE" initrd.img rootfs.qcow2 manifest.json; do link_or_copy "$RUNTIME_DIR/$f" "$CTX/vm-runtime/current/$f"; done
 install -m 0755 "$GATEWAY_BUNDLE" "$CTX/gateway/openshell-gateway.js"
 cp -r "$MIGRATIONS_DIR" "$CTX/gateway/drizzle"
 # The gateway runs openshell-driver-<name>[.js] found beside itself with its own Node.

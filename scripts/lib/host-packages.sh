@@ -1,11 +1,11 @@
 # Sourced by the project's scripts: installs the Debian packages the project uses on the host:
 # OpenSSH client (ssh/sftp/scp), sftp-server (the supervisor's sftp subsystem), rsync, and what the
 # VM driver needs to stage and run microVMs (QEMU, qemu-img, mmdebstrap, busybox, kmod, cpio,
-# e2fsprogs), Docker (docker.io: the gateway-in-Docker deployment and its tests), and zsh and fish
+# e2fsprogs, lz4 to unpack the kernel), Docker (docker.io: the gateway-in-Docker deployment and its tests), and zsh and fish
 # (the CLI's completion scripts are checked by the real shells). Idempotent: apt runs only when something is missing.
 
 OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
-  qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs docker.io
+  qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs lz4 docker.io
   zsh fish)
 
 ensure_host_packages() {

@@ -86,7 +86,9 @@ OPENSHELL_SELFTEST_VALUE=$SELFTEST_VALUE
 EOF
 )
 EXPECTED_SHA=$(printf '%s\n' "$SELFTEST_VALUE" | sha256sum | cut -c1-16)
-CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1"
+CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests=1"
+KERNEL=$RT/vmlinuz
+[ ! -f "$RT/vmlinux" ] || KERNEL=$RT/vmlinux # as the driver: the PVH entry when staged
 # Without these the guest hangs in TSC calibration whenever the host is busy (see host-tsc-khz.sh).
 if TSC_KHZ=$(bash "$SCRIPT_DIR/host-tsc-khz.sh"); then
   CMDLINE+=" tsc_early_khz=$TSC_KHZ tsc=reliable"
@@ -111,7 +113,7 @@ boot() {
   fi
   T0=$(date +%s.%N)
   qemu-system-x86_64 -accel tcg -cpu max -machine microvm -m 1024 -smp 2 -nographic -no-reboot -nodefaults \
-    -serial "file:$CONSOLE" -kernel "$RT/vmlinuz" -initrd "$RT/initrd.img" -append "$CMDLINE" \
+    -serial "file:$CONSOLE" -kernel "$KERNEL" -initrd "$RT/initrd.img" -append "$CMDLINE" \
     -drive "id=d0,file=$TMP/overlay.qcow2,format=qcow2,if=none" -device virtio-blk-device,drive=d0 \
     -netdev user,id=n0 -device virtio-net-device,netdev=n0 \
     -fw_cfg "name=opt/openshell/env,file=$TMP/env" -pidfile "$TMP/qemu.pid" "${extra[@]}" \

@@ -33,7 +33,8 @@ export function locateVmRuntime(root: string = defaultRuntimeRoot()): VmRuntime 
   const dir = realpathSync(current);
   const runtime: VmRuntime = {
     dir,
-    kernel: join(dir, "vmlinuz"),
+    // The uncompressed kernel boots through its PVH entry, skipping decompression (~0.3 s under TCG).
+    kernel: existsSync(join(dir, "vmlinux")) ? join(dir, "vmlinux") : join(dir, "vmlinuz"),
     initrd: join(dir, "initrd.img"),
     baseDisk: join(dir, "rootfs.qcow2"),
     manifest: JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Record<string, unknown>,

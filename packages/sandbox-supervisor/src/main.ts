@@ -1,11 +1,13 @@
 import { createLogger, OpenShellError } from "@openshell/core";
 import { pino } from "pino";
 import { parseSupervisorCommand, SUPERVISOR_USAGE } from "./config/supervisor-config.js";
+import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { SandboxSupervisor } from "./sandbox-supervisor.js";
 import { SUPERVISOR_VERSION } from "./version.js";
 
 async function main(): Promise<number> {
+  installLightHeaders();
   let parsed: ReturnType<typeof parseSupervisorCommand>;
   try {
     parsed = parseSupervisorCommand(process.argv.slice(2), process.env);

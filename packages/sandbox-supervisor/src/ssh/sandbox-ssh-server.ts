@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
-import ssh2, { type Connection } from "ssh2";
+import type ssh2 from "ssh2";
+import type { Connection } from "ssh2";
 import { generateHostKey } from "./host-key.js";
 import { isExecutableFile, resolveRunAsUser } from "./run-as-user.js";
 import { SshConnectionHandler } from "./ssh-connection-handler.js";
@@ -21,6 +23,10 @@ export interface SandboxSshServerOptions {
   /** sftp-server binary; default: the first of the usual OpenSSH locations that exists. */
   sftpServerPath?: string;
 }
+
+// ssh2's index also loads its client, agent, key generator and HTTP agents; the server module
+// alone starts ~0.2 s sooner in a sandbox VM under TCG.
+const loadSshServer = () => createRequire(import.meta.url)("ssh2/lib/server.js") as typeof ssh2.Server;
 
 export const DEFAULT_RUN_AS_USER = "sandbox";
 export const DEFAULT_WORKDIR = "/sandbox";
@@ -69,7 +75,8 @@ export class SandboxSshServer {
     if (!context.sftpServerPath) {
       options.logger.warn("no sftp-server found; sftp, scp and editor remote sessions will not work");
     }
-    const ssh = new ssh2.Server({ hostKeys: [generateHostKey()], ident: "OpenShell" });
+    const SshServer = loadSshServer();
+    const ssh = new SshServer({ hostKeys: [generateHostKey()], ident: "OpenShell" });
     const listener = net.createServer();
     const server = new SandboxSshServer(listener, ssh, context, options.socketPath);
     await listenOnSupervisorSocket(listener, options.socketPath);

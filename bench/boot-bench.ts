@@ -1,0 +1,124 @@
+// Guest boot benchmark (issue 4): boots the staged runtime with the driver's own QEMU command line,
+// interleaving the way the driver boots (uncompressed PVH kernel, kernel crypto self-tests off)
+// with the baseline it replaced (bzImage, self-tests on), and reports p50 wall time from QEMU's
+// launch to the init's "ready" and to the supervisor's SSH:LISTEN. The supervisor dials an
+// unreachable endpoint, so no gateway is involved. Usage: bash bench/run.sh boot-bench.ts [--runs 5]
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { hostTscKhz } from "../packages/driver-vm/src/host-tsc.js";
+import { qemuArgs } from "../packages/driver-vm/src/qemu-command.js";
+import { locateVmRuntime } from "../packages/driver-vm/src/vm-runtime.js";
+
+const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+const RUNS = Number(values.runs);
+const runtime = locateVmRuntime();
+
+interface Variant {
+  name: string;
+  kernel: string;
+  /** Rewrites the driver's kernel command line. */
+  cmdline: (driver: string) => string;
+}
+const variants: Variant[] = [
+  {
+    name: "baseline (vmlinuz, crypto self-tests)",
+    kernel: join(runtime.dir, "vmlinuz"),
+    cmdline: (line) => line.replace(" cryptomgr.notests=1", ""),
+  },
+  { name: "driver (as the driver boots)", kernel: runtime.kernel, cmdline: (line) => line },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const fmt = (xs: number[]) =>
+  `p50 ${(median(xs) / 1000).toFixed(2)} s [${(Math.min(...xs) / 1000).toFixed(2)}–${(Math.max(...xs) / 1000).toFixed(2)}]`;
+
+async function bootOnce(variant: Variant): Promise<{ ready: number; listen: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "openshell-boot-bench-"));
+  try {
+    const disk = join(dir, "disk.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", runtime.baseDisk, disk]);
+    const envFile = join(dir, "env");
+    writeFileSync(
+      envFile,
+      [
+        "OPENSHELL_SANDBOX_ID=boot-bench",
+        "OPENSHELL_SANDBOX=boot-bench",
+        "OPENSHELL_ENDPOINT=http://host.openshell.internal:1",
+        "OPENSHELL_SUPERVISOR_TOKEN=boot-bench",
+        "OPENSHELL_SSH_SOCKET_PATH=/run/openshell/ssh.sock",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const consoleLog = join(dir, "console.log");
+    writeFileSync(consoleLog, "");
+    const args = qemuArgs({
+      qemuBinary: "qemu-system-x86_64",
+      accelerator: "tcg",
+      vcpus: 2,
+      memMib: 1024,
+      kernel: variant.kernel,
+      initrd: runtime.initrd,
+      disk,
+      envFile,
+      consoleLog,
+      pidFile: join(dir, "qemu.pid"),
+      qmpSocket: join(dir, "qmp.sock"),
+      tscKhz: hostTscKhz(),
+    });
+    const append = args.indexOf("-append") + 1;
+    args[append] = variant.cmdline(args[append]!);
+    const started = performance.now();
+    const qemu = spawn("qemu-system-x86_64", args, { stdio: "ignore" });
+    try {
+      let ready = 0;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 20));
+        const text = readFileSync(consoleLog, "latin1");
+        if (!ready && text.includes("OPENSHELL-VM-INIT ready")) ready = performance.now() - started;
+        if (text.includes("SSH:LISTEN")) return { ready, listen: performance.now() - started };
+        if (qemu.exitCode !== null) throw new Error(`QEMU exited early:\n${text.slice(-2000)}`);
+        if (performance.now() - started > 120_000)
+          throw new Error(`no SSH:LISTEN in 120 s:\n${text.slice(-2000)}`);
+      }
+    } finally {
+      qemu.kill("SIGKILL");
+      await new Promise((r) =>
+        qemu.exitCode === null && qemu.signalCode === null ? qemu.once("exit", r) : r(null),
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: "inherit" });
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
+  });
+}
+
+console.log(`# boot-bench  runtime ${runtime.dir}  TCG, 2 vCPUs, 1024 MiB, ${RUNS} interleaved runs each`);
+const results = variants.map(() => ({ ready: [] as number[], listen: [] as number[] }));
+for (let i = 0; i < RUNS; i++) {
+  for (const [index, variant] of variants.entries()) {
+    const { ready, listen } = await bootOnce(variant);
+    results[index]!.ready.push(ready);
+    results[index]!.listen.push(listen);
+  }
+}
+for (const [index, variant] of variants.entries()) {
+  const r = results[index]!;
+  console.log(
+    `${variant.name.padEnd(40)} launch → ready ${fmt(r.ready)}   launch → SSH:LISTEN ${fmt(r.listen)}`,
+  );
+}
+const [base, driver] = results;
+console.log(
+  `ratio driver/baseline: ready ${(median(driver!.ready) / median(base!.ready)).toFixed(2)}, SSH:LISTEN ${(median(driver!.listen) / median(base!.listen)).toFixed(2)}`,
+);
