@@ -50,6 +50,8 @@ describe("VM runtime (stage-vm-runtime.sh, openshell-vm-init, boot-check.sh)", (
       expect(run.status, run.output).toBe(0);
       expect(run.output).toContain("OPENSHELL-VM-INIT selftest ok");
       expect(run.output).toContain("env value round trip ok");
+      // The staging warm-up boot filled the supervisor's V8 compile cache in the image.
+      expect(run.output).toMatch(/selftest compile cache: [1-9]\d* files/);
       expect(run.output).toContain("SSH:LISTEN");
       expect(run.output).toMatch(/graceful poweroff: QEMU exited [\d.]+ s after system_powerdown/);
       expect(run.output).toContain("supervisor exited status=0");

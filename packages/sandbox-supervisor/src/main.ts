@@ -35,6 +35,7 @@ async function main(): Promise<number> {
   });
   // The supervisor's secrets stay out of every child it starts.
   delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
+  delete process.env.NODE_COMPILE_CACHE; // the sandbox VM's init sets it for the supervisor alone
   const supervisor = new SandboxSupervisor(config, logger, shipper);
   // Handlers first: a SIGTERM during start-up must still stop cleanly.
   const stopRequested = new Promise<void>((resolve) => {
