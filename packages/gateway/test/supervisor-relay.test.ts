@@ -86,6 +86,15 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
     expect(result.code).toBe(3);
   });
 
+  it("children inherit no descriptors from the supervisor before any terminal was opened", async () => {
+    // The supervisor itself may have inherited descriptors without close-on-exec from whoever
+    // started it (the test harness does): the prelude closes those too.
+    const listed = await execOutput(
+      gw.grpc.execSandbox({ sandboxId, command: ["ls", "-1", "/proc/self/fd"] }),
+    );
+    expect(listed.stdout.trim().split("\n")).toEqual(["0", "1", "2", "3"]);
+  });
+
   it("gives an interactive login shell on a PTY through the gateway (ssh -tt)", async () => {
     const result = await run(
       "ssh",

@@ -210,8 +210,10 @@ export class SessionChannelHandler {
 const BASH = "/bin/bash";
 /**
  * node-pty leaves its PTY master descriptors inheritable (no FD_CLOEXEC), so every later child would
- * hold the terminals of other sessions. Node cannot set the flag, so children start through a bash
- * prelude that closes every descriptor above 2 and then execs the real program.
+ * hold the terminals of other sessions; and whoever started the supervisor may have left it
+ * descriptors without the flag too. Node cannot set it, so children start through a bash prelude
+ * that closes every descriptor above 2 and then execs the real program (skipping it until the first
+ * terminal was tried: a test harness's inherited descriptor reached children).
  */
 const CLOSE_INHERITED_FDS =
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script; ${…} is bash's expansion
