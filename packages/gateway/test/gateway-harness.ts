@@ -55,8 +55,31 @@ export function makeStateDir(): string {
   return mkdtempSync(join(tmpdir(), "osgw-"));
 }
 
+/**
+ * Removes a test's state dir after ending whatever still runs from it (processes whose arguments
+ * name it: all this test's): a test driver outlives a SIGKILLed gateway until it notices, and
+ * would write its state into the dir again after the removal.
+ */
 export function removeStateDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  const leftovers = pidsOf(/./, dir).filter((pid) => pid !== process.pid);
+  for (const pid of leftovers) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  // A zombie counts as gone: a killed child of this process is reaped only once the loop runs again.
+  const running = (pid: number) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  };
+  for (let waited = 0; waited < 5_000 && leftovers.some(running); waited += 50) Atomics.wait(pause, 0, 0, 50);
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
 export async function freePort(): Promise<number> {
