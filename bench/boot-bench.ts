@@ -3,14 +3,15 @@
 // with the baseline it replaced (bzImage, self-tests on), and reports p50 wall time from QEMU's
 // launch to the init's "ready" and to the supervisor's SSH:LISTEN. The supervisor dials an
 // unreachable endpoint, so no gateway is involved. Usage: bash bench/run.sh boot-bench.ts [--runs 5]
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { hostTscKhz } from "../packages/driver-vm/src/host-tsc.js";
 import { qemuArgs } from "../packages/driver-vm/src/qemu-command.js";
 import { locateVmRuntime } from "../packages/driver-vm/src/vm-runtime.js";
+import { secondsSummary as fmt, median } from "./stats.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
@@ -31,15 +32,21 @@ const variants: Variant[] = [
   { name: "driver (as the driver boots)", kernel: runtime.kernel, cmdline: (line) => line },
 ];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-const fmt = (xs: number[]) =>
-  `p50 ${(median(xs) / 1000).toFixed(2)} s [${(Math.min(...xs) / 1000).toFixed(2)}–${(Math.max(...xs) / 1000).toFixed(2)}]`;
-
 async function bootOnce(variant: Variant): Promise<{ ready: number; listen: number }> {
   const dir = mkdtempSync(join(tmpdir(), "openshell-boot-bench-"));
   try {
     const disk = join(dir, "disk.qcow2");
-    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", runtime.baseDisk, disk]);
+    await promisify(execFile)("qemu-img", [
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-F",
+      "qcow2",
+      "-b",
+      runtime.baseDisk,
+      disk,
+    ]);
     const envFile = join(dir, "env");
     writeFileSync(
       envFile,
@@ -93,14 +100,6 @@ async function bootOnce(variant: Variant): Promise<{ ready: number; listen: numb
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function run(command: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: "inherit" });
-    child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
-  });
 }
 
 console.log(`# boot-bench  runtime ${runtime.dir}  TCG, 2 vCPUs, 1024 MiB, ${RUNS} interleaved runs each`);

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { findRepoRoot } from "../packages/gateway/test/gateway-harness.js";
+import { median, quantile } from "./stats.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" } } });
 const RUNS = Number(values.runs);
@@ -35,12 +36,6 @@ const CASES: Case[] = [
   { name: "openshell --help", args: [CLI, "--help"] },
   { name: "openshell sandbox list --help", args: [CLI, "sandbox", "list", "--help"] },
 ];
-
-function quantile(xs: number[], q: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-const median = (xs: number[]) => quantile(xs, 0.5);
 
 function run(args: string[]): { ms: number; stdout: string } {
   const started = performance.now();

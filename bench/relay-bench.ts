@@ -22,6 +22,7 @@ import {
   waitForPhase,
 } from "../packages/gateway/test/sandbox-harness.js";
 import { rssMiB } from "./proc-stats.js";
+import { median, quantile } from "./stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -67,11 +68,6 @@ function forwarderSshArgs(port: number): string[] {
   return sshOptionsVia(`${process.execPath} ${TCP_PROXY_COMMAND} ${port}`);
 }
 
-const median = (xs: number[]) => quantile(xs, 0.5);
-function quantile(xs: number[], q: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
 const fmt = (xs: number[], unit: string, digits = 0) =>
   `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}] ${unit} (n=${xs.length})`;
 

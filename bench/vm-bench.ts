@@ -14,14 +14,11 @@ import {
   waitFor,
 } from "../packages/gateway/test/gateway-harness.js";
 import { rssMiB } from "./proc-stats.js";
+import { secondsSummary as fmt } from "./stats.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
 const REPO = findRepoRoot(import.meta.dirname);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-const fmt = (xs: number[]) =>
-  `p50 ${(median(xs) / 1000).toFixed(2)} s [${(Math.min(...xs) / 1000).toFixed(2)}–${(Math.max(...xs) / 1000).toFixed(2)}] (n=${xs.length})`;
 
 const qemuPids = (stateDir: string) => pidsOf(/^qemu-system/, stateDir);
 

@@ -70,15 +70,7 @@ export function removeStateDir(dir: string): void {
     }
   }
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  // A zombie counts as gone: a killed child of this process is reaped only once the loop runs again.
-  const running = (pid: number) => {
-    try {
-      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-    } catch {
-      return false;
-    }
-  };
-  for (let waited = 0; waited < 5_000 && leftovers.some(running); waited += 50) Atomics.wait(pause, 0, 0, 50);
+  for (let waited = 0; waited < 5_000 && leftovers.some(isAlive); waited += 50) Atomics.wait(pause, 0, 0, 50);
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
@@ -192,10 +184,13 @@ export async function waitFor(
   throw new Error(message());
 }
 
+/**
+ * Whether `pid` still runs. A zombie counts as gone: a killed child of this process stays one until
+ * the event loop reaps it.
+ */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return false;
   }
