@@ -13,9 +13,9 @@ import type { SupervisorProcesses } from "./supervisor-processes.js";
  * gateway's compute runtime can be exercised with a real child process over a real Unix socket.
  *
  * Behaviour can be steered per sandbox through spec.environment (test hooks only):
- * - OPENSHELL_TEST_DRIVER_REJECT=msg       ValidateSandboxCreate fails with FAILED_PRECONDITION msg
- * - OPENSHELL_TEST_DRIVER_FAIL_CREATE=msg  CreateSandbox fails with INTERNAL msg
- * - OPENSHELL_TEST_DRIVER_ERROR=msg        after creation the sandbox reports Ready=False reason Crashed
+ * - TEST_DRIVER_REJECT=msg       ValidateSandboxCreate fails with FAILED_PRECONDITION msg
+ * - TEST_DRIVER_FAIL_CREATE=msg  CreateSandbox fails with INTERNAL msg
+ * - TEST_DRIVER_ERROR=msg        after creation the sandbox reports Ready=False reason Crashed
  */
 export interface TestDriverOptions {
   stateDir: string;
@@ -24,9 +24,9 @@ export interface TestDriverOptions {
   supervisors?: SupervisorProcesses;
 }
 
-const HOOK_REJECT = "OPENSHELL_TEST_DRIVER_REJECT";
-const HOOK_FAIL_CREATE = "OPENSHELL_TEST_DRIVER_FAIL_CREATE";
-const HOOK_ERROR = "OPENSHELL_TEST_DRIVER_ERROR";
+const HOOK_REJECT = "TEST_DRIVER_REJECT";
+const HOOK_FAIL_CREATE = "TEST_DRIVER_FAIL_CREATE";
+const HOOK_ERROR = "TEST_DRIVER_ERROR";
 
 export class TestDriver {
   private readonly sandboxes = new Map<string, compute.DriverSandbox>();

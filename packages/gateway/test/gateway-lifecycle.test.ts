@@ -87,7 +87,7 @@ describe("gateway CRUD over gRPC and Connect", () => {
     const gw = await gateway();
     const failure = await rpcFailure(
       gw.grpc.createSandbox({
-        spec: { environment: { OPENSHELL_TEST_DRIVER_FAIL_CREATE: "disk full" } },
+        spec: { environment: { TEST_DRIVER_FAIL_CREATE: "disk full" } },
         name: "doomed",
       }),
     );
@@ -96,7 +96,7 @@ describe("gateway CRUD over gRPC and Connect", () => {
     expect((await rpcFailure(gw.grpc.getSandbox({ name: "doomed" }))).code).toBe(Code.NotFound);
     const rejected = await rpcFailure(
       gw.grpc.createSandbox({
-        spec: { environment: { OPENSHELL_TEST_DRIVER_REJECT: "no capacity" } },
+        spec: { environment: { TEST_DRIVER_REJECT: "no capacity" } },
         name: "nope",
       }),
     );
