@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file openshell/v1/openshell.proto.
  */
 export const file_openshell_v1_openshell: GenFile = /*@__PURE__*/
-  fileDesc("ChxvcGVuc2hlbGwvdjEvb3BlbnNoZWxsLnByb3RvEgxvcGVuc2hlbGwudjEiDwoNSGVhbHRoUmVxdWVzdCJOCg5IZWFsdGhSZXNwb25zZRIrCgZzdGF0dXMYASABKA4yGy5vcGVuc2hlbGwudjEuU2VydmljZVN0YXR1cxIPCgd2ZXJzaW9uGAIgASgJIu4BCgdTYW5kYm94EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJbmFtZXNwYWNlGAMgASgJEicKBHNwZWMYBCABKAsyGS5vcGVuc2hlbGwudjEuU2FuZGJveFNwZWMSKwoGc3RhdHVzGAUgASgLMhsub3BlbnNoZWxsLnYxLlNhbmRib3hTdGF0dXMSKQoFcGhhc2UYBiABKA4yGi5vcGVuc2hlbGwudjEuU2FuZGJveFBoYXNlEhUKDWNyZWF0ZWRfYXRfbXMYByABKAMSHgoWY3VycmVudF9wb2xpY3lfdmVyc2lvbhgIIAEoDSKbAgoLU2FuZGJveFNwZWMSEQoJbG9nX2xldmVsGAEgASgJEj8KC2Vudmlyb25tZW50GAUgAygLMioub3BlbnNoZWxsLnYxLlNhbmRib3hTcGVjLkVudmlyb25tZW50RW50cnkSLwoIdGVtcGxhdGUYBiABKAsyHS5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlEjMKBnBvbGljeRgHIAEoCzIjLm9wZW5zaGVsbC5zYW5kYm94LnYxLlNhbmRib3hQb2xpY3kSEQoJcHJvdmlkZXJzGAggAygJEgsKA2dwdRgJIAEoCBoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikwQKD1NhbmRib3hUZW1wbGF0ZRINCgVpbWFnZRgBIAEoCRIaChJydW50aW1lX2NsYXNzX25hbWUYAiABKAkSFAoMYWdlbnRfc29ja2V0GAMgASgJEjkKBmxhYmVscxgEIAMoCzIpLm9wZW5zaGVsbC52MS5TYW5kYm94VGVtcGxhdGUuTGFiZWxzRW50cnkSQwoLYW5ub3RhdGlvbnMYBSADKAsyLi5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlLkFubm90YXRpb25zRW50cnkSQwoLZW52aXJvbm1lbnQYBiADKAsyLi5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlLkVudmlyb25tZW50RW50cnkSKgoJcmVzb3VyY2VzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI3ChZ2b2x1bWVfY2xhaW1fdGVtcGxhdGVzGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikgEKDVNhbmRib3hTdGF0dXMSFAoMc2FuZGJveF9uYW1lGAEgASgJEhEKCWFnZW50X3BvZBgCIAEoCRIQCghhZ2VudF9mZBgDIAEoCRISCgpzYW5kYm94X2ZkGAQgASgJEjIKCmNvbmRpdGlvbnMYBSADKAsyHi5vcGVuc2hlbGwudjEuU2FuZGJveENvbmRpdGlvbiJvChBTYW5kYm94Q29uZGl0aW9uEgwKBHR5cGUYASABKAkSDgoGc3RhdHVzGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhwKFGxhc3RfdHJhbnNpdGlvbl90aW1lGAUgASgJItIBCg1QbGF0Zm9ybUV2ZW50EhQKDHRpbWVzdGFtcF9tcxgBIAEoAxIOCgZzb3VyY2UYAiABKAkSDAoEdHlwZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDwoHbWVzc2FnZRgFIAEoCRI7CghtZXRhZGF0YRgGIAMoCzIpLm9wZW5zaGVsbC52MS5QbGF0Zm9ybUV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk0KFENyZWF0ZVNhbmRib3hSZXF1ZXN0EicKBHNwZWMYASABKAsyGS5vcGVuc2hlbGwudjEuU2FuZGJveFNwZWMSDAoEbmFtZRgCIAEoCSI5Cg9TYW5kYm94UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLm9wZW5zaGVsbC52MS5TYW5kYm94IiEKEUdldFNhbmRib3hSZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoUTGlzdFNhbmRib3hlc1JlcXVlc3QSDQoFbGltaXQYASABKA0SDgoGb2Zmc2V0GAIgASgNIkEKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIoCglzYW5kYm94ZXMYASADKAsyFS5vcGVuc2hlbGwudjEuU2FuZGJveCIkChREZWxldGVTYW5kYm94UmVxdWVzdBIMCgRuYW1lGAEgASgJIigKFURlbGV0ZVNhbmRib3hSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIuwBChNXYXRjaFNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJEhUKDWZvbGxvd19zdGF0dXMYAiABKAgSEwoLZm9sbG93X2xvZ3MYAyABKAgSFQoNZm9sbG93X2V2ZW50cxgEIAEoCBIWCg5sb2dfdGFpbF9saW5lcxgFIAEoDRISCgpldmVudF90YWlsGAYgASgNEhgKEHN0b3Bfb25fdGVybWluYWwYByABKAgSFAoMbG9nX3NpbmNlX21zGAggASgDEhMKC2xvZ19zb3VyY2VzGAkgAygJEhUKDWxvZ19taW5fbGV2ZWwYCiABKAkimwIKElNhbmRib3hTdHJlYW1FdmVudBIoCgdzYW5kYm94GAEgASgLMhUub3BlbnNoZWxsLnYxLlNhbmRib3hIABIrCgNsb2cYAiABKAsyHC5vcGVuc2hlbGwudjEuU2FuZGJveExvZ0xpbmVIABIsCgVldmVudBgDIAEoCzIbLm9wZW5zaGVsbC52MS5QbGF0Zm9ybUV2ZW50SAASNQoHd2FybmluZxgEIAEoCzIiLm9wZW5zaGVsbC52MS5TYW5kYm94U3RyZWFtV2FybmluZ0gAEj4KE2RyYWZ0X3BvbGljeV91cGRhdGUYBSABKAsyHy5vcGVuc2hlbGwudjEuRHJhZnRQb2xpY3lVcGRhdGVIAEIJCgdwYXlsb2FkIicKFFNhbmRib3hTdHJlYW1XYXJuaW5nEg8KB21lc3NhZ2UYASABKAkiZgoRRHJhZnRQb2xpY3lVcGRhdGUSFQoNZHJhZnRfdmVyc2lvbhgBIAEoBBISCgpuZXdfY2h1bmtzGAIgASgNEhUKDXRvdGFsX3BlbmRpbmcYAyABKA0SDwoHc3VtbWFyeRgEIAEoCSLjAQoOU2FuZGJveExvZ0xpbmUSEgoKc2FuZGJveF9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSDQoFbGV2ZWwYAyABKAkSDgoGdGFyZ2V0GAQgASgJEg8KB21lc3NhZ2UYBSABKAkSDgoGc291cmNlGAYgASgJEjgKBmZpZWxkcxgHIAMoCzIoLm9wZW5zaGVsbC52MS5TYW5kYm94TG9nTGluZS5GaWVsZHNFbnRyeRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KF0NyZWF0ZVNzaFNlc3Npb25SZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkizAEKGENyZWF0ZVNzaFNlc3Npb25SZXNwb25zZRISCgpzYW5kYm94X2lkGAEgASgJEg0KBXRva2VuGAIgASgJEhQKDGdhdGV3YXlfaG9zdBgDIAEoCRIUCgxnYXRld2F5X3BvcnQYBCABKA0SFgoOZ2F0ZXdheV9zY2hlbWUYBSABKAkSFAoMY29ubmVjdF9wYXRoGAYgASgJEhwKFGhvc3Rfa2V5X2ZpbmdlcnByaW50GAcgASgJEhUKDWV4cGlyZXNfYXRfbXMYCCABKAMiKAoXUmV2b2tlU3NoU2Vzc2lvblJlcXVlc3QSDQoFdG9rZW4YASABKAkiKwoYUmV2b2tlU3NoU2Vzc2lvblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgiiAEKClNzaFNlc3Npb24SCgoCaWQYASABKAkSEgoKc2FuZGJveF9pZBgCIAEoCRINCgV0b2tlbhgDIAEoCRIVCg1jcmVhdGVkX2F0X21zGAQgASgDEg8KB3Jldm9rZWQYBSABKAgSDAoEbmFtZRgGIAEoCRIVCg1leHBpcmVzX2F0X21zGAcgASgDIvsBChJFeGVjU2FuZGJveFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB3dvcmtkaXIYAyABKAkSRgoLZW52aXJvbm1lbnQYBCADKAsyMS5vcGVuc2hlbGwudjEuRXhlY1NhbmRib3hSZXF1ZXN0LkVudmlyb25tZW50RW50cnkSFwoPdGltZW91dF9zZWNvbmRzGAUgASgNEg0KBXN0ZGluGAYgASgMEgsKA3R0eRgHIAEoCBoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisgEKEEV4ZWNTYW5kYm94RXZlbnQSMQoGc3Rkb3V0GAEgASgLMh8ub3BlbnNoZWxsLnYxLkV4ZWNTYW5kYm94U3Rkb3V0SAASMQoGc3RkZXJyGAIgASgLMh8ub3BlbnNoZWxsLnYxLkV4ZWNTYW5kYm94U3RkZXJySAASLQoEZXhpdBgDIAEoCzIdLm9wZW5zaGVsbC52MS5FeGVjU2FuZGJveEV4aXRIAEIJCgdwYXlsb2FkIiEKEUV4ZWNTYW5kYm94U3Rkb3V0EgwKBGRhdGEYASABKAwiIQoRRXhlY1NhbmRib3hTdGRlcnISDAoEZGF0YRgBIAEoDCIkCg9FeGVjU2FuZGJveEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFIksKFUNyZWF0ZVByb3ZpZGVyUmVxdWVzdBIyCghwcm92aWRlchgBIAEoCzIgLm9wZW5zaGVsbC5kYXRhbW9kZWwudjEuUHJvdmlkZXIiIgoSR2V0UHJvdmlkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoUTGlzdFByb3ZpZGVyc1JlcXVlc3QSDQoFbGltaXQYASABKA0SDgoGb2Zmc2V0GAIgASgNIkwKFUxpc3RQcm92aWRlcnNSZXNwb25zZRIzCglwcm92aWRlcnMYASADKAsyIC5vcGVuc2hlbGwuZGF0YW1vZGVsLnYxLlByb3ZpZGVyIksKFVVwZGF0ZVByb3ZpZGVyUmVxdWVzdBIyCghwcm92aWRlchgBIAEoCzIgLm9wZW5zaGVsbC5kYXRhbW9kZWwudjEuUHJvdmlkZXIiJQoVRGVsZXRlUHJvdmlkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiKQoWRGVsZXRlUHJvdmlkZXJSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIkYKEFByb3ZpZGVyUmVzcG9uc2USMgoIcHJvdmlkZXIYASABKAsyIC5vcGVuc2hlbGwuZGF0YW1vZGVsLnYxLlByb3ZpZGVyIjoKJEdldFNhbmRib3hQcm92aWRlckVudmlyb25tZW50UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIrYBCiVHZXRTYW5kYm94UHJvdmlkZXJFbnZpcm9ubWVudFJlc3BvbnNlElkKC2Vudmlyb25tZW50GAEgAygLMkQub3BlbnNoZWxsLnYxLkdldFNhbmRib3hQcm92aWRlckVudmlyb25tZW50UmVzcG9uc2UuRW52aXJvbm1lbnRFbnRyeRoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicAoVR2V0U2FuZGJveExvZ3NSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDQoFbGluZXMYAiABKA0SEAoIc2luY2VfbXMYAyABKAMSDwoHc291cmNlcxgEIAMoCRIRCgltaW5fbGV2ZWwYBSABKAkiWgoWR2V0U2FuZGJveExvZ3NSZXNwb25zZRIqCgRsb2dzGAEgAygLMhwub3BlbnNoZWxsLnYxLlNhbmRib3hMb2dMaW5lEhQKDGJ1ZmZlcl90b3RhbBgCIAEoDSJYChZQdXNoU2FuZGJveExvZ3NSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSKgoEbG9ncxgCIAMoCzIcLm9wZW5zaGVsbC52MS5TYW5kYm94TG9nTGluZSIZChdQdXNoU2FuZGJveExvZ3NSZXNwb25zZSLzAQoRU3VwZXJ2aXNvck1lc3NhZ2USLgoFaGVsbG8YASABKAsyHS5vcGVuc2hlbGwudjEuU3VwZXJ2aXNvckhlbGxvSAASNgoJaGVhcnRiZWF0GAIgASgLMiEub3BlbnNoZWxsLnYxLlN1cGVydmlzb3JIZWFydGJlYXRIABI6ChFyZWxheV9vcGVuX3Jlc3VsdBgDIAEoCzIdLm9wZW5zaGVsbC52MS5SZWxheU9wZW5SZXN1bHRIABIvCgtyZWxheV9jbG9zZRgEIAEoCzIYLm9wZW5zaGVsbC52MS5SZWxheUNsb3NlSABCCQoHcGF5bG9hZCKmAgoOR2F0ZXdheU1lc3NhZ2USOQoQc2Vzc2lvbl9hY2NlcHRlZBgBIAEoCzIdLm9wZW5zaGVsbC52MS5TZXNzaW9uQWNjZXB0ZWRIABI5ChBzZXNzaW9uX3JlamVjdGVkGAIgASgLMh0ub3BlbnNoZWxsLnYxLlNlc3Npb25SZWplY3RlZEgAEjMKCWhlYXJ0YmVhdBgDIAEoCzIeLm9wZW5zaGVsbC52MS5HYXRld2F5SGVhcnRiZWF0SAASLQoKcmVsYXlfb3BlbhgEIAEoCzIXLm9wZW5zaGVsbC52MS5SZWxheU9wZW5IABIvCgtyZWxheV9jbG9zZRgFIAEoCzIYLm9wZW5zaGVsbC52MS5SZWxheUNsb3NlSABCCQoHcGF5bG9hZCI6Cg9TdXBlcnZpc29ySGVsbG8SEgoKc2FuZGJveF9pZBgBIAEoCRITCgtpbnN0YW5jZV9pZBgCIAEoCSJGCg9TZXNzaW9uQWNjZXB0ZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIfChdoZWFydGJlYXRfaW50ZXJ2YWxfc2VjcxgCIAEoDSIhCg9TZXNzaW9uUmVqZWN0ZWQSDgoGcmVhc29uGAEgASgJIhUKE1N1cGVydmlzb3JIZWFydGJlYXQiEgoQR2F0ZXdheUhlYXJ0YmVhdCIfCglSZWxheU9wZW4SEgoKY2hhbm5lbF9pZBgBIAEoCSJFCg9SZWxheU9wZW5SZXN1bHQSEgoKY2hhbm5lbF9pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEg0KBWVycm9yGAMgASgJIjAKClJlbGF5Q2xvc2USEgoKY2hhbm5lbF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiUAoKUmVsYXlGcmFtZRInCgRpbml0GAEgASgLMhcub3BlbnNoZWxsLnYxLlJlbGF5SW5pdEgAEg4KBGRhdGEYAiABKAxIAEIJCgdwYXlsb2FkIh8KCVJlbGF5SW5pdBISCgpjaGFubmVsX2lkGAEgASgJKoYBCg1TZXJ2aWNlU3RhdHVzEh4KGlNFUlZJQ0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWU0VSVklDRV9TVEFUVVNfSEVBTFRIWRABEhsKF1NFUlZJQ0VfU1RBVFVTX0RFR1JBREVEEAISHAoYU0VSVklDRV9TVEFUVVNfVU5IRUFMVEhZEAMqtgEKDFNhbmRib3hQaGFzZRIdChlTQU5EQk9YX1BIQVNFX1VOU1BFQ0lGSUVEEAASHgoaU0FOREJPWF9QSEFTRV9QUk9WSVNJT05JTkcQARIXChNTQU5EQk9YX1BIQVNFX1JFQURZEAISFwoTU0FOREJPWF9QSEFTRV9FUlJPUhADEhoKFlNBTkRCT1hfUEhBU0VfREVMRVRJTkcQBBIZChVTQU5EQk9YX1BIQVNFX1VOS05PV04QBTKbDwoJT3BlblNoZWxsEkMKBkhlYWx0aBIbLm9wZW5zaGVsbC52MS5IZWFsdGhSZXF1ZXN0Ghwub3BlbnNoZWxsLnYxLkhlYWx0aFJlc3BvbnNlElIKDUNyZWF0ZVNhbmRib3gSIi5vcGVuc2hlbGwudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaHS5vcGVuc2hlbGwudjEuU2FuZGJveFJlc3BvbnNlEkwKCkdldFNhbmRib3gSHy5vcGVuc2hlbGwudjEuR2V0U2FuZGJveFJlcXVlc3QaHS5vcGVuc2hlbGwudjEuU2FuZGJveFJlc3BvbnNlElgKDUxpc3RTYW5kYm94ZXMSIi5vcGVuc2hlbGwudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaIy5vcGVuc2hlbGwudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlElgKDURlbGV0ZVNhbmRib3gSIi5vcGVuc2hlbGwudjEuRGVsZXRlU2FuZGJveFJlcXVlc3QaIy5vcGVuc2hlbGwudjEuRGVsZXRlU2FuZGJveFJlc3BvbnNlElUKDFdhdGNoU2FuZGJveBIhLm9wZW5zaGVsbC52MS5XYXRjaFNhbmRib3hSZXF1ZXN0GiAub3BlbnNoZWxsLnYxLlNhbmRib3hTdHJlYW1FdmVudDABEmEKEENyZWF0ZVNzaFNlc3Npb24SJS5vcGVuc2hlbGwudjEuQ3JlYXRlU3NoU2Vzc2lvblJlcXVlc3QaJi5vcGVuc2hlbGwudjEuQ3JlYXRlU3NoU2Vzc2lvblJlc3BvbnNlEmEKEFJldm9rZVNzaFNlc3Npb24SJS5vcGVuc2hlbGwudjEuUmV2b2tlU3NoU2Vzc2lvblJlcXVlc3QaJi5vcGVuc2hlbGwudjEuUmV2b2tlU3NoU2Vzc2lvblJlc3BvbnNlElEKC0V4ZWNTYW5kYm94EiAub3BlbnNoZWxsLnYxLkV4ZWNTYW5kYm94UmVxdWVzdBoeLm9wZW5zaGVsbC52MS5FeGVjU2FuZGJveEV2ZW50MAESVQoOQ3JlYXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuQ3JlYXRlUHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USTwoLR2V0UHJvdmlkZXISIC5vcGVuc2hlbGwudjEuR2V0UHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USWAoNTGlzdFByb3ZpZGVycxIiLm9wZW5zaGVsbC52MS5MaXN0UHJvdmlkZXJzUmVxdWVzdBojLm9wZW5zaGVsbC52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2USVQoOVXBkYXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuVXBkYXRlUHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USWwoORGVsZXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuRGVsZXRlUHJvdmlkZXJSZXF1ZXN0GiQub3BlbnNoZWxsLnYxLkRlbGV0ZVByb3ZpZGVyUmVzcG9uc2UScQoQR2V0U2FuZGJveENvbmZpZxItLm9wZW5zaGVsbC5zYW5kYm94LnYxLkdldFNhbmRib3hDb25maWdSZXF1ZXN0Gi4ub3BlbnNoZWxsLnNhbmRib3gudjEuR2V0U2FuZGJveENvbmZpZ1Jlc3BvbnNlEnEKEEdldEdhdGV3YXlDb25maWcSLS5vcGVuc2hlbGwuc2FuZGJveC52MS5HZXRHYXRld2F5Q29uZmlnUmVxdWVzdBouLm9wZW5zaGVsbC5zYW5kYm94LnYxLkdldEdhdGV3YXlDb25maWdSZXNwb25zZRKIAQodR2V0U2FuZGJveFByb3ZpZGVyRW52aXJvbm1lbnQSMi5vcGVuc2hlbGwudjEuR2V0U2FuZGJveFByb3ZpZGVyRW52aXJvbm1lbnRSZXF1ZXN0GjMub3BlbnNoZWxsLnYxLkdldFNhbmRib3hQcm92aWRlckVudmlyb25tZW50UmVzcG9uc2USWwoOR2V0U2FuZGJveExvZ3MSIy5vcGVuc2hlbGwudjEuR2V0U2FuZGJveExvZ3NSZXF1ZXN0GiQub3BlbnNoZWxsLnYxLkdldFNhbmRib3hMb2dzUmVzcG9uc2USYAoPUHVzaFNhbmRib3hMb2dzEiQub3BlbnNoZWxsLnYxLlB1c2hTYW5kYm94TG9nc1JlcXVlc3QaJS5vcGVuc2hlbGwudjEuUHVzaFNhbmRib3hMb2dzUmVzcG9uc2UoARJWChFDb25uZWN0U3VwZXJ2aXNvchIfLm9wZW5zaGVsbC52MS5TdXBlcnZpc29yTWVzc2FnZRocLm9wZW5zaGVsbC52MS5HYXRld2F5TWVzc2FnZSgBMAESRQoLUmVsYXlTdHJlYW0SGC5vcGVuc2hlbGwudjEuUmVsYXlGcmFtZRoYLm9wZW5zaGVsbC52MS5SZWxheUZyYW1lKAEwAWIGcHJvdG8z", [file_openshell_datamodel_v1_datamodel, file_openshell_sandbox_v1_sandbox, file_google_protobuf_struct]);
+  fileDesc("ChxvcGVuc2hlbGwvdjEvb3BlbnNoZWxsLnByb3RvEgxvcGVuc2hlbGwudjEiDwoNSGVhbHRoUmVxdWVzdCJOCg5IZWFsdGhSZXNwb25zZRIrCgZzdGF0dXMYASABKA4yGy5vcGVuc2hlbGwudjEuU2VydmljZVN0YXR1cxIPCgd2ZXJzaW9uGAIgASgJIu4BCgdTYW5kYm94EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJbmFtZXNwYWNlGAMgASgJEicKBHNwZWMYBCABKAsyGS5vcGVuc2hlbGwudjEuU2FuZGJveFNwZWMSKwoGc3RhdHVzGAUgASgLMhsub3BlbnNoZWxsLnYxLlNhbmRib3hTdGF0dXMSKQoFcGhhc2UYBiABKA4yGi5vcGVuc2hlbGwudjEuU2FuZGJveFBoYXNlEhUKDWNyZWF0ZWRfYXRfbXMYByABKAMSHgoWY3VycmVudF9wb2xpY3lfdmVyc2lvbhgIIAEoDSKbAgoLU2FuZGJveFNwZWMSEQoJbG9nX2xldmVsGAEgASgJEj8KC2Vudmlyb25tZW50GAUgAygLMioub3BlbnNoZWxsLnYxLlNhbmRib3hTcGVjLkVudmlyb25tZW50RW50cnkSLwoIdGVtcGxhdGUYBiABKAsyHS5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlEjMKBnBvbGljeRgHIAEoCzIjLm9wZW5zaGVsbC5zYW5kYm94LnYxLlNhbmRib3hQb2xpY3kSEQoJcHJvdmlkZXJzGAggAygJEgsKA2dwdRgJIAEoCBoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikwQKD1NhbmRib3hUZW1wbGF0ZRINCgVpbWFnZRgBIAEoCRIaChJydW50aW1lX2NsYXNzX25hbWUYAiABKAkSFAoMYWdlbnRfc29ja2V0GAMgASgJEjkKBmxhYmVscxgEIAMoCzIpLm9wZW5zaGVsbC52MS5TYW5kYm94VGVtcGxhdGUuTGFiZWxzRW50cnkSQwoLYW5ub3RhdGlvbnMYBSADKAsyLi5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlLkFubm90YXRpb25zRW50cnkSQwoLZW52aXJvbm1lbnQYBiADKAsyLi5vcGVuc2hlbGwudjEuU2FuZGJveFRlbXBsYXRlLkVudmlyb25tZW50RW50cnkSKgoJcmVzb3VyY2VzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI3ChZ2b2x1bWVfY2xhaW1fdGVtcGxhdGVzGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikgEKDVNhbmRib3hTdGF0dXMSFAoMc2FuZGJveF9uYW1lGAEgASgJEhEKCWFnZW50X3BvZBgCIAEoCRIQCghhZ2VudF9mZBgDIAEoCRISCgpzYW5kYm94X2ZkGAQgASgJEjIKCmNvbmRpdGlvbnMYBSADKAsyHi5vcGVuc2hlbGwudjEuU2FuZGJveENvbmRpdGlvbiJvChBTYW5kYm94Q29uZGl0aW9uEgwKBHR5cGUYASABKAkSDgoGc3RhdHVzGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhwKFGxhc3RfdHJhbnNpdGlvbl90aW1lGAUgASgJItIBCg1QbGF0Zm9ybUV2ZW50EhQKDHRpbWVzdGFtcF9tcxgBIAEoAxIOCgZzb3VyY2UYAiABKAkSDAoEdHlwZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDwoHbWVzc2FnZRgFIAEoCRI7CghtZXRhZGF0YRgGIAMoCzIpLm9wZW5zaGVsbC52MS5QbGF0Zm9ybUV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk0KFENyZWF0ZVNhbmRib3hSZXF1ZXN0EicKBHNwZWMYASABKAsyGS5vcGVuc2hlbGwudjEuU2FuZGJveFNwZWMSDAoEbmFtZRgCIAEoCSI5Cg9TYW5kYm94UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLm9wZW5zaGVsbC52MS5TYW5kYm94IiEKEUdldFNhbmRib3hSZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoUTGlzdFNhbmRib3hlc1JlcXVlc3QSDQoFbGltaXQYASABKA0SDgoGb2Zmc2V0GAIgASgNIkEKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIoCglzYW5kYm94ZXMYASADKAsyFS5vcGVuc2hlbGwudjEuU2FuZGJveCIkChREZWxldGVTYW5kYm94UmVxdWVzdBIMCgRuYW1lGAEgASgJIigKFURlbGV0ZVNhbmRib3hSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIiIKElN0b3BTYW5kYm94UmVxdWVzdBIMCgRuYW1lGAEgASgJIiMKE1N0YXJ0U2FuZGJveFJlcXVlc3QSDAoEbmFtZRgBIAEoCSLsAQoTV2F0Y2hTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRIVCg1mb2xsb3dfc3RhdHVzGAIgASgIEhMKC2ZvbGxvd19sb2dzGAMgASgIEhUKDWZvbGxvd19ldmVudHMYBCABKAgSFgoObG9nX3RhaWxfbGluZXMYBSABKA0SEgoKZXZlbnRfdGFpbBgGIAEoDRIYChBzdG9wX29uX3Rlcm1pbmFsGAcgASgIEhQKDGxvZ19zaW5jZV9tcxgIIAEoAxITCgtsb2dfc291cmNlcxgJIAMoCRIVCg1sb2dfbWluX2xldmVsGAogASgJIpsCChJTYW5kYm94U3RyZWFtRXZlbnQSKAoHc2FuZGJveBgBIAEoCzIVLm9wZW5zaGVsbC52MS5TYW5kYm94SAASKwoDbG9nGAIgASgLMhwub3BlbnNoZWxsLnYxLlNhbmRib3hMb2dMaW5lSAASLAoFZXZlbnQYAyABKAsyGy5vcGVuc2hlbGwudjEuUGxhdGZvcm1FdmVudEgAEjUKB3dhcm5pbmcYBCABKAsyIi5vcGVuc2hlbGwudjEuU2FuZGJveFN0cmVhbVdhcm5pbmdIABI+ChNkcmFmdF9wb2xpY3lfdXBkYXRlGAUgASgLMh8ub3BlbnNoZWxsLnYxLkRyYWZ0UG9saWN5VXBkYXRlSABCCQoHcGF5bG9hZCInChRTYW5kYm94U3RyZWFtV2FybmluZxIPCgdtZXNzYWdlGAEgASgJImYKEURyYWZ0UG9saWN5VXBkYXRlEhUKDWRyYWZ0X3ZlcnNpb24YASABKAQSEgoKbmV3X2NodW5rcxgCIAEoDRIVCg10b3RhbF9wZW5kaW5nGAMgASgNEg8KB3N1bW1hcnkYBCABKAki4wEKDlNhbmRib3hMb2dMaW5lEhIKCnNhbmRib3hfaWQYASABKAkSFAoMdGltZXN0YW1wX21zGAIgASgDEg0KBWxldmVsGAMgASgJEg4KBnRhcmdldBgEIAEoCRIPCgdtZXNzYWdlGAUgASgJEg4KBnNvdXJjZRgGIAEoCRI4CgZmaWVsZHMYByADKAsyKC5vcGVuc2hlbGwudjEuU2FuZGJveExvZ0xpbmUuRmllbGRzRW50cnkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASItChdDcmVhdGVTc2hTZXNzaW9uUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIswBChhDcmVhdGVTc2hTZXNzaW9uUmVzcG9uc2USEgoKc2FuZGJveF9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIUCgxnYXRld2F5X2hvc3QYAyABKAkSFAoMZ2F0ZXdheV9wb3J0GAQgASgNEhYKDmdhdGV3YXlfc2NoZW1lGAUgASgJEhQKDGNvbm5lY3RfcGF0aBgGIAEoCRIcChRob3N0X2tleV9maW5nZXJwcmludBgHIAEoCRIVCg1leHBpcmVzX2F0X21zGAggASgDIigKF1Jldm9rZVNzaFNlc3Npb25SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIisKGFJldm9rZVNzaFNlc3Npb25SZXNwb25zZRIPCgdyZXZva2VkGAEgASgIIogBCgpTc2hTZXNzaW9uEgoKAmlkGAEgASgJEhIKCnNhbmRib3hfaWQYAiABKAkSDQoFdG9rZW4YAyABKAkSFQoNY3JlYXRlZF9hdF9tcxgEIAEoAxIPCgdyZXZva2VkGAUgASgIEgwKBG5hbWUYBiABKAkSFQoNZXhwaXJlc19hdF9tcxgHIAEoAyL7AQoSRXhlY1NhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHY29tbWFuZBgCIAMoCRIPCgd3b3JrZGlyGAMgASgJEkYKC2Vudmlyb25tZW50GAQgAygLMjEub3BlbnNoZWxsLnYxLkV4ZWNTYW5kYm94UmVxdWVzdC5FbnZpcm9ubWVudEVudHJ5EhcKD3RpbWVvdXRfc2Vjb25kcxgFIAEoDRINCgVzdGRpbhgGIAEoDBILCgN0dHkYByABKAgaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrIBChBFeGVjU2FuZGJveEV2ZW50EjEKBnN0ZG91dBgBIAEoCzIfLm9wZW5zaGVsbC52MS5FeGVjU2FuZGJveFN0ZG91dEgAEjEKBnN0ZGVychgCIAEoCzIfLm9wZW5zaGVsbC52MS5FeGVjU2FuZGJveFN0ZGVyckgAEi0KBGV4aXQYAyABKAsyHS5vcGVuc2hlbGwudjEuRXhlY1NhbmRib3hFeGl0SABCCQoHcGF5bG9hZCIhChFFeGVjU2FuZGJveFN0ZG91dBIMCgRkYXRhGAEgASgMIiEKEUV4ZWNTYW5kYm94U3RkZXJyEgwKBGRhdGEYASABKAwiJAoPRXhlY1NhbmRib3hFeGl0EhEKCWV4aXRfY29kZRgBIAEoBSJLChVDcmVhdGVQcm92aWRlclJlcXVlc3QSMgoIcHJvdmlkZXIYASABKAsyIC5vcGVuc2hlbGwuZGF0YW1vZGVsLnYxLlByb3ZpZGVyIiIKEkdldFByb3ZpZGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjUKFExpc3RQcm92aWRlcnNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNEg4KBm9mZnNldBgCIAEoDSJMChVMaXN0UHJvdmlkZXJzUmVzcG9uc2USMwoJcHJvdmlkZXJzGAEgAygLMiAub3BlbnNoZWxsLmRhdGFtb2RlbC52MS5Qcm92aWRlciJLChVVcGRhdGVQcm92aWRlclJlcXVlc3QSMgoIcHJvdmlkZXIYASABKAsyIC5vcGVuc2hlbGwuZGF0YW1vZGVsLnYxLlByb3ZpZGVyIiUKFURlbGV0ZVByb3ZpZGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIikKFkRlbGV0ZVByb3ZpZGVyUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCJGChBQcm92aWRlclJlc3BvbnNlEjIKCHByb3ZpZGVyGAEgASgLMiAub3BlbnNoZWxsLmRhdGFtb2RlbC52MS5Qcm92aWRlciI6CiRHZXRTYW5kYm94UHJvdmlkZXJFbnZpcm9ubWVudFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSK2AQolR2V0U2FuZGJveFByb3ZpZGVyRW52aXJvbm1lbnRSZXNwb25zZRJZCgtlbnZpcm9ubWVudBgBIAMoCzJELm9wZW5zaGVsbC52MS5HZXRTYW5kYm94UHJvdmlkZXJFbnZpcm9ubWVudFJlc3BvbnNlLkVudmlyb25tZW50RW50cnkaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInAKFUdldFNhbmRib3hMb2dzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEg0KBWxpbmVzGAIgASgNEhAKCHNpbmNlX21zGAMgASgDEg8KB3NvdXJjZXMYBCADKAkSEQoJbWluX2xldmVsGAUgASgJIloKFkdldFNhbmRib3hMb2dzUmVzcG9uc2USKgoEbG9ncxgBIAMoCzIcLm9wZW5zaGVsbC52MS5TYW5kYm94TG9nTGluZRIUCgxidWZmZXJfdG90YWwYAiABKA0iWAoWUHVzaFNhbmRib3hMb2dzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEioKBGxvZ3MYAiADKAsyHC5vcGVuc2hlbGwudjEuU2FuZGJveExvZ0xpbmUiGQoXUHVzaFNhbmRib3hMb2dzUmVzcG9uc2Ui8wEKEVN1cGVydmlzb3JNZXNzYWdlEi4KBWhlbGxvGAEgASgLMh0ub3BlbnNoZWxsLnYxLlN1cGVydmlzb3JIZWxsb0gAEjYKCWhlYXJ0YmVhdBgCIAEoCzIhLm9wZW5zaGVsbC52MS5TdXBlcnZpc29ySGVhcnRiZWF0SAASOgoRcmVsYXlfb3Blbl9yZXN1bHQYAyABKAsyHS5vcGVuc2hlbGwudjEuUmVsYXlPcGVuUmVzdWx0SAASLwoLcmVsYXlfY2xvc2UYBCABKAsyGC5vcGVuc2hlbGwudjEuUmVsYXlDbG9zZUgAQgkKB3BheWxvYWQipgIKDkdhdGV3YXlNZXNzYWdlEjkKEHNlc3Npb25fYWNjZXB0ZWQYASABKAsyHS5vcGVuc2hlbGwudjEuU2Vzc2lvbkFjY2VwdGVkSAASOQoQc2Vzc2lvbl9yZWplY3RlZBgCIAEoCzIdLm9wZW5zaGVsbC52MS5TZXNzaW9uUmVqZWN0ZWRIABIzCgloZWFydGJlYXQYAyABKAsyHi5vcGVuc2hlbGwudjEuR2F0ZXdheUhlYXJ0YmVhdEgAEi0KCnJlbGF5X29wZW4YBCABKAsyFy5vcGVuc2hlbGwudjEuUmVsYXlPcGVuSAASLwoLcmVsYXlfY2xvc2UYBSABKAsyGC5vcGVuc2hlbGwudjEuUmVsYXlDbG9zZUgAQgkKB3BheWxvYWQiOgoPU3VwZXJ2aXNvckhlbGxvEhIKCnNhbmRib3hfaWQYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkiRgoPU2Vzc2lvbkFjY2VwdGVkEhIKCnNlc3Npb25faWQYASABKAkSHwoXaGVhcnRiZWF0X2ludGVydmFsX3NlY3MYAiABKA0iIQoPU2Vzc2lvblJlamVjdGVkEg4KBnJlYXNvbhgBIAEoCSIVChNTdXBlcnZpc29ySGVhcnRiZWF0IhIKEEdhdGV3YXlIZWFydGJlYXQiHwoJUmVsYXlPcGVuEhIKCmNoYW5uZWxfaWQYASABKAkiRQoPUmVsYXlPcGVuUmVzdWx0EhIKCmNoYW5uZWxfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCSIwCgpSZWxheUNsb3NlEhIKCmNoYW5uZWxfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlAKClJlbGF5RnJhbWUSJwoEaW5pdBgBIAEoCzIXLm9wZW5zaGVsbC52MS5SZWxheUluaXRIABIOCgRkYXRhGAIgASgMSABCCQoHcGF5bG9hZCIfCglSZWxheUluaXQSEgoKY2hhbm5lbF9pZBgBIAEoCSqGAQoNU2VydmljZVN0YXR1cxIeChpTRVJWSUNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlNFUlZJQ0VfU1RBVFVTX0hFQUxUSFkQARIbChdTRVJWSUNFX1NUQVRVU19ERUdSQURFRBACEhwKGFNFUlZJQ0VfU1RBVFVTX1VOSEVBTFRIWRADKokCCgxTYW5kYm94UGhhc2USHQoZU0FOREJPWF9QSEFTRV9VTlNQRUNJRklFRBAAEh4KGlNBTkRCT1hfUEhBU0VfUFJPVklTSU9OSU5HEAESFwoTU0FOREJPWF9QSEFTRV9SRUFEWRACEhcKE1NBTkRCT1hfUEhBU0VfRVJST1IQAxIaChZTQU5EQk9YX1BIQVNFX0RFTEVUSU5HEAQSGQoVU0FOREJPWF9QSEFTRV9VTktOT1dOEAUSGgoWU0FOREJPWF9QSEFTRV9TVE9QUElORxAGEhkKFVNBTkRCT1hfUEhBU0VfU1RPUFBFRBAHEhoKFlNBTkRCT1hfUEhBU0VfU1RBUlRJTkcQCDK9EAoJT3BlblNoZWxsEkMKBkhlYWx0aBIbLm9wZW5zaGVsbC52MS5IZWFsdGhSZXF1ZXN0Ghwub3BlbnNoZWxsLnYxLkhlYWx0aFJlc3BvbnNlElIKDUNyZWF0ZVNhbmRib3gSIi5vcGVuc2hlbGwudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaHS5vcGVuc2hlbGwudjEuU2FuZGJveFJlc3BvbnNlEkwKCkdldFNhbmRib3gSHy5vcGVuc2hlbGwudjEuR2V0U2FuZGJveFJlcXVlc3QaHS5vcGVuc2hlbGwudjEuU2FuZGJveFJlc3BvbnNlElgKDUxpc3RTYW5kYm94ZXMSIi5vcGVuc2hlbGwudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaIy5vcGVuc2hlbGwudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlElgKDURlbGV0ZVNhbmRib3gSIi5vcGVuc2hlbGwudjEuRGVsZXRlU2FuZGJveFJlcXVlc3QaIy5vcGVuc2hlbGwudjEuRGVsZXRlU2FuZGJveFJlc3BvbnNlEk4KC1N0b3BTYW5kYm94EiAub3BlbnNoZWxsLnYxLlN0b3BTYW5kYm94UmVxdWVzdBodLm9wZW5zaGVsbC52MS5TYW5kYm94UmVzcG9uc2USUAoMU3RhcnRTYW5kYm94EiEub3BlbnNoZWxsLnYxLlN0YXJ0U2FuZGJveFJlcXVlc3QaHS5vcGVuc2hlbGwudjEuU2FuZGJveFJlc3BvbnNlElUKDFdhdGNoU2FuZGJveBIhLm9wZW5zaGVsbC52MS5XYXRjaFNhbmRib3hSZXF1ZXN0GiAub3BlbnNoZWxsLnYxLlNhbmRib3hTdHJlYW1FdmVudDABEmEKEENyZWF0ZVNzaFNlc3Npb24SJS5vcGVuc2hlbGwudjEuQ3JlYXRlU3NoU2Vzc2lvblJlcXVlc3QaJi5vcGVuc2hlbGwudjEuQ3JlYXRlU3NoU2Vzc2lvblJlc3BvbnNlEmEKEFJldm9rZVNzaFNlc3Npb24SJS5vcGVuc2hlbGwudjEuUmV2b2tlU3NoU2Vzc2lvblJlcXVlc3QaJi5vcGVuc2hlbGwudjEuUmV2b2tlU3NoU2Vzc2lvblJlc3BvbnNlElEKC0V4ZWNTYW5kYm94EiAub3BlbnNoZWxsLnYxLkV4ZWNTYW5kYm94UmVxdWVzdBoeLm9wZW5zaGVsbC52MS5FeGVjU2FuZGJveEV2ZW50MAESVQoOQ3JlYXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuQ3JlYXRlUHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USTwoLR2V0UHJvdmlkZXISIC5vcGVuc2hlbGwudjEuR2V0UHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USWAoNTGlzdFByb3ZpZGVycxIiLm9wZW5zaGVsbC52MS5MaXN0UHJvdmlkZXJzUmVxdWVzdBojLm9wZW5zaGVsbC52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2USVQoOVXBkYXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuVXBkYXRlUHJvdmlkZXJSZXF1ZXN0Gh4ub3BlbnNoZWxsLnYxLlByb3ZpZGVyUmVzcG9uc2USWwoORGVsZXRlUHJvdmlkZXISIy5vcGVuc2hlbGwudjEuRGVsZXRlUHJvdmlkZXJSZXF1ZXN0GiQub3BlbnNoZWxsLnYxLkRlbGV0ZVByb3ZpZGVyUmVzcG9uc2UScQoQR2V0U2FuZGJveENvbmZpZxItLm9wZW5zaGVsbC5zYW5kYm94LnYxLkdldFNhbmRib3hDb25maWdSZXF1ZXN0Gi4ub3BlbnNoZWxsLnNhbmRib3gudjEuR2V0U2FuZGJveENvbmZpZ1Jlc3BvbnNlEnEKEEdldEdhdGV3YXlDb25maWcSLS5vcGVuc2hlbGwuc2FuZGJveC52MS5HZXRHYXRld2F5Q29uZmlnUmVxdWVzdBouLm9wZW5zaGVsbC5zYW5kYm94LnYxLkdldEdhdGV3YXlDb25maWdSZXNwb25zZRKIAQodR2V0U2FuZGJveFByb3ZpZGVyRW52aXJvbm1lbnQSMi5vcGVuc2hlbGwudjEuR2V0U2FuZGJveFByb3ZpZGVyRW52aXJvbm1lbnRSZXF1ZXN0GjMub3BlbnNoZWxsLnYxLkdldFNhbmRib3hQcm92aWRlckVudmlyb25tZW50UmVzcG9uc2USWwoOR2V0U2FuZGJveExvZ3MSIy5vcGVuc2hlbGwudjEuR2V0U2FuZGJveExvZ3NSZXF1ZXN0GiQub3BlbnNoZWxsLnYxLkdldFNhbmRib3hMb2dzUmVzcG9uc2USYAoPUHVzaFNhbmRib3hMb2dzEiQub3BlbnNoZWxsLnYxLlB1c2hTYW5kYm94TG9nc1JlcXVlc3QaJS5vcGVuc2hlbGwudjEuUHVzaFNhbmRib3hMb2dzUmVzcG9uc2UoARJWChFDb25uZWN0U3VwZXJ2aXNvchIfLm9wZW5zaGVsbC52MS5TdXBlcnZpc29yTWVzc2FnZRocLm9wZW5zaGVsbC52MS5HYXRld2F5TWVzc2FnZSgBMAESRQoLUmVsYXlTdHJlYW0SGC5vcGVuc2hlbGwudjEuUmVsYXlGcmFtZRoYLm9wZW5zaGVsbC52MS5SZWxheUZyYW1lKAEwAWIGcHJvdG8z", [file_openshell_datamodel_v1_datamodel, file_openshell_sandbox_v1_sandbox, file_google_protobuf_struct]);
 
 /**
  * @generated from message openshell.v1.HealthRequest
@@ -457,6 +457,40 @@ export const DeleteSandboxResponseSchema: GenMessage<DeleteSandboxResponse> = /*
   messageDesc(file_openshell_v1_openshell, 14);
 
 /**
+ * @generated from message openshell.v1.StopSandboxRequest
+ */
+export type StopSandboxRequest = Message<"openshell.v1.StopSandboxRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message openshell.v1.StopSandboxRequest.
+ * Use `create(StopSandboxRequestSchema)` to create a new message.
+ */
+export const StopSandboxRequestSchema: GenMessage<StopSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_openshell_v1_openshell, 15);
+
+/**
+ * @generated from message openshell.v1.StartSandboxRequest
+ */
+export type StartSandboxRequest = Message<"openshell.v1.StartSandboxRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message openshell.v1.StartSandboxRequest.
+ * Use `create(StartSandboxRequestSchema)` to create a new message.
+ */
+export const StartSandboxRequestSchema: GenMessage<StartSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_openshell_v1_openshell, 16);
+
+/**
  * @generated from message openshell.v1.WatchSandboxRequest
  */
 export type WatchSandboxRequest = Message<"openshell.v1.WatchSandboxRequest"> & {
@@ -524,7 +558,7 @@ export type WatchSandboxRequest = Message<"openshell.v1.WatchSandboxRequest"> & 
  * Use `create(WatchSandboxRequestSchema)` to create a new message.
  */
 export const WatchSandboxRequestSchema: GenMessage<WatchSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 15);
+  messageDesc(file_openshell_v1_openshell, 17);
 
 /**
  * @generated from message openshell.v1.SandboxStreamEvent
@@ -571,7 +605,7 @@ export type SandboxStreamEvent = Message<"openshell.v1.SandboxStreamEvent"> & {
  * Use `create(SandboxStreamEventSchema)` to create a new message.
  */
 export const SandboxStreamEventSchema: GenMessage<SandboxStreamEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 16);
+  messageDesc(file_openshell_v1_openshell, 18);
 
 /**
  * @generated from message openshell.v1.SandboxStreamWarning
@@ -588,7 +622,7 @@ export type SandboxStreamWarning = Message<"openshell.v1.SandboxStreamWarning"> 
  * Use `create(SandboxStreamWarningSchema)` to create a new message.
  */
 export const SandboxStreamWarningSchema: GenMessage<SandboxStreamWarning> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 17);
+  messageDesc(file_openshell_v1_openshell, 19);
 
 /**
  * @generated from message openshell.v1.DraftPolicyUpdate
@@ -620,7 +654,7 @@ export type DraftPolicyUpdate = Message<"openshell.v1.DraftPolicyUpdate"> & {
  * Use `create(DraftPolicyUpdateSchema)` to create a new message.
  */
 export const DraftPolicyUpdateSchema: GenMessage<DraftPolicyUpdate> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 18);
+  messageDesc(file_openshell_v1_openshell, 20);
 
 /**
  * @generated from message openshell.v1.SandboxLogLine
@@ -669,7 +703,7 @@ export type SandboxLogLine = Message<"openshell.v1.SandboxLogLine"> & {
  * Use `create(SandboxLogLineSchema)` to create a new message.
  */
 export const SandboxLogLineSchema: GenMessage<SandboxLogLine> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 19);
+  messageDesc(file_openshell_v1_openshell, 21);
 
 /**
  * @generated from message openshell.v1.CreateSshSessionRequest
@@ -686,7 +720,7 @@ export type CreateSshSessionRequest = Message<"openshell.v1.CreateSshSessionRequ
  * Use `create(CreateSshSessionRequestSchema)` to create a new message.
  */
 export const CreateSshSessionRequestSchema: GenMessage<CreateSshSessionRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 20);
+  messageDesc(file_openshell_v1_openshell, 22);
 
 /**
  * @generated from message openshell.v1.CreateSshSessionResponse
@@ -742,7 +776,7 @@ export type CreateSshSessionResponse = Message<"openshell.v1.CreateSshSessionRes
  * Use `create(CreateSshSessionResponseSchema)` to create a new message.
  */
 export const CreateSshSessionResponseSchema: GenMessage<CreateSshSessionResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 21);
+  messageDesc(file_openshell_v1_openshell, 23);
 
 /**
  * @generated from message openshell.v1.RevokeSshSessionRequest
@@ -759,7 +793,7 @@ export type RevokeSshSessionRequest = Message<"openshell.v1.RevokeSshSessionRequ
  * Use `create(RevokeSshSessionRequestSchema)` to create a new message.
  */
 export const RevokeSshSessionRequestSchema: GenMessage<RevokeSshSessionRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 22);
+  messageDesc(file_openshell_v1_openshell, 24);
 
 /**
  * @generated from message openshell.v1.RevokeSshSessionResponse
@@ -776,7 +810,7 @@ export type RevokeSshSessionResponse = Message<"openshell.v1.RevokeSshSessionRes
  * Use `create(RevokeSshSessionResponseSchema)` to create a new message.
  */
 export const RevokeSshSessionResponseSchema: GenMessage<RevokeSshSessionResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 23);
+  messageDesc(file_openshell_v1_openshell, 25);
 
 /**
  * @generated from message openshell.v1.SshSession
@@ -825,7 +859,7 @@ export type SshSession = Message<"openshell.v1.SshSession"> & {
  * Use `create(SshSessionSchema)` to create a new message.
  */
 export const SshSessionSchema: GenMessage<SshSession> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 24);
+  messageDesc(file_openshell_v1_openshell, 26);
 
 /**
  * @generated from message openshell.v1.ExecSandboxRequest
@@ -874,7 +908,7 @@ export type ExecSandboxRequest = Message<"openshell.v1.ExecSandboxRequest"> & {
  * Use `create(ExecSandboxRequestSchema)` to create a new message.
  */
 export const ExecSandboxRequestSchema: GenMessage<ExecSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 25);
+  messageDesc(file_openshell_v1_openshell, 27);
 
 /**
  * @generated from message openshell.v1.ExecSandboxEvent
@@ -909,7 +943,7 @@ export type ExecSandboxEvent = Message<"openshell.v1.ExecSandboxEvent"> & {
  * Use `create(ExecSandboxEventSchema)` to create a new message.
  */
 export const ExecSandboxEventSchema: GenMessage<ExecSandboxEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 26);
+  messageDesc(file_openshell_v1_openshell, 28);
 
 /**
  * @generated from message openshell.v1.ExecSandboxStdout
@@ -926,7 +960,7 @@ export type ExecSandboxStdout = Message<"openshell.v1.ExecSandboxStdout"> & {
  * Use `create(ExecSandboxStdoutSchema)` to create a new message.
  */
 export const ExecSandboxStdoutSchema: GenMessage<ExecSandboxStdout> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 27);
+  messageDesc(file_openshell_v1_openshell, 29);
 
 /**
  * @generated from message openshell.v1.ExecSandboxStderr
@@ -943,7 +977,7 @@ export type ExecSandboxStderr = Message<"openshell.v1.ExecSandboxStderr"> & {
  * Use `create(ExecSandboxStderrSchema)` to create a new message.
  */
 export const ExecSandboxStderrSchema: GenMessage<ExecSandboxStderr> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 28);
+  messageDesc(file_openshell_v1_openshell, 30);
 
 /**
  * @generated from message openshell.v1.ExecSandboxExit
@@ -960,7 +994,7 @@ export type ExecSandboxExit = Message<"openshell.v1.ExecSandboxExit"> & {
  * Use `create(ExecSandboxExitSchema)` to create a new message.
  */
 export const ExecSandboxExitSchema: GenMessage<ExecSandboxExit> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 29);
+  messageDesc(file_openshell_v1_openshell, 31);
 
 /**
  * @generated from message openshell.v1.CreateProviderRequest
@@ -977,7 +1011,7 @@ export type CreateProviderRequest = Message<"openshell.v1.CreateProviderRequest"
  * Use `create(CreateProviderRequestSchema)` to create a new message.
  */
 export const CreateProviderRequestSchema: GenMessage<CreateProviderRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 30);
+  messageDesc(file_openshell_v1_openshell, 32);
 
 /**
  * @generated from message openshell.v1.GetProviderRequest
@@ -994,7 +1028,7 @@ export type GetProviderRequest = Message<"openshell.v1.GetProviderRequest"> & {
  * Use `create(GetProviderRequestSchema)` to create a new message.
  */
 export const GetProviderRequestSchema: GenMessage<GetProviderRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 31);
+  messageDesc(file_openshell_v1_openshell, 33);
 
 /**
  * @generated from message openshell.v1.ListProvidersRequest
@@ -1016,7 +1050,7 @@ export type ListProvidersRequest = Message<"openshell.v1.ListProvidersRequest"> 
  * Use `create(ListProvidersRequestSchema)` to create a new message.
  */
 export const ListProvidersRequestSchema: GenMessage<ListProvidersRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 32);
+  messageDesc(file_openshell_v1_openshell, 34);
 
 /**
  * @generated from message openshell.v1.ListProvidersResponse
@@ -1033,7 +1067,7 @@ export type ListProvidersResponse = Message<"openshell.v1.ListProvidersResponse"
  * Use `create(ListProvidersResponseSchema)` to create a new message.
  */
 export const ListProvidersResponseSchema: GenMessage<ListProvidersResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 33);
+  messageDesc(file_openshell_v1_openshell, 35);
 
 /**
  * @generated from message openshell.v1.UpdateProviderRequest
@@ -1050,7 +1084,7 @@ export type UpdateProviderRequest = Message<"openshell.v1.UpdateProviderRequest"
  * Use `create(UpdateProviderRequestSchema)` to create a new message.
  */
 export const UpdateProviderRequestSchema: GenMessage<UpdateProviderRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 34);
+  messageDesc(file_openshell_v1_openshell, 36);
 
 /**
  * @generated from message openshell.v1.DeleteProviderRequest
@@ -1067,7 +1101,7 @@ export type DeleteProviderRequest = Message<"openshell.v1.DeleteProviderRequest"
  * Use `create(DeleteProviderRequestSchema)` to create a new message.
  */
 export const DeleteProviderRequestSchema: GenMessage<DeleteProviderRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 35);
+  messageDesc(file_openshell_v1_openshell, 37);
 
 /**
  * @generated from message openshell.v1.DeleteProviderResponse
@@ -1084,7 +1118,7 @@ export type DeleteProviderResponse = Message<"openshell.v1.DeleteProviderRespons
  * Use `create(DeleteProviderResponseSchema)` to create a new message.
  */
 export const DeleteProviderResponseSchema: GenMessage<DeleteProviderResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 36);
+  messageDesc(file_openshell_v1_openshell, 38);
 
 /**
  * @generated from message openshell.v1.ProviderResponse
@@ -1101,7 +1135,7 @@ export type ProviderResponse = Message<"openshell.v1.ProviderResponse"> & {
  * Use `create(ProviderResponseSchema)` to create a new message.
  */
 export const ProviderResponseSchema: GenMessage<ProviderResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 37);
+  messageDesc(file_openshell_v1_openshell, 39);
 
 /**
  * @generated from message openshell.v1.GetSandboxProviderEnvironmentRequest
@@ -1118,7 +1152,7 @@ export type GetSandboxProviderEnvironmentRequest = Message<"openshell.v1.GetSand
  * Use `create(GetSandboxProviderEnvironmentRequestSchema)` to create a new message.
  */
 export const GetSandboxProviderEnvironmentRequestSchema: GenMessage<GetSandboxProviderEnvironmentRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 38);
+  messageDesc(file_openshell_v1_openshell, 40);
 
 /**
  * @generated from message openshell.v1.GetSandboxProviderEnvironmentResponse
@@ -1135,7 +1169,7 @@ export type GetSandboxProviderEnvironmentResponse = Message<"openshell.v1.GetSan
  * Use `create(GetSandboxProviderEnvironmentResponseSchema)` to create a new message.
  */
 export const GetSandboxProviderEnvironmentResponseSchema: GenMessage<GetSandboxProviderEnvironmentResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 39);
+  messageDesc(file_openshell_v1_openshell, 41);
 
 /**
  * @generated from message openshell.v1.GetSandboxLogsRequest
@@ -1174,7 +1208,7 @@ export type GetSandboxLogsRequest = Message<"openshell.v1.GetSandboxLogsRequest"
  * Use `create(GetSandboxLogsRequestSchema)` to create a new message.
  */
 export const GetSandboxLogsRequestSchema: GenMessage<GetSandboxLogsRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 40);
+  messageDesc(file_openshell_v1_openshell, 42);
 
 /**
  * @generated from message openshell.v1.GetSandboxLogsResponse
@@ -1196,7 +1230,7 @@ export type GetSandboxLogsResponse = Message<"openshell.v1.GetSandboxLogsRespons
  * Use `create(GetSandboxLogsResponseSchema)` to create a new message.
  */
 export const GetSandboxLogsResponseSchema: GenMessage<GetSandboxLogsResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 41);
+  messageDesc(file_openshell_v1_openshell, 43);
 
 /**
  * @generated from message openshell.v1.PushSandboxLogsRequest
@@ -1218,7 +1252,7 @@ export type PushSandboxLogsRequest = Message<"openshell.v1.PushSandboxLogsReques
  * Use `create(PushSandboxLogsRequestSchema)` to create a new message.
  */
 export const PushSandboxLogsRequestSchema: GenMessage<PushSandboxLogsRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 42);
+  messageDesc(file_openshell_v1_openshell, 44);
 
 /**
  * @generated from message openshell.v1.PushSandboxLogsResponse
@@ -1231,7 +1265,7 @@ export type PushSandboxLogsResponse = Message<"openshell.v1.PushSandboxLogsRespo
  * Use `create(PushSandboxLogsResponseSchema)` to create a new message.
  */
 export const PushSandboxLogsResponseSchema: GenMessage<PushSandboxLogsResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 43);
+  messageDesc(file_openshell_v1_openshell, 45);
 
 /**
  * @generated from message openshell.v1.SupervisorMessage
@@ -1272,7 +1306,7 @@ export type SupervisorMessage = Message<"openshell.v1.SupervisorMessage"> & {
  * Use `create(SupervisorMessageSchema)` to create a new message.
  */
 export const SupervisorMessageSchema: GenMessage<SupervisorMessage> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 44);
+  messageDesc(file_openshell_v1_openshell, 46);
 
 /**
  * @generated from message openshell.v1.GatewayMessage
@@ -1319,7 +1353,7 @@ export type GatewayMessage = Message<"openshell.v1.GatewayMessage"> & {
  * Use `create(GatewayMessageSchema)` to create a new message.
  */
 export const GatewayMessageSchema: GenMessage<GatewayMessage> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 45);
+  messageDesc(file_openshell_v1_openshell, 47);
 
 /**
  * @generated from message openshell.v1.SupervisorHello
@@ -1343,7 +1377,7 @@ export type SupervisorHello = Message<"openshell.v1.SupervisorHello"> & {
  * Use `create(SupervisorHelloSchema)` to create a new message.
  */
 export const SupervisorHelloSchema: GenMessage<SupervisorHello> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 46);
+  messageDesc(file_openshell_v1_openshell, 48);
 
 /**
  * @generated from message openshell.v1.SessionAccepted
@@ -1365,7 +1399,7 @@ export type SessionAccepted = Message<"openshell.v1.SessionAccepted"> & {
  * Use `create(SessionAcceptedSchema)` to create a new message.
  */
 export const SessionAcceptedSchema: GenMessage<SessionAccepted> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 47);
+  messageDesc(file_openshell_v1_openshell, 49);
 
 /**
  * @generated from message openshell.v1.SessionRejected
@@ -1382,7 +1416,7 @@ export type SessionRejected = Message<"openshell.v1.SessionRejected"> & {
  * Use `create(SessionRejectedSchema)` to create a new message.
  */
 export const SessionRejectedSchema: GenMessage<SessionRejected> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 48);
+  messageDesc(file_openshell_v1_openshell, 50);
 
 /**
  * @generated from message openshell.v1.SupervisorHeartbeat
@@ -1395,7 +1429,7 @@ export type SupervisorHeartbeat = Message<"openshell.v1.SupervisorHeartbeat"> & 
  * Use `create(SupervisorHeartbeatSchema)` to create a new message.
  */
 export const SupervisorHeartbeatSchema: GenMessage<SupervisorHeartbeat> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 49);
+  messageDesc(file_openshell_v1_openshell, 51);
 
 /**
  * @generated from message openshell.v1.GatewayHeartbeat
@@ -1408,7 +1442,7 @@ export type GatewayHeartbeat = Message<"openshell.v1.GatewayHeartbeat"> & {
  * Use `create(GatewayHeartbeatSchema)` to create a new message.
  */
 export const GatewayHeartbeatSchema: GenMessage<GatewayHeartbeat> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 50);
+  messageDesc(file_openshell_v1_openshell, 52);
 
 /**
  * @generated from message openshell.v1.RelayOpen
@@ -1425,7 +1459,7 @@ export type RelayOpen = Message<"openshell.v1.RelayOpen"> & {
  * Use `create(RelayOpenSchema)` to create a new message.
  */
 export const RelayOpenSchema: GenMessage<RelayOpen> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 51);
+  messageDesc(file_openshell_v1_openshell, 53);
 
 /**
  * @generated from message openshell.v1.RelayOpenResult
@@ -1452,7 +1486,7 @@ export type RelayOpenResult = Message<"openshell.v1.RelayOpenResult"> & {
  * Use `create(RelayOpenResultSchema)` to create a new message.
  */
 export const RelayOpenResultSchema: GenMessage<RelayOpenResult> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 52);
+  messageDesc(file_openshell_v1_openshell, 54);
 
 /**
  * @generated from message openshell.v1.RelayClose
@@ -1474,7 +1508,7 @@ export type RelayClose = Message<"openshell.v1.RelayClose"> & {
  * Use `create(RelayCloseSchema)` to create a new message.
  */
 export const RelayCloseSchema: GenMessage<RelayClose> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 53);
+  messageDesc(file_openshell_v1_openshell, 55);
 
 /**
  * @generated from message openshell.v1.RelayFrame
@@ -1503,7 +1537,7 @@ export type RelayFrame = Message<"openshell.v1.RelayFrame"> & {
  * Use `create(RelayFrameSchema)` to create a new message.
  */
 export const RelayFrameSchema: GenMessage<RelayFrame> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 54);
+  messageDesc(file_openshell_v1_openshell, 56);
 
 /**
  * @generated from message openshell.v1.RelayInit
@@ -1520,7 +1554,7 @@ export type RelayInit = Message<"openshell.v1.RelayInit"> & {
  * Use `create(RelayInitSchema)` to create a new message.
  */
 export const RelayInitSchema: GenMessage<RelayInit> = /*@__PURE__*/
-  messageDesc(file_openshell_v1_openshell, 55);
+  messageDesc(file_openshell_v1_openshell, 57);
 
 /**
  * @generated from enum openshell.v1.ServiceStatus
@@ -1586,6 +1620,21 @@ export enum SandboxPhase {
    * @generated from enum value: SANDBOX_PHASE_UNKNOWN = 5;
    */
   UNKNOWN = 5,
+
+  /**
+   * @generated from enum value: SANDBOX_PHASE_STOPPING = 6;
+   */
+  STOPPING = 6,
+
+  /**
+   * @generated from enum value: SANDBOX_PHASE_STOPPED = 7;
+   */
+  STOPPED = 7,
+
+  /**
+   * @generated from enum value: SANDBOX_PHASE_STARTING = 8;
+   */
+  STARTING = 8,
 }
 
 /**
@@ -1637,6 +1686,28 @@ export const OpenShell: GenService<{
     methodKind: "unary";
     input: typeof DeleteSandboxRequestSchema;
     output: typeof DeleteSandboxResponseSchema;
+  },
+  /**
+   * Powers a sandbox off, keeping its disk: STOPPING, then STOPPED. A stopped sandbox stays stopped
+   * across gateway restarts. Stopping a stopped sandbox answers it unchanged.
+   *
+   * @generated from rpc openshell.v1.OpenShell.StopSandbox
+   */
+  stopSandbox: {
+    methodKind: "unary";
+    input: typeof StopSandboxRequestSchema;
+    output: typeof SandboxResponseSchema;
+  },
+  /**
+   * Boots a stopped (or failed) sandbox from its disk again: STARTING, then READY once its
+   * supervisor is back. Starting a running sandbox answers it unchanged.
+   *
+   * @generated from rpc openshell.v1.OpenShell.StartSandbox
+   */
+  startSandbox: {
+    methodKind: "unary";
+    input: typeof StartSandboxRequestSchema;
+    output: typeof SandboxResponseSchema;
   },
   /**
    * Status snapshots, log lines and platform events of one sandbox; optionally follows.
