@@ -4,6 +4,7 @@ export * from "./errors.js";
 export * from "./logger.js";
 export * from "./names.js";
 export * from "./ocsf.js";
+export * from "./quantity.js";
 export * from "./relay-frame-codec.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
