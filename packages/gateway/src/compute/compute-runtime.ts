@@ -5,11 +5,12 @@ import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import { toDriverSandbox, toPublicPlatformEvent, toPublicStatus } from "./driver-mapping.js";
 import type { DriverProcess } from "./driver-process.js";
-import { derivePhase, phaseName } from "./phase.js";
+import { derivePhase, phaseAfterSnapshot, phaseName } from "./phase.js";
 import {
   demoteOnSessionDisconnected,
   keepReadyWhileSessionLive,
   promoteOnSessionConnected,
+  withPowerPhase,
 } from "./readiness.js";
 
 export interface ComputeRuntimeOptions {
@@ -38,6 +39,8 @@ export class ComputeRuntime {
   private readonly lock = new SerialLock();
   private readonly stopSignal = new AbortController();
   private loops: Promise<void>[] = [];
+  /** The tail of each sandbox's queue of power changes (stop, start): one at a time per sandbox. */
+  private readonly powerChanges = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ComputeRuntimeOptions) {}
 
@@ -46,7 +49,7 @@ export class ComputeRuntime {
   }
 
   start(): void {
-    this.loops = [this.watchLoop(), this.reconcileLoop()];
+    this.loops = [this.watchLoop(), this.reconcileLoop(), this.enforceStopIntents()];
   }
 
   async stop(): Promise<void> {
@@ -106,8 +109,88 @@ export class ComputeRuntime {
     if (!response.deleted) await this.removeRow(sandbox.id, "the compute driver had nothing to delete");
   }
 
+  /**
+   * The user's StopSandbox: records the intent (kept across gateway restarts), STOPPING, the driver's
+   * StopSandbox, then STOPPED. A sandbox already STOPPED is answered unchanged. When the driver
+   * cannot stop sandboxes (UNIMPLEMENTED) nothing changes; when it fails otherwise the intent stays
+   * and the sandbox stays STOPPING (stop again, or start it).
+   */
+  async stopSandbox(sandboxId: string): Promise<Sandbox> {
+    return this.powerChange(sandboxId, async () => {
+      const began = await this.lock.run(async () => {
+        const current = await this.requirePowerable(sandboxId, "stop");
+        const hadIntent = await this.options.records.hasStopIntent(sandboxId);
+        if (hadIntent && current.phase === SandboxPhase.STOPPED) return undefined;
+        await this.options.records.markStopIntent(sandboxId);
+        const stopping = withPowerPhase(current, SandboxPhase.STOPPING);
+        await this.options.records.update(stopping);
+        return { before: current, hadIntent };
+      });
+      if (!began) return await this.requireRecord(sandboxId);
+      this.announcePhase(began.before, began.before.phase, SandboxPhase.STOPPING);
+      try {
+        await this.driverStop(began.before);
+      } catch (error) {
+        if (isUnimplemented(error)) {
+          await this.lock.run(async () => {
+            if (!began.hadIntent) await this.options.records.clearStopIntent(sandboxId);
+            const current = await this.options.records.get(sandboxId);
+            if (current?.phase === SandboxPhase.STOPPING) await this.options.records.update(began.before);
+          });
+          this.announcePhase(began.before, SandboxPhase.STOPPING, began.before.phase);
+        }
+        throw this.powerError(error, "stop");
+      }
+      await this.markStopped(sandboxId);
+      return await this.requireRecord(sandboxId);
+    });
+  }
+
+  /**
+   * The user's StartSandbox: a STOPPED, STOPPING, STARTING or ERROR sandbox loses its stop intent,
+   * becomes STARTING and the driver boots it again; its supervisor's session makes it READY. A
+   * running one (PROVISIONING, READY) is answered unchanged. When the driver fails, a stopped sandbox
+   * stays stopped.
+   */
+  async startSandbox(sandboxId: string): Promise<Sandbox> {
+    return this.powerChange(sandboxId, async () => {
+      const began = await this.lock.run(async () => {
+        const current = await this.requirePowerable(sandboxId, "start");
+        if (!STARTABLE.has(current.phase)) return undefined;
+        const hadIntent = await this.options.records.clearStopIntent(sandboxId);
+        await this.options.records.update(withPowerPhase(current, SandboxPhase.STARTING));
+        return { before: current, hadIntent };
+      });
+      if (!began) return await this.requireRecord(sandboxId);
+      this.announcePhase(began.before, began.before.phase, SandboxPhase.STARTING);
+      this.options.hub.gatewayLog(sandboxId, "info", `starting sandbox ${began.before.name}`);
+      try {
+        const client = await this.options.driver.client();
+        await client.startSandbox({ sandboxId, sandboxName: began.before.name });
+      } catch (error) {
+        await this.lock.run(async () => {
+          if (began.hadIntent) await this.options.records.markStopIntent(sandboxId);
+          const current = await this.options.records.get(sandboxId);
+          if (current?.phase === SandboxPhase.STARTING) await this.options.records.update(began.before);
+        });
+        this.announcePhase(began.before, SandboxPhase.STARTING, began.before.phase);
+        throw this.powerError(error, "start");
+      }
+      return await this.requireRecord(sandboxId);
+    });
+  }
+
   async supervisorSessionConnected(sandboxId: string): Promise<void> {
     await this.mutate(sandboxId, (sandbox) => promoteOnSessionConnected(sandbox));
+    const sandbox = await this.options.records.get(sandboxId);
+    if (sandbox?.phase === SandboxPhase.STOPPED && (await this.options.records.hasStopIntent(sandboxId))) {
+      // The driver booted a sandbox the user stopped (e.g. its own restart lost the stop): stop it again.
+      this.options.logger.warn(
+        { sandbox_id: sandboxId, sandbox: sandbox.name },
+        "the supervisor of a stopped sandbox connected; stopping the sandbox again",
+      );
+      void this.reassertStop(sandboxId);
+    }
   }
 
   async supervisorSessionDisconnected(sandboxId: string): Promise<void> {
@@ -130,6 +213,105 @@ export class ComputeRuntime {
       }
       page.offset += rows.length;
     }
+  }
+
+  /**
+   * At start, every sandbox the user stopped is stopped through the driver again: a stop an earlier
+   * run did not finish completes (STOPPING -> STOPPED), and a driver that booted it anyway powers it
+   * off. Intents of sandboxes that no longer exist are dropped.
+   */
+  private async enforceStopIntents(): Promise<void> {
+    for (const sandboxId of await this.options.records.stopIntents()) {
+      if (this.stopSignal.signal.aborted) return;
+      if (!(await this.options.records.get(sandboxId))) {
+        await this.options.records.clearStopIntent(sandboxId);
+        continue;
+      }
+      await this.reassertStop(sandboxId);
+    }
+  }
+
+  /** The driver's StopSandbox for a sandbox that has a stop intent; failures are logged. */
+  private async reassertStop(sandboxId: string): Promise<void> {
+    await this.powerChange(sandboxId, async () => {
+      const sandbox = await this.options.records.get(sandboxId);
+      if (!sandbox || sandbox.phase === SandboxPhase.DELETING) return;
+      if (!(await this.options.records.hasStopIntent(sandboxId))) return;
+      await this.driverStop(sandbox);
+      await this.markStopped(sandboxId);
+    }).catch((error: unknown) => {
+      if (this.stopSignal.signal.aborted) return;
+      this.options.logger.warn(
+        { sandbox_id: sandboxId, err: describe(error) },
+        "could not stop a sandbox the user stopped; it is retried at the next gateway start",
+      );
+    });
+  }
+
+  private async driverStop(sandbox: Sandbox): Promise<void> {
+    this.options.hub.gatewayLog(sandbox.id, "info", `stopping sandbox ${sandbox.name}`);
+    const client = await this.options.driver.client();
+    await client.stopSandbox({ sandboxId: sandbox.id, sandboxName: sandbox.name });
+  }
+
+  /** STOPPING (or a STOPPED whose condition a snapshot replaced) becomes STOPPED. */
+  private async markStopped(sandboxId: string): Promise<void> {
+    await this.mutate(sandboxId, (sandbox) =>
+      sandbox.phase === SandboxPhase.STOPPING ? withPowerPhase(sandbox, SandboxPhase.STOPPED) : undefined,
+    );
+  }
+
+  private async requirePowerable(sandboxId: string, action: "stop" | "start"): Promise<Sandbox> {
+    const current = await this.requireRecord(sandboxId);
+    if (current.phase === SandboxPhase.DELETING) {
+      throw new OpenShellError(
+        "failed_precondition",
+        `sandbox ${current.name} is being deleted and cannot ${action}`,
+      );
+    }
+    return current;
+  }
+
+  private async requireRecord(sandboxId: string): Promise<Sandbox> {
+    const current = await this.options.records.get(sandboxId);
+    if (!current) throw new OpenShellError("not_found", `sandbox ${sandboxId} not found`);
+    return current;
+  }
+
+  /** Driver errors of a stop or start; UNIMPLEMENTED says which driver cannot do it. */
+  private powerError(error: unknown, action: "stop" | "start"): OpenShellError {
+    if (!isUnimplemented(error)) return driverError(error, `${action} sandbox`);
+    const driver = this.options.driver.driverCapabilities?.driverName || "in use";
+    return new OpenShellError(
+      "unimplemented",
+      `the compute driver '${driver}' cannot ${action} sandboxes (its ${action === "stop" ? "StopSandbox" : "StartSandbox"} is not implemented); the sandbox was left as it was`,
+      { cause: error },
+    );
+  }
+
+  /** Runs power changes of one sandbox one after another; different sandboxes run in parallel. */
+  private powerChange<T>(sandboxId: string, change: () => Promise<T>): Promise<T> {
+    const previous = this.powerChanges.get(sandboxId) ?? Promise.resolve();
+    const result = previous.then(change);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.powerChanges.set(sandboxId, tail);
+    void tail.then(() => {
+      if (this.powerChanges.get(sandboxId) === tail) this.powerChanges.delete(sandboxId);
+    });
+    return result;
+  }
+
+  /** Publishes a phase change the runtime wrote itself (outside `mutate`). */
+  private announcePhase(sandbox: Sandbox, from: SandboxPhase, to: SandboxPhase): void {
+    if (from !== to) {
+      const message = `phase ${phaseName(from)} -> ${phaseName(to)}`;
+      this.options.logger.info({ sandbox_id: sandbox.id, sandbox: sandbox.name }, message);
+      this.options.hub.gatewayLog(sandbox.id, "info", message);
+    }
+    this.options.hub.notifyStatus(sandbox.id);
   }
 
   /** Applies one driver snapshot to the stored sandbox (unknown sandboxes are ignored). */
@@ -246,14 +428,29 @@ export class ComputeRuntime {
   }
 }
 
-/** The stored sandbox updated with what the driver observed; a DELETING sandbox stays DELETING. */
+/** Phases StartSandbox boots from; the others are running (or being deleted). */
+const STARTABLE = new Set([
+  SandboxPhase.STOPPED,
+  SandboxPhase.STOPPING,
+  SandboxPhase.STARTING,
+  SandboxPhase.ERROR,
+]);
+
+/**
+ * The stored sandbox updated with what the driver observed; the gateway's own phases win where
+ * `phaseAfterSnapshot` says so (DELETING, STOPPING, STOPPED, a STARTING still on its way).
+ */
 export function sandboxFromSnapshot(sandbox: Sandbox, driverSandbox: compute.DriverSandbox): Sandbox {
-  const derived = derivePhase(driverSandbox.status);
   return {
     ...sandbox,
     status: toPublicStatus(driverSandbox.status, sandbox.name),
-    phase: sandbox.phase === SandboxPhase.DELETING ? SandboxPhase.DELETING : derived,
+    phase: phaseAfterSnapshot(sandbox.phase, derivePhase(driverSandbox.status)),
   };
+}
+
+function isUnimplemented(error: unknown): boolean {
+  if (error instanceof ConnectError) return error.code === Code.Unimplemented;
+  return error instanceof OpenShellError && error.code === "unimplemented";
 }
 
 function sameObservation(a: Sandbox, b: Sandbox): boolean {

@@ -8,6 +8,8 @@ import {
   NOT_READY_REASON,
   promoteOnSessionConnected,
   READY_REASON,
+  STOPPED_REASON,
+  withPowerPhase,
 } from "./readiness.js";
 
 const sandbox = (phase: SandboxPhase) => create(SandboxSchema, { id: "id-1", name: "s1", phase });
@@ -31,6 +33,28 @@ describe("gateway-owned readiness", () => {
     expect(promoteOnSessionConnected(sandbox(SandboxPhase.ERROR))).toBeUndefined();
     expect(demoteOnSessionDisconnected(sandbox(SandboxPhase.DELETING))).toBeUndefined();
     expect(demoteOnSessionDisconnected(sandbox(SandboxPhase.ERROR))).toBeUndefined();
+  });
+
+  it("a supervisor that connects to a stopping or stopped sandbox does not make it READY", () => {
+    expect(promoteOnSessionConnected(sandbox(SandboxPhase.STOPPING))).toBeUndefined();
+    expect(promoteOnSessionConnected(sandbox(SandboxPhase.STOPPED))).toBeUndefined();
+  });
+
+  it("a disconnecting supervisor leaves STOPPING, STOPPED and STARTING alone", () => {
+    for (const phase of [SandboxPhase.STOPPING, SandboxPhase.STOPPED, SandboxPhase.STARTING])
+      expect(demoteOnSessionDisconnected(sandbox(phase))).toBeUndefined();
+  });
+
+  it("a start ends READY when the supervisor connects", () => {
+    const starting = withPowerPhase(sandbox(SandboxPhase.STOPPED), SandboxPhase.STARTING);
+    expect(promoteOnSessionConnected(starting)?.phase).toBe(SandboxPhase.READY);
+  });
+
+  it("a stopped sandbox says how to start it", () => {
+    const stopped = withPowerPhase(sandbox(SandboxPhase.STOPPING), SandboxPhase.STOPPED);
+    expect(stopped.phase).toBe(SandboxPhase.STOPPED);
+    expect(ready(stopped)).toMatchObject({ status: "False", reason: STOPPED_REASON });
+    expect(ready(stopped)?.message).toContain("openshell sandbox start s1");
   });
 
   it("promoting an already READY sandbox is a no-op", () => {
@@ -83,6 +107,29 @@ describe("the backfill race: a driver snapshot arriving after the session connec
       true,
     );
     expect(applied.phase).toBe(SandboxPhase.ERROR);
+  });
+
+  it("a STARTING sandbox whose session is live is READY even if the driver still says Starting", () => {
+    const starting = withPowerPhase(sandbox(SandboxPhase.STOPPED), SandboxPhase.STARTING);
+    const snapshot = create(compute.DriverSandboxSchema, {
+      id: "id-1",
+      status: { conditions: [{ type: "Ready", status: "False", reason: "Starting" }] },
+    });
+    expect(sandboxFromSnapshot(starting, snapshot).phase).toBe(SandboxPhase.STARTING);
+    expect(keepReadyWhileSessionLive(sandboxFromSnapshot(starting, snapshot), true).phase).toBe(
+      SandboxPhase.READY,
+    );
+  });
+
+  it("a STOPPED sandbox stays STOPPED when the driver reports the powered-off VM", () => {
+    const stopped = withPowerPhase(sandbox(SandboxPhase.STOPPING), SandboxPhase.STOPPED);
+    const exited = create(compute.DriverSandboxSchema, {
+      id: "id-1",
+      status: { conditions: [{ type: "Ready", status: "False", reason: "ProcessExited" }] },
+    });
+    expect(keepReadyWhileSessionLive(sandboxFromSnapshot(stopped, exited), true).phase).toBe(
+      SandboxPhase.STOPPED,
+    );
   });
 
   it("a DELETING sandbox stays DELETING whatever the snapshot says", () => {

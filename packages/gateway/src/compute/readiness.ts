@@ -17,10 +17,28 @@ export const READY_MESSAGE = "Supervisor session connected";
 export const NOT_READY_REASON = "DependenciesNotReady";
 export const NOT_READY_MESSAGE = "Supervisor session disconnected";
 
-const TERMINAL = new Set([SandboxPhase.DELETING, SandboxPhase.ERROR]);
+export const STOPPING_REASON = "Stopping";
+export const STOPPED_REASON = "Stopped";
+export const STARTING_REASON = "Starting";
+
+/**
+ * Phases a supervisor session does not make READY: DELETING and ERROR, and a sandbox the user
+ * stopped (a supervisor that still connects while or after it goes down does not undo the stop).
+ */
+const NOT_PROMOTED = new Set([
+  SandboxPhase.DELETING,
+  SandboxPhase.ERROR,
+  SandboxPhase.STOPPING,
+  SandboxPhase.STOPPED,
+]);
+const PROMOTED_WHILE_SESSION_LIVE = new Set([
+  SandboxPhase.PROVISIONING,
+  SandboxPhase.UNKNOWN,
+  SandboxPhase.STARTING,
+]);
 
 export function promoteOnSessionConnected(sandbox: Sandbox, now = new Date()): Sandbox | undefined {
-  if (TERMINAL.has(sandbox.phase)) return undefined;
+  if (NOT_PROMOTED.has(sandbox.phase)) return undefined;
   const next = withReadyCondition(sandbox, "True", READY_REASON, READY_MESSAGE, now);
   next.phase = SandboxPhase.READY;
   return unchanged(sandbox, next) ? undefined : next;
@@ -35,15 +53,36 @@ export function demoteOnSessionDisconnected(sandbox: Sandbox, now = new Date()):
 
 /**
  * The backfill race: a driver snapshot applied after the supervisor connected must not demote the
- * sandbox. When a session is live and the driver-derived phase is PROVISIONING or UNKNOWN, force READY.
+ * sandbox. When a session is live and the phase is PROVISIONING, UNKNOWN or STARTING, force READY.
  */
 export function keepReadyWhileSessionLive(sandbox: Sandbox, sessionLive: boolean, now = new Date()): Sandbox {
   if (!sessionLive) return sandbox;
-  if (sandbox.phase !== SandboxPhase.PROVISIONING && sandbox.phase !== SandboxPhase.UNKNOWN) return sandbox;
+  if (!PROMOTED_WHILE_SESSION_LIVE.has(sandbox.phase)) return sandbox;
   const next = withReadyCondition(sandbox, "True", READY_REASON, READY_MESSAGE, now);
   next.phase = SandboxPhase.READY;
   return next;
 }
+
+/** A user's power change: the phase and a Ready=False condition that says what is going on. */
+export function withPowerPhase(
+  sandbox: Sandbox,
+  phase: SandboxPhase.STOPPING | SandboxPhase.STOPPED | SandboxPhase.STARTING,
+  now = new Date(),
+): Sandbox {
+  const [reason, message] = POWER_CONDITIONS[phase];
+  const next = withReadyCondition(sandbox, "False", reason, message(sandbox.name), now);
+  next.phase = phase;
+  return next;
+}
+
+const POWER_CONDITIONS = {
+  [SandboxPhase.STOPPING]: [STOPPING_REASON, () => "stop requested; the sandbox is shutting down"],
+  [SandboxPhase.STOPPED]: [
+    STOPPED_REASON,
+    (name: string) => `stopped by the user, disk kept; start it with: openshell sandbox start ${name}`,
+  ],
+  [SandboxPhase.STARTING]: [STARTING_REASON, () => "start requested; waiting for the supervisor"],
+} as const satisfies Record<number, readonly [string, (name: string) => string]>;
 
 function withReadyCondition(
   sandbox: Sandbox,

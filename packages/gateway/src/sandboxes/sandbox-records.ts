@@ -40,8 +40,27 @@ export class SandboxRecords {
     return this.store.updateObject(ObjectTypes.sandbox, sandbox.id, toBinary(SandboxSchema, sandbox), nowMs);
   }
 
-  delete(id: string): Promise<boolean> {
+  /** Removes the sandbox and the stop intent it may have. */
+  async delete(id: string): Promise<boolean> {
+    await this.store.clearSandboxStopIntent(id);
     return this.store.deleteObject(ObjectTypes.sandbox, id);
+  }
+
+  /** The user stopped the sandbox: it stays stopped (across gateway restarts) until started. */
+  markStopIntent(id: string, nowMs = Date.now()): Promise<void> {
+    return this.store.setSandboxStopIntent(id, nowMs);
+  }
+
+  clearStopIntent(id: string): Promise<boolean> {
+    return this.store.clearSandboxStopIntent(id);
+  }
+
+  hasStopIntent(id: string): Promise<boolean> {
+    return this.store.hasSandboxStopIntent(id);
+  }
+
+  stopIntents(): Promise<string[]> {
+    return this.store.listSandboxStopIntents();
   }
 }
 

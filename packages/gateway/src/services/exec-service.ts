@@ -9,6 +9,7 @@ import {
 } from "@openshell/proto";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import { buildExecCommand } from "../sandboxes/shell-command.js";
+import { stoppedSandboxError } from "../sandboxes/stopped-sandbox.js";
 import { execOverRelay } from "../sessions/relay-ssh-exec.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 
@@ -35,6 +36,8 @@ export async function* execSandbox(
   });
   const sandbox = await deps.records.get(request.sandboxId);
   if (!sandbox) throw new OpenShellError("not_found", `sandbox ${request.sandboxId} not found`);
+  const stopped = stoppedSandboxError(sandbox);
+  if (stopped) throw stopped;
   if (sandbox.phase !== SandboxPhase.READY) {
     throw new OpenShellError(
       "failed_precondition",

@@ -4,6 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { generateSandboxName, OpenShellError, randomLetters } from "@openshell/core";
 import {
   type OpenShell,
+  type Sandbox,
   SandboxPhase,
   SandboxSchema,
   type SandboxSpec,
@@ -31,7 +32,7 @@ export interface SandboxServiceDeps {
 
 type SandboxRpcs = Pick<
   ServiceImpl<typeof OpenShell>,
-  "createSandbox" | "getSandbox" | "listSandboxes" | "deleteSandbox"
+  "createSandbox" | "getSandbox" | "listSandboxes" | "deleteSandbox" | "stopSandbox" | "startSandbox"
 >;
 
 /** Sandbox CRUD with upstream's semantics (spec §2.5). */
@@ -92,12 +93,31 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
       deps.sessions.cleanupSandbox(sandbox.id);
       return { deleted: true };
     },
+
+    /** Idempotent: a STOPPED sandbox is answered as it is. */
+    async stopSandbox(request) {
+      const sandbox = await requireByName(deps.records, request.name);
+      return { sandbox: await deps.runtime.stopSandbox(sandbox.id) };
+    },
+
+    /** Idempotent: a running (PROVISIONING, READY) sandbox is answered as it is. */
+    async startSandbox(request) {
+      const sandbox = await requireByName(deps.records, request.name);
+      return { sandbox: await deps.runtime.startSandbox(sandbox.id) };
+    },
   };
 }
 
 export function clampLimit(raw: number): number {
   if (raw === 0) return LIST_DEFAULT_LIMIT;
   return Math.min(raw, LIST_MAX_LIMIT);
+}
+
+async function requireByName(records: SandboxRecords, name: string): Promise<Sandbox> {
+  if (!name) throw new OpenShellError("invalid_argument", "name is required");
+  const sandbox = await records.getByName(name);
+  if (!sandbox) throw notFound(name);
+  return sandbox;
 }
 
 function notFound(name: string): OpenShellError {

@@ -4,6 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { OpenShellError, randomLetters } from "@openshell/core";
 import { type OpenShell, SandboxPhase, SshSessionSchema } from "@openshell/proto";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import { stoppedSandboxError } from "../sandboxes/stopped-sandbox.js";
 import { ObjectTypes, type Store } from "../store/store.js";
 
 export const SSH_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
@@ -26,6 +27,8 @@ export function createSshSessionRpcs(deps: SshSessionDeps): SshRpcs {
       if (!request.sandboxId) throw new OpenShellError("invalid_argument", "sandbox_id is required");
       const sandbox = await deps.records.get(request.sandboxId);
       if (!sandbox) throw new OpenShellError("not_found", `sandbox ${request.sandboxId} not found`);
+      const stopped = stoppedSandboxError(sandbox);
+      if (stopped) throw stopped;
       if (sandbox.phase !== SandboxPhase.READY)
         throw new OpenShellError("failed_precondition", "sandbox is not ready");
       const now = Date.now();

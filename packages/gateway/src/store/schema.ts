@@ -36,3 +36,12 @@ export const sandboxPolicies = sqliteTable(
     index("sandbox_policies_sandbox_version_desc").on(table.sandboxId, table.version),
   ],
 );
+
+/**
+ * Sandboxes a user stopped (`StopSandbox`): the gateway keeps them stopped, across its own restarts
+ * too, until `StartSandbox` removes the row.
+ */
+export const sandboxStopIntents = sqliteTable("sandbox_stop_intents", {
+  sandboxId: text("sandbox_id").primaryKey(),
+  stoppedAtMs: integer("stopped_at_ms").notNull(),
+});

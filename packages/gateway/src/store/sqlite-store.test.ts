@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteStore } from "./sqlite-store.js";
 import { ObjectTypes, type StoredObject } from "./store.js";
@@ -75,5 +78,27 @@ describe("SqliteStore", () => {
     ).rejects.toMatchObject({ code: "aborted" });
     expect(await store.deletePolicyRevisions("s")).toBe(2);
     await store.close();
+  });
+
+  it("keeps a user's stop intents across reopening the file, until cleared", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "osstore-"));
+    try {
+      const path = join(dir, "gateway.db");
+      const store = SqliteStore.open(path);
+      await store.setSandboxStopIntent("b", 20);
+      await store.setSandboxStopIntent("a", 10);
+      await store.setSandboxStopIntent("b", 30);
+      await store.close();
+      const reopened = SqliteStore.open(path);
+      expect(await reopened.listSandboxStopIntents()).toEqual(["a", "b"]);
+      expect(await reopened.hasSandboxStopIntent("a")).toBe(true);
+      expect(await reopened.clearSandboxStopIntent("a")).toBe(true);
+      expect(await reopened.clearSandboxStopIntent("a")).toBe(false);
+      expect(await reopened.hasSandboxStopIntent("a")).toBe(false);
+      expect(await reopened.listSandboxStopIntents()).toEqual(["b"]);
+      await reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,7 @@ import { and, asc, count, desc, eq } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { findMigrationsFolder } from "./migrations-folder.js";
-import { objects, sandboxPolicies } from "./schema.js";
+import { objects, sandboxPolicies, sandboxStopIntents } from "./schema.js";
 import type {
   ObjectType,
   Page,
@@ -218,6 +218,39 @@ export class SqliteStore implements Store {
 
   async deletePolicyRevisions(sandboxId: string): Promise<number> {
     return this.db.delete(sandboxPolicies).where(eq(sandboxPolicies.sandboxId, sandboxId)).run().changes;
+  }
+
+  async setSandboxStopIntent(sandboxId: string, stoppedAtMs: number): Promise<void> {
+    this.db
+      .insert(sandboxStopIntents)
+      .values({ sandboxId, stoppedAtMs })
+      .onConflictDoUpdate({ target: sandboxStopIntents.sandboxId, set: { stoppedAtMs } })
+      .run();
+  }
+
+  async clearSandboxStopIntent(sandboxId: string): Promise<boolean> {
+    return (
+      this.db.delete(sandboxStopIntents).where(eq(sandboxStopIntents.sandboxId, sandboxId)).run().changes > 0
+    );
+  }
+
+  async hasSandboxStopIntent(sandboxId: string): Promise<boolean> {
+    return (
+      this.db
+        .select({ id: sandboxStopIntents.sandboxId })
+        .from(sandboxStopIntents)
+        .where(eq(sandboxStopIntents.sandboxId, sandboxId))
+        .get() !== undefined
+    );
+  }
+
+  async listSandboxStopIntents(): Promise<string[]> {
+    return this.db
+      .select({ id: sandboxStopIntents.sandboxId })
+      .from(sandboxStopIntents)
+      .orderBy(asc(sandboxStopIntents.stoppedAtMs))
+      .all()
+      .map((row) => row.id);
   }
 
   async close(): Promise<void> {

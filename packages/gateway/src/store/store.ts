@@ -68,6 +68,14 @@ export interface Store {
   ): Promise<boolean>;
   deletePolicyRevisions(sandboxId: string): Promise<number>;
 
+  /** Records that a user stopped the sandbox; kept (across restarts) until cleared. */
+  setSandboxStopIntent(sandboxId: string, stoppedAtMs: number): Promise<void>;
+  /** Returns false when there was none. */
+  clearSandboxStopIntent(sandboxId: string): Promise<boolean>;
+  hasSandboxStopIntent(sandboxId: string): Promise<boolean>;
+  /** Ids of every sandbox a user stopped. */
+  listSandboxStopIntents(): Promise<string[]>;
+
   /** Where the data lives, for logs (no credentials). */
   readonly description: string;
   close(): Promise<void>;
