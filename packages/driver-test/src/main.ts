@@ -21,6 +21,7 @@ await runDriverMain({
       stateDir: common.stateDir,
       deleteDelayMs: extra.deleteDelayMs,
       supervisors: launch ? new SupervisorProcesses(launch) : undefined,
+      withoutStopStart: process.env.OPENSHELL_TEST_DRIVER_NO_STOP_START === "1",
     });
     await driver.load();
     // Tests find the driver process here to crash it on purpose.

@@ -93,11 +93,18 @@ export class SupervisorProcesses {
 
   stop(sandboxId: string): void {
     const pid = this.runningPid(sandboxId);
+    if (pid) signal(pid, "SIGTERM");
+    rmSync(this.pidFile(sandboxId), { force: true });
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the supervisor is gone. */
+  async stopAndWait(sandboxId: string, graceMs: number): Promise<void> {
+    const pid = this.runningPid(sandboxId);
     if (pid) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // already gone
+      signal(pid, "SIGTERM");
+      if (!(await waitGone(pid, graceMs))) {
+        signal(pid, "SIGKILL");
+        await waitGone(pid, 5_000);
       }
     }
     rmSync(this.pidFile(sandboxId), { force: true });
@@ -131,6 +138,27 @@ export class SupervisorProcesses {
     }, 500);
     timer.unref();
   }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
 }
 
 function passThrough(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {

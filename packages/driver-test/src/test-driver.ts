@@ -16,13 +16,24 @@ import type { SupervisorProcesses } from "./supervisor-processes.js";
  * - TEST_DRIVER_REJECT=msg       ValidateSandboxCreate fails with FAILED_PRECONDITION msg
  * - TEST_DRIVER_FAIL_CREATE=msg  CreateSandbox fails with INTERNAL msg
  * - TEST_DRIVER_ERROR=msg        after creation the sandbox reports Ready=False reason Crashed
+ * and for the whole driver through its own environment (inherited from the gateway):
+ * - OPENSHELL_TEST_DRIVER_NO_STOP_START=1  StopSandbox and StartSandbox answer UNIMPLEMENTED
+ *
+ * StopSandbox ends the sandbox's supervisor (SIGTERM, then SIGKILL) and reports Ready=False reason
+ * Stopped, which survives a driver restart; StartSandbox runs the supervisor again. The sandbox's
+ * files are the host directories its supervisor works in, so they survive both.
  */
 export interface TestDriverOptions {
   stateDir: string;
   deleteDelayMs: number;
   /** When set, every sandbox also gets a real supervisor process on the host. */
   supervisors?: SupervisorProcesses;
+  /** Answer StopSandbox and StartSandbox UNIMPLEMENTED, like a driver without them. */
+  withoutStopStart?: boolean;
 }
+
+/** How long a stopping supervisor gets after SIGTERM before SIGKILL. */
+const SUPERVISOR_STOP_GRACE_MS = 10_000;
 
 const HOOK_REJECT = "TEST_DRIVER_REJECT";
 const HOOK_FAIL_CREATE = "TEST_DRIVER_FAIL_CREATE";
@@ -31,6 +42,8 @@ const HOOK_ERROR = "TEST_DRIVER_ERROR";
 export class TestDriver {
   private readonly sandboxes = new Map<string, compute.DriverSandbox>();
   private readonly events = new DriverWatchHub("test");
+  /** Sandboxes whose supervisor StopSandbox is ending: its exit is not a crash. */
+  private readonly stopping = new Set<string>();
   private readonly stateFile: string;
   private saving: Promise<void> = Promise.resolve();
 
@@ -50,17 +63,18 @@ export class TestDriver {
       const sandbox = fromJsonString(compute.DriverSandboxSchema, json);
       this.sandboxes.set(sandbox.id, sandbox);
     }
-    // Deletions interrupted by a crash complete now; live sandboxes get their supervisor back.
+    // Deletions interrupted by a crash complete now; live sandboxes get their supervisor back,
+    // stopped ones stay stopped.
     for (const sandbox of [...this.sandboxes.values()]) {
       if (sandbox.status?.deleting) this.finishDelete(sandbox.id);
-      else this.runSupervisor(sandbox);
+      else if (!isStopped(sandbox)) this.runSupervisor(sandbox);
     }
   }
 
   private runSupervisor(sandbox: compute.DriverSandbox): void {
     this.options.supervisors?.ensureRunning(sandbox, (code) => {
       const current = this.sandboxes.get(sandbox.id);
-      if (!current || current.status?.deleting) return;
+      if (!current || current.status?.deleting || this.stopping.has(sandbox.id) || isStopped(current)) return;
       setReadyCondition(current, "False", "ProcessExited", `supervisor exited (code ${code ?? "unknown"})`);
       void this.save();
       this.events.sandbox(current);
@@ -132,17 +146,38 @@ export class TestDriver {
         return {};
       },
       startSandbox: async (req) => {
+        this.requireStopStart("StartSandbox");
         const sandbox = this.require(req.sandboxId, req.sandboxName);
         setReadyCondition(sandbox, "False", "Starting", "simulated sandbox is starting");
         await this.save();
         this.events.sandbox(sandbox);
+        this.runSupervisor(sandbox);
+        this.events.platformEvent(
+          sandbox.id,
+          "Normal",
+          "Started",
+          `simulated sandbox ${sandbox.name} started`,
+        );
         return {};
       },
       stopSandbox: async (req) => {
+        this.requireStopStart("StopSandbox");
         const sandbox = this.require(req.sandboxId, req.sandboxName);
-        setReadyCondition(sandbox, "False", "Stopped", "simulated sandbox is stopped");
-        await this.save();
+        this.stopping.add(sandbox.id);
+        try {
+          await this.options.supervisors?.stopAndWait(sandbox.id, SUPERVISOR_STOP_GRACE_MS);
+          setReadyCondition(sandbox, "False", "Stopped", "simulated sandbox is stopped");
+          await this.save();
+        } finally {
+          this.stopping.delete(sandbox.id);
+        }
         this.events.sandbox(sandbox);
+        this.events.platformEvent(
+          sandbox.id,
+          "Normal",
+          "Stopped",
+          `simulated sandbox ${sandbox.name} stopped`,
+        );
         return {};
       },
       deleteSandbox: async (req) => {
@@ -157,6 +192,11 @@ export class TestDriver {
       },
       watchSandboxes: (_req, context) => this.events.watch(context.signal, () => this.sandboxes.values()),
     };
+  }
+
+  private requireStopStart(rpc: string): void {
+    if (this.options.withoutStopStart)
+      throw new OpenShellError("unimplemented", `${rpc} is switched off in this test driver`);
   }
 
   private finishDelete(id: string): void {
@@ -189,4 +229,8 @@ export class TestDriver {
     });
     return this.saving;
   }
+}
+
+function isStopped(sandbox: compute.DriverSandbox): boolean {
+  return sandbox.status?.conditions.some((c) => c.type === "Ready" && c.reason === "Stopped") ?? false;
 }
