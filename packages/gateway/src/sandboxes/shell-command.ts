@@ -1,4 +1,5 @@
 import { OpenShellError } from "@openshell/core";
+import { checkEnvironmentEntry } from "./environment-rules.js";
 
 /** Upstream's ExecSandbox limits (grpc/sandbox.rs). */
 export const ExecLimits = {
@@ -9,7 +10,6 @@ export const ExecLimits = {
   maxCommandBytes: 256 * 1024,
 } as const;
 
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SAFE_WORD = /^[A-Za-z0-9./_-]+$/;
 const FORBIDDEN_CHARS = /[\0\r\n]/;
 
@@ -63,20 +63,12 @@ function validateExecInput(input: ExecCommandInput): void {
     }
   });
   for (const [key, value] of Object.entries(input.environment)) {
-    if (!ENV_KEY.test(key)) {
-      throw new OpenShellError(
-        "invalid_argument",
-        `environment key '${key}' is invalid: use letters, digits and _ and do not start with a digit`,
-      );
-    }
+    checkEnvironmentEntry("environment", key, value);
     if (Buffer.byteLength(value) > ExecLimits.maxEnvValueBytes) {
       throw new OpenShellError(
         "invalid_argument",
         `environment value of ${key} exceeds ${ExecLimits.maxEnvValueBytes} bytes`,
       );
-    }
-    if (FORBIDDEN_CHARS.test(value)) {
-      throw new OpenShellError("invalid_argument", `environment value of ${key} contains NUL, CR or LF`);
     }
   }
   if (Buffer.byteLength(input.workdir) > ExecLimits.maxWorkdirBytes) {

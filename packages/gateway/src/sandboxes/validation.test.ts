@@ -33,9 +33,51 @@ describe("validateSandboxSpec", () => {
       /8193 bytes; the limit is 8192/,
     );
     expect(() => validateSandboxSpec(spec({ environment: { "1BAD": "v" } }))).toThrow(
-      /not a valid variable name/,
+      /spec.environment key '1BAD' is invalid/,
     );
   });
+
+  it.each([
+    ["spec.environment", (environment: Record<string, string>) => spec({ environment })],
+    [
+      "spec.template.environment",
+      (environment: Record<string, string>) => spec({ template: { environment } }),
+    ],
+  ])("%s: rejects names the system sets, naming the variable", (field, build) => {
+    for (const name of [
+      "OPENSHELL_SUPERVISOR_TOKEN",
+      "OPENSHELL_ENDPOINT",
+      "OPENSHELL_SANDBOX_ID",
+      "OPENSHELL_SANDBOX",
+      "OPENSHELL_SSH_SOCKET_PATH",
+      "OPENSHELL_LOG_LEVEL",
+      "OPENSHELL_TLS_CA",
+      "OPENSHELL_ANYTHING_LATER",
+      "NODE_OPTIONS",
+      "NODE_COMPILE_CACHE",
+      "NODE_TLS_REJECT_UNAUTHORIZED",
+    ]) {
+      expect(() => validateSandboxSpec(build({ [name]: "x" }))).toThrow(
+        new RegExp(`^${field} sets ${name}, which is reserved: .*; use another name$`),
+      );
+    }
+    // Overriding these does not break the supervisor (absolute paths, shells built from scratch).
+    for (const name of ["HOME", "PATH", "USER", "TERM", "LANG", "NODE_ENV", "openshell_lowercase"]) {
+      expect(() => validateSandboxSpec(build({ [name]: "x" }))).not.toThrow();
+    }
+  });
+
+  it.each(["a\nb", "a\rb", "a\0b", "trailing\n"])(
+    "rejects the value %j (CR, LF, NUL) as exec does",
+    (value) => {
+      expect(() => validateSandboxSpec(spec({ environment: { GREETING: value } }))).toThrow(
+        "spec.environment value of GREETING contains NUL, CR or LF",
+      );
+      expect(() => validateSandboxSpec(spec({ template: { environment: { GREETING: value } } }))).toThrow(
+        "spec.template.environment value of GREETING contains NUL, CR or LF",
+      );
+    },
+  );
 
   it("rejects oversized template fields, providers and log level", () => {
     expect(() => validateSandboxSpec(spec({ template: { image: "i".repeat(1025) } }))).toThrow(

@@ -2,6 +2,7 @@ import { fromJson, type JsonObject, toBinary } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
 import { OpenShellError } from "@openshell/core";
 import { type SandboxSpec, sandboxv1 } from "@openshell/proto";
+import { checkEnvironmentEntry, checkSandboxEnvironmentName } from "./environment-rules.js";
 
 /** Limits of upstream's validate_sandbox_spec. */
 export const SPEC_LIMITS = {
@@ -19,7 +20,6 @@ export const SPEC_LIMITS = {
 
 /** DNS-label style: what Kubernetes object names, hostnames and SSH host aliases all accept. */
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const invalid = (message: string): never => {
   throw new OpenShellError("invalid_argument", message);
@@ -92,9 +92,9 @@ function checkEnvironment(env: Record<string, string>, field: string): void {
   }
   for (const [key, value] of entries) {
     checkString(key, SPEC_LIMITS.envKeyBytes, `${field} key '${key.slice(0, 40)}…'`);
-    if (!ENV_KEY_PATTERN.test(key))
-      invalid(`${field} key '${key}' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)`);
     checkString(value, SPEC_LIMITS.envValueBytes, `${field}['${key}']`);
+    checkEnvironmentEntry(field, key, value);
+    checkSandboxEnvironmentName(field, key);
   }
 }
 
