@@ -8,7 +8,7 @@ import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import type { Store } from "../store/store.js";
 import { GATEWAY_VERSION } from "../version.js";
-import { execSandbox } from "./exec-service.js";
+import { createExecRpcs } from "./exec-service.js";
 import { createLogRpcs } from "./logs-service.js";
 import { createProviderRpcs } from "./provider-service.js";
 import { relayStream } from "./relay-service.js";
@@ -40,7 +40,7 @@ export function createOpenShellService(deps: OpenShellServiceDeps): Partial<Serv
     ...createSshSessionRpcs({ ...deps.ssh, records: deps.records, store: deps.store }),
     connectSupervisor: (requests, context) => connectSupervisor(requests, context, deps),
     relayStream: (requests, context) => relayStream(requests, context, deps),
-    execSandbox: (request, context) => execSandbox(request, context, deps),
+    ...createExecRpcs(deps),
   };
   return mapServiceErrors(OpenShell, impl);
 }

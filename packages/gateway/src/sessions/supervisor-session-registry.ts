@@ -50,6 +50,7 @@ export interface OpenedRelay {
 export class SupervisorSessionRegistry {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly pending = new Map<string, PendingRelay>();
+  private readonly sessionChangeListeners = new Set<(sandboxId: string) => void>();
   private reaper: NodeJS.Timeout | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -60,17 +61,32 @@ export class SupervisorSessionRegistry {
     this.reaper.unref();
   }
 
+  /**
+   * Calls `listener` whenever a sandbox's session ends or is superseded (what was reached
+   * through the old session may be gone); returns the unsubscribe function.
+   */
+  onSessionChange(listener: (sandboxId: string) => void): () => void {
+    this.sessionChangeListeners.add(listener);
+    return () => this.sessionChangeListeners.delete(listener);
+  }
+
+  private sessionChanged(sandboxId: string): void {
+    for (const listener of this.sessionChangeListeners) listener(sandboxId);
+  }
+
   /** Registers `session`; returns the session it superseded, already told to shut down. */
   register(sandboxId: string, session: LiveSession): LiveSession | undefined {
     const previous = this.sessions.get(sandboxId);
     this.sessions.set(sandboxId, session);
     previous?.shutdown();
+    if (previous) this.sessionChanged(sandboxId);
     return previous;
   }
 
   removeIfCurrent(sandboxId: string, sessionId: string): boolean {
     if (this.sessions.get(sandboxId)?.sessionId !== sessionId) return false;
     this.sessions.delete(sandboxId);
+    this.sessionChanged(sandboxId);
     return true;
   }
 
@@ -224,6 +240,7 @@ export class SupervisorSessionRegistry {
     const session = this.sessions.get(sandboxId);
     this.sessions.delete(sandboxId);
     session?.shutdown();
+    if (session) this.sessionChanged(sandboxId);
     for (const [channelId, relay] of this.pending) {
       if (relay.sandboxId === sandboxId) this.cancelRelay(channelId);
     }
@@ -236,8 +253,10 @@ export class SupervisorSessionRegistry {
   shutdownAll(): void {
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = undefined;
+    const sandboxIds = [...this.sessions.keys()];
     for (const session of this.sessions.values()) session.shutdown();
     this.sessions.clear();
+    for (const sandboxId of sandboxIds) this.sessionChanged(sandboxId);
     for (const channelId of [...this.pending.keys()]) this.cancelRelay(channelId);
   }
 }
