@@ -152,6 +152,9 @@ remote command's own exit code.`,
     .usage("[options] [-- CMD...]")
     .option("--name <name>", "sandbox name (default: generated)")
     .option("-e, --env <KEY=VALUE>", "environment variable for the sandbox (repeatable)", collect)
+    .option("--cpus <n>", "vCPUs of the sandbox (default: the gateway's, --vm-vcpus)")
+    .option("--memory <size>", "memory of the sandbox, e.g. 512Mi or 2Gi (default: the gateway's)")
+    .option("--disk <size>", "disk size of the sandbox, e.g. 10Gi (default: the image's, 2Gi)")
     .option("--policy <file>", "sandbox policy YAML")
     .option(
       "--upload <local[:dest]>",

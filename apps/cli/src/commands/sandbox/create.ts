@@ -12,6 +12,7 @@ import type { CommandInvocation } from "../../program.js";
 import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
 import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
 import { wantsTty } from "../../sandbox/remote-command.js";
+import { parseSandboxResources } from "../../sandbox/sandbox-resources.js";
 import { sandboxJson } from "../../sandbox/sandbox-view.js";
 import { provisionTimeoutMs, waitForReady } from "../../sandbox/wait-for-ready.js";
 import {
@@ -25,7 +26,18 @@ import {
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
   const options = invocation.options;
+  const name = options.name as string | undefined;
+  if (name !== undefined && name.trim() === "")
+    throw new OpenShellError(
+      "invalid_argument",
+      "--name must not be empty: give a name, or leave --name out to get a generated one",
+    );
   const environment = parseEnvAssignments(options.env as string[] | undefined);
+  const resources = parseSandboxResources({
+    cpus: options.cpus as string | undefined,
+    memory: options.memory as string | undefined,
+    disk: options.disk as string | undefined,
+  });
   const policy = options.policy ? loadPolicyFile(options.policy as string) : undefined;
   const upload = options.upload ? parseUploadSpec(options.upload as string) : undefined;
   const timeoutMs = provisionTimeoutMs(ctx.env);
@@ -42,8 +54,12 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   }
 
   const request = {
-    name: (options.name as string | undefined) ?? "",
-    spec: { environment, ...(policy ? { policy } : {}) },
+    name: name ?? "",
+    spec: {
+      environment,
+      ...(policy ? { policy } : {}),
+      ...(resources ? { template: { resources } } : {}),
+    },
   };
   const created = await createWithBootstrap(ctx, target, bootstrap, (client) =>
     client.createSandbox(request),
