@@ -9,7 +9,7 @@ import {
   rmSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { VmRuntime } from "./vm-runtime.js";
+import { runtimeKey, type VmRuntime } from "./vm-runtime.js";
 
 /**
  * The driver's own reference to each base disk its sandboxes overlay. Sandbox disks are qcow2
@@ -26,7 +26,7 @@ export class BaseImages {
   /** The path sandboxes created now should use as their backing file. */
   ensure(runtime: VmRuntime): string {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const key = String(runtime.manifest.key ?? runtime.dir.split("/").at(-1));
+    const key = runtimeKey(runtime);
     const path = join(this.dir, `${key}.qcow2`);
     if (existsSync(path)) return path;
     const tmp = `${path}.tmp`;

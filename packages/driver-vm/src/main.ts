@@ -7,7 +7,7 @@ import { guestEndpoint } from "./endpoint.js";
 import { hostTscKhz } from "./host-tsc.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
 import { VmDriver } from "./vm-driver.js";
-import { defaultRuntimeRoot, locateVmRuntime } from "./vm-runtime.js";
+import { defaultRuntimeRoot, locateVmRuntime, pinVmRuntime } from "./vm-runtime.js";
 
 const QEMU = process.env.OPENSHELL_QEMU ?? "qemu-system-x86_64";
 const QEMU_IMG = process.env.OPENSHELL_QEMU_IMG ?? "qemu-img";
@@ -46,7 +46,8 @@ if (process.argv[2] === "doctor") {
       };
     },
     create: async (common, extra, logger) => {
-      const runtime = locateVmRuntime(extra.runtimeRoot);
+      // Pinned into the driver's state: re-staging (another clone's set-up) cannot take it away.
+      const runtime = pinVmRuntime(extra.runtimeRoot, common.stateDir);
       const accelerator = await chooseAccelerator({
         qemuBinary: QEMU,
         kernel: runtime.kernel,

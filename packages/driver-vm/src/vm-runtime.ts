@@ -1,6 +1,16 @@
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+} from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 
 /** The staged guest: kernel, initramfs and the base disk every sandbox overlays. */
@@ -48,4 +58,71 @@ export function locateVmRuntime(root: string = defaultRuntimeRoot()): VmRuntime 
     }
   }
   return runtime;
+}
+
+/** How often pinning starts over when a concurrent staging run pruned the runtime under it. */
+const PIN_ATTEMPTS = 3;
+
+/**
+ * Locates the staged runtime and pins it: its files are hard-linked (copied across filesystems)
+ * into `<stateDir>/runtime/<key>/`, and the driver boots only from there. Another clone's set-up
+ * may stage a new runtime and prune this one while the driver runs (QEMU opens the kernel and
+ * initramfs at every boot); the driver's own links keep them. Other pinned keys are removed: a
+ * running VM needs neither file after its launch, and sandbox disks point at their base image in
+ * `<stateDir>/images/` (base-images.ts), never here.
+ */
+export function pinVmRuntime(root: string, stateDir: string): VmRuntime {
+  const pinRoot = join(stateDir, "runtime");
+  for (let attempt = 1; ; attempt++) {
+    const staged = locateVmRuntime(root);
+    try {
+      const pinned = pinInto(staged, pinRoot);
+      removeOtherPins(pinRoot, basename(pinned.dir));
+      return pinned;
+    } catch (error) {
+      // Pruned between locating and linking it: `current` already names a newer complete runtime.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt < PIN_ATTEMPTS) continue;
+      throw OpenShellError.from(error);
+    }
+  }
+}
+
+function pinInto(staged: VmRuntime, pinRoot: string): VmRuntime {
+  const key = runtimeKey(staged);
+  const dir = join(pinRoot, key);
+  const files = [staged.kernel, staged.initrd, staged.baseDisk].map((file) => basename(file));
+  if (!existsSync(join(dir, "manifest.json"))) {
+    mkdirSync(pinRoot, { recursive: true, mode: 0o700 });
+    const tmp = join(pinRoot, `.pin-${key}-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { mode: 0o700 });
+    // The manifest last: its presence means the pin is complete (as in the staged runtime).
+    for (const name of [...files, "manifest.json"]) linkOrCopy(join(staged.dir, name), join(tmp, name));
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  }
+  const [kernel, initrd, baseDisk] = files.map((name) => join(dir, name)) as [string, string, string];
+  return { dir, kernel, initrd, baseDisk, manifest: staged.manifest };
+}
+
+function linkOrCopy(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EXDEV" && code !== "EPERM") throw error;
+    copyFileSync(from, to);
+  }
+}
+
+function removeOtherPins(pinRoot: string, keep: string): void {
+  for (const name of readdirSync(pinRoot)) {
+    if (name !== keep) rmSync(join(pinRoot, name), { recursive: true, force: true });
+  }
+}
+
+/** The runtime's content key (stage-vm-runtime.sh names its directory after it). */
+export function runtimeKey(runtime: VmRuntime): string {
+  const key = runtime.manifest.key;
+  return typeof key === "string" && /^[0-9a-f]{16}$/.test(key) ? key : basename(runtime.dir);
 }
