@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmod, readFile, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -8,6 +8,7 @@ import {
   remoteDownloadCommand,
   uploadToSandbox,
 } from "./sandbox-transfer.js";
+import { endOfArchive, tarEntry } from "./tar-fixtures.js";
 import { git, hasGit, hashTree, tempDirs, writeTree } from "./test-fixtures.js";
 
 /**
@@ -268,6 +269,51 @@ describe("downloadFromSandbox", () => {
         runRemote: localShellRunner,
       }),
     ).rejects.toMatchObject({ code: "failed_precondition" });
+  });
+
+  it("extracts a hostile archive with the safe extractor, names each refused entry and fails at the end", async () => {
+    const parent = await temp.make();
+    const local = path.join(parent, "dest");
+    await mkdir(local);
+    const archiveFile = path.join(await temp.make(), "hostile.tar");
+    await writeFile(
+      archiveFile,
+      Buffer.concat([
+        tarEntry({ name: "./", type: "5", mode: 0o777 }),
+        tarEntry({ name: "./setuid", type: "0", mode: 0o4777, data: "payload" }),
+        tarEntry({ name: "./null", type: "3", mode: 0o666, devmajor: 1, devminor: 3 }),
+        tarEntry({ name: "../escape", type: "0", data: "escaped" }),
+        tarEntry({ name: "./after", type: "0", data: "still written" }),
+        endOfArchive(),
+      ]),
+    );
+    await chmod(local, 0o750);
+    const refused: string[] = [];
+    const previousUmask = process.umask(0o022);
+
+    try {
+      const download = downloadFromSandbox({
+        sandboxPath: "/anything",
+        dest: local,
+        runRemote: () => spawn("cat", [archiveFile], { stdio: "pipe" }),
+        onRefused: (entry) => refused.push(`${entry.path}: ${entry.reason}`),
+      });
+      await expect(download).rejects.toMatchObject({
+        code: "permission_denied",
+        message: `download incomplete: 2 entries from the sandbox were refused and skipped (listed above); everything else is in '${local}'`,
+      });
+    } finally {
+      process.umask(previousUmask);
+    }
+
+    expect(refused).toEqual([
+      "./null: device nodes are not extracted",
+      "../escape: paths with '..' are not extracted",
+    ]);
+    expect((await stat(local)).mode & 0o7777).toBe(0o750);
+    expect((await stat(path.join(local, "setuid"))).mode & 0o7777).toBe(0o755);
+    expect(await hashTree(local)).toEqual({ setuid: expect.any(String), after: expect.any(String) });
+    expect(Object.keys(await hashTree(parent)).sort()).toEqual(["dest/after", "dest/setuid"]);
   });
 
   it("builds a remote command that quotes the path", () => {

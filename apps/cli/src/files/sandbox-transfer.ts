@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { lstat, mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { OpenShellError } from "@openshell/core";
-import { describeExit, type ProcessOutcome, pipeProcesses, succeeded } from "./process-pipe.js";
+import { describeExit, type ProcessOutcome, pipeProcesses, succeeded, watchProcess } from "./process-pipe.js";
+import { type ExtractSummary, extractTarSafely, type RefusedEntry } from "./safe-extract.js";
 import { shellQuote } from "./shell-quote.js";
 import { listUploadFiles } from "./upload-file-list.js";
 
@@ -36,6 +37,8 @@ export interface DownloadOptions {
   /** Local directory; created if missing. */
   dest?: string;
   runRemote: RemoteCommandRunner;
+  /** Called for each archive entry that is not written (its name is sandbox-controlled). */
+  onRefused?: (refused: RefusedEntry) => void;
 }
 
 export interface DownloadSummary {
@@ -100,7 +103,12 @@ export async function uploadToSandbox(options: UploadOptions): Promise<UploadSum
   return { files: files.length, bytes };
 }
 
-/** `sandbox download`: a directory's contents land in `dest`, a file in `dest/<name>`. */
+/**
+ * `sandbox download`: a directory's contents land in `dest`, a file in `dest/<name>`. The archive is
+ * extracted by our own extractor (safe-extract.ts), never by the host's tar: the sandbox controls
+ * the stream completely. Refused entries are reported through `onRefused` as they come and make
+ * the download fail at the end, after everything else was written.
+ */
 export async function downloadFromSandbox(options: DownloadOptions): Promise<DownloadSummary> {
   const { sandboxPath } = options;
   if (sandboxPath === "") throw new OpenShellError("invalid_argument", "sandbox path must not be empty");
@@ -114,23 +122,67 @@ export async function downloadFromSandbox(options: DownloadOptions): Promise<Dow
   const remote = options.runRemote(remoteDownloadCommand(sandboxPath));
   remote.stdin?.on("error", () => {});
   remote.stdin?.end();
-  const localTar = spawnLocalTar(["-x", "-f", "-", "--no-same-owner", "-C", dest]);
+  const remoteDone = watchProcess(remote);
 
   let bytes = 0;
-  const outcomes = await pipeProcesses(remote, localTar, (chunk) => {
-    bytes += chunk.length;
-  });
-  const { producer: remoteOutcome, consumer: local } = outcomes;
+  let outputEnded = false;
+  let extracted: ExtractSummary | undefined;
+  let extractError: unknown;
+  let killedByUs = false;
+  try {
+    if (!remote.stdout) throw new OpenShellError("internal", "the remote command has no stdout");
+    remote.stdout.once("end", () => (outputEnded = true));
+    const archive = countBytes(remote.stdout, (count) => (bytes += count));
+    extracted = await extractTarSafely(archive, { dest, onRefused: options.onRefused });
+  } catch (error) {
+    extractError = error;
+    // Stopped reading mid-stream: the remote side would block on a full pipe. One whose output
+    // ended is left to exit and tell its own story.
+    if (!outputEnded && remote.exitCode === null && remote.signalCode === null) {
+      killedByUs = true;
+      remote.kill();
+    }
+  }
+  const remoteOutcome = await remoteDone;
   throwIfSpawnFailed(remoteOutcome, "remote command");
-  throwIfSpawnFailed(local, "local tar");
   if (remoteOutcome.code === REMOTE_NOT_FOUND_EXIT) {
     throw new OpenShellError("not_found", `'${sandboxPath}' does not exist in sandbox`);
   }
-  if (!succeeded(remoteOutcome) && !remoteOutcome.killedByUs) {
+  // A remote side that failed explains a broken archive better than the archive does.
+  if (!succeeded(remoteOutcome) && !killedByUs) {
     throw transferError("download", "remote command", remoteOutcome);
   }
-  if (!succeeded(local)) throw transferError("download", "local tar", local);
+  if (extractError !== undefined) throw extractionError(extractError, dest);
+  const refused = extracted?.refused ?? [];
+  if (refused.length > 0) {
+    throw new OpenShellError(
+      "permission_denied",
+      `download incomplete: ${refused.length} ${refused.length === 1 ? "entry" : "entries"} from the sandbox ${refused.length === 1 ? "was" : "were"} refused and skipped (listed above); everything else is in '${dest}'`,
+    );
+  }
   return { bytes };
+}
+
+async function* countBytes(
+  source: AsyncIterable<Buffer>,
+  onBytes: (count: number) => void,
+): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
+}
+
+/** A corrupt archive keeps its code; the host's own failures (disk full, permissions) say where. */
+function extractionError(error: unknown, dest: string): OpenShellError {
+  if (error instanceof OpenShellError) {
+    return new OpenShellError(error.code, `download failed: ${error.message}`, { cause: error });
+  }
+  return new OpenShellError(
+    "failed_precondition",
+    `download failed: could not write into '${dest}': ${(error as Error).message}`,
+    { cause: error },
+  );
 }
 
 function spawnLocalTar(args: string[]): ChildProcess {
