@@ -189,6 +189,30 @@ remote command's own exit code.`,
     .option("--no-wait", "return without waiting for the sandbox to be gone")
     .action(action(() => import("./commands/sandbox/delete.js")));
   sandbox
+    .command("stop")
+    .description("power a sandbox off, keeping its disk; it stays stopped until started")
+    .argument("[name]", "sandbox name (default: the last used)")
+    .addHelpText(
+      "after",
+      `
+Waits until the sandbox is stopped. Its files stay; exec, connect and SSH refuse it until
+'openshell sandbox start NAME'. It stays stopped across gateway restarts. Stopping a stopped
+sandbox does nothing.`,
+    )
+    .action(action(() => import("./commands/sandbox/stop.js")));
+  sandbox
+    .command("start")
+    .description("boot a stopped sandbox again from its disk and wait until it is ready")
+    .argument("[name]", "sandbox name (default: the last used)")
+    .option("--no-wait", "return once the sandbox is starting, without waiting for Ready")
+    .addHelpText(
+      "after",
+      `
+Waits for Ready like create (OPENSHELL_PROVISION_TIMEOUT, default 300 s), showing each step.
+Starting a running sandbox does nothing; a sandbox in Error is booted again.`,
+    )
+    .action(action(() => import("./commands/sandbox/start.js")));
+  sandbox
     .command("exec")
     .description("run a command in a sandbox; stdin is passed through, its exit code returned")
     .usage("[NAME] [options] -- CMD...")

@@ -61,6 +61,8 @@ it("the tree the tests walk is the real one", () => {
       "sandbox",
       "sandbox create",
       "sandbox upload",
+      "sandbox stop",
+      "sandbox start",
       "logs",
     ]),
   );
@@ -132,6 +134,7 @@ describe("bash", () => {
     expect(complete("sa")).toEqual(["sandbox"]);
     expect(complete("sandbox", "cr")).toEqual(["create"]);
     expect(complete("gateway", "st")).toEqual(["start", "stop", "status"]);
+    expect(complete("sandbox", "st")).toEqual(["stop", "start"]);
     for (const parent of parents) {
       const words = parent.path ? parent.path.split(" ") : [];
       expect(complete(...words, ""), `openshell ${parent.path} <TAB>`).toEqual(
@@ -196,6 +199,9 @@ describe("bash", () => {
     expect(complete("logs", "b")).toEqual(["beta"]);
     expect(complete("forward", "stop", "8000", "b")).toEqual(["beta"]);
     expect(complete("sandbox", "upload", "b")).toEqual(["beta"]);
+    expect(complete("sandbox", "stop", "b")).toEqual(["beta"]);
+    expect(complete("sb", "start", "al")).toEqual(["alpha", "albatross"]);
+    expect(complete("sandbox", "start", "--no")).toEqual(["--no-wait"]);
     // gateway select NAME is a gateway, not a sandbox.
     expect(complete("gateway", "select", "")).toEqual([]);
   });

@@ -19,9 +19,14 @@ export async function getSandbox(client: OpenShellClient, name: string): Promise
   }
 }
 
-/** Upstream's message for a sandbox that cannot take commands yet. */
+/** Upstream's message for a sandbox that cannot take commands yet; a stopped one says how to start it. */
 export function assertReady(sandbox: Sandbox): void {
   if (sandbox.phase === SandboxPhase.READY) return;
+  if (sandbox.phase === SandboxPhase.STOPPED || sandbox.phase === SandboxPhase.STOPPING)
+    throw new OpenShellError(
+      "failed_precondition",
+      `sandbox ${sandbox.name} is ${sandbox.phase === SandboxPhase.STOPPED ? "stopped" : "stopping"}; start it with: openshell sandbox start ${sandbox.name}`,
+    );
   const detail = readyDetail(sandbox);
   throw new OpenShellError(
     "failed_precondition",

@@ -8,6 +8,9 @@ const PHASE_NAMES: Record<SandboxPhase, string> = {
   [SandboxPhase.ERROR]: "Error",
   [SandboxPhase.DELETING]: "Deleting",
   [SandboxPhase.UNKNOWN]: "Unknown",
+  [SandboxPhase.STOPPING]: "Stopping",
+  [SandboxPhase.STOPPED]: "Stopped",
+  [SandboxPhase.STARTING]: "Starting",
 };
 
 export function phaseName(phase: SandboxPhase): string {

@@ -28,6 +28,8 @@ export async function waitForReady(options: {
   output: Output;
   timeoutMs: number;
   verbose: boolean;
+  /** What the wait is for, in the progress line: "Provisioning" (create) or "Starting" (start). */
+  activity?: string;
 }): Promise<Sandbox> {
   const { client, output } = options;
   const started = Date.now();
@@ -35,7 +37,7 @@ export async function waitForReady(options: {
   const timer = setTimeout(() => abort.abort(), options.timeoutMs);
   let current = options.sandbox;
   let lastStep = "";
-  const progress = output.progress(`Provisioning sandbox '${current.name}'`);
+  const progress = output.progress(`${options.activity ?? "Provisioning"} sandbox '${current.name}'`);
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   const step = (text: string) => {
     lastStep = text;
