@@ -27,6 +27,7 @@ class TestSshServer {
   private readonly held = new Map<string, Array<() => void>>();
   /** Connections (1-based) that never confirm a session channel. */
   readonly stallChannelsOn = new Set<number>();
+  stalledChannels = 0;
 
   constructor() {
     const hostKey = generateKeyPairSync("ec", {
@@ -51,11 +52,6 @@ class TestSshServer {
     return this.held.get(name)?.length ?? 0;
   }
 
-  /** Cuts every connection as a dying relay would. */
-  cutAll(): void {
-    for (const client of this.live) client.end();
-  }
-
   close(): Promise<void> {
     for (const client of this.live) client.end();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -72,7 +68,10 @@ class TestSshServer {
       this.closedConnections++;
     });
     client.on("session", (accept: () => Session) => {
-      if (this.stallChannelsOn.has(number)) return;
+      if (this.stallChannelsOn.has(number)) {
+        this.stalledChannels++;
+        return;
+      }
       const session = accept();
       channels++;
       this.peakChannelsPerConnection = Math.max(this.peakChannelsPerConnection, channels);
@@ -119,6 +118,25 @@ class TestSshServer {
       pump();
     } else exit(127);
   }
+}
+
+/**
+ * Like the gateway's relays: one end of an in-process duplex pair (half-open allowed, so the far
+ * side ending does not close ours), the other end spliced to the SSH server.
+ */
+function relayTo(port: number, cuts: Array<() => void>): Duplex {
+  const [ours, theirs] = duplexPair();
+  const socket = net.connect(port, "127.0.0.1");
+  theirs.pipe(socket).pipe(theirs);
+  socket.on("error", () => theirs.destroy());
+  theirs.on("close", () => socket.destroy());
+  // A supervisor that dies ends its relay streams without an SSH disconnect.
+  cuts.push(() => {
+    socket.unpipe(theirs);
+    socket.destroy();
+    theirs.end();
+  });
+  return ours;
 }
 
 interface Collected {
@@ -172,10 +190,11 @@ describe("SandboxExecConnections", () => {
     const port = await server.listen();
     const listeners = new Set<(sandboxId: string) => void>();
     let transportsOpened = 0;
+    const cuts: Array<() => void> = [];
     const deps: SandboxExecConnectionsDeps = {
       openTransport: async () => {
         transportsOpened++;
-        return transport ? transport() : net.connect(port, "127.0.0.1");
+        return transport ? transport() : relayTo(port, cuts);
       },
       onSessionChange: (listener) => {
         listeners.add(listener);
@@ -193,6 +212,9 @@ describe("SandboxExecConnections", () => {
       server,
       pool,
       transportsOpened: () => transportsOpened,
+      cutRelays: () => {
+        for (const cut of cuts.splice(0)) cut();
+      },
       sessionChanged: () => {
         for (const listener of listeners) listener(SANDBOX);
       },
@@ -273,24 +295,20 @@ describe("SandboxExecConnections", () => {
   });
 
   it("retries once on a fresh connection an exec whose connection died before the command started", async () => {
-    const { server, pool } = await setup();
+    const { server, pool, cutRelays } = await setup();
     server.stallChannelsOn.add(1);
     const run = collect(pool.exec(SANDBOX, request("echo retried")));
-    await eventually(
-      () => server.connections === 1 && pool.snapshot(SANDBOX).channels === 1,
-      "a stalled channel",
-    );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    server.cutAll();
+    await eventually(() => server.stalledChannels === 1, "a stalled channel");
+    cutRelays();
     expect(await run).toEqual({ stdout: "retried\n", exitCode: 0 });
     expect(server.connections).toBe(2);
   });
 
   it("reports the loss of the connection under a command that had started, with UNAVAILABLE", async () => {
-    const { server, pool } = await setup();
+    const { server, pool, cutRelays } = await setup();
     const run = failure(collect(pool.exec(SANDBOX, request("hold forever"))));
     await eventually(() => server.heldCount("forever") === 1, "a running command");
-    server.cutAll();
+    cutRelays();
     const error = await run;
     expect(error.code).toBe("unavailable");
     expect(error.message).toContain("lost while the command ran");

@@ -78,7 +78,12 @@ class ExecConnection {
     this.client.on("error", (error: Error) =>
       deps.logger.debug({ sandbox_id: sandboxId, err: error.message }, "exec SSH connection error"),
     );
-    this.client.on("end", () => this.markLost());
+    // A relay that ends (its supervisor died) leaves our end half-open: ssh2 would keep its
+    // channels waiting forever, so the whole transport goes, which fails them.
+    this.client.on("end", () => {
+      this.markLost();
+      this.transport?.destroy();
+    });
     this.client.on("close", () => this.markLost());
     this.ready = this.open().catch((error: unknown) => {
       this.drop();
