@@ -142,6 +142,41 @@ describe("openshell CLI", () => {
     expect(timedOut.code).toBe(124);
   });
 
+  it("stop powers the VM off and start boots it again with /sandbox intact; exec meanwhile says how to start it", async () => {
+    const wrote = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      "echo survived > /sandbox/kept.txt",
+    ]);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    const stopped = await user.run(["sandbox", "stop", "first"]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain("Stopped sandbox 'first'");
+    expect(user.qemuPids()).toEqual([]);
+    expect((await user.run(["sandbox", "list"])).stdout).toMatch(/^first\s+Stopped\s/m);
+    const got = JSON.parse((await user.run(["sandbox", "get", "first", "-o", "json"])).stdout);
+    expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
+    const refused = await user.run(["sandbox", "exec", "first", "--", "true"]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain(
+      "sandbox first is stopped; start it with: openshell sandbox start first",
+    );
+    expect((await user.run(["sandbox", "stop", "first"])).code).toBe(0);
+
+    const started = await user.run(["sandbox", "start", "first", "-o", "json"]);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stderr).toContain("Sandbox 'first' is ready");
+    expect(JSON.parse(started.stdout)).toMatchObject({ name: "first", phase: "SANDBOX_PHASE_READY" });
+    expect(user.qemuPids()).toHaveLength(1);
+    const read = await user.run(["sandbox", "exec", "first", "--", "cat", "/sandbox/kept.txt"]);
+    expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+    expect((await user.run(["sandbox", "start", "first"])).stderr).toContain("Sandbox 'first' is ready");
+  }, 300_000);
+
   it("connect and exec --tty give an interactive terminal (driven through script(1))", async () => {
     const cli = `${process.execPath} ${CLI}`;
     const shell = spawnSync("script", ["-qec", `${cli} sandbox connect first`, "/dev/null"], {
