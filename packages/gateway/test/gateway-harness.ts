@@ -19,7 +19,9 @@ export function findRepoRoot(from: string = import.meta.dirname): string {
 }
 
 const REPO = findRepoRoot();
-export const GATEWAY_BIN = join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
+/** The built gateway; OPENSHELL_TEST_GATEWAY_BIN runs another build (benchmarks compare two). */
+export const GATEWAY_BIN =
+  process.env.OPENSHELL_TEST_GATEWAY_BIN ?? join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
 export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
 
 export interface GatewayTls {
