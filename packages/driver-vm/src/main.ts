@@ -11,6 +11,8 @@ import { defaultRuntimeRoot, locateVmRuntime, pinVmRuntime } from "./vm-runtime.
 
 const QEMU = process.env.OPENSHELL_QEMU ?? "qemu-system-x86_64";
 const QEMU_IMG = process.env.OPENSHELL_QEMU_IMG ?? "qemu-img";
+/** TCG translation cache per VM (QEMU's own default is 1 GiB): see architecture/vm-driver.md. */
+const DEFAULT_TCG_TB_MIB = 128;
 
 if (process.argv[2] === "doctor") {
   await doctor();
@@ -22,6 +24,11 @@ if (process.argv[2] === "doctor") {
       vcpus: { type: "string", default: "2" },
       "mem-mib": { type: "string", default: "1024" },
       "runtime-dir": { type: "string" },
+      "tcg-tb-mib": {
+        type: "string",
+        default: process.env.OPENSHELL_VM_TCG_TB_MIB ?? String(DEFAULT_TCG_TB_MIB),
+      },
+      "boot-timeout-secs": { type: "string", default: process.env.OPENSHELL_VM_BOOT_TIMEOUT_SECS },
       "guest-tls-ca": { type: "string" },
       "guest-tls-cert": { type: "string" },
       "guest-tls-key": { type: "string" },
@@ -36,11 +43,17 @@ if (process.argv[2] === "doctor") {
         );
       const vcpus = positive(values.vcpus, "--vcpus");
       const memMib = positive(values["mem-mib"], "--mem-mib");
+      const tcgTbMib = positive(values["tcg-tb-mib"], "--tcg-tb-mib");
+      const bootTimeout = values["boot-timeout-secs"];
+      const bootTimeoutS =
+        bootTimeout === undefined ? undefined : positive(bootTimeout, "--boot-timeout-secs");
       const guestTls = parseGuestTls(values, endpoint);
       return {
         guestEndpoint: guestEndpoint(endpoint),
         vcpus,
         memMib,
+        tcgTbMib,
+        bootTimeoutS,
         runtimeRoot: (values["runtime-dir"] as string | undefined) ?? defaultRuntimeRoot(),
         guestTls,
       };
@@ -65,6 +78,8 @@ if (process.argv[2] === "doctor") {
         qemuBinary: QEMU,
         qemuImg: QEMU_IMG,
         tscKhz: hostTscKhz(),
+        tcgTbMib: extra.tcgTbMib,
+        bootTimeoutS: extra.bootTimeoutS,
         guestTls: extra.guestTls,
         logger,
       });

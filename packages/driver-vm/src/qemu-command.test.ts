@@ -45,6 +45,13 @@ describe("qemuArgs", () => {
     expect(qemuArgs(launch).join(" ")).not.toContain("opt/openshell/tls");
   });
 
+  it("bounds TCG's translation cache and passes discards through to the overlay", () => {
+    const args = qemuArgs({ ...launch, tcgTbMib: 128 }).join(" ");
+    expect(args).toContain("-accel tcg,tb-size=128 ");
+    expect(args).toContain("cache=writeback,discard=unmap -device virtio-blk-device,drive=disk0,discard=on");
+    expect(qemuArgs({ ...launch, accelerator: "kvm", tcgTbMib: 128 }).join(" ")).toContain("-accel kvm ");
+  });
+
   it("uses the host CPU under KVM", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
   });

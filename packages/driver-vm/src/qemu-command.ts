@@ -21,6 +21,8 @@ export interface QemuLaunch {
   qmpSocket: string;
   /** Host TSC in kHz: lets a TCG guest skip TSC calibration (see host-tsc.ts). */
   tscKhz?: number;
+  /** TCG's translation cache in MiB (QEMU's default, 1 GiB, is sized for big guests). */
+  tcgTbMib?: number;
   guestTls?: GuestTlsFiles;
 }
 
@@ -29,6 +31,7 @@ export interface QemuLaunch {
  * scan), the sandbox's copy-on-write disk, user-mode networking (the guest reaches the host as
  * 10.0.2.2 and nothing is published on the host), its environment as a fw_cfg file only root in
  * the guest can read, the serial console in a file, and a QMP socket for clean power-off.
+ * Discards pass through (`discard=unmap`): a file deleted in the guest frees the overlay's clusters.
  */
 export function qemuArgs(launch: QemuLaunch): string[] {
   const cpu = launch.accelerator === "kvm" ? "host" : "max";
@@ -36,7 +39,7 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-name",
     "openshell-sandbox",
     "-accel",
-    launch.accelerator,
+    launch.accelerator === "tcg" && launch.tcgTbMib ? `tcg,tb-size=${launch.tcgTbMib}` : launch.accelerator,
     "-cpu",
     cpu,
     "-machine",
@@ -61,9 +64,9 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-append",
     kernelCommandLine(launch),
     "-drive",
-    `id=disk0,file=${launch.disk},format=qcow2,if=none,cache=writeback`,
+    `id=disk0,file=${launch.disk},format=qcow2,if=none,cache=writeback,discard=unmap`,
     "-device",
-    "virtio-blk-device,drive=disk0",
+    "virtio-blk-device,drive=disk0,discard=on",
     "-netdev",
     "user,id=net0",
     "-device",

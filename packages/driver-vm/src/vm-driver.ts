@@ -1,7 +1,10 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statfsSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { type Logger, OpenShellError } from "@openshell/core";
+import { type Logger, OpenShellError, SerialLock } from "@openshell/core";
 import {
   type ComputeDriverImpl,
   type DriverStopReason,
@@ -12,16 +15,28 @@ import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
 import { BootConsoleWatch } from "./boot-console-watch.js";
+import { bootDeadlineMs } from "./boot-deadline.js";
+import {
+  type CrashRestartLimits,
+  CrashRestartPolicy,
+  DEFAULT_CRASH_RESTART_LIMITS,
+} from "./crash-restart-policy.js";
 import { HOST_ALIAS } from "./endpoint.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
+import { type HostCapacity, validateForVm } from "./sandbox-validation.js";
 import { type StopTimings, VmInstance } from "./vm-instance.js";
 import type { VmRuntime } from "./vm-runtime.js";
+
+const run = promisify(execFile);
 
 export const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
 const MONITOR_INTERVAL_MS = 500;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 // The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.
 const STOP_TIMINGS: StopTimings = { powerdownMs: 5_000, shutdownMs: 12_000, termMs: 5_000 };
+/** A guest that never booted does not listen to its power button. */
+const KILL_TIMINGS: StopTimings = { powerdownMs: 0, shutdownMs: 0, termMs: 2_000 };
+const CONSOLE_TAIL_LINES = 15;
 
 export interface VmDriverOptions {
   stateDir: string;
@@ -35,6 +50,12 @@ export interface VmDriverOptions {
   qemuBinary: string;
   qemuImg: string;
   tscKhz: number | undefined;
+  /** TCG translation cache per VM, MiB (`--tcg-tb-mib`). */
+  tcgTbMib: number | undefined;
+  /** `--boot-timeout-secs`: the boot deadline's base instead of the accelerator's default. */
+  bootTimeoutS: number | undefined;
+  /** Restart budget for VMs that die unexpectedly (tests shorten it). */
+  crashRestartLimits?: CrashRestartLimits;
   guestTls?: GuestTlsFiles;
   logger: Logger;
 }
@@ -45,8 +66,17 @@ interface VmRecord {
   monitor: NodeJS.Timeout | undefined;
   /** Follows the boot's console lines until the supervisor's first gateway session (see `boot`). */
   consoleWatch?: BootConsoleWatch | undefined;
-  /** Set while the driver itself stops the VM (delete, StopSandbox, shutdown). */
-  stopping: boolean;
+  /**
+   * Whether the VM should be running: only then is its exit a crash that gets it restarted. The
+   * driver sets "stopped" before every stop it causes (StopSandbox, delete, shutdown, boot timeout).
+   */
+  wanted: "running" | "stopped";
+  crashes: CrashRestartPolicy;
+  restartTimer?: NodeJS.Timeout | undefined;
+  /** Armed while the VM boots; fires if the guest init never says "ready". */
+  bootDeadline?: NodeJS.Timeout | undefined;
+  /** Boots and stops of this VM, one at a time. */
+  lock: SerialLock;
 }
 
 /**
@@ -60,6 +90,7 @@ export class VmDriver {
   private readonly sandboxesDir: string;
   private readonly images: BaseImages;
   private baseDisk = "";
+  private baseDiskBytes = 0;
 
   constructor(private readonly options: VmDriverOptions) {
     this.sandboxesDir = join(options.stateDir, "sandboxes");
@@ -70,6 +101,7 @@ export class VmDriver {
   async load(): Promise<void> {
     mkdirSync(this.sandboxesDir, { recursive: true, mode: 0o700 });
     this.baseDisk = this.images.ensure(this.options.runtime);
+    this.baseDiskBytes = await virtualSize(this.options.qemuImg, this.baseDisk);
     for (const id of readdirSync(this.sandboxesDir)) {
       const instance = new VmInstance(join(this.sandboxesDir, id));
       let sandbox: compute.DriverSandbox;
@@ -82,7 +114,7 @@ export class VmDriver {
         );
         continue;
       }
-      const record: VmRecord = { sandbox, instance, monitor: undefined, stopping: false };
+      const record = this.newRecord(sandbox, instance);
       this.records.set(sandbox.id, record);
       if (sandbox.status?.deleting) {
         void this.finishDelete(record);
@@ -91,6 +123,7 @@ export class VmDriver {
       const pid = instance.runningPid();
       if (pid) {
         this.options.logger.info({ sandbox_id: sandbox.id, pid }, "adopted a running VM");
+        instance.markBoot();
         this.watch(record);
         continue;
       }
@@ -103,10 +136,11 @@ export class VmDriver {
         );
         continue;
       }
-      if (isStopped(sandbox)) continue;
-      this.boot(record).catch((error: unknown) =>
-        this.setReady(record, "False", "BootFailed", OpenShellError.from(error).message),
-      );
+      if (isStopped(sandbox)) {
+        record.wanted = "stopped";
+        continue;
+      }
+      this.bootInBackground(record);
     }
     const inUse = new Set(
       [...this.records.values()].map((r) => r.instance.backingFile()).filter((p) => p !== ""),
@@ -124,7 +158,7 @@ export class VmDriver {
           supportsGpu: false,
         }),
       validateSandboxCreate: (req) => {
-        validateForVm(req.sandbox);
+        validateForVm(req.sandbox, this.options, this.hostCapacity());
         return {};
       },
       getSandbox: (req) => ({ sandbox: this.require(req.sandboxId, req.sandboxName).sandbox }),
@@ -136,23 +170,18 @@ export class VmDriver {
       createSandbox: async (req) => {
         const input = req.sandbox;
         if (!input?.id) throw new OpenShellError("invalid_argument", "sandbox.id is required");
-        validateForVm(input);
+        const size = validateForVm(input, this.options, this.hostCapacity());
         if (this.records.has(input.id))
           throw new OpenShellError("already_exists", `sandbox ${input.id} already exists`);
         const sandbox = create(compute.DriverSandboxSchema, {
           ...input,
           status: create(compute.DriverSandboxStatusSchema, { sandboxName: input.name, instanceId: "" }),
         });
-        const record: VmRecord = {
-          sandbox,
-          instance: new VmInstance(join(this.sandboxesDir, sandbox.id)),
-          monitor: undefined,
-          stopping: false,
-        };
-        await record.instance.createDisk(this.options.qemuImg, this.baseDisk);
+        const record = this.newRecord(sandbox, new VmInstance(join(this.sandboxesDir, sandbox.id)));
+        await record.instance.createDisk(this.options.qemuImg, this.baseDisk, size.diskBytes);
         this.records.set(sandbox.id, record);
         try {
-          await this.boot(record);
+          await record.lock.run(() => this.boot(record));
         } catch (error) {
           this.records.delete(sandbox.id);
           record.instance.remove();
@@ -168,14 +197,17 @@ export class VmDriver {
       },
       startSandbox: async (req) => {
         const record = this.require(req.sandboxId, req.sandboxName);
-        await this.boot(record);
+        if (record.sandbox.status?.deleting)
+          throw new OpenShellError("failed_precondition", `sandbox ${record.sandbox.name} is being deleted`);
+        record.wanted = "running";
+        record.crashes.reset();
+        this.cancelRestart(record);
+        await record.lock.run(() => this.boot(record));
         return {};
       },
       stopSandbox: async (req) => {
         const record = this.require(req.sandboxId, req.sandboxName);
-        record.stopping = true;
-        await record.instance.stop(STOP_TIMINGS);
-        record.stopping = false;
+        await this.stopVm(record, STOP_TIMINGS);
         this.setReady(record, "False", "Stopped", "VM is stopped; its disk is kept");
         return {};
       },
@@ -194,43 +226,126 @@ export class VmDriver {
 
   /** Clean stop (gateway SIGTERM): power VMs off, keep disks. A vanished gateway leaves them running. */
   async shutdown(reason: DriverStopReason): Promise<void> {
-    for (const record of this.records.values()) {
-      clearInterval(record.monitor);
-      record.consoleWatch?.stop();
-    }
+    for (const record of this.records.values()) this.stopWatching(record);
     if (reason === "parent-gone") {
       this.options.logger.info("gateway gone: leaving VMs running for the next driver to adopt");
       return;
     }
-    await Promise.all(
-      [...this.records.values()].map(async (record) => {
-        record.stopping = true;
-        await record.instance.stop(STOP_TIMINGS);
-      }),
-    );
+    await Promise.all([...this.records.values()].map((record) => this.stopVm(record, STOP_TIMINGS)));
   }
 
+  private newRecord(sandbox: compute.DriverSandbox, instance: VmInstance): VmRecord {
+    return {
+      sandbox,
+      instance,
+      monitor: undefined,
+      wanted: "running",
+      crashes: new CrashRestartPolicy(this.options.crashRestartLimits ?? DEFAULT_CRASH_RESTART_LIMITS),
+      lock: new SerialLock(),
+    };
+  }
+
+  /** What one VM may ask for on this host (ValidateSandboxCreate and CreateSandbox check it). */
+  private hostCapacity(): HostCapacity {
+    const disk = statfsSync(this.sandboxesDir);
+    return {
+      cpus: availableParallelism(),
+      memMib: Math.floor(totalmem() / 2 ** 20),
+      diskFreeBytes: disk.bavail * disk.bsize,
+      minDiskBytes: this.baseDiskBytes,
+    };
+  }
+
+  /** Boots the VM unless the driver stopped wanting it meanwhile (call inside the record's lock). */
   private async boot(record: VmRecord): Promise<void> {
     const { sandbox, instance } = record;
+    if (record.wanted !== "running") return;
+    const size = validateForVm(sandbox, this.options);
     instance.writeEnvironment(this.guestEnvironment(sandbox));
     const pid = await instance.launch({
       qemuBinary: this.options.qemuBinary,
       accelerator: this.options.accelerator.accelerator,
-      vcpus: this.options.vcpus,
-      memMib: this.options.memMib,
+      vcpus: size.vcpus,
+      memMib: size.memMib,
       kernel: this.options.runtime.kernel,
       initrd: this.options.runtime.initrd,
       tscKhz: this.options.tscKhz,
+      tcgTbMib: this.options.tcgTbMib,
       guestTls: this.options.guestTls,
     });
     if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     this.setReady(record, "False", "Starting", "VM is starting");
     this.options.logger.info(
-      { sandbox_id: sandbox.id, pid, accelerator: this.options.accelerator.accelerator },
+      { sandbox_id: sandbox.id, pid, accelerator: this.options.accelerator.accelerator, ...size },
       "VM started",
     );
     this.watch(record);
+    this.armBootDeadline(record);
     this.watchSupervisorLink(record);
+  }
+
+  private bootInBackground(record: VmRecord): void {
+    record.lock
+      .run(() => this.boot(record))
+      .catch((error: unknown) =>
+        this.setReady(record, "False", "BootFailed", OpenShellError.from(error).message),
+      );
+  }
+
+  /** Every stop the driver causes: no restart, no boot deadline, then the VM's own stop. */
+  private async stopVm(record: VmRecord, timings: StopTimings): Promise<void> {
+    record.wanted = "stopped";
+    this.cancelRestart(record);
+    this.stopWatching(record);
+    await record.lock.run(async () => {
+      // A boot that held the lock may have armed its watchers after the line above.
+      this.stopWatching(record);
+      await record.instance.stop(timings);
+    });
+  }
+
+  private stopWatching(record: VmRecord): void {
+    clearInterval(record.monitor);
+    record.monitor = undefined;
+    clearTimeout(record.bootDeadline);
+    record.bootDeadline = undefined;
+    record.consoleWatch?.stop();
+  }
+
+  private cancelRestart(record: VmRecord): void {
+    clearTimeout(record.restartTimer);
+    record.restartTimer = undefined;
+  }
+
+  /**
+   * A boot gets a deadline suited to the accelerator and the host's load (see boot-deadline.ts);
+   * if the guest init has not said "ready" by then, QEMU is stopped and the sandbox is in error
+   * with the console's tail.
+   */
+  private armBootDeadline(record: VmRecord): void {
+    clearTimeout(record.bootDeadline);
+    const booting = [...this.records.values()].filter((r) => r.bootDeadline !== undefined).length + 1;
+    const deadlineMs = bootDeadlineMs({
+      accelerator: this.options.accelerator.accelerator,
+      baseSeconds: this.options.bootTimeoutS,
+      loadAverage: loadavg()[0] ?? 0,
+      cpus: availableParallelism(),
+      concurrentBoots: booting,
+    });
+    record.bootDeadline = setTimeout(() => {
+      record.bootDeadline = undefined;
+      void this.bootTimedOut(record, deadlineMs);
+    }, deadlineMs);
+    record.bootDeadline.unref();
+  }
+
+  private async bootTimedOut(record: VmRecord, deadlineMs: number): Promise<void> {
+    this.options.logger.warn({ sandbox_id: record.sandbox.id, deadline_ms: deadlineMs }, "VM boot timed out");
+    await this.stopVm(record, KILL_TIMINGS);
+    const tail = record.instance.consoleTail(CONSOLE_TAIL_LINES) || "(empty)";
+    const message = `VM did not finish booting within ${Math.round(deadlineMs / 1000)} s (${this.options.accelerator.accelerator}) and was stopped; console tail:\n${tail}`;
+    this.setReady(record, "False", "BootTimeout", message);
+    this.events.platformEvent(record.sandbox.id, "Warning", "BootTimeout", message);
   }
 
   /**
@@ -246,6 +361,8 @@ export class VmDriver {
     const watch = new BootConsoleWatch(record.instance.paths.consoleLog, (news) => {
       switch (news.kind) {
         case "guest-ready":
+          clearTimeout(record.bootDeadline);
+          record.bootDeadline = undefined;
           event(
             "Normal",
             "GuestReady",
@@ -290,32 +407,58 @@ export class VmDriver {
     };
   }
 
-  /** Polls the VM's process; an exit the driver did not cause becomes ProcessExited. */
+  /** Polls the VM's process; an exit the driver did not cause is a crash (see `crashed`). */
   private watch(record: VmRecord): void {
     clearInterval(record.monitor);
     record.monitor = setInterval(() => {
       if (record.instance.runningPid()) return;
-      clearInterval(record.monitor);
-      record.monitor = undefined;
-      record.consoleWatch?.stop();
-      if (record.stopping || record.sandbox.status?.deleting) return;
-      const tail = record.instance.consoleTail(15);
-      this.setReady(record, "False", "ProcessExited", "VM process exited");
-      this.events.platformEvent(
-        record.sandbox.id,
-        "Warning",
-        "ProcessExited",
-        `VM process exited; console tail:\n${tail}`,
-      );
+      this.stopWatching(record);
+      if (record.wanted !== "running" || record.sandbox.status?.deleting) return;
+      this.crashed(record);
     }, MONITOR_INTERVAL_MS);
     record.monitor.unref();
   }
 
+  /**
+   * A VM that should be running is gone (killed, OOM, QEMU or guest failure): boot it again from
+   * its disk after a growing delay, and give up (ProcessExited, an error) after too many crashes.
+   */
+  private crashed(record: VmRecord): void {
+    const cause = record.instance.exitCause();
+    const tail = record.instance.consoleTail(CONSOLE_TAIL_LINES);
+    const decision = record.crashes.onCrash();
+    this.options.logger.warn({ sandbox_id: record.sandbox.id, cause, ...decision }, "VM exited unexpectedly");
+    if (!decision.restart) {
+      record.wanted = "stopped";
+      const message = `VM exited unexpectedly (${cause}), ${decision.crashes} times within ${decision.windowMs / 60_000} minutes; not restarting it again. Start it again or delete it`;
+      this.setReady(record, "False", "ProcessExited", message);
+      this.events.platformEvent(
+        record.sandbox.id,
+        "Warning",
+        "ProcessExited",
+        `${message}; console tail:\n${tail}`,
+      );
+      return;
+    }
+    const message = `VM exited unexpectedly (${cause}); restarting, attempt ${decision.attempt} of ${decision.of}`;
+    // Reason Starting: the sandbox is provisioning again, not in error, while it waits and boots.
+    this.setReady(record, "False", "Starting", message);
+    this.events.platformEvent(
+      record.sandbox.id,
+      "Warning",
+      "Restarting",
+      `${message} in ${decision.delayMs / 1000} s; console tail:\n${tail}`,
+    );
+    this.cancelRestart(record);
+    record.restartTimer = setTimeout(() => {
+      record.restartTimer = undefined;
+      if (record.wanted === "running") this.bootInBackground(record);
+    }, decision.delayMs);
+    record.restartTimer.unref();
+  }
+
   private async finishDelete(record: VmRecord): Promise<void> {
-    record.stopping = true;
-    clearInterval(record.monitor);
-    record.consoleWatch?.stop();
-    await record.instance.stop(STOP_TIMINGS);
+    await this.stopVm(record, STOP_TIMINGS);
     record.instance.remove();
     this.records.delete(record.sandbox.id);
     this.events.deleted(record.sandbox.id);
@@ -351,17 +494,10 @@ function isStopped(sandbox: compute.DriverSandbox): boolean {
   return sandbox.status?.conditions.some((c) => c.type === "Ready" && c.reason === "Stopped") ?? false;
 }
 
-/** Upstream's VM validation: what a microVM cannot honour is refused up front. */
-export function validateForVm(sandbox: compute.DriverSandbox | undefined): void {
-  if (!sandbox?.spec) throw new OpenShellError("invalid_argument", "sandbox spec is required");
-  const template = sandbox.spec.template;
-  const refuse = (field: string) => {
-    throw new OpenShellError("failed_precondition", `vm sandboxes do not support ${field}`);
-  };
-  if (sandbox.spec.gpu) refuse("gpu");
-  if (template?.image) refuse("template.image");
-  if (template?.agentSocketPath) refuse("template.agent_socket_path");
-  if (template?.platformConfig && Object.keys(template.platformConfig).length > 0)
-    refuse("template.platform_config");
-  if (template?.resources) refuse("template.resources");
+/** A qcow2 image's virtual size in bytes (a sandbox disk cannot be smaller than its base). */
+async function virtualSize(qemuImg: string, image: string): Promise<number> {
+  const { stdout } = await run(qemuImg, ["info", "-U", "--output=json", image]).catch((error: Error) => {
+    throw new OpenShellError("internal", `qemu-img cannot read the base image ${image}: ${error.message}`);
+  });
+  return Number((JSON.parse(stdout) as { "virtual-size": number })["virtual-size"]);
 }

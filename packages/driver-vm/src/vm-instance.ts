@@ -1,9 +1,10 @@
 import { execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readFileSync,
   rmSync,
@@ -11,14 +12,23 @@ import {
   writeFileSync,
 } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { constants as osConstants, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { OpenShellError, sleep } from "@openshell/core";
+import { consoleTail } from "./console-text.js";
 import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
 
 const run = promisify(execFile);
 const POWER_BUTTON_REPEAT_MS = 1_000;
+/** sun_path holds 108 bytes with its NUL; stay a little below. */
+const MAX_SOCKET_PATH = 104;
+
+/** How a QEMU this driver started ended (unknown for adopted ones). */
+export interface QemuExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 export interface StopTimings {
   /** How long the power button is pressed (again every second) before QEMU gets SIGTERM. */
@@ -50,14 +60,13 @@ export class VmPaths {
   get pidFile() {
     return join(this.dir, "qemu.pid");
   }
-  /** Beside the disk when it fits sun_path (108 bytes), else a stable short path under the temp dir. */
-  get qmpSocket() {
-    const preferred = join(this.dir, "qmp.sock");
-    if (Buffer.byteLength(preferred) < 104) return preferred;
-    return join(
-      tmpdir(),
-      `openshell-qmp-${createHash("sha256").update(this.dir).digest("hex").slice(0, 16)}.sock`,
-    );
+  /** The QMP socket's place beside the disk; used when it fits sun_path (see `qmpSocket`). */
+  get qmpSocketBesideDisk() {
+    return join(this.dir, "qmp.sock");
+  }
+  /** Where a private directory for the QMP socket is recorded when the sandbox dir's path is too long. */
+  get qmpDirRecord() {
+    return join(this.dir, "qmp-dir");
   }
   /** The base image this sandbox's disk overlays (written at create). */
   get backing() {
@@ -71,20 +80,37 @@ export class VmPaths {
  */
 export class VmInstance {
   readonly paths: VmPaths;
+  /** How the QEMU this driver last launched ended; undefined while it runs or when adopted. */
+  private lastExit: QemuExit | undefined;
+  /** Log sizes when the current QEMU was launched or adopted: what it wrote starts there. */
+  private bootOffsets = { console: 0, qemuLog: 0 };
 
   constructor(dir: string) {
     this.paths = new VmPaths(dir);
   }
 
-  /** Creates the sandbox's disk as a qcow2 overlay of the runtime's base image (instant). */
-  async createDisk(qemuImg: string, baseDisk: string): Promise<void> {
+  /**
+   * Creates the sandbox's disk as a qcow2 overlay of the runtime's base image (instant), of
+   * `sizeBytes` virtual size when given (the guest grows its filesystem to fill it).
+   */
+  async createDisk(qemuImg: string, baseDisk: string, sizeBytes?: number): Promise<void> {
     mkdirSync(this.paths.dir, { recursive: true, mode: 0o700 });
     if (existsSync(this.paths.disk)) return;
-    await run(qemuImg, ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", baseDisk, this.paths.disk]).catch(
-      (error: Error) => {
-        throw new OpenShellError("internal", `qemu-img could not create the sandbox disk: ${error.message}`);
-      },
-    );
+    const size = sizeBytes === undefined ? [] : [String(sizeBytes)];
+    await run(qemuImg, [
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-F",
+      "qcow2",
+      "-b",
+      baseDisk,
+      this.paths.disk,
+      ...size,
+    ]).catch((error: Error) => {
+      throw new OpenShellError("internal", `qemu-img could not create the sandbox disk: ${error.message}`);
+    });
     writeFileSync(this.paths.backing, baseDisk);
   }
 
@@ -100,10 +126,41 @@ export class VmInstance {
     return existsSync(this.paths.disk);
   }
 
-  /** The environment the guest init exports (fw_cfg file; only root can read it in the guest). */
+  /**
+   * The environment the guest init exports (fw_cfg file of KEY=VALUE lines; only root can read it
+   * in the guest). Values are written unchanged: one with a line break was refused at create.
+   */
   writeEnvironment(env: Record<string, string>): void {
-    const lines = Object.entries(env).map(([key, value]) => `${key}=${value.replace(/\n/g, " ")}`);
+    const lines = Object.entries(env).map(([key, value]) => {
+      if (/[\r\n\0]/.test(value))
+        throw new OpenShellError(
+          "invalid_argument",
+          `environment variable ${key} contains a line break or NUL`,
+        );
+      return `${key}=${value}`;
+    });
     writeFileSync(this.paths.env, `${lines.join("\n")}\n`, { mode: 0o600 });
+  }
+
+  /**
+   * The QMP socket of this sandbox's QEMU: beside its disk (a 0700 directory) when that path fits
+   * sun_path, else in a private 0700 directory made by mkdtemp, recorded in `qmp-dir` so a later
+   * driver finds it. `create` makes that directory if needed; without it, "" when there is none.
+   */
+  qmpSocket(create = false): string {
+    const beside = this.paths.qmpSocketBesideDisk;
+    if (Buffer.byteLength(beside) < MAX_SOCKET_PATH) return beside;
+    let dir = "";
+    try {
+      dir = readFileSync(this.paths.qmpDirRecord, "utf8").trim();
+    } catch {
+      // none yet
+    }
+    if (dir && isPrivateDirectory(dir)) return join(dir, "qmp.sock");
+    if (!create) return "";
+    dir = mkdtempSync(join(tmpdir(), "openshell-vm-"));
+    writeFileSync(this.paths.qmpDirRecord, dir, { mode: 0o600 });
+    return join(dir, "qmp.sock");
   }
 
   /** The QEMU pid if this sandbox's QEMU is running (checked against /proc, not just the pidfile). */
@@ -129,20 +186,25 @@ export class VmInstance {
   ): Promise<number> {
     const existing = this.runningPid();
     if (existing) return existing;
+    this.markBoot();
     rmSync(this.paths.pidFile, { force: true });
-    rmSync(this.paths.qmpSocket, { force: true });
+    const qmpSocket = this.qmpSocket(true);
+    rmSync(qmpSocket, { force: true });
     const args = qemuArgs({
       ...launch,
       disk: this.paths.disk,
       envFile: this.paths.env,
       consoleLog: this.paths.consoleLog,
       pidFile: this.paths.pidFile,
-      qmpSocket: this.paths.qmpSocket,
+      qmpSocket,
     });
     const log = openSync(this.paths.qemuLog, "a");
     const child = spawn(launch.qemuBinary, args, { detached: true, stdio: ["ignore", log, log] });
     closeSync(log);
     child.unref();
+    child.once("exit", (code, signal) => {
+      this.lastExit = { code, signal };
+    });
     const failed = new Promise<never>((_, reject) => {
       child.once("error", (error) =>
         reject(new OpenShellError("internal", `cannot start ${launch.qemuBinary}: ${error.message}`)),
@@ -162,6 +224,29 @@ export class VmInstance {
     return Promise.race([started, failed]);
   }
 
+  /** Remembers where the current QEMU's output starts (called at launch and when adopting one). */
+  markBoot(): void {
+    this.lastExit = undefined;
+    this.bootOffsets = { console: fileSize(this.paths.consoleLog), qemuLog: fileSize(this.paths.qemuLog) };
+  }
+
+  /**
+   * Why the current QEMU is gone, in a few words: the signal that killed it (from its exit status
+   * when this driver started it, else from QEMU's own "terminating on signal" line), its exit
+   * code, or the guest's power-off.
+   */
+  exitCause(): string {
+    const qemuSaid = /terminating on signal (\d+)/.exec(
+      readFrom(this.paths.qemuLog, this.bootOffsets.qemuLog),
+    );
+    if (this.lastExit?.signal) return `signal ${this.lastExit.signal}`;
+    if (qemuSaid) return `signal ${signalName(Number(qemuSaid[1]))}`;
+    if (this.lastExit?.code) return `exit code ${this.lastExit.code}`;
+    if (readFrom(this.paths.consoleLog, this.bootOffsets.console).includes("OPENSHELL-VM-INIT poweroff"))
+      return "the guest powered itself off";
+    return this.lastExit ? "exit code 0" : "cause unknown";
+  }
+
   /**
    * Stops the VM: the ACPI power button through QMP, pressed again every second until the guest's
    * init says it is stopping (a press before its init watches the button is lost) and then given
@@ -174,7 +259,8 @@ export class VmInstance {
     const consoleOffset = fileSize(this.paths.consoleLog);
     const pressUntil = Date.now() + options.powerdownMs;
     while (Date.now() < pressUntil) {
-      await qmpCommand(this.paths.qmpSocket, "system_powerdown").catch(() => undefined);
+      const qmpSocket = this.qmpSocket();
+      if (qmpSocket) await qmpCommand(qmpSocket, "system_powerdown").catch(() => undefined);
       if (await waitGone(pid, Math.min(POWER_BUTTON_REPEAT_MS, pressUntil - Date.now()))) return;
       if (this.guestIsStopping(consoleOffset)) {
         if (await waitGone(pid, options.shutdownMs)) return;
@@ -192,8 +278,9 @@ export class VmInstance {
     return readFrom(this.paths.consoleLog, offset).includes("OPENSHELL-VM-INIT stopping");
   }
 
+  /** The console's last lines with control characters escaped (it is sandbox output). */
   consoleTail(maxLines = 20): string {
-    return tail(this.paths.consoleLog, maxLines);
+    return consoleTail(this.paths.consoleLog, maxLines);
   }
 
   private qemuLogTail(): string {
@@ -201,8 +288,25 @@ export class VmInstance {
   }
 
   remove(): void {
-    rmSync(this.paths.qmpSocket, { force: true });
+    const qmpSocket = this.qmpSocket();
+    if (qmpSocket && qmpSocket !== this.paths.qmpSocketBesideDisk)
+      rmSync(dirname(qmpSocket), { recursive: true, force: true });
     rmSync(this.paths.dir, { recursive: true, force: true });
+  }
+}
+
+function signalName(number: number): string {
+  const entry = Object.entries(osConstants.signals).find(([, value]) => value === number);
+  return entry ? entry[0] : String(number);
+}
+
+/** A real directory (no symlink) of ours that nobody else can enter. */
+function isPrivateDirectory(dir: string): boolean {
+  try {
+    const stat = lstatSync(dir);
+    return stat.isDirectory() && stat.uid === process.getuid?.() && (stat.mode & 0o777) === 0o700;
+  } catch {
+    return false;
   }
 }
 

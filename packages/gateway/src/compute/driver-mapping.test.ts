@@ -1,0 +1,29 @@
+import { create } from "@bufbuild/protobuf";
+import { SandboxSchema } from "@openshell/proto";
+import { describe, expect, it } from "vitest";
+import { toDriverSandbox } from "./driver-mapping.js";
+
+describe("toDriverSandbox", () => {
+  it("maps the template's resources to typed requirements and hands the whole struct (disk too) to the driver", () => {
+    const resources = {
+      requests: { cpu: "2", memory: "512Mi", "ephemeral-storage": "10Gi" },
+      limits: { cpu: "2", memory: "512Mi", "ephemeral-storage": "10Gi" },
+    };
+    const sandbox = create(SandboxSchema, { id: "i", name: "n", spec: { template: { resources } } });
+    const template = toDriverSandbox(sandbox, "token").spec?.template;
+    expect(template?.resources).toMatchObject({
+      cpuRequest: "2",
+      cpuLimit: "2",
+      memoryRequest: "512Mi",
+      memoryLimit: "512Mi",
+    });
+    expect(template?.platformConfig).toEqual({ resources_raw: resources });
+  });
+
+  it("sends no resources or platform config when the template has none", () => {
+    const template = toDriverSandbox(create(SandboxSchema, { id: "i", name: "n", spec: {} }), "t").spec
+      ?.template;
+    expect(template?.resources).toBeUndefined();
+    expect(template?.platformConfig).toBeUndefined();
+  });
+});
