@@ -1,7 +1,18 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, OpenShellError } from "@openshell/core";
 import type { Client, ClientChannel } from "ssh2";
@@ -99,6 +110,46 @@ describe("SandboxSshServer with the OpenSSH client", () => {
     } finally {
       delete process.env.OPENSHELL_TEST_SUPERVISOR_SECRET;
     }
+  });
+
+  it("runs exec without the user's startup files when the client asks for a plain shell", async () => {
+    // A home the user controls, with every file a login, interactive or ssh-started bash may read.
+    const home = mkdtempSync(join(tmpdir(), "openshell-home-"));
+    roots.push(home);
+    chmodSync(home, 0o755);
+    chownSync(home, NOBODY_UID, NOBODY_UID);
+    const marker = (file: string) => `echo ${file} >> "${home}/ran"\n`;
+    for (const file of [".bash_profile", ".profile", ".bashrc", "bash_env", "sh_env"]) {
+      writeFileSync(join(home, file), marker(file));
+    }
+    const started = await startFixture({
+      env: {
+        OPENSHELL_SANDBOX_NAME: "test-box",
+        HOME: home,
+        BASH_ENV: `${home}/bash_env`,
+        ENV: `${home}/sh_env`,
+      },
+    });
+    fixtures.push(started);
+    const ran = () => (existsSync(join(home, "ran")) ? readFileSync(join(home, "ran"), "utf8") : "");
+
+    const plain = await ssh(started, [
+      "-o",
+      "SetEnv=OPENSHELL_NO_LOGIN_SHELL=1",
+      "sandbox",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell expansions, run remotely
+      'echo "$0|${BASH_ENV-unset}|${ENV-unset}|${OPENSHELL_NO_LOGIN_SHELL-unset}"; id -un; pwd',
+    ]);
+    expect(plain.stderr).toBe("");
+    expect(plain.stdout).toBe(`/bin/bash|unset|unset|unset\nnobody\n${started.workdir}\n`);
+    expect(ran()).toBe("");
+    expect(events(started, "PROC:LAUNCH")[0]).toMatchObject({ kind: "exec", login_shell: false });
+
+    // A plain request for one channel leaves the next connection's exec a login shell again.
+    const login = await ssh(started, ["sandbox", "echo login"]);
+    expect(login).toMatchObject({ code: 0, stdout: "login\n" });
+    expect(ran()).toContain(".bash_profile");
+    expect(events(started, "PROC:LAUNCH")[1]).toMatchObject({ kind: "exec", login_shell: true });
   });
 
   it("streams stdin into exec with EOF, with backpressure over several MiB", async () => {

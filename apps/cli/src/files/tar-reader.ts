@@ -62,7 +62,7 @@ const KINDS: Readonly<Record<string, TarEntryKind>> = {
 };
 
 function corrupt(message: string): OpenShellError {
-  return new OpenShellError("invalid_argument", `the archive from the sandbox is not valid tar: ${message}`);
+  return new OpenShellError("internal", `the archive from the sandbox is not valid tar: ${message}`);
 }
 
 /** Pulls exact byte counts out of an async iterable of chunks. */

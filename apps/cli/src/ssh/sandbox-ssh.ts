@@ -75,10 +75,21 @@ export function ttyArgs(tty: boolean): string[] {
     : ["-T", "-o", "RequestTTY=no"];
 }
 
-/** Runs one command in the sandbox over ssh, stdio piped (what upload and download drive). */
+/**
+ * The env request that makes the supervisor run an exec in a plain `bash --noprofile --norc -c`
+ * (its login-environment.ts): nothing the sandbox user put in ~/.bash_profile, ~/.bashrc or
+ * $BASH_ENV runs in, or writes into, a transfer's data stream. One SetEnv carries it: OpenSSH
+ * takes only the first SetEnv option given.
+ */
+export const NO_LOGIN_SHELL_OPTION = "SetEnv=OPENSHELL_NO_LOGIN_SHELL=1";
+
+/**
+ * Runs one command in the sandbox over ssh, stdio piped, without the user's login shell (what
+ * upload, download and `create --upload` drive).
+ */
 export function sshRemoteRunner(proxyCommand: string): RemoteCommandRunner {
   return (remoteCommand) =>
-    spawnSsh(sshArgs(proxyCommand, ttyArgs(false), remoteCommand), {
+    spawnSsh(sshArgs(proxyCommand, [...ttyArgs(false), "-o", NO_LOGIN_SHELL_OPTION], remoteCommand), {
       stdio: ["pipe", "pipe", "pipe"],
     });
 }

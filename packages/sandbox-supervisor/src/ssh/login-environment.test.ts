@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { buildLoginEnvironment, isForwardableEnvName, LOGIN_PATH } from "./login-environment.js";
+import {
+  buildLoginEnvironment,
+  execCommandLine,
+  isForwardableEnvName,
+  LOGIN_PATH,
+  withoutStartupFiles,
+} from "./login-environment.js";
 
 const user = { name: "sandbox", uid: 1000, gid: 1000, home: "/home/sandbox", shell: "/bin/bash" };
 
@@ -33,5 +39,23 @@ describe("login environment", () => {
       OPENSHELL_SANDBOX: "1",
     });
     expect(buildLoginEnvironment({ user, term: undefined, extra: {}, requested: {} }).TERM).toBe("dumb");
+  });
+
+  it("runs exec in the login shell, or in a bash (else sh) that reads no startup file", () => {
+    const zshUser = { ...user, shell: "/usr/bin/zsh" };
+    const everything = () => true;
+    expect(execCommandLine(zshUser, "tar -cf - .", false, everything)).toEqual({
+      file: "/usr/bin/zsh",
+      args: ["-lc", "tar -cf - ."],
+    });
+    expect(execCommandLine(zshUser, "tar -cf - .", true, everything)).toEqual({
+      file: "/bin/bash",
+      args: ["--noprofile", "--norc", "-c", "tar -cf - ."],
+    });
+    expect(execCommandLine(zshUser, "true", true, (path) => path === "/bin/sh")).toEqual({
+      file: "/bin/sh",
+      args: ["-c", "true"],
+    });
+    expect(withoutStartupFiles({ BASH_ENV: "/x", ENV: "/y", HOME: "/h" })).toEqual({ HOME: "/h" });
   });
 });

@@ -2,9 +2,16 @@ import { existsSync, statSync } from "node:fs";
 import { emitOcsf, OpenShellError } from "@openshell/core";
 import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
 import { flushWritable } from "./channel-io.js";
-import { buildLoginEnvironment, isForwardableEnvName } from "./login-environment.js";
+import {
+  buildLoginEnvironment,
+  execCommandLine,
+  isForwardableEnvName,
+  NO_LOGIN_SHELL_REQUEST,
+  withoutStartupFiles,
+} from "./login-environment.js";
 import { PipeSessionProcess } from "./pipe-session-process.js";
 import { PtySessionProcess } from "./pty-session-process.js";
+import { isExecutableFile } from "./run-as-user.js";
 import type { LaunchSpec, ProcessExit, PtySize, SessionProcess } from "./session-process.js";
 import { toNodeSignal } from "./signals.js";
 import type { SshServerContext } from "./ssh-context.js";
@@ -32,6 +39,8 @@ const MAX_LOGGED_COMMAND = 256;
 export class SessionChannelHandler {
   private pty: PtyRequest | undefined;
   private readonly requestedEnv: Record<string, string> = {};
+  /** Set by the NO_LOGIN_SHELL_REQUEST env request: exec runs in a plain shell. */
+  private noLoginShell = false;
   private process: SessionProcess | undefined;
   private readonly disposed = new AbortController();
 
@@ -51,7 +60,8 @@ export class SessionChannelHandler {
     });
     session.on("env", (accept: Accept, _reject: Reject, info: { key: string; val: string }) => {
       // Acknowledged either way (clients may wait for the reply); only the allowlist is applied.
-      if (isForwardableEnvName(info.key)) this.requestedEnv[info.key] = info.val;
+      if (info.key === NO_LOGIN_SHELL_REQUEST) this.noLoginShell = info.val === "1";
+      else if (isForwardableEnvName(info.key)) this.requestedEnv[info.key] = info.val;
       else context.logger.debug({ connection_id: connectionId, name: info.key }, "ssh env request ignored");
       accept?.();
     });
@@ -131,7 +141,7 @@ export class SessionChannelHandler {
       kind: launch.kind,
       user: this.context.user.name,
       pty: child instanceof PtySessionProcess,
-      ...(command !== undefined ? { command } : {}),
+      ...(command !== undefined ? { command, login_shell: !this.noLoginShell } : {}),
       ...(launch.kind === "subsystem" ? { subsystem: launch.name } : {}),
     };
     emitOcsf(this.context.logger, {
@@ -155,18 +165,24 @@ export class SessionChannelHandler {
 
   private launchSpec(launch: Launch): LaunchSpec {
     const { user, workdir, switchUser } = this.context;
-    const args = launch.kind === "exec" ? ["-lc", launch.command] : launch.kind === "shell" ? ["-l"] : [];
+    const plain = launch.kind === "exec" && this.noLoginShell;
+    const { file, args } =
+      launch.kind === "exec"
+        ? execCommandLine(user, launch.command, plain, isExecutableFile)
+        : launch.kind === "shell"
+          ? { file: user.shell, args: ["-l"] }
+          : { file: launch.file, args: [] };
     const usesPty = this.pty !== undefined && launch.kind !== "subsystem";
-    const file = launch.kind === "subsystem" ? launch.file : user.shell;
+    const env = buildLoginEnvironment({
+      user,
+      term: usesPty ? this.pty?.term : undefined,
+      extra: this.context.env,
+      requested: this.requestedEnv,
+    });
     return {
       ...withInheritedFdsClosed(file, args),
       cwd: this.workingDirectory(workdir),
-      env: buildLoginEnvironment({
-        user,
-        term: usesPty ? this.pty?.term : undefined,
-        extra: this.context.env,
-        requested: this.requestedEnv,
-      }),
+      env: plain ? withoutStartupFiles(env) : env,
       uid: switchUser ? user.uid : undefined,
       gid: switchUser ? user.gid : undefined,
     };
@@ -221,5 +237,6 @@ const CLOSE_INHERITED_FDS =
 
 function withInheritedFdsClosed(file: string, args: string[]): { file: string; args: string[] } {
   if (!existsSync(BASH)) return { file, args };
-  return { file: BASH, args: ["-c", CLOSE_INHERITED_FDS, file, ...args] };
+  // --norc: bash sources ~/.bashrc even for -c when its stdin is a socket (Node's stdio pipes are).
+  return { file: BASH, args: ["--noprofile", "--norc", "-c", CLOSE_INHERITED_FDS, file, ...args] };
 }

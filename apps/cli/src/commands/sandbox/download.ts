@@ -1,8 +1,10 @@
 import { CliContext } from "../../cli-context.js";
+import type { RefusedEntry } from "../../files/safe-extract.js";
 import { downloadFromSandbox } from "../../files/sandbox-transfer.js";
 import type { CommandInvocation } from "../../program.js";
 import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
 import { sessionProxyCommand, sshRemoteRunner } from "../../ssh/sandbox-ssh.js";
+import { terminalSafe } from "../../ui/terminal-safe.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -13,14 +15,19 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     const sandbox = await getReadySandbox(client, name);
     const proxy = await sessionProxyCommand(ctx, client, target, sandbox);
     const progress = ctx.output.progress(`Downloading ${name}:${path} to ${dest}`);
+    const refusedEntries: RefusedEntry[] = [];
     try {
       return await downloadFromSandbox({
         sandboxPath: path,
         dest,
         runRemote: sshRemoteRunner(proxy),
+        onRefused: (refused) => refusedEntries.push(refused),
       });
     } finally {
       progress.done();
+      // After the spinner is gone, before the error that counts them. Names come from the sandbox.
+      for (const refused of refusedEntries)
+        ctx.output.warn(`skipped '${terminalSafe(refused.path)}': ${terminalSafe(refused.reason)}`);
     }
   }, target);
   ctx.output.success(`Downloaded ${name}:${path} to ${dest} (${summary.bytes} bytes)`);
