@@ -1,5 +1,4 @@
 import http from "node:http";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { SupervisorCredentials } from "./auth/supervisor-credentials.js";
@@ -11,6 +10,7 @@ import { SandboxEventHub } from "./events/sandbox-event-hub.js";
 import { GatewayServer, type RequestHandler } from "./http/gateway-server.js";
 import { serveHealth } from "./http/health-routes.js";
 import { isRawRelayRequest, serveRawRelayStream } from "./http/raw-relay-stream.js";
+import { createRpcHandler } from "./http/rpc-handler.js";
 import { SshConnectTunnel } from "./http/ssh-connect-tunnel.js";
 import { SandboxRecords } from "./sandboxes/sandbox-records.js";
 import { createOpenShellService } from "./services/openshell-service.js";
@@ -100,13 +100,11 @@ export class Gateway {
         connectPath: config.sshConnectPath,
       },
     });
-    const connectHandler = connectNodeAdapter({
-      routes: (router) => router.service(OpenShell, service),
+    const rpcHandler = createRpcHandler({
+      implementations: [{ service: OpenShell, impl: service }],
       readMaxBytes: MAX_MESSAGE_BYTES,
-      // No gzip: relay and exec streams carry already-encrypted SSH bytes, and compressing them cost
-      // the gateway ~3/4 of its CPU on bulk transfers (bench/relay-bench.ts).
-      acceptCompression: [],
       shutdownSignal: this.shutdown.signal,
+      logger,
     });
     const readiness = () =>
       driver.isReady
@@ -141,7 +139,7 @@ export class Gateway {
         res.end(`${req.method} is not allowed on ${config.sshConnectPath}; use CONNECT\n`);
         return;
       }
-      connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
+      rpcHandler(req, res);
     };
 
     this.server = new GatewayServer({

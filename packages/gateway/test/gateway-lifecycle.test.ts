@@ -142,14 +142,15 @@ describe("gateway CRUD over gRPC and Connect", () => {
       body: "{not json",
     });
     expect(badJson.status).toBe(400);
-    // An undecodable protobuf body: INTERNAL, as upstream's tonic answers decode failures.
+    // An undecodable protobuf body is the caller's fault: INVALID_ARGUMENT (upstream's tonic says
+    // INTERNAL; rpc-protocol-answers.test.ts covers Connect and streaming calls too).
     expect(
       await rawGrpcStatus(
         gw.port,
         "/openshell.v1.OpenShell/CreateSandbox",
         Buffer.from([0, 0, 0, 0, 3, 0xff, 0xff, 0xff]),
       ),
-    ).toBe(String(Code.Internal));
+    ).toBe(String(Code.InvalidArgument));
     expect((await gw.grpc.health({})).status).toBe(ServiceStatus.HEALTHY);
   });
 });
