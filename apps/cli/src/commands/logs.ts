@@ -5,6 +5,7 @@ import { CliContext } from "../cli-context.js";
 import type { CommandInvocation } from "../program.js";
 import { getSandbox } from "../sandbox/sandbox-lookup.js";
 import type { Output } from "../ui/output.js";
+import { terminalSafe } from "../ui/terminal-safe.js";
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const LEVELS = ["error", "warn", "info", "debug", "trace"];
@@ -27,20 +28,24 @@ function sourcesOf(values: string[] | undefined): string[] {
   return sources.includes("all") ? [] : sources;
 }
 
+/**
+ * One log line per terminal line. Level, source and message come from the sandbox: control
+ * characters (line breaks too, so no line can pose as another) are printed escaped. JSON is exact.
+ */
 function printLine(output: Output, json: boolean, line: SandboxLogLine): void {
   if (json) {
     output.stdout.write(`${JSON.stringify(toJson(SandboxLogLineSchema, line))}\n`);
     return;
   }
   const time = new Date(Number(line.timestampMs)).toISOString();
-  const level = (line.level || "info").toUpperCase().padEnd(5);
+  const level = terminalSafe((line.level || "info").toUpperCase()).padEnd(5);
   const painted = level.startsWith("ERR")
     ? output.paint("31", level)
     : level.startsWith("WARN")
       ? output.paint("33", level)
       : level;
   output.print(
-    `${output.dim(time)} ${painted} ${output.dim(`[${line.source || "sandbox"}]`)} ${line.message}`,
+    `${output.dim(time)} ${painted} ${output.dim(`[${terminalSafe(line.source || "sandbox")}]`)} ${terminalSafe(line.message)}`,
   );
 }
 

@@ -2,6 +2,7 @@ import { OpenShellError } from "@openshell/core";
 import { type Sandbox, SandboxPhase } from "@openshell/proto";
 import type { OpenShellClient } from "../gateway/gateway-client.js";
 import type { Output } from "../ui/output.js";
+import { terminalSafe } from "../ui/terminal-safe.js";
 import { phaseName, readyDetail } from "./sandbox-view.js";
 
 export const DEFAULT_PROVISION_TIMEOUT_S = 300;
@@ -39,9 +40,10 @@ export async function waitForReady(options: {
   let lastStep = "";
   const progress = output.progress(`${options.activity ?? "Provisioning"} sandbox '${current.name}'`);
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+  // Steps quote conditions, platform events and log lines: the sandbox writes some of them.
   const step = (text: string) => {
-    lastStep = text;
-    progress.update(`${text} ${output.dim(`(${elapsed()})`)}`);
+    lastStep = terminalSafe(text);
+    progress.update(`${lastStep} ${output.dim(`(${elapsed()})`)}`);
   };
   try {
     const stream = client.watchSandbox(
@@ -77,7 +79,7 @@ export async function waitForReady(options: {
       } else if (payload.case === "log" && (options.verbose || output.interactive)) {
         step(firstLine(payload.value.message));
       } else if (payload.case === "warning") {
-        output.warn(payload.value.message);
+        output.warn(terminalSafe(payload.value.message, { multiline: true }));
       }
     }
     throw new OpenShellError(

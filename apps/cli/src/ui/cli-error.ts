@@ -1,4 +1,5 @@
 import { OpenShellError } from "@openshell/core";
+import { terminalSafe } from "./terminal-safe.js";
 
 /** Documented exit codes (README "CLI exit codes"); a command run in a sandbox passes its own through. */
 export const ExitCode = {
@@ -30,12 +31,16 @@ export function exitCodeFor(error: OpenShellError): number {
   }
 }
 
-/** One sentence (and the next step) for anything a command throws; the stack only with -v. */
+/**
+ * One sentence (and the next step) for anything a command throws; the stack only with -v. Messages
+ * quote the gateway and the sandbox (remote stderr, condition messages), so they are made
+ * terminal-safe; line breaks and tabs stay, the messages are multi-line on purpose.
+ */
 export function renderError(error: unknown, verbose: boolean): { text: string; exitCode: number } {
   const normalized = OpenShellError.from(error);
   const text =
     verbose && error instanceof Error && error.stack
       ? `${normalized.message}\n\n${error.stack}`
       : normalized.message;
-  return { text, exitCode: exitCodeFor(normalized) };
+  return { text: terminalSafe(text, { multiline: true }), exitCode: exitCodeFor(normalized) };
 }

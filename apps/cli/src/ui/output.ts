@@ -1,4 +1,5 @@
 import type { Writable } from "node:stream";
+import { terminalSafe } from "./terminal-safe.js";
 
 export type OutputFormat = "text" | "json";
 
@@ -111,8 +112,9 @@ export class Output {
     };
   }
 
-  /** Left-aligned columns, header in bold on a terminal. */
-  table(headers: string[], rows: string[][]): void {
+  /** Left-aligned columns, header in bold on a terminal; cells are data, printed terminal-safe. */
+  table(headers: string[], rawRows: string[][]): void {
+    const rows = rawRows.map((row) => row.map((cell) => terminalSafe(cell)));
     const widths = headers.map((header, column) =>
       Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
     );

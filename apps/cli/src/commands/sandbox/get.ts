@@ -2,6 +2,7 @@ import { CliContext } from "../../cli-context.js";
 import type { CommandInvocation } from "../../program.js";
 import { getSandbox } from "../../sandbox/sandbox-lookup.js";
 import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
+import { terminalSafe } from "../../ui/terminal-safe.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -28,6 +29,8 @@ export async function run(invocation: CommandInvocation): Promise<number> {
       `Condition ${condition.type}`,
       `${condition.status}${condition.reason ? ` (${condition.reason})` : ""}`,
     ]);
-  for (const [key, value] of rows) output.print(`${`${key}:`.padEnd(18)} ${value}`);
+  // Names, conditions and details come from the gateway and, through the driver, the sandbox.
+  for (const [key, value] of rows)
+    output.print(`${terminalSafe(`${key}:`).padEnd(18)} ${terminalSafe(value)}`);
   return 0;
 }

@@ -1,6 +1,7 @@
 import { CliContext } from "../../cli-context.js";
 import type { CommandInvocation } from "../../program.js";
 import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
+import { terminalSafe } from "../../ui/terminal-safe.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
   const ctx = CliContext.of(invocation);
@@ -10,8 +11,8 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   );
   const { output } = ctx;
   if (ctx.json) output.json(sandboxes.map(sandboxJson));
-  else if (options.names) for (const sandbox of sandboxes) output.print(sandbox.name);
-  else if (options.ids) for (const sandbox of sandboxes) output.print(sandbox.id);
+  else if (options.names) for (const sandbox of sandboxes) output.print(terminalSafe(sandbox.name));
+  else if (options.ids) for (const sandbox of sandboxes) output.print(terminalSafe(sandbox.id));
   else if (sandboxes.length === 0) output.note("No sandboxes. Create one with: openshell sandbox create");
   else
     output.table(
