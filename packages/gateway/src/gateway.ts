@@ -44,7 +44,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     const { config, logger } = this;
-    const store = openStore(config.dbUrl);
+    const store = openStore(config.dbUrl, logger);
     this.store = store;
     logger.info({ store: store.description }, "store opened");
 

@@ -1,9 +1,13 @@
-import { OpenShellError } from "@openshell/core";
+import { type Logger, OpenShellError } from "@openshell/core";
+import { ensurePrivateDatabaseFiles } from "./private-database-files.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { Store } from "./store.js";
 
-/** Opens the store named by --db-url: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`. */
-export function openStore(dbUrl: string): Store {
+/**
+ * Opens the store named by --db-url: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`. A file
+ * database and its WAL/SHM files are made private to the gateway's user first.
+ */
+export function openStore(dbUrl: string, logger: Logger): Store {
   if (dbUrl.startsWith("sqlite:")) {
     let path = dbUrl.slice("sqlite:".length);
     if (path.startsWith("//")) path = path.slice(2);
@@ -14,7 +18,9 @@ export function openStore(dbUrl: string): Store {
         "--db-url 'sqlite:' needs a path, e.g. sqlite:/var/lib/openshell/gateway.db or sqlite::memory:",
       );
     }
-    return SqliteStore.open(path === ":memory:" ? ":memory:" : path);
+    if (path === ":memory:") return SqliteStore.open(":memory:");
+    ensurePrivateDatabaseFiles(path, logger);
+    return SqliteStore.open(path);
   }
   if (dbUrl.startsWith("postgres://") || dbUrl.startsWith("postgresql://")) {
     throw new OpenShellError(
