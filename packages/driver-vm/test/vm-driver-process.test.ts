@@ -1,11 +1,23 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
+import type { compute } from "@openshell/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { pidsOf, rpcFailure } from "../../gateway/test/gateway-harness.js";
+import { defaultRuntimeRoot } from "../src/vm-runtime.js";
 
 const DRIVER = join(import.meta.dirname, "..", "dist", "openshell-driver-vm.js");
 
@@ -21,6 +33,82 @@ function runDriver(args: string[]): Promise<{ code: number | null; stderr: strin
 }
 
 const qemuPidsUnder = (dir: string) => pidsOf(/^qemu-system/, dir);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One newc cpio entry (the initramfs format): a file, or a character device when `rdev` is set. */
+function cpioEntry(name: string, mode: number, data = Buffer.alloc(0), rdev?: [number, number]): Buffer {
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  const nameBytes = Buffer.from(`${name}\0`);
+  const fields = [
+    1,
+    mode,
+    0,
+    0,
+    1,
+    0,
+    data.length,
+    0,
+    0,
+    rdev?.[0] ?? 0,
+    rdev?.[1] ?? 0,
+    nameBytes.length,
+    0,
+  ];
+  const header = Buffer.from(`070701${fields.map(hex).join("")}`);
+  const pad = (length: number) => Buffer.alloc((4 - (length % 4)) % 4);
+  return Buffer.concat([header, nameBytes, pad(header.length + nameBytes.length), data, pad(data.length)]);
+}
+
+/**
+ * A copy of the staged runtime whose initramfs never lets the guest get ready: an extra cpio
+ * archive appended to the real one replaces /init with a script that prints a line (with a
+ * terminal escape in it, as hostile console output would) and sleeps.
+ */
+function hangingRuntime(dir: string): string {
+  const staged = realpathSync(join(defaultRuntimeRoot(), "current"));
+  const current = join(dir, "hanging-runtime", "current");
+  mkdirSync(current, { recursive: true });
+  for (const name of ["vmlinux", "vmlinuz", "rootfs.qcow2"])
+    if (existsSync(join(staged, name))) symlinkSync(join(staged, name), join(current, name));
+  const manifest = JSON.parse(readFileSync(join(staged, "manifest.json"), "utf8"));
+  writeFileSync(join(current, "manifest.json"), JSON.stringify({ ...manifest, key: "0123456789abcdef" }));
+  const init =
+    "#!/bin/sh\necho 'hanging-init: this guest never gets ready'\nprintf 'title:\\033]0;pwned\\007:end\\n'\nexec sleep 100000\n";
+  const extra = Buffer.concat([
+    cpioEntry("dev", 0o040755),
+    cpioEntry("dev/console", 0o020600, undefined, [5, 1]),
+    cpioEntry("init", 0o100755, Buffer.from(init)),
+    cpioEntry("TRAILER!!!", 0),
+  ]);
+  const initrd = readFileSync(join(staged, "initrd.img"));
+  // The kernel takes a further archive only at a 4-byte boundary (zeros in between are skipped).
+  const padding = Buffer.alloc((4 - (initrd.length % 4)) % 4);
+  writeFileSync(join(current, "initrd.img"), Buffer.concat([initrd, padding, extra]));
+  return dirname(current);
+}
+
+/** Watches the driver's events until `until` says stop; returns what came. */
+async function collectEvents(
+  client: DriverConnection["client"],
+  until: (event: compute.WatchSandboxesEvent) => boolean,
+  timeoutMs: number,
+): Promise<compute.WatchSandboxesEvent[]> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  const seen: compute.WatchSandboxesEvent[] = [];
+  try {
+    for await (const event of client.watchSandboxes({}, { signal: abort.signal })) {
+      seen.push(event);
+      if (until(event)) break;
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+  return seen;
+}
 
 describe("openshell-driver-vm process", () => {
   const dirs: string[] = [];
@@ -49,11 +137,20 @@ describe("openshell-driver-vm process", () => {
   /** Runs the driver binary on `dir` (TCG forced, small guests) and connects to its socket. */
   async function startDriver(
     dir: string,
+    extraArgs: string[] = [],
+    stateDir = dir,
   ): Promise<{ child: ChildProcess; client: DriverConnection["client"] }> {
     const socket = join(dir, "d.sock");
     rmSync(socket, { force: true });
-    const args = ["--bind-socket", socket, "--state-dir", dir, "--openshell-endpoint", "http://127.0.0.1:1"];
-    const child = spawn(process.execPath, [DRIVER, ...args, "--mem-mib", "512"], {
+    const args = [
+      "--bind-socket",
+      socket,
+      "--state-dir",
+      stateDir,
+      "--openshell-endpoint",
+      "http://127.0.0.1:1",
+    ];
+    const child = spawn(process.execPath, [DRIVER, ...args, "--mem-mib", "512", ...extraArgs], {
       stdio: ["pipe", "ignore", "inherit"],
       env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" },
     });
@@ -192,6 +289,12 @@ describe("openshell-driver-vm process", () => {
     expect(existsSync(join(dir, "sandboxes", id, "disk.qcow2"))).toBe(true);
     const stopped = (await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0];
     expect(stopped).toMatchObject({ type: "Ready", status: "False", reason: "Stopped" });
+    // A stop the user asked for is not a crash: longer than the first restart's delay, nothing boots.
+    await sleep(3_000);
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect((await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0]?.reason).toBe(
+      "Stopped",
+    );
 
     await client.startSandbox({ sandboxId: id });
     await waitUntil(() => readyCount() === 2, "the second boot");
@@ -204,4 +307,84 @@ describe("openshell-driver-vm process", () => {
       "the delete",
     );
   }, 120_000);
+  it("refuses environment values with line breaks or NUL, invalid names and oversized VMs, naming what is wrong", async () => {
+    const dir = stateDir();
+    const { client } = await startDriver(dir);
+    const id = "55555555-6666-7777-8888-999999999999";
+    const newline = { id, name: "env", spec: { environment: { GREETING: "hello\nworld" } } };
+    const expected = {
+      code: Code.InvalidArgument,
+      message:
+        "environment variable GREETING in spec.environment contains a line break or NUL character; values must be a single line",
+    };
+    expect(await rpcFailure(client.validateSandboxCreate({ sandbox: newline }))).toEqual(expected);
+    expect(await rpcFailure(client.createSandbox({ sandbox: newline }))).toEqual(expected);
+    const badName = { id, name: "env", spec: { template: { environment: { "A-B": "x" } } } };
+    expect(await rpcFailure(client.createSandbox({ sandbox: badName }))).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringContaining(
+        'environment variable name "A-B" in spec.template.environment is invalid',
+      ),
+    });
+    const huge = { id, name: "huge", spec: { template: { resources: { cpuLimit: "4096" } } } };
+    expect(await rpcFailure(client.validateSandboxCreate({ sandbox: huge }))).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/^cpu 4096 is more than this host has \(\d+ CPUs\)$/),
+    });
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect(existsSync(join(dir, "sandboxes", id))).toBe(false);
+  });
+
+  it("a guest that never gets ready is stopped at the boot deadline and reported with its console's tail, escaped", async () => {
+    const dir = stateDir();
+    const { client } = await startDriver(dir, [
+      "--runtime-dir",
+      hangingRuntime(dir),
+      "--boot-timeout-secs",
+      "3",
+    ]);
+    const id = "66666666-7777-8888-9999-aaaaaaaaaaaa";
+    const events = collectEvents(
+      client,
+      (e) => e.payload.case === "platformEvent" && e.payload.value.event?.reason === "BootTimeout",
+      120_000,
+    );
+    await client.createSandbox({ sandbox: { id, name: "hangs", spec: {} } });
+    const timeout = (await events).find(
+      (e) => e.payload.case === "platformEvent" && e.payload.value.event?.reason === "BootTimeout",
+    );
+    const message =
+      timeout?.payload.case === "platformEvent" ? (timeout.payload.value.event?.message ?? "") : "";
+    expect(message).toMatch(
+      /^VM did not finish booting within \d+ s \(tcg\) and was stopped; console tail:\n/,
+    );
+    expect(message).toContain("hanging-init: this guest never gets ready");
+    expect(message).toContain("title:\\x1b]0;pwned\\x07:end");
+    expect(message).not.toContain("\x1b");
+    const condition = (await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0];
+    expect(condition).toMatchObject({ type: "Ready", status: "False", reason: "BootTimeout" });
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 150_000);
+
+  it("keeps the QMP socket in a private directory, also when the state dir's path is too long for one beside the disk", async () => {
+    const dir = stateDir();
+    const longStateDir = join(dir, "s".repeat(60));
+    mkdirSync(longStateDir, { mode: 0o700 });
+    const { client } = await startDriver(dir, [], longStateDir);
+    const id = "77777777-8888-9999-aaaa-bbbbbbbbbbbb";
+    await client.createSandbox({ sandbox: { id, name: "qmp", spec: {} } });
+    const [pid] = qemuPidsUnder(dir);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const socket = /^unix:([^,]+),/.exec(argv[argv.indexOf("-qmp") + 1] ?? "")?.[1] ?? "";
+    expect(socket).not.toBe("");
+    expect(socket.startsWith(longStateDir)).toBe(false);
+    const socketDir = dirname(socket);
+    expect(socketDir).toMatch(new RegExp(`^${tmpdir()}/openshell-vm-\\w{6}$`));
+    expect(statSync(socketDir).mode & 0o777).toBe(0o700);
+    expect(statSync(socketDir).uid).toBe(process.getuid?.());
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+    for (let i = 0; i < 200 && existsSync(socketDir); i++) await sleep(100);
+    expect(existsSync(socketDir)).toBe(false);
+  }, 60_000);
 });
