@@ -217,6 +217,32 @@ describe("openshell CLI", () => {
     expect(output).toBe("via-ssh-config\nsandbox\n");
   });
 
+  it("rsync over `ssh -F` with the ssh-config copies a tree into the sandbox", async () => {
+    const local = mkdtempSync(join(user.root, "rsync-"));
+    mkdirSync(join(local, "sub"));
+    writeFileSync(join(local, "a.txt"), "alpha\n");
+    writeFileSync(join(local, "sub", "b.bin"), randomBytes(256 * 1024));
+    const config = join(user.root, "ssh_config"); // written by the ssh-config test
+    execFileSync(
+      "rsync",
+      ["-a", "-e", `ssh -F ${config}`, `${local}/`, "openshell-first:/sandbox/rsynced/"],
+      {
+        env: user.env,
+        timeout: 120_000,
+      },
+    );
+    const listing = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      "cd /sandbox/rsynced && cat a.txt && sha256sum sub/b.bin",
+    ]);
+    expect(listing.stdout).toBe(`alpha\n${sha256(join(local, "sub", "b.bin"))}  sub/b.bin\n`);
+  });
+
   it("upload honours .gitignore and download brings the same bytes back", async () => {
     const local = mkdtempSync(join(user.root, "up-"));
     mkdirSync(join(local, "sub"));

@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { SandboxPhase } from "@openshell/proto";
 import { afterEach, describe, expect, it } from "vitest";
@@ -65,6 +66,19 @@ function collectExec(gw: RunningGateway, sandboxId: string, command: string[]) {
   return execOutput(gw.grpc.execSandbox({ sandboxId, command }));
 }
 
+/** A TCP server on the host's 127.0.0.1 that counts the connections it accepts. */
+async function loopbackServer(): Promise<{ server: Server; port: number; accepted: () => number }> {
+  let count = 0;
+  const server = createServer((socket) => {
+    count++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (typeof address !== "object" || !address) throw new Error("no server address");
+  return { server, port: address.port, accepted: () => count };
+}
+
 describe("VM sandboxes (QEMU microVM)", () => {
   const gateways: RunningGateway[] = [];
   const dirs: string[] = [];
@@ -103,6 +117,49 @@ describe("VM sandboxes (QEMU microVM)", () => {
       },
     );
     expect(ssh.stdout.toString()).toBe("smoke-ok\nsandbox\n/sandbox\n");
+
+    // What agents expect (issue 10 item 12), in the exec and in an OpenSSH session.
+    const tools =
+      'command -v python pip node rsync; python -c "import cloudpickle, sys; print(sys.prefix)"; node -e "console.log(process.version)"';
+    const expectedTools =
+      /^\/sandbox\/\.venv\/bin\/python\n\/sandbox\/\.venv\/bin\/pip\n\/usr\/local\/bin\/node\n\/usr\/bin\/rsync\n\/sandbox\/\.venv\nv24\.\d+\.\d+\n$/;
+    expect((await collectExec(gw, sandboxId, ["bash", "-c", tools])).stdout).toMatch(expectedTools);
+    const sshTools = await run("ssh", [...sshOptions(gw, sandboxId, token), "sandbox", tools], {
+      timeoutMs: 60_000,
+    });
+    expect(sshTools.stdout.toString()).toMatch(expectedTools);
+
+    // Of the host's loopback the sandbox reaches the gateway only (issue 10 item 8): QEMU's user
+    // network maps 10.0.2.2 (and the rest of 10.0.2.0/24) to the host's 127.0.0.1.
+    const { server, port: hostOnlyPort, accepted } = await loopbackServer();
+    try {
+      // The rules are root's: the sandbox user cannot remove them (tried first, then probed).
+      const flush = await collectExec(gw, sandboxId, [
+        "bash",
+        "-c",
+        "/usr/sbin/nft flush ruleset; echo rc=$?",
+      ]);
+      expect(flush.stdout).toBe("rc=1\n");
+      expect(flush.stderr).toContain("Operation not permitted");
+      const connect = (host: string, port: number) =>
+        `timeout 10 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>&1; echo "rc=$?"`;
+      const probe = await collectExec(gw, sandboxId, [
+        "bash",
+        "-c",
+        [
+          connect("10.0.2.2", hostOnlyPort),
+          connect("host.openshell.internal", hostOnlyPort),
+          connect("10.0.2.5", hostOnlyPort),
+          connect("10.0.2.2", gw.port),
+        ].join("; "),
+      ]);
+      const results = probe.stdout.match(/rc=\d+/g);
+      expect(results, probe.stdout).toEqual(["rc=1", "rc=1", "rc=1", "rc=0"]);
+      expect(probe.stdout).toContain("Connection refused");
+      expect(accepted()).toBe(0);
+    } finally {
+      server.close();
+    }
     await collectExec(gw, sandboxId, ["sh", "-c", "echo persisted > /sandbox/note.txt"]);
     expect((await collectExec(gw, sandboxId, ["cat", "/sandbox/note.txt"])).stdout).toBe("persisted\n");
 

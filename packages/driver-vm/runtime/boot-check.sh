@@ -9,7 +9,10 @@
 # waits for "OPENSHELL-VM-INIT ready" and the supervisor's LIFECYCLE:START and SSH:LISTEN lines,
 # prints the times, then kills QEMU by its pid and removes the temp dir (also on failure).
 #   --selftest   kernel cmdline openshell.selftest=1: the guest checks node + native modules + pty,
-#                that the sandbox user cannot read the fw_cfg env, and the env value round trip
+#                that the sandbox user cannot read the fw_cfg env, the env value round trip, the
+#                agent tools on the sandbox user's PATH (python and pip of /sandbox/.venv,
+#                cloudpickle, ensurepip, node, rsync) and the host firewall (python under TCG
+#                makes this boot ~10-25 s slower)
 #   --graceful   presses the ACPI power button (HMP system_powerdown, as the driver does over
 #                QMP), times the guest's shutdown, boots the same overlay again and checks that
 #                the root disk kept what the first boot wrote (implies --selftest)
@@ -17,7 +20,7 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TIMEOUT=120
+TIMEOUT=180
 SELFTEST=0
 GRACEFUL=0
 KEEP_LOG=

@@ -12,12 +12,17 @@
 #   <dir>/current -> <key>     the newest complete runtime
 #
 # <dir> = $OPENSHELL_VM_RUNTIME_DIR, default ${XDG_DATA_HOME:-~/.local/share}/openshell/vm-runtime.
-# <key> hashes every input (these runtime scripts, the supervisor bundle, the native modules, the
-# Node version, the kernel package version); when <key>/manifest.json exists the script only
-# prints the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place
-# with one rename, points `current` at it and removes older runtimes no running process uses and
-# no lease (<old>/leases/*) pins. Needs root (mmdebstrap, file ownership inside the image).
+# <key> hashes every input by content only (these runtime scripts, the supervisor bundle, the
+# native modules' paths relative to the clone, the Node version, the kernel package version): two
+# clones of one commit share one runtime. When <key>/manifest.json exists the script only prints
+# the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place with
+# one rename, points `current` at it and removes older runtimes no running process uses and no
+# lease (<old>/leases/*) pins; a running driver is safe either way (it hard-linked what it boots
+# into its own state). Needs root (mmdebstrap, file ownership inside the image).
 # Prints the runtime dir (<dir>/<key>) on stdout; progress and errors go to stderr.
+#
+#   --print-key   print <key> for the current inputs and exit (builds nothing)
+#   --prune       only remove older runtimes (all but what `current` points at), as above
 #
 # Environment:
 #   OPENSHELL_VM_RUNTIME_DIR        where runtimes live (see above)
@@ -44,11 +49,15 @@ KERNEL_CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests=
 # Runtime inputs hashed into the key (boot-check.sh is deliberately not one of them).
 INPUT_FILES=(stage-vm-runtime.sh initramfs-init openshell-vm-init)
 # button + evdev: the ACPI power button (system_powerdown) as an input device the init watches.
+# nf_tables + nft_reject_inet: the guest init's firewall that closes the host's loopback (see
+# openshell-vm-init); loaded here because the rootfs carries no kernel modules.
 INITRD_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng ext4 qemu_fw_cfg
-  button evdev)
+  button evdev nf_tables nft_reject_inet)
 INITRD_APPLETS=(sh mount umount insmod switch_root poweroff sync sleep usleep cat echo)
+# python-is-python3 … rsync: what agents and SDKs expect (`python`, pip, venv, cloudpickle for shipped
+# callables, rsync over `ssh -F`); nftables: the init's host-loopback firewall.
 ROOTFS_PACKAGES=(bash coreutils python3 git curl iproute2 ca-certificates procps openssh-sftp-server
-  tini util-linux)
+  tini util-linux python-is-python3 python3-pip python3-venv python3-cloudpickle rsync nftables)
 NATIVE_DEPS=(ssh2 node-pty)
 SANDBOX_ID=10001
 
@@ -64,14 +73,48 @@ trap 'on_error $? $LINENO' ERR
 usage() {
   sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 }
+MODE=stage
 case "${1:-}" in
   -h | --help)
     usage
     exit 0
     ;;
+  --print-key) MODE=print-key ;;
+  --prune) MODE=prune ;;
   "") ;;
-  *) die "unknown argument '$1' (usage: stage-vm-runtime.sh [--help])" ;;
+  *) die "unknown argument '$1' (usage: stage-vm-runtime.sh [--help | --print-key | --prune])" ;;
 esac
+
+# Older runtimes: removed unless pinned by a lease file or open in a running process (a QEMU that
+# boot-check.sh or a benchmark started holds its rootfs.qcow2). Drivers do not depend on this: each
+# hard-links the runtime it loaded into its own state (src/vm-runtime.ts, pinVmRuntime).
+prune_older_runtimes() {
+  local keep=$1 old base user
+  for old in "$RUNTIME_DIR"/*; do
+    base=${old##*/}
+    if ! [[ "$base" =~ ^[0-9a-f]{16}$ ]] || [ ! -d "$old" ] || [ "$base" = "$keep" ]; then continue; fi
+    if [ -n "$(ls -A "$old/leases" 2>/dev/null)" ]; then
+      log "keeping older runtime $base (it has leases in $old/leases)"
+      continue
+    fi
+    user=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$old/*" -printf '%h\n' 2>/dev/null | head -1 | cut -d/ -f3) || true
+    if [ -n "$user" ]; then
+      log "keeping older runtime $base (open in pid $user)"
+      continue
+    fi
+    rm -rf --one-file-system "$old"
+    log "removed older runtime $base"
+  done
+}
+
+if [ "$MODE" = prune ]; then
+  [ -d "$RUNTIME_DIR" ] || exit 0
+  current=$(readlink "$RUNTIME_DIR/current" 2>/dev/null) || die "$RUNTIME_DIR/current does not exist; nothing to keep"
+  exec 9>"$RUNTIME_DIR/.lock"
+  flock 9
+  prune_older_runtimes "$current"
+  exit 0
+fi
 
 # --- inputs and key (this part is the fast path: no network, no apt-cache when memoized) -------
 STEP="reading the inputs"
@@ -137,6 +180,10 @@ KEY=$(
   } | sha256sum | cut -c1-16
 )
 TARGET=$RUNTIME_DIR/$KEY
+if [ "$MODE" = print-key ]; then
+  echo "$KEY"
+  exit 0
+fi
 
 point_current() {
   [ "$(readlink "$RUNTIME_DIR/current" 2>/dev/null)" = "$KEY" ] && return 0
@@ -344,6 +391,45 @@ install -d -m 0755 -o "$SANDBOX_ID" -g "$SANDBOX_ID" "$ROOT/sandbox"
 # What a new workspace starts with (the guest init copies it into /sandbox once, then marks it).
 install -d -m 0755 "$OPT/workspace-seed"
 cp -a "$ROOT/etc/skel/." "$OPT/workspace-seed/"
+
+# The sandbox's Python venv, /sandbox/.venv (first on the user's PATH: /etc/profile.d below for
+# login shells, the supervisor's login PATH for the others), seeded with the workspace. It sees the
+# system's packages (cloudpickle, pip) and has no pip of its own: ensurepip would put ~2,000 files
+# into every new workspace, copied at its first boot. Its pip, pip3, pip3.X are pip's own
+# entry-point scripts run by the venv's python, so `pip install` installs into the venv (Debian's
+# system pip refuses: PEP 668 "externally-managed-environment").
+STEP="creating the sandbox's Python venv"
+chroot "$ROOT" python3 -m venv --system-site-packages --without-pip /sandbox/.venv
+PY_VERSION=$(chroot "$ROOT" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+for name in pip pip3 "pip$PY_VERSION"; do
+  cat >"$ROOT/sandbox/.venv/bin/$name" <<'EOF'
+#!/sandbox/.venv/bin/python
+import re
+import sys
+from pip._internal.cli.main import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+EOF
+  chmod 0755 "$ROOT/sandbox/.venv/bin/$name"
+done
+chown -R "$SANDBOX_ID:$SANDBOX_ID" "$ROOT/sandbox/.venv"
+mv "$ROOT/sandbox/.venv" "$OPT/workspace-seed/.venv"
+cat >"$ROOT/etc/profile.d/openshell-venv.sh" <<'EOF'
+# openshell: the sandbox's Python venv first on PATH (Debian's /etc/profile has just reset PATH).
+if [ -d /sandbox/.venv/bin ]; then
+  case ":$PATH:" in
+    *:/sandbox/.venv/bin:*) ;;
+    *) PATH="/sandbox/.venv/bin:$PATH" ;;
+  esac
+  VIRTUAL_ENV=/sandbox/.venv
+  export PATH VIRTUAL_ENV
+fi
+EOF
+chmod 0644 "$ROOT/etc/profile.d/openshell-venv.sh"
+for tool in /usr/bin/python /usr/bin/rsync /usr/sbin/nft /opt/openshell/workspace-seed/.venv/bin/python; do
+  [ -x "$ROOT$tool" ] || die "the rootfs has no $tool"
+done
 [ -x "$ROOT/usr/lib/openssh/sftp-server" ] || die "the rootfs has no /usr/lib/openssh/sftp-server"
 [ -x "$ROOT/usr/bin/tini" ] || die "the rootfs has no /usr/bin/tini"
 [ -x "$ROOT/usr/bin/setpriv" ] || die "the rootfs has no /usr/bin/setpriv"
@@ -427,24 +513,8 @@ mv -T "$STAGE" "$TARGET"
 point_current
 sync "$RUNTIME_DIR"
 
-# Older runtimes: remove unless pinned by a lease file or open in a running process (a sandbox
-# overlay's backing file is the absolute path of its runtime's rootfs.qcow2).
 STEP="removing older runtimes"
-for old in "$RUNTIME_DIR"/*; do
-  base=${old##*/}
-  if ! [[ "$base" =~ ^[0-9a-f]{16}$ ]] || [ ! -d "$old" ] || [ "$base" = "$KEY" ]; then continue; fi
-  if [ -n "$(ls -A "$old/leases" 2>/dev/null)" ]; then
-    log "keeping older runtime $base (it has leases in $old/leases)"
-    continue
-  fi
-  user=$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$old/*" -printf '%h\n' 2>/dev/null | head -1 | cut -d/ -f3) || true
-  if [ -n "$user" ]; then
-    log "keeping older runtime $base (open in pid $user)"
-    continue
-  fi
-  rm -rf --one-file-system "$old"
-  log "removed older runtime $base"
-done
+prune_older_runtimes "$KEY"
 
 log "done in $(($(date +%s) - T0)) s: $TARGET (rootfs.qcow2 $(du -m "$TARGET/rootfs.qcow2" | cut -f1) MiB on disk)"
 echo "$TARGET"

@@ -52,6 +52,19 @@ describe("VM runtime (stage-vm-runtime.sh, openshell-vm-init, boot-check.sh)", (
       expect(run.output).toContain("env value round trip ok");
       // The staging warm-up boot filled the supervisor's V8 compile cache in the image.
       expect(run.output).toMatch(/selftest compile cache: [1-9]\d* files/);
+      // What agents expect, first on the sandbox user's PATH in a login shell (issue 10 item 12).
+      expect(run.output).toContain(
+        "selftest tools: paths=/sandbox/.venv/bin/python /sandbox/.venv/bin/pip /usr/local/bin/node /usr/bin/rsync ",
+      );
+      expect(run.output).toMatch(
+        /python=3\.\d+\.\d+ prefix=\/sandbox\/\.venv cloudpickle=\d[\d.]* ensurepip=\d/,
+      );
+      expect(run.output).toMatch(
+        /pip=pip \d[\d.]* from \S+ \(python 3\.\d+\) node=v24\.\d+\.\d+ rsync=rsync +version \d/,
+      );
+      // Of the host's loopback only the gateway's port (boot-check's endpoint is port 1; item 8).
+      expect(run.output).toContain("host firewall: host alias 10.0.2.2 open on the gateway port 1 only");
+      expect(run.output).toContain("elements = { 10.0.2.2 . 1 }");
       expect(run.output).toContain("SSH:LISTEN");
       expect(run.output).toMatch(/graceful poweroff: QEMU exited [\d.]+ s after system_powerdown/);
       expect(run.output).toContain("supervisor exited status=0");
