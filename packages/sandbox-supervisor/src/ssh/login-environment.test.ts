@@ -19,6 +19,18 @@ describe("login environment", () => {
     }
   });
 
+  it("puts the sandbox's Python venv first on PATH, then the usual system directories", () => {
+    expect(LOGIN_PATH.split(":")).toEqual([
+      "/sandbox/.venv/bin",
+      "/usr/local/sbin",
+      "/usr/local/bin",
+      "/usr/sbin",
+      "/usr/bin",
+      "/sbin",
+      "/bin",
+    ]);
+  });
+
   it("builds the environment from scratch, with the PTY's TERM and OPENSHELL_SANDBOX fixed", () => {
     expect(
       buildLoginEnvironment({

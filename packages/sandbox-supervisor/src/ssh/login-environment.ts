@@ -1,6 +1,10 @@
 import type { RunAsUser } from "./run-as-user.js";
 
-export const LOGIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/**
+ * The VM image's Python venv (/sandbox/.venv) comes first, as in upstream's images: this covers
+ * commands run without a login shell; login shells get it from the image's /etc/profile.d.
+ */
+export const LOGIN_PATH = "/sandbox/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const FORWARDABLE_NAMES = new Set(["TERM", "LANG", "COLORTERM"]);
 
