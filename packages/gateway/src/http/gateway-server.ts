@@ -41,10 +41,7 @@ export class GatewayServer {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
 
   constructor(private readonly options: GatewayServerOptions) {
-    this.h2 = http2.createServer({ settings: { initialWindowSize: STREAM_WINDOW_BYTES } }, (req, res) => {
-      refuseRequestBodyAfterResponse(req, res);
-      options.handler(req, res);
-    });
+    this.h2 = http2.createServer({ settings: { initialWindowSize: STREAM_WINDOW_BYTES } }, options.handler);
     this.h2.on("session", (session) => {
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
@@ -137,38 +134,6 @@ export class GatewayServer {
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   }
-}
-
-/** How often, and how long at most, a finished response is checked for its END_STREAM being sent. */
-const END_STREAM_POLL_MS = 10;
-const END_STREAM_WAIT_MS = 10_000;
-
-/**
- * A response can be complete while the request body is still arriving: a Connect unary request
- * over the read limit is answered RESOURCE_EXHAUSTED after the first MiB, and nobody reads the
- * rest. HTTP/2 then stalls the stream on flow control with the unread window buffered, and a
- * client that finishes sending before it reads never sees the answer. RFC 9113 §8.1: after a
- * complete response the server may end the stream with RST_STREAM(NO_ERROR). It must go out after
- * the response's last frame: "finish" comes before gRPC's trailers are even queued (a reset then
- * loses the status), so the reset waits until nghttp2 reports our side closed (END_STREAM sent).
- * Node has no event for that; the poll runs only for such half-read streams.
- */
-function refuseRequestBodyAfterResponse(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  const stream = res.stream;
-  stream.once("finish", () => {
-    if (req.complete || stream.closed) return;
-    const startedAt = Date.now();
-    const poll = setInterval(() => {
-      if (stream.closed || req.complete) {
-        clearInterval(poll);
-        return;
-      }
-      if (!stream.state.localClose && Date.now() - startedAt < END_STREAM_WAIT_MS) return;
-      clearInterval(poll);
-      stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    }, END_STREAM_POLL_MS);
-    poll.unref();
-  });
 }
 
 /**

@@ -1,9 +1,11 @@
+import type http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "@openshell/core";
 import { answerDecodeFailures, decodeFailureInterceptor, trackDecoding } from "./decode-failures.js";
+import { endUnreadRequestAfterResponse } from "./end-unread-request.js";
 import type { RequestHandler } from "./gateway-server.js";
 import { protoServices } from "./proto-services.js";
 import { answerUnknownRpc, withUnimplementedMethods } from "./unimplemented-rpc.js";
@@ -40,6 +42,7 @@ export function createRpcHandler(options: RpcHandlerOptions): RequestHandler {
   );
 
   return (req, res) => {
+    if ("stream" in req) endUnreadRequestAfterResponse(req, res as http2.Http2ServerResponse);
     const handler = handlers.get((req.url ?? "").split("?", 1)[0] as string);
     if (!handler) {
       if (!answerUnknownRpc(req, res)) {
