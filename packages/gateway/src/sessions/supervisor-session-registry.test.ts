@@ -27,6 +27,30 @@ const channelIds = (session: { sent: GatewayMessage[] }) =>
   session.sent.flatMap((m) => (m.payload.case === "relayOpen" ? [m.payload.value.channelId] : []));
 
 describe("SupervisorSessionRegistry", () => {
+  it("tells listeners when a sandbox's session is superseded, ends or is dropped, not for a stale removal", () => {
+    const registry = new SupervisorSessionRegistry();
+    const changes: string[] = [];
+    const unsubscribe = registry.onSessionChange((sandboxId) => changes.push(sandboxId));
+    registry.register("sb", fakeSession("s1"));
+    expect(changes).toEqual([]);
+    registry.register("sb", fakeSession("s2"));
+    expect(changes).toEqual(["sb"]);
+    registry.removeIfCurrent("sb", "s1");
+    expect(changes).toEqual(["sb"]);
+    registry.removeIfCurrent("sb", "s2");
+    expect(changes).toEqual(["sb", "sb"]);
+    registry.register("other", fakeSession("s3"));
+    registry.cleanupSandbox("other");
+    expect(changes).toEqual(["sb", "sb", "other"]);
+    registry.register("last", fakeSession("s4"));
+    registry.shutdownAll();
+    expect(changes).toEqual(["sb", "sb", "other", "last"]);
+    unsubscribe();
+    registry.register("sb", fakeSession("s5"));
+    registry.register("sb", fakeSession("s6"));
+    expect(changes).toHaveLength(4);
+  });
+
   it("supersedes a session, shuts the old one down, and removes only the current one", () => {
     const registry = new SupervisorSessionRegistry();
     const first = fakeSession("s1");
