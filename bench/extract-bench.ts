@@ -74,14 +74,16 @@ for (const [label, archive] of [
   [`one ${BIG_MIB} MiB file`, big],
   [`${FILES} small files in 350 directories`, small],
 ] as const) {
-  const samples: Record<string, number[]> = {};
+  const samples: Record<string, number[]> = Object.fromEntries(
+    Object.keys(methods).map((name) => [name, []]),
+  );
   for (let run = 0; run < RUNS; run++) {
     for (const [name, extract] of Object.entries(methods)) {
       const dest = join(root, "dest");
       mkdirSync(dest);
       const started = process.hrtime.bigint();
       await extract(archive, dest);
-      (samples[name] ??= []).push(Number(process.hrtime.bigint() - started) / 1e6);
+      samples[name]?.push(Number(process.hrtime.bigint() - started) / 1e6);
       rmSync(dest, { recursive: true, force: true });
     }
   }
