@@ -3,34 +3,68 @@
 // with the baseline it replaced (bzImage, self-tests on), and reports p50 wall time from QEMU's
 // launch to the init's "ready" and to the supervisor's SSH:LISTEN. The supervisor dials an
 // unreachable endpoint, so no gateway is involved. Usage: bash bench/run.sh boot-bench.ts [--runs 5]
+// With --baseline-runtime DIR (a runtime root or one runtime's directory, e.g. staged from an
+// older commit) it compares that runtime with the current one instead, both booted the driver's
+// way, and prints both images' sizes (issue 10 item 12: the image with the agent tools).
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { hostTscKhz } from "../packages/driver-vm/src/host-tsc.js";
 import { qemuArgs } from "../packages/driver-vm/src/qemu-command.js";
-import { locateVmRuntime } from "../packages/driver-vm/src/vm-runtime.js";
+import { locateVmRuntime, type VmRuntime } from "../packages/driver-vm/src/vm-runtime.js";
 import { secondsSummary as fmt, median } from "./stats.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "5" }, "baseline-runtime": { type: "string" } },
+});
 const RUNS = Number(values.runs);
 const runtime = locateVmRuntime();
 
 interface Variant {
   name: string;
+  runtime: VmRuntime;
   kernel: string;
   /** Rewrites the driver's kernel command line. */
   cmdline: (driver: string) => string;
 }
-const variants: Variant[] = [
-  {
-    name: "baseline (vmlinuz, crypto self-tests)",
-    kernel: join(runtime.dir, "vmlinuz"),
-    cmdline: (line) => line.replace(" cryptomgr.notests=1", ""),
-  },
-  { name: "driver (as the driver boots)", kernel: runtime.kernel, cmdline: (line) => line },
-];
+
+function runtimeAt(dir: string): VmRuntime {
+  // A runtime root has `current`; one runtime's directory has its manifest.
+  if (existsSync(join(dir, "current"))) return locateVmRuntime(dir);
+  const root = mkdtempSync(join(tmpdir(), "openshell-boot-bench-rt-"));
+  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+  symlinkSync(dir, join(root, "current"));
+  return locateVmRuntime(root);
+}
+
+function imageSize(rt: VmRuntime): string {
+  const mib = (file: string) => ((statSync(file).blocks * 512) / 2 ** 20).toFixed(0);
+  return `rootfs.qcow2 ${mib(rt.baseDisk)} MiB on disk, initrd ${(statSync(rt.initrd).size / 2 ** 10) | 0} KiB`;
+}
+
+const baselineDir = values["baseline-runtime"];
+const asTheDriverBoots = (name: string, rt: VmRuntime): Variant => ({
+  name,
+  runtime: rt,
+  kernel: rt.kernel,
+  cmdline: (line) => line,
+});
+const variants: Variant[] = baselineDir
+  ? [
+      asTheDriverBoots("baseline runtime", runtimeAt(baselineDir)),
+      asTheDriverBoots("current runtime", runtime),
+    ]
+  : [
+      {
+        name: "baseline (vmlinuz, crypto self-tests)",
+        runtime,
+        kernel: join(runtime.dir, "vmlinuz"),
+        cmdline: (line) => line.replace(" cryptomgr.notests=1", ""),
+      },
+      asTheDriverBoots("driver (as the driver boots)", runtime),
+    ];
 
 async function bootOnce(variant: Variant): Promise<{ ready: number; listen: number }> {
   const dir = mkdtempSync(join(tmpdir(), "openshell-boot-bench-"));
@@ -44,7 +78,7 @@ async function bootOnce(variant: Variant): Promise<{ ready: number; listen: numb
       "-F",
       "qcow2",
       "-b",
-      runtime.baseDisk,
+      variant.runtime.baseDisk,
       disk,
     ]);
     const envFile = join(dir, "env");
@@ -68,7 +102,7 @@ async function bootOnce(variant: Variant): Promise<{ ready: number; listen: numb
       vcpus: 2,
       memMib: 1024,
       kernel: variant.kernel,
-      initrd: runtime.initrd,
+      initrd: variant.runtime.initrd,
       disk,
       envFile,
       consoleLog,
@@ -103,6 +137,8 @@ async function bootOnce(variant: Variant): Promise<{ ready: number; listen: numb
 }
 
 console.log(`# boot-bench  runtime ${runtime.dir}  TCG, 2 vCPUs, 1024 MiB, ${RUNS} interleaved runs each`);
+for (const variant of variants)
+  console.log(`# ${variant.name}: ${variant.runtime.dir} (${imageSize(variant.runtime)})`);
 const results = variants.map(() => ({ ready: [] as number[], listen: [] as number[] }));
 for (let i = 0; i < RUNS; i++) {
   for (const [index, variant] of variants.entries()) {
@@ -119,5 +155,5 @@ for (const [index, variant] of variants.entries()) {
 }
 const [base, driver] = results;
 console.log(
-  `ratio driver/baseline: ready ${(median(driver!.ready) / median(base!.ready)).toFixed(2)}, SSH:LISTEN ${(median(driver!.listen) / median(base!.listen)).toFixed(2)}`,
+  `ratio ${baselineDir ? "current/baseline" : "driver/baseline"}: ready ${(median(driver!.ready) / median(base!.ready)).toFixed(2)}, SSH:LISTEN ${(median(driver!.listen) / median(base!.listen)).toFixed(2)}`,
 );
