@@ -128,6 +128,20 @@ describe("VM sandboxes (QEMU microVM)", () => {
       timeoutMs: 60_000,
     });
     expect(sshTools.stdout.toString()).toMatch(expectedTools);
+    // `pip install` goes into the venv (Debian's own pip refuses: PEP 668), offline from a local tree.
+    const pipInstall = await collectExec(gw, sandboxId, [
+      "bash",
+      "-c",
+      [
+        "mkdir -p /tmp/pkg/hello && echo 'def hi(): return 42' > /tmp/pkg/hello/__init__.py",
+        `printf '[build-system]\\nrequires = ["setuptools"]\\nbuild-backend = "setuptools.build_meta"\\n[project]\\nname = "hello"\\nversion = "0.1"\\n' > /tmp/pkg/pyproject.toml`,
+        "pip install -q --no-index --no-build-isolation /tmp/pkg",
+        'python -c "import hello; print(hello.__file__, hello.hi())"',
+      ].join(" && "),
+    ]);
+    expect(pipInstall.stdout, pipInstall.stderr).toMatch(
+      /^\/sandbox\/\.venv\/lib\/python3\.\d+\/site-packages\/hello\/__init__\.py 42\n$/,
+    );
 
     // Of the host's loopback the sandbox reaches the gateway only (issue 10 item 8): QEMU's user
     // network maps 10.0.2.2 (and the rest of 10.0.2.0/24) to the host's 127.0.0.1.
