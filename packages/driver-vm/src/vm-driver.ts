@@ -260,6 +260,11 @@ export class VmDriver {
   private async boot(record: VmRecord): Promise<void> {
     const { sandbox, instance } = record;
     if (record.wanted !== "running") return;
+    // Already running (a start of a running sandbox): nothing to boot, and no boot deadline.
+    if (instance.runningPid()) {
+      if (!record.monitor) this.watch(record);
+      return;
+    }
     const size = validateForVm(sandbox, this.options);
     instance.writeEnvironment(this.guestEnvironment(sandbox));
     const pid = await instance.launch({

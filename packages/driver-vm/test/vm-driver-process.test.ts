@@ -307,6 +307,7 @@ describe("openshell-driver-vm process", () => {
       "the delete",
     );
   }, 120_000);
+
   it("refuses environment values with line breaks or NUL, invalid names and oversized VMs, naming what is wrong", async () => {
     const dir = stateDir();
     const { client } = await startDriver(dir);
