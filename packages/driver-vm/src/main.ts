@@ -12,7 +12,7 @@ import { defaultRuntimeRoot, locateVmRuntime, pinVmRuntime } from "./vm-runtime.
 const QEMU = process.env.OPENSHELL_QEMU ?? "qemu-system-x86_64";
 const QEMU_IMG = process.env.OPENSHELL_QEMU_IMG ?? "qemu-img";
 /** TCG translation cache per VM (QEMU's own default is 1 GiB): see architecture/vm-driver.md. */
-const DEFAULT_TCG_TB_MIB = 128;
+const DEFAULT_TCG_TB_MIB = 256;
 
 if (process.argv[2] === "doctor") {
   await doctor();
