@@ -226,7 +226,10 @@ export class VmDriver {
 
   /** Clean stop (gateway SIGTERM): power VMs off, keep disks. A vanished gateway leaves them running. */
   async shutdown(reason: DriverStopReason): Promise<void> {
-    for (const record of this.records.values()) this.stopWatching(record);
+    for (const record of this.records.values()) {
+      this.stopWatching(record);
+      this.cancelRestart(record);
+    }
     if (reason === "parent-gone") {
       this.options.logger.info("gateway gone: leaving VMs running for the next driver to adopt");
       return;
