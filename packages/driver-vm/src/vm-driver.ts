@@ -421,6 +421,7 @@ export class VmDriver {
     record.monitor = setInterval(() => {
       if (record.instance.runningPid()) return;
       this.stopWatching(record);
+      record.instance.releaseQmpDir();
       if (record.wanted !== "running" || record.sandbox.status?.deleting) return;
       this.crashed(record);
     }, MONITOR_INTERVAL_MS);

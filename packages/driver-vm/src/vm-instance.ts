@@ -254,6 +254,14 @@ export class VmInstance {
    * Resolves when the process is gone.
    */
   async stop(options: StopTimings): Promise<void> {
+    try {
+      await this.stopProcess(options);
+    } finally {
+      if (!this.runningPid()) this.releaseQmpDir();
+    }
+  }
+
+  private async stopProcess(options: StopTimings): Promise<void> {
     const pid = this.runningPid();
     if (!pid) return;
     const consoleOffset = fileSize(this.paths.consoleLog);
@@ -287,10 +295,16 @@ export class VmInstance {
     return tail(this.paths.qemuLog, 5) || "no output";
   }
 
-  remove(): void {
+  /** A stopped or crashed VM's private QMP directory (if it has one) is removed; the next launch makes a new one. */
+  releaseQmpDir(): void {
     const qmpSocket = this.qmpSocket();
-    if (qmpSocket && qmpSocket !== this.paths.qmpSocketBesideDisk)
-      rmSync(dirname(qmpSocket), { recursive: true, force: true });
+    if (!qmpSocket || qmpSocket === this.paths.qmpSocketBesideDisk) return;
+    rmSync(dirname(qmpSocket), { recursive: true, force: true });
+    rmSync(this.paths.qmpDirRecord, { force: true });
+  }
+
+  remove(): void {
+    this.releaseQmpDir();
     rmSync(this.paths.dir, { recursive: true, force: true });
   }
 }
