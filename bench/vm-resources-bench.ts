@@ -3,7 +3,9 @@
 // the sandbox's qcow2 overlay holds on the host before, full and after the delete; for several TCG
 // translation-cache sizes (--tcg-tb-mib; 1024 = QEMU's own default, the baseline) in one run, with
 // the time of CPU-bound commands in the guest so a smaller cache's cost shows.
-// Usage: bash bench/run.sh vm-resources-bench.ts [--tb 1024,256,128,64] [--mem-mib 1024] [--write-mb 1500] [--rounds 5]
+// A variant "256-nofpr" runs that cache size with the guest's free page reporting off, the baseline
+// for what the balloon gives back after the delete.
+// Usage: bash bench/run.sh vm-resources-bench.ts [--tb 1024,256,256-nofpr,128,64] [--mem-mib 1024] [--write-mb 1500] [--rounds 5]
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -30,7 +32,11 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
   },
 });
-const TB_SIZES = (values.tb as string).split(",").map(Number);
+const TB_VARIANTS = (values.tb as string).split(",").map((spec) => ({
+  tb: Number.parseInt(spec, 10),
+  freePageReporting: !spec.endsWith("-nofpr"),
+  label: spec,
+}));
 const MEM_MIB = Number(values["mem-mib"]);
 const WRITE_MB = Number(values["write-mb"]);
 const ROUNDS = Number(values.rounds);
@@ -57,6 +63,7 @@ const allocatedMiB = (file: string) => (statSync(file).blocks * 512) / MiB;
 const settle = () => new Promise((r) => setTimeout(r, 5_000));
 
 interface Variant {
+  label: string;
   tb: number;
   gw: RunningGateway;
   id: string;
@@ -66,6 +73,7 @@ interface Variant {
 }
 
 interface Row {
+  label: string;
   tb: number;
   readyS: number;
   idleRss: number;
@@ -79,7 +87,10 @@ interface Row {
 }
 
 /** One gateway (its driver started with this cache size) and one sandbox on it, READY. */
-async function start(tb: number, stateDirs: string[]): Promise<Variant> {
+async function start(
+  { tb, freePageReporting, label }: (typeof TB_VARIANTS)[number],
+  stateDirs: string[],
+): Promise<Variant> {
   const stateDir = makeStateDir();
   stateDirs.push(stateDir);
   const port = await freePort();
@@ -88,7 +99,10 @@ async function start(tb: number, stateDirs: string[]): Promise<Variant> {
     port,
     driver: { name: "vm", dir: join(REPO, "packages", "driver-vm", "dist") },
     extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", String(MEM_MIB)],
-    env: { OPENSHELL_VM_TCG_TB_MIB: String(tb) },
+    env: {
+      OPENSHELL_VM_TCG_TB_MIB: String(tb),
+      OPENSHELL_VM_FREE_PAGE_REPORTING: freePageReporting ? "on" : "off",
+    },
     startTimeoutMs: 30_000,
   });
   const started = Date.now();
@@ -101,7 +115,7 @@ async function start(tb: number, stateDirs: string[]): Promise<Variant> {
   const [pid] = pidsOf(/^qemu-system/, stateDir);
   if (!pid) throw new Error("no QEMU");
   const disk = join(stateDir, "drv", "sandboxes", id, "disk.qcow2");
-  return { tb, gw, id, pid, disk, readyS: (Date.now() - started) / 1000 };
+  return { label, tb, gw, id, pid, disk, readyS: (Date.now() - started) / 1000 };
 }
 
 console.log(
@@ -112,11 +126,12 @@ const variants: Variant[] = [];
 try {
   // One VM per cache size, booted one after another, all kept running: the workloads then
   // alternate between them, so the host's drift hits every variant alike.
-  for (const tb of TB_SIZES) variants.push(await start(tb, stateDirs));
+  for (const variant of TB_VARIANTS) variants.push(await start(variant, stateDirs));
   await settle();
   const rows: Row[] = [];
   for (const v of variants)
     rows.push({
+      label: v.label,
       tb: v.tb,
       readyS: v.readyS,
       idleRss: rssMiB(v.pid),
@@ -152,7 +167,7 @@ try {
   const f = (n: number) => n.toFixed(0).padStart(5);
   for (const row of rows)
     console.log(
-      `tb-size ${String(row.tb).padStart(4)} MiB: READY ${row.readyS.toFixed(1)} s | idle: QEMU RSS ${f(row.idleRss)} MiB, guest used ${f(row.idleGuest)} MiB | ` +
+      `tb-size ${row.label.padStart(10)} MiB: READY ${row.readyS.toFixed(1)} s | idle: QEMU RSS ${f(row.idleRss)} MiB, guest used ${f(row.idleGuest)} MiB | ` +
         `p50 ${Object.entries(row.workloads)
           .map(([name, s]) => `${name} ${s.toFixed(2)} s`)
           .join(

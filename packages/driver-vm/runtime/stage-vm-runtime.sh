@@ -52,7 +52,7 @@ INPUT_FILES=(stage-vm-runtime.sh initramfs-init openshell-vm-init)
 # nf_tables + nft_reject_inet: the guest init's firewall that closes the host's loopback (see
 # openshell-vm-init); loaded here because the rootfs carries no kernel modules.
 INITRD_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng ext4 qemu_fw_cfg
-  button evdev nf_tables nft_reject_inet)
+  button evdev nf_tables nft_reject_inet virtio_balloon)
 INITRD_APPLETS=(sh mount umount insmod switch_root poweroff sync sleep usleep cat echo)
 # python-is-python3 … rsync: what agents and SDKs expect (`python`, pip, venv, cloudpickle for shipped
 # callables, rsync over `ssh -F`); nftables: the init's host-loopback firewall.

@@ -52,6 +52,11 @@ describe("qemuArgs", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm", tcgTbMib: 128 }).join(" ")).toContain("-accel kvm ");
   });
 
+  it("gives the guest a free-page-reporting balloon, so memory it frees returns to the host", () => {
+    expect(qemuArgs(launch).join(" ")).toContain("-device virtio-balloon-device,free-page-reporting=on");
+    expect(qemuArgs({ ...launch, freePageReporting: false }).join(" ")).not.toContain("balloon");
+  });
+
   it("uses the host CPU under KVM", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
   });

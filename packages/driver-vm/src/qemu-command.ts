@@ -23,6 +23,8 @@ export interface QemuLaunch {
   tscKhz?: number;
   /** TCG's translation cache in MiB (QEMU's default, 1 GiB, is sized for big guests). */
   tcgTbMib?: number;
+  /** Memory the guest frees goes back to the host (a never-inflated balloon); default on. */
+  freePageReporting?: boolean;
   guestTls?: GuestTlsFiles;
 }
 
@@ -32,6 +34,8 @@ export interface QemuLaunch {
  * 10.0.2.2 and nothing is published on the host), its environment as a fw_cfg file only root in
  * the guest can read, the serial console in a file, and a QMP socket for clean power-off.
  * Discards pass through (`discard=unmap`): a file deleted in the guest frees the overlay's clusters.
+ * A balloon device with free page reporting (never inflated) hands memory the guest has freed back
+ * to the host, so a guest whose page cache once filled its RAM does not keep it all in QEMU's RSS.
  */
 export function qemuArgs(launch: QemuLaunch): string[] {
   const cpu = launch.accelerator === "kvm" ? "host" : "max";
@@ -67,6 +71,9 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     `id=disk0,file=${launch.disk},format=qcow2,if=none,cache=writeback,discard=unmap`,
     "-device",
     "virtio-blk-device,drive=disk0,discard=on",
+    ...(launch.freePageReporting === false
+      ? []
+      : ["-device", "virtio-balloon-device,free-page-reporting=on"]),
     "-netdev",
     "user,id=net0",
     "-device",

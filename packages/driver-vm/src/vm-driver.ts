@@ -52,6 +52,7 @@ export interface VmDriverOptions {
   tscKhz: number | undefined;
   /** TCG translation cache per VM, MiB (`--tcg-tb-mib`). */
   tcgTbMib: number | undefined;
+  freePageReporting: boolean;
   /** `--boot-timeout-secs`: the boot deadline's base instead of the accelerator's default. */
   bootTimeoutS: number | undefined;
   /** Restart budget for VMs that die unexpectedly (tests shorten it). */
@@ -279,6 +280,7 @@ export class VmDriver {
       initrd: this.options.runtime.initrd,
       tscKhz: this.options.tscKhz,
       tcgTbMib: this.options.tcgTbMib,
+      freePageReporting: this.options.freePageReporting,
       guestTls: this.options.guestTls,
     });
     if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;

@@ -86,6 +86,8 @@ describe("VM sandbox lifecycle through the gateway", () => {
       .trim()
       .split(/\s+/);
     expect(cpus).toBe("1");
+    // The free-page-reporting balloon is bound in the guest (its driver is a module in the initramfs).
+    expect(await exec(gw, id, "ls /sys/bus/virtio/drivers/virtio_balloon")).toMatch(/virtio\d+/);
     // The guest grew its filesystem from the image's 2 GiB into the 3 GiB disk.
     expect(Number(rootBytes)).toBeGreaterThan(2.7 * 1024 * MiB);
 
