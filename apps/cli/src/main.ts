@@ -1,7 +1,7 @@
+// The subpath, not the package root: `openshell --version` must not load the logger.
+import { OPENSHELL_VERSION as VERSION } from "@openshell/core/version";
 import { CommanderError } from "commander";
 import { buildProgram } from "./program.js";
-
-const VERSION = process.env.OPENSHELL_BUILD_VERSION ?? "0.1.0";
 
 /** Splits off everything after the first `--`: the command to run in the sandbox. */
 function splitTrailing(argv: string[]): { own: string[]; trailing: string[] } {

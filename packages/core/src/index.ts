@@ -1,6 +1,7 @@
 export * from "./async-queue.js";
 export * from "./backoff.js";
 export * from "./errors.js";
+export * from "./flag-table.js";
 export * from "./logger.js";
 export * from "./names.js";
 export * from "./ocsf.js";
@@ -8,3 +9,4 @@ export * from "./quantity.js";
 export * from "./relay-frame-codec.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
+export * from "./version.js";

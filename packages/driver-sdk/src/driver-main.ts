@@ -1,5 +1,13 @@
-import { parseArgs } from "node:util";
-import { createLogger, isLogLevel, type Logger, OpenShellError } from "@openshell/core";
+import {
+  createLogger,
+  type FlagTable,
+  type FlagValues,
+  flagHelp,
+  LOG_LEVELS,
+  type Logger,
+  OpenShellError,
+  parseFlags,
+} from "@openshell/core";
 import { type ComputeDriverImpl, serveComputeDriver } from "./serve-driver.js";
 
 export interface DriverCommonOptions {
@@ -10,13 +18,13 @@ export interface DriverCommonOptions {
 
 export type DriverStopReason = "signal" | "parent-gone";
 
-export interface DriverMainSpec<Extra> {
+export interface DriverMainSpec<Extra, Flags extends FlagTable> {
   /** Binary name, e.g. `openshell-driver-vm`. */
   binary: string;
-  /** Flags beyond the common ones, in node:util parseArgs form. */
-  extraFlags?: Record<string, { type: "string" | "boolean"; default?: string | boolean }>;
-  /** Validates the extra flags; throws OpenShellError with the fix on bad input. */
-  parseExtra?: (values: Record<string, string | boolean | undefined>) => Extra;
+  /** Flags beyond the common ones; they appear in `--help` and are parsed by the same table. */
+  extraFlags: Flags;
+  /** Turns the parsed extra flags into the driver's options; throws OpenShellError with the fix on bad input. */
+  parseExtra: (values: FlagValues<Flags>) => Extra;
   /**
    * Builds the driver; may return a cleanup to run at shutdown. `reason` tells a clean stop
    * (SIGTERM/SIGINT: the gateway is shutting down) from a vanished parent (the gateway crashed or was
@@ -29,44 +37,39 @@ export interface DriverMainSpec<Extra> {
   ) => Promise<{ impl: ComputeDriverImpl; shutdown?: (reason: DriverStopReason) => Promise<void> }>;
 }
 
-const COMMON_FLAGS = {
-  "bind-socket": { type: "string" },
-  "state-dir": { type: "string" },
-  "log-level": { type: "string", default: "info" },
-  help: { type: "boolean", short: "h" },
-} as const;
+/** The flags every driver binary takes; the gateway passes them (driver-process.ts). */
+export const DRIVER_COMMON_FLAGS = {
+  "bind-socket": { type: "string", arg: "PATH", description: "Unix socket to serve on (0600), required" },
+  "state-dir": { type: "string", arg: "DIR", description: "where the driver keeps its state, required" },
+  "log-level": { type: "enum", default: "info", values: LOG_LEVELS, arg: "LEVEL", description: "log level" },
+  help: { type: "boolean", short: "h", description: "this text" },
+} as const satisfies FlagTable;
 
 /**
  * The shared entry point of driver binaries: parses the common flags, serves the driver on its Unix
  * socket, and exits when told to (SIGTERM/SIGINT) or when its parent gateway is gone (stdin closes:
  * the gateway keeps a pipe open on the driver's stdin for exactly this).
  */
-export async function runDriverMain<Extra>(spec: DriverMainSpec<Extra>, argv = process.argv.slice(2)) {
+export async function runDriverMain<Extra, Flags extends FlagTable>(
+  spec: DriverMainSpec<Extra, Flags>,
+  argv = process.argv.slice(2),
+) {
   let logger: Logger | undefined;
   try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...COMMON_FLAGS, ...(spec.extraFlags ?? {}) },
-      strict: true,
-      allowPositionals: false,
-    });
-    if (values.help) {
-      process.stdout.write(driverUsage(spec));
+    const table = { ...DRIVER_COMMON_FLAGS, ...spec.extraFlags };
+    const { values } = parseFlags(table, argv, process.env, { binary: spec.binary });
+    const common: FlagValues<typeof DRIVER_COMMON_FLAGS> = values;
+    // The merged table's values hold every extra flag; TypeScript cannot narrow a generic intersection.
+    const extraValues = values as unknown as FlagValues<Flags>;
+    if (common.help) {
+      process.stdout.write(driverUsage(spec.binary, table));
       return;
     }
-    const bindSocket = requireString(values["bind-socket"], "--bind-socket");
-    const stateDir = requireString(values["state-dir"], "--state-dir");
-    const logLevel = String(values["log-level"]);
-    if (!isLogLevel(logLevel)) {
-      throw new OpenShellError(
-        "config_invalid",
-        `--log-level '${logLevel}' is not one of trace, debug, info, warn, error`,
-      );
-    }
+    const bindSocket = requireString(common["bind-socket"], "--bind-socket");
+    const stateDir = requireString(common["state-dir"], "--state-dir");
+    const logLevel = common["log-level"];
     logger = createLogger({ name: spec.binary, level: logLevel });
-    const extra = spec.parseExtra
-      ? spec.parseExtra(values as Record<string, string | boolean | undefined>)
-      : (undefined as Extra);
+    const extra = spec.parseExtra(extraValues);
     const driver = await spec.create({ bindSocket, stateDir, logLevel }, extra, logger);
     const served = await serveComputeDriver({ impl: driver.impl, socketPath: bindSocket, logger });
 
@@ -101,9 +104,11 @@ function requireString(value: unknown, flag: string): string {
   return value;
 }
 
-function driverUsage<Extra>(spec: DriverMainSpec<Extra>): string {
-  const extra = Object.keys(spec.extraFlags ?? {})
-    .map((flag) => `  --${flag}\n`)
-    .join("");
-  return `Usage: ${spec.binary} --bind-socket PATH --state-dir DIR [--log-level LEVEL]\n\nA compute driver for openshell-gateway, serving openshell.compute.v1.ComputeDriver on a Unix socket.\nThe gateway starts it; it exits when the gateway closes its stdin.\n\nOptions:\n  --bind-socket PATH   Unix socket to serve on (0600)\n  --state-dir DIR      where the driver keeps its state\n  --log-level LEVEL    trace|debug|info|warn|error (default info)\n${extra}`;
+/** `--help` of a driver binary: the common flags, then the driver's own, all from their tables. */
+export function driverUsage(binary: string, table: FlagTable): string {
+  return flagHelp(table, {
+    usage: `${binary} --bind-socket PATH --state-dir DIR [options]`,
+    description:
+      "A compute driver for openshell-gateway, serving openshell.compute.v1.ComputeDriver on a Unix socket.\nThe gateway starts it; it exits when the gateway closes its stdin.",
+  });
 }

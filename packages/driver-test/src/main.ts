@@ -1,20 +1,20 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { OpenShellError } from "@openshell/core";
 import { runDriverMain } from "@openshell/driver-sdk";
 import { SupervisorProcesses, supervisorLaunchConfigFromEnv } from "./supervisor-processes.js";
 import { TestDriver } from "./test-driver.js";
 
 await runDriverMain({
   binary: "openshell-driver-test",
-  extraFlags: { "delete-delay-ms": { type: "string", default: "200" } },
-  parseExtra: (values) => {
-    const deleteDelayMs = Number(values["delete-delay-ms"]);
-    if (!Number.isInteger(deleteDelayMs) || deleteDelayMs < 0) {
-      throw new OpenShellError("config_invalid", "--delete-delay-ms must be a non-negative integer");
-    }
-    return { deleteDelayMs };
+  extraFlags: {
+    "delete-delay-ms": {
+      type: "int",
+      default: 200,
+      min: 0,
+      description: "how long a delete takes, to test the Deleting phase",
+    },
   },
+  parseExtra: (values) => ({ deleteDelayMs: values["delete-delay-ms"] }),
   create: async (common, extra) => {
     const launch = supervisorLaunchConfigFromEnv(process.env, common.stateDir);
     const driver = new TestDriver({

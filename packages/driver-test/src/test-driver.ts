@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { OpenShellError } from "@openshell/core";
+import { OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
 import { type ComputeDriverImpl, DriverWatchHub, setReadyCondition } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 import type { SupervisorProcesses } from "./supervisor-processes.js";
@@ -86,7 +86,7 @@ export class TestDriver {
       getCapabilities: () =>
         create(compute.GetCapabilitiesResponseSchema, {
           driverName: "test",
-          driverVersion: "0.1.0",
+          driverVersion: OPENSHELL_VERSION,
           defaultImage: "openshell/test-sandbox:latest",
           supportsGpu: false,
         }),

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { OpenShellError } from "@openshell/core";
+import { type FlagTable, type FlagValues, OpenShellError } from "@openshell/core";
 import { runDriverMain } from "@openshell/driver-sdk";
 import { chooseAccelerator } from "./accelerator.js";
 import { guestEndpoint } from "./endpoint.js";
@@ -14,55 +14,77 @@ const QEMU_IMG = process.env.OPENSHELL_QEMU_IMG ?? "qemu-img";
 /** TCG translation cache per VM (QEMU's own default is 1 GiB): see architecture/vm-driver.md. */
 const DEFAULT_TCG_TB_MIB = 256;
 
+/** The VM driver's flags beyond the common ones (driver-sdk's DRIVER_COMMON_FLAGS). */
+const VM_DRIVER_FLAGS = {
+  "openshell-endpoint": {
+    type: "string",
+    env: "OPENSHELL_GRPC_ENDPOINT",
+    arg: "URL",
+    description: "gateway URL the guests dial back, required",
+  },
+  vcpus: { type: "int", default: 2, min: 1, description: "vCPUs per VM" },
+  "mem-mib": { type: "int", default: 1024, min: 1, description: "memory per VM in MiB" },
+  "runtime-dir": {
+    type: "string",
+    arg: "DIR",
+    description: "staged VM runtime (default: the one set-up staged)",
+  },
+  "tcg-tb-mib": {
+    type: "int",
+    env: "OPENSHELL_VM_TCG_TB_MIB",
+    default: DEFAULT_TCG_TB_MIB,
+    min: 1,
+    description: "TCG translation cache per VM in MiB",
+  },
+  // Off only to measure what it saves (bench/vm-resources-bench.ts).
+  "free-page-reporting": {
+    type: "enum",
+    env: "OPENSHELL_VM_FREE_PAGE_REPORTING",
+    default: "on",
+    values: ["on", "off"],
+    description: "guests give freed memory back to the host",
+  },
+  "boot-timeout-secs": {
+    type: "int",
+    env: "OPENSHELL_VM_BOOT_TIMEOUT_SECS",
+    min: 1,
+    description: "how long a VM may take to boot (default: per accelerator)",
+  },
+  "guest-tls-ca": { type: "string", arg: "FILE", description: "CA handed to guests (https endpoint)" },
+  "guest-tls-cert": {
+    type: "string",
+    arg: "FILE",
+    description: "client certificate handed to guests (https endpoint)",
+  },
+  "guest-tls-key": {
+    type: "string",
+    arg: "FILE",
+    description: "client key handed to guests (https endpoint)",
+  },
+} as const satisfies FlagTable;
+
 if (process.argv[2] === "doctor") {
   await doctor();
 } else {
   await runDriverMain({
     binary: "openshell-driver-vm",
-    extraFlags: {
-      "openshell-endpoint": { type: "string" },
-      vcpus: { type: "string", default: "2" },
-      "mem-mib": { type: "string", default: "1024" },
-      "runtime-dir": { type: "string" },
-      "tcg-tb-mib": {
-        type: "string",
-        default: process.env.OPENSHELL_VM_TCG_TB_MIB ?? String(DEFAULT_TCG_TB_MIB),
-      },
-      // Off only to measure what it saves (bench/vm-resources-bench.ts).
-      "free-page-reporting": {
-        type: "string",
-        default: process.env.OPENSHELL_VM_FREE_PAGE_REPORTING ?? "on",
-      },
-      "boot-timeout-secs": { type: "string", default: process.env.OPENSHELL_VM_BOOT_TIMEOUT_SECS },
-      "guest-tls-ca": { type: "string" },
-      "guest-tls-cert": { type: "string" },
-      "guest-tls-key": { type: "string" },
-    },
+    extraFlags: VM_DRIVER_FLAGS,
     parseExtra: (values) => {
-      const endpoint =
-        (values["openshell-endpoint"] as string | undefined) ?? process.env.OPENSHELL_GRPC_ENDPOINT;
+      const endpoint = values["openshell-endpoint"];
       if (!endpoint)
         throw new OpenShellError(
           "config_invalid",
           "OPENSHELL_GRPC_ENDPOINT is required (--openshell-endpoint)",
         );
-      const vcpus = positive(values.vcpus, "--vcpus");
-      const memMib = positive(values["mem-mib"], "--mem-mib");
-      const tcgTbMib = positive(values["tcg-tb-mib"], "--tcg-tb-mib");
-      const freePageReporting = onOff(values["free-page-reporting"], "--free-page-reporting");
-      const bootTimeout = values["boot-timeout-secs"];
-      const bootTimeoutS =
-        bootTimeout === undefined ? undefined : positive(bootTimeout, "--boot-timeout-secs");
-      const guestTls = parseGuestTls(values, endpoint);
       return {
         guestEndpoint: guestEndpoint(endpoint),
-        vcpus,
-        memMib,
-        tcgTbMib,
-        freePageReporting,
-        bootTimeoutS,
-        runtimeRoot: (values["runtime-dir"] as string | undefined) ?? defaultRuntimeRoot(),
-        guestTls,
+        vcpus: values.vcpus,
+        memMib: values["mem-mib"],
+        tcgTbMib: values["tcg-tb-mib"],
+        freePageReporting: values["free-page-reporting"] === "on",
+        bootTimeoutS: values["boot-timeout-secs"],
+        runtimeRoot: values["runtime-dir"] ?? defaultRuntimeRoot(),
+        guestTls: parseGuestTls(values, endpoint),
       };
     },
     create: async (common, extra, logger) => {
@@ -98,13 +120,14 @@ if (process.argv[2] === "doctor") {
 }
 
 /** Client TLS files handed to every guest (fw_cfg) when the gateway is https://; all three or none. */
-function parseGuestTls(values: Record<string, unknown>, endpoint: string): GuestTlsFiles | undefined {
-  const files = {
-    ca: values["guest-tls-ca"] as string | undefined,
-    cert: values["guest-tls-cert"] as string | undefined,
-    key: values["guest-tls-key"] as string | undefined,
-  };
-  const given = Object.values(files).filter(Boolean).length;
+function parseGuestTls(
+  values: FlagValues<typeof VM_DRIVER_FLAGS>,
+  endpoint: string,
+): GuestTlsFiles | undefined {
+  const ca = values["guest-tls-ca"];
+  const cert = values["guest-tls-cert"];
+  const key = values["guest-tls-key"];
+  const given = [ca, cert, key].filter(Boolean).length;
   if (given === 0) {
     if (endpoint.startsWith("https:")) {
       throw new OpenShellError(
@@ -114,29 +137,17 @@ function parseGuestTls(values: Record<string, unknown>, endpoint: string): Guest
     }
     return undefined;
   }
-  if (given !== 3)
+  if (!ca || !cert || !key)
     throw new OpenShellError(
       "config_invalid",
       "--guest-tls-ca, --guest-tls-cert and --guest-tls-key go together",
     );
+  const files = { ca, cert, key };
   for (const [name, path] of Object.entries(files)) {
-    if (!existsSync(path as string))
+    if (!existsSync(path))
       throw new OpenShellError("config_invalid", `--guest-tls-${name} file '${path}' does not exist`);
   }
-  return files as GuestTlsFiles;
-}
-
-function onOff(value: unknown, flag: string): boolean {
-  if (value === "on") return true;
-  if (value === "off") return false;
-  throw new OpenShellError("config_invalid", `${flag} must be 'on' or 'off', not '${String(value)}'`);
-}
-
-function positive(value: unknown, flag: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0)
-    throw new OpenShellError("config_invalid", `${flag} must be a positive integer`);
-  return number;
+  return files;
 }
 
 /** `openshell-driver-vm doctor`: what this host offers VM sandboxes, in plain sentences. */

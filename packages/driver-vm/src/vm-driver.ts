@@ -4,7 +4,7 @@ import { availableParallelism, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { type Logger, OpenShellError, SerialLock } from "@openshell/core";
+import { type Logger, OPENSHELL_VERSION, OpenShellError, SerialLock } from "@openshell/core";
 import {
   type ComputeDriverImpl,
   type DriverStopReason,
@@ -154,7 +154,7 @@ export class VmDriver {
       getCapabilities: () =>
         create(compute.GetCapabilitiesResponseSchema, {
           driverName: "openshell-driver-vm",
-          driverVersion: "0.1.0",
+          driverVersion: OPENSHELL_VERSION,
           defaultImage: "",
           supportsGpu: false,
         }),

@@ -3,6 +3,7 @@ import type { Logger } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { SupervisorCredentials } from "./auth/supervisor-credentials.js";
 import { ComputeRuntime } from "./compute/compute-runtime.js";
+import { driverArgs } from "./compute/driver-args.js";
 import { gatewayDirectory, resolveDriverCommand } from "./compute/driver-binary.js";
 import { DriverProcess } from "./compute/driver-process.js";
 import type { GatewayConfig } from "./config/gateway-config.js";
@@ -187,42 +188,5 @@ export class Gateway {
     await this.driver?.stop();
     await this.store?.close();
     this.logger.info("stopped");
-  }
-}
-
-/** Flags each driver takes beyond the common ones. */
-function driverArgs(config: GatewayConfig): string[] {
-  switch (config.driver) {
-    case "vm": {
-      const args = [
-        "--openshell-endpoint",
-        config.grpcEndpoint ?? "",
-        "--vcpus",
-        String(config.vm.vcpus),
-        "--mem-mib",
-        String(config.vm.memMib),
-      ];
-      if (config.vm.tls) {
-        args.push(
-          "--guest-tls-ca",
-          config.vm.tls.ca,
-          "--guest-tls-cert",
-          config.vm.tls.cert,
-          "--guest-tls-key",
-          config.vm.tls.key,
-        );
-      }
-      return args;
-    }
-    case "kubernetes": {
-      const args = ["--namespace", config.sandboxNamespace];
-      if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
-      if (config.sandboxImagePullPolicy)
-        args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
-      if (config.grpcEndpoint) args.push("--openshell-endpoint", config.grpcEndpoint);
-      return args;
-    }
-    default:
-      return [];
   }
 }

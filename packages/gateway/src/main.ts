@@ -1,8 +1,6 @@
-import { createLogger, OpenShellError } from "@openshell/core";
-import { parseGatewayCommand } from "./config/gateway-config.js";
-import { GATEWAY_USAGE } from "./config/usage.js";
+import { createLogger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
+import { gatewayUsage, parseGatewayCommand } from "./config/gateway-config.js";
 import { Gateway } from "./gateway.js";
-import { GATEWAY_VERSION } from "./version.js";
 
 async function main(): Promise<number> {
   let command: ReturnType<typeof parseGatewayCommand>;
@@ -13,11 +11,11 @@ async function main(): Promise<number> {
     return 2;
   }
   if (command.kind === "help") {
-    process.stdout.write(GATEWAY_USAGE);
+    process.stdout.write(gatewayUsage());
     return 0;
   }
   if (command.kind === "version") {
-    process.stdout.write(`openshell-gateway ${GATEWAY_VERSION}\n`);
+    process.stdout.write(`openshell-gateway ${OPENSHELL_VERSION}\n`);
     return 0;
   }
   const logger = createLogger({ name: "openshell-gateway", level: command.config.logLevel });

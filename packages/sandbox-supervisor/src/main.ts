@@ -1,10 +1,9 @@
-import { createLogger, OpenShellError } from "@openshell/core";
+import { createLogger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
 import { pino } from "pino";
-import { parseSupervisorCommand, SUPERVISOR_USAGE } from "./config/supervisor-config.js";
+import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-config.js";
 import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { SandboxSupervisor } from "./sandbox-supervisor.js";
-import { SUPERVISOR_VERSION } from "./version.js";
 
 async function main(): Promise<number> {
   installLightHeaders();
@@ -16,11 +15,11 @@ async function main(): Promise<number> {
     return 2;
   }
   if (parsed.kind === "help") {
-    process.stdout.write(SUPERVISOR_USAGE);
+    process.stdout.write(supervisorUsage());
     return 0;
   }
   if (parsed.kind === "version") {
-    process.stdout.write(`openshell-sandbox ${SUPERVISOR_VERSION}\n`);
+    process.stdout.write(`openshell-sandbox ${OPENSHELL_VERSION}\n`);
     return 0;
   }
   const config = parsed.config;

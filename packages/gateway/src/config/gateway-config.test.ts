@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseGatewayCommand } from "./gateway-config.js";
+import { GATEWAY_FLAGS, gatewayUsage, parseGatewayCommand } from "./gateway-config.js";
 
 const base = ["--db-url", "sqlite::memory:", "--disable-tls", "--drivers", "test"];
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
@@ -87,5 +87,24 @@ describe("parseGatewayCommand", () => {
   it("recognises --help and --version", () => {
     expect(parseGatewayCommand(["--help"], {}).kind).toBe("help");
     expect(parseGatewayCommand(["-V"], {}).kind).toBe("version");
+  });
+
+  it("defaults to the vm driver, which exists", () => {
+    const config = run(["--db-url", "x", "--disable-tls", "--grpc-endpoint", "http://127.0.0.1:8080"]);
+    expect(config.driver).toBe("vm");
+  });
+
+  it("--driver is an alias of --drivers, and a flag wins over OPENSHELL_DRIVERS", () => {
+    const args = ["--db-url", "x", "--disable-tls", "--driver", "test"];
+    expect(run(args, { OPENSHELL_DRIVERS: "vm" }).driver).toBe("test");
+    expect(() => run([...args, "--drivers", "test"])).toThrow("--drivers and --driver are the same flag");
+  });
+
+  it("--help is generated from the flag table: every flag and env var is listed", () => {
+    const help = gatewayUsage();
+    for (const [name, spec] of Object.entries(GATEWAY_FLAGS)) {
+      if (!("envOnly" in spec)) expect(help).toContain(`--${name}`);
+      if ("env" in spec) expect(help).toContain(spec.env);
+    }
   });
 });

@@ -1,7 +1,13 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { isLogLevel, OpenShellError } from "@openshell/core";
+import {
+  type FlagTable,
+  type FlagValues,
+  flagHelp,
+  LOG_LEVELS,
+  OpenShellError,
+  parseFlags,
+} from "@openshell/core";
 
 export const SUPPORTED_DRIVERS = ["kubernetes", "vm", "test"] as const;
 const NOT_YET_IMPLEMENTED_DRIVERS = ["podman"];
@@ -30,10 +36,6 @@ export interface GatewayConfig {
   sshGatewayHost: string;
   sshGatewayPort: number;
   sshConnectPath: string;
-  sshHandshakeSecret: string | undefined;
-  sshHandshakeSkewSecs: number;
-  clientTlsSecretName: string | undefined;
-  hostGatewayIp: string | undefined;
   vm: { vcpus: number; memMib: number; tls: { ca: string; cert: string; key: string } | undefined };
   timings: RuntimeTimings;
 }
@@ -48,44 +50,273 @@ export interface RuntimeTimings {
   drainTimeoutMs: number;
 }
 
-type FlagSpec = { type: "string" | "boolean"; env?: string; short?: string };
+const ms = (env: string, value: number, description: string) =>
+  ({ type: "int", env, envOnly: true, default: value, min: 0, description }) as const;
 
-/** Every flag, with the env var that may set it (flags win). Names follow upstream's gateway. */
-const FLAGS: Record<string, FlagSpec> = {
-  port: { type: "string", env: "OPENSHELL_SERVER_PORT" },
-  "bind-address": { type: "string", env: "OPENSHELL_BIND_ADDRESS" },
-  "health-port": { type: "string", env: "OPENSHELL_HEALTH_PORT" },
-  "log-level": { type: "string", env: "OPENSHELL_LOG_LEVEL" },
-  "tls-cert": { type: "string", env: "OPENSHELL_TLS_CERT" },
-  "tls-key": { type: "string", env: "OPENSHELL_TLS_KEY" },
-  "tls-client-ca": { type: "string", env: "OPENSHELL_TLS_CLIENT_CA" },
-  "db-url": { type: "string", env: "OPENSHELL_DB_URL" },
-  drivers: { type: "string", env: "OPENSHELL_DRIVERS" },
-  driver: { type: "string" },
-  "driver-dir": { type: "string", env: "OPENSHELL_DRIVER_DIR" },
-  "driver-state-dir": { type: "string", env: "OPENSHELL_DRIVER_STATE_DIR" },
-  "sandbox-namespace": { type: "string", env: "OPENSHELL_SANDBOX_NAMESPACE" },
-  "sandbox-image": { type: "string", env: "OPENSHELL_SANDBOX_IMAGE" },
-  "sandbox-image-pull-policy": { type: "string", env: "OPENSHELL_SANDBOX_IMAGE_PULL_POLICY" },
-  "grpc-endpoint": { type: "string", env: "OPENSHELL_GRPC_ENDPOINT" },
-  "ssh-gateway-host": { type: "string", env: "OPENSHELL_SSH_GATEWAY_HOST" },
-  "ssh-gateway-port": { type: "string", env: "OPENSHELL_SSH_GATEWAY_PORT" },
-  "ssh-connect-path": { type: "string", env: "OPENSHELL_SSH_CONNECT_PATH" },
-  "ssh-handshake-secret": { type: "string", env: "OPENSHELL_SSH_HANDSHAKE_SECRET" },
-  "ssh-handshake-skew-secs": { type: "string", env: "OPENSHELL_SSH_HANDSHAKE_SKEW_SECS" },
-  "client-tls-secret-name": { type: "string", env: "OPENSHELL_CLIENT_TLS_SECRET_NAME" },
-  "host-gateway-ip": { type: "string", env: "OPENSHELL_HOST_GATEWAY_IP" },
-  "vm-driver-state-dir": { type: "string", env: "OPENSHELL_VM_DRIVER_STATE_DIR" },
-  "vm-vcpus": { type: "string", env: "OPENSHELL_VM_DRIVER_VCPUS" },
-  "vm-mem-mib": { type: "string", env: "OPENSHELL_VM_DRIVER_MEM_MIB" },
-  "vm-tls-ca": { type: "string", env: "OPENSHELL_VM_TLS_CA" },
-  "vm-tls-cert": { type: "string", env: "OPENSHELL_VM_TLS_CERT" },
-  "vm-tls-key": { type: "string", env: "OPENSHELL_VM_TLS_KEY" },
-  "disable-tls": { type: "boolean", env: "OPENSHELL_DISABLE_TLS" },
-  "disable-gateway-auth": { type: "boolean", env: "OPENSHELL_DISABLE_GATEWAY_AUTH" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-};
+/** Every flag of openshell-gateway, with its env var (flags win). Names follow upstream's gateway. */
+export const GATEWAY_FLAGS = {
+  "db-url": {
+    type: "string",
+    env: "OPENSHELL_DB_URL",
+    arg: "URL",
+    group: "Required",
+    description: "sqlite:PATH or sqlite::memory:",
+  },
+  port: {
+    type: "int",
+    env: "OPENSHELL_SERVER_PORT",
+    default: 8080,
+    min: 1,
+    max: 65535,
+    unit: "port",
+    group: "Listening",
+    description: "API port",
+  },
+  "bind-address": {
+    type: "string",
+    env: "OPENSHELL_BIND_ADDRESS",
+    default: "0.0.0.0",
+    arg: "ADDR",
+    group: "Listening",
+    description: "address to bind",
+  },
+  "health-port": {
+    type: "int",
+    env: "OPENSHELL_HEALTH_PORT",
+    default: 0,
+    min: 0,
+    max: 65535,
+    unit: "port",
+    group: "Listening",
+    description: "extra plain-HTTP health port, 0 = off",
+  },
+  "disable-tls": {
+    type: "boolean",
+    env: "OPENSHELL_DISABLE_TLS",
+    group: "Listening",
+    description: "plaintext: h2c + HTTP/1.1 on one port",
+  },
+  "tls-cert": {
+    type: "string",
+    env: "OPENSHELL_TLS_CERT",
+    arg: "FILE",
+    group: "Listening",
+    description: "server certificate (TLS with ALPN h2/http1.1)",
+  },
+  "tls-key": {
+    type: "string",
+    env: "OPENSHELL_TLS_KEY",
+    arg: "FILE",
+    group: "Listening",
+    description: "server key",
+  },
+  "tls-client-ca": {
+    type: "string",
+    env: "OPENSHELL_TLS_CLIENT_CA",
+    arg: "FILE",
+    group: "Listening",
+    description: "CA of client certificates (mTLS, the default)",
+  },
+  "disable-gateway-auth": {
+    type: "boolean",
+    env: "OPENSHELL_DISABLE_GATEWAY_AUTH",
+    group: "Listening",
+    description: "TLS without client certificates",
+  },
+  drivers: {
+    type: "list",
+    env: "OPENSHELL_DRIVERS",
+    default: ["vm"],
+    arg: "NAME",
+    group: "Compute",
+    description: "compute driver: vm | kubernetes",
+  },
+  driver: { type: "string", arg: "NAME", group: "Compute", description: "same as --drivers" },
+  "driver-dir": {
+    type: "string",
+    env: "OPENSHELL_DRIVER_DIR",
+    arg: "DIR",
+    group: "Compute",
+    description: "where openshell-driver-<name> is looked up first",
+  },
+  "driver-state-dir": {
+    type: "string",
+    env: "OPENSHELL_DRIVER_STATE_DIR",
+    arg: "DIR",
+    group: "Compute",
+    description: "driver state (default ~/.local/state/openshell/drivers/<name>)",
+  },
+  "vm-driver-state-dir": {
+    type: "string",
+    env: "OPENSHELL_VM_DRIVER_STATE_DIR",
+    arg: "DIR",
+    group: "Compute",
+    description: "state of the vm driver",
+  },
+  "vm-vcpus": {
+    type: "int",
+    env: "OPENSHELL_VM_DRIVER_VCPUS",
+    default: 2,
+    min: 1,
+    group: "Compute",
+    description: "vCPUs per VM",
+  },
+  "vm-mem-mib": {
+    type: "int",
+    env: "OPENSHELL_VM_DRIVER_MEM_MIB",
+    default: 2048,
+    min: 1,
+    group: "Compute",
+    description: "memory per VM in MiB",
+  },
+  "vm-tls-ca": {
+    type: "string",
+    env: "OPENSHELL_VM_TLS_CA",
+    arg: "FILE",
+    group: "Compute",
+    description: "guest CA when --grpc-endpoint is https://",
+  },
+  "vm-tls-cert": {
+    type: "string",
+    env: "OPENSHELL_VM_TLS_CERT",
+    arg: "FILE",
+    group: "Compute",
+    description: "guest client certificate when --grpc-endpoint is https://",
+  },
+  "vm-tls-key": {
+    type: "string",
+    env: "OPENSHELL_VM_TLS_KEY",
+    arg: "FILE",
+    group: "Compute",
+    description: "guest client key when --grpc-endpoint is https://",
+  },
+  "grpc-endpoint": {
+    type: "string",
+    env: "OPENSHELL_GRPC_ENDPOINT",
+    arg: "URL",
+    group: "Compute",
+    description: "URL sandboxes dial back (required for vm)",
+  },
+  "sandbox-namespace": {
+    type: "string",
+    env: "OPENSHELL_SANDBOX_NAMESPACE",
+    default: "default",
+    arg: "NAME",
+    group: "Compute",
+    description: "namespace recorded on sandboxes",
+  },
+  "sandbox-image": {
+    type: "string",
+    env: "OPENSHELL_SANDBOX_IMAGE",
+    arg: "IMAGE",
+    group: "Compute",
+    description: "default sandbox image for the kubernetes driver",
+  },
+  "sandbox-image-pull-policy": {
+    type: "string",
+    env: "OPENSHELL_SANDBOX_IMAGE_PULL_POLICY",
+    arg: "POLICY",
+    group: "Compute",
+    description: "image pull policy for the kubernetes driver",
+  },
+  "ssh-gateway-host": {
+    type: "string",
+    env: "OPENSHELL_SSH_GATEWAY_HOST",
+    default: "127.0.0.1",
+    arg: "HOST",
+    group: "SSH",
+    description: "host returned by CreateSshSession",
+  },
+  "ssh-gateway-port": {
+    type: "int",
+    env: "OPENSHELL_SSH_GATEWAY_PORT",
+    default: 0,
+    min: 0,
+    max: 65535,
+    unit: "port",
+    group: "SSH",
+    description: "port returned by CreateSshSession (0 = --port)",
+  },
+  "ssh-connect-path": {
+    type: "string",
+    env: "OPENSHELL_SSH_CONNECT_PATH",
+    default: "/connect/ssh",
+    arg: "PATH",
+    group: "SSH",
+    description: "path of the SSH CONNECT tunnel",
+  },
+  // Upstream's flags that this gateway accepts (so upstream command lines start) and does not use.
+  "ssh-handshake-secret": {
+    type: "string",
+    env: "OPENSHELL_SSH_HANDSHAKE_SECRET",
+    arg: "S",
+    group: "Accepted for compatibility, unused",
+    description: "the relay path needs no handshake secret",
+  },
+  "ssh-handshake-skew-secs": {
+    type: "int",
+    env: "OPENSHELL_SSH_HANDSHAKE_SKEW_SECS",
+    default: 300,
+    min: 0,
+    group: "Accepted for compatibility, unused",
+    description: "allowed clock skew of the handshake",
+  },
+  "client-tls-secret-name": {
+    type: "string",
+    env: "OPENSHELL_CLIENT_TLS_SECRET_NAME",
+    arg: "NAME",
+    group: "Accepted for compatibility, unused",
+    description: "Kubernetes secret of client TLS files",
+  },
+  "host-gateway-ip": {
+    type: "string",
+    env: "OPENSHELL_HOST_GATEWAY_IP",
+    arg: "IP",
+    group: "Accepted for compatibility, unused",
+    description: "host address seen from sandboxes",
+  },
+  "log-level": {
+    type: "enum",
+    env: "OPENSHELL_LOG_LEVEL",
+    default: "info",
+    values: LOG_LEVELS,
+    arg: "LEVEL",
+    group: "Other",
+    description: "log level",
+  },
+  help: { type: "boolean", short: "h", group: "Other", description: "this text" },
+  version: { type: "boolean", short: "V", group: "Other", description: "print the version" },
+  "reconcile-interval-ms": ms(
+    "OPENSHELL_RECONCILE_INTERVAL_MS",
+    60_000,
+    "how often sandboxes are reconciled",
+  ),
+  "orphan-grace-ms": ms(
+    "OPENSHELL_ORPHAN_GRACE_MS",
+    300_000,
+    "age before an unknown driver sandbox is removed",
+  ),
+  "watch-retry-ms": ms("OPENSHELL_WATCH_RETRY_MS", 2_000, "delay before re-opening the driver watch"),
+  "driver-ready-timeout-ms": ms(
+    "OPENSHELL_DRIVER_READY_TIMEOUT_MS",
+    10_000,
+    "how long a driver has to start",
+  ),
+  "driver-restart-max-backoff-ms": ms(
+    "OPENSHELL_DRIVER_RESTART_MAX_BACKOFF_MS",
+    30_000,
+    "longest wait between driver restarts",
+  ),
+  "drain-timeout-ms": ms("OPENSHELL_DRAIN_TIMEOUT_MS", 5_000, "how long connections get at shutdown"),
+} as const satisfies FlagTable;
+
+/** `openshell-gateway --help`, generated from GATEWAY_FLAGS. */
+export const gatewayUsage = (): string =>
+  flagHelp(GATEWAY_FLAGS, {
+    usage: "openshell-gateway --db-url URL [options]",
+    description:
+      "The OpenShell control plane: gRPC, Connect and gRPC-web API, /connect/ssh and health on one port.",
+  });
 
 export type ParsedCommand = { kind: "help" } | { kind: "version" } | { kind: "run"; config: GatewayConfig };
 
@@ -95,141 +326,86 @@ const fail = (message: string): never => {
 
 /** Parses argv + env into a validated config; throws OpenShellError(config_invalid) naming the fix. */
 export function parseGatewayCommand(argv: string[], env: NodeJS.ProcessEnv): ParsedCommand {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
-  for (const [name, spec] of Object.entries(FLAGS)) {
-    options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
-  }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return fail(`${message.split("\n")[0]}. Run 'openshell-gateway --help' for the list of flags.`);
-  }
+  const { values, sources } = parseFlags(GATEWAY_FLAGS, argv, env, { binary: "openshell-gateway" });
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
 
-  const get = (name: string): string | undefined => {
-    const flag = values[name];
-    if (typeof flag === "string") return flag;
-    const envName = FLAGS[name]?.env;
-    const fromEnv = envName ? env[envName] : undefined;
-    return fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
-  };
-  const getBool = (name: string): boolean => {
-    if (values[name] === true) return true;
-    const envName = FLAGS[name]?.env;
-    const raw = envName ? env[envName] : undefined;
-    if (raw === undefined || raw === "") return false;
-    if (/^(1|true|yes|y|on)$/i.test(raw)) return true;
-    if (/^(0|false|no|n|off)$/i.test(raw)) return false;
-    return fail(`${envName}='${raw}' is not a boolean; use true or false`);
-  };
-
-  const port = parsePort(get("port") ?? "8080", "--port", false);
-  const healthPort = parsePort(get("health-port") ?? "0", "--health-port", true);
+  const port = values.port;
+  const healthPort = values["health-port"];
   if (healthPort !== 0 && healthPort === port) {
     fail(`--port and --health-port must be different (both set to ${port})`);
   }
-  const logLevel = get("log-level") ?? "info";
-  if (!isLogLevel(logLevel)) fail(`--log-level '${logLevel}' is not one of trace, debug, info, warn, error`);
-
-  const dbUrl = get("db-url");
+  const dbUrl = values["db-url"];
   if (!dbUrl) {
-    fail(
+    return fail(
       "--db-url is required (or OPENSHELL_DB_URL), e.g. --db-url sqlite:/var/lib/openshell/gateway.db or sqlite::memory:",
     );
   }
-
-  const tls = parseTls(get, getBool);
+  const tls = parseTls(values);
+  if (sources.drivers === "flag" && values.driver)
+    fail("--drivers and --driver are the same flag; give it once");
   const driver = parseDriver(
-    values.drivers as string | undefined,
-    values.driver as string | undefined,
-    get("drivers"),
+    sources.drivers === "flag" || values.driver === undefined ? values.drivers : [values.driver],
   );
-  const stateRoot = defaultStateRoot(env);
   const driverStateDir =
-    (driver === "vm" ? get("vm-driver-state-dir") : undefined) ??
-    get("driver-state-dir") ??
-    join(stateRoot, "drivers", driver);
-  const grpcEndpoint = get("grpc-endpoint");
+    (driver === "vm" ? values["vm-driver-state-dir"] : undefined) ??
+    values["driver-state-dir"] ??
+    join(defaultStateRoot(env), "drivers", driver);
+  const grpcEndpoint = values["grpc-endpoint"];
   if (grpcEndpoint !== undefined) validateEndpoint(grpcEndpoint);
   if (driver === "vm" && !grpcEndpoint) {
     fail(
       "--grpc-endpoint is required when using the vm compute driver (the URL sandboxes dial back, e.g. http://127.0.0.1:8080)",
     );
   }
-  const vmTls = parseVmTls(get, driver, grpcEndpoint);
-
-  const sshConnectPath = get("ssh-connect-path") ?? "/connect/ssh";
+  const sshConnectPath = values["ssh-connect-path"];
   if (!sshConnectPath.startsWith("/")) fail(`--ssh-connect-path '${sshConnectPath}' must start with '/'`);
-  const sshGatewayPort = parsePort(get("ssh-gateway-port") ?? "0", "--ssh-gateway-port", true);
+  const sshGatewayPort = values["ssh-gateway-port"];
 
   return {
     kind: "run",
     config: {
       port,
-      bindAddress: get("bind-address") ?? "0.0.0.0",
+      bindAddress: values["bind-address"],
       healthPort,
-      logLevel,
-      dbUrl: dbUrl as string,
+      logLevel: values["log-level"],
+      dbUrl,
       tls,
       driver,
-      driverDir: get("driver-dir"),
+      driverDir: values["driver-dir"],
       driverStateDir,
-      sandboxNamespace: get("sandbox-namespace") ?? "default",
-      sandboxImage: get("sandbox-image"),
-      sandboxImagePullPolicy: get("sandbox-image-pull-policy"),
+      sandboxNamespace: values["sandbox-namespace"],
+      sandboxImage: values["sandbox-image"],
+      sandboxImagePullPolicy: values["sandbox-image-pull-policy"],
       grpcEndpoint,
-      sshGatewayHost: get("ssh-gateway-host") ?? "127.0.0.1",
+      sshGatewayHost: values["ssh-gateway-host"],
       sshGatewayPort: sshGatewayPort === 0 ? port : sshGatewayPort,
       sshConnectPath,
-      sshHandshakeSecret: get("ssh-handshake-secret"),
-      sshHandshakeSkewSecs: parseNonNegativeInt(
-        get("ssh-handshake-skew-secs") ?? "300",
-        "--ssh-handshake-skew-secs",
-      ),
-      clientTlsSecretName: get("client-tls-secret-name"),
-      hostGatewayIp: get("host-gateway-ip"),
       vm: {
-        vcpus: parsePositiveInt(get("vm-vcpus") ?? "2", "--vm-vcpus"),
-        memMib: parsePositiveInt(get("vm-mem-mib") ?? "2048", "--vm-mem-mib"),
-        tls: vmTls,
+        vcpus: values["vm-vcpus"],
+        memMib: values["vm-mem-mib"],
+        tls: parseVmTls(values, driver, grpcEndpoint),
       },
-      timings: parseTimings(env),
+      timings: {
+        reconcileIntervalMs: values["reconcile-interval-ms"],
+        orphanGraceMs: values["orphan-grace-ms"],
+        watchRetryMs: values["watch-retry-ms"],
+        driverReadyTimeoutMs: values["driver-ready-timeout-ms"],
+        driverRestartMaxBackoffMs: values["driver-restart-max-backoff-ms"],
+        drainTimeoutMs: values["drain-timeout-ms"],
+      },
     },
   };
 }
 
-function parsePort(raw: string, flag: string, allowZero: boolean): number {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value > 65535 || (!allowZero && value === 0)) {
-    fail(`${flag} '${raw}' is not a valid port (${allowZero ? "0" : "1"}-65535)`);
-  }
-  return value;
-}
+type GatewayValues = FlagValues<typeof GATEWAY_FLAGS>;
 
-function parsePositiveInt(raw: string, flag: string): number {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1) fail(`${flag} '${raw}' must be a positive integer`);
-  return value;
-}
-
-function parseNonNegativeInt(raw: string, flag: string): number {
-  if (!/^\d+$/.test(raw)) fail(`${flag} '${raw}' must be a non-negative integer`);
-  return Number(raw);
-}
-
-function parseTls(
-  get: (name: string) => string | undefined,
-  getBool: (name: string) => boolean,
-): TlsFiles | undefined {
-  const disableTls = getBool("disable-tls");
-  const disableAuth = getBool("disable-gateway-auth");
-  const cert = get("tls-cert");
-  const key = get("tls-key");
-  const clientCa = get("tls-client-ca");
-  if (disableTls) {
+function parseTls(values: GatewayValues): TlsFiles | undefined {
+  const disableAuth = values["disable-gateway-auth"];
+  const cert = values["tls-cert"];
+  const key = values["tls-key"];
+  const clientCa = values["tls-client-ca"];
+  if (values["disable-tls"]) {
     const given = [cert && "--tls-cert", key && "--tls-key", clientCa && "--tls-client-ca"].filter(Boolean);
     if (given.length > 0) {
       fail(
@@ -242,8 +418,8 @@ function parseTls(
       );
     return undefined;
   }
-  if (!cert) fail("--tls-cert is required when TLS is enabled (use --disable-tls to skip)");
-  if (!key) fail("--tls-key is required when TLS is enabled (use --disable-tls to skip)");
+  if (!cert) return fail("--tls-cert is required when TLS is enabled (use --disable-tls to skip)");
+  if (!key) return fail("--tls-key is required when TLS is enabled (use --disable-tls to skip)");
   if (!disableAuth && !clientCa) {
     fail(
       "--tls-client-ca is required for mTLS (use --disable-gateway-auth for TLS without client certificates, or --disable-tls)",
@@ -251,20 +427,11 @@ function parseTls(
   }
   if (disableAuth && clientCa)
     fail("--tls-client-ca conflicts with --disable-gateway-auth; drop one of them");
-  return { cert: cert as string, key: key as string, clientCa: disableAuth ? undefined : clientCa };
+  return { cert, key, clientCa: disableAuth ? undefined : clientCa };
 }
 
-function parseDriver(
-  flagDrivers: string | undefined,
-  flagDriver: string | undefined,
-  fromEnv: string | undefined,
-): string {
-  if (flagDrivers && flagDriver) fail("--drivers and --driver are the same flag; give it once");
-  const raw = flagDrivers ?? flagDriver ?? fromEnv ?? "kubernetes";
-  const names = raw
-    .split(",")
-    .map((n) => n.trim().toLowerCase())
-    .filter(Boolean);
+function parseDriver(given: string[]): string {
+  const names = given.map((n) => n.trim().toLowerCase()).filter(Boolean);
   if (names.length === 0) fail("--drivers is empty; choose one of: kubernetes, vm");
   for (const name of names) {
     if (NOT_YET_IMPLEMENTED_DRIVERS.includes(name)) fail(`compute driver '${name}' is not implemented yet`);
@@ -291,39 +458,22 @@ function validateEndpoint(endpoint: string): void {
 }
 
 function parseVmTls(
-  get: (name: string) => string | undefined,
+  values: GatewayValues,
   driver: string,
   grpcEndpoint: string | undefined,
 ): GatewayConfig["vm"]["tls"] {
-  const ca = get("vm-tls-ca");
-  const cert = get("vm-tls-cert");
-  const key = get("vm-tls-key");
+  const ca = values["vm-tls-ca"];
+  const cert = values["vm-tls-cert"];
+  const key = values["vm-tls-key"];
   if (driver === "vm" && grpcEndpoint?.startsWith("https://")) {
     if (!ca || !cert || !key) {
-      fail(
+      return fail(
         "--vm-tls-ca, --vm-tls-cert and --vm-tls-key are all required when --grpc-endpoint is https:// and the driver is vm",
       );
     }
-    return { ca: ca as string, cert: cert as string, key: key as string };
+    return { ca, cert, key };
   }
   return undefined;
-}
-
-function parseTimings(env: NodeJS.ProcessEnv): RuntimeTimings {
-  const ms = (name: string, fallback: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === "") return fallback;
-    if (!/^\d+$/.test(raw)) fail(`${name}='${raw}' must be a whole number of milliseconds`);
-    return Number(raw);
-  };
-  return {
-    reconcileIntervalMs: ms("OPENSHELL_RECONCILE_INTERVAL_MS", 60_000),
-    orphanGraceMs: ms("OPENSHELL_ORPHAN_GRACE_MS", 300_000),
-    watchRetryMs: ms("OPENSHELL_WATCH_RETRY_MS", 2_000),
-    driverReadyTimeoutMs: ms("OPENSHELL_DRIVER_READY_TIMEOUT_MS", 10_000),
-    driverRestartMaxBackoffMs: ms("OPENSHELL_DRIVER_RESTART_MAX_BACKOFF_MS", 30_000),
-    drainTimeoutMs: ms("OPENSHELL_DRAIN_TIMEOUT_MS", 5_000),
-  };
 }
 
 function defaultStateRoot(env: NodeJS.ProcessEnv): string {

@@ -1,6 +1,6 @@
 import type http from "node:http";
 import type http2 from "node:http2";
-import { GATEWAY_VERSION } from "../version.js";
+import { OPENSHELL_VERSION } from "@openshell/core";
 
 export type Readiness = () => { ready: boolean; reason?: string };
 
@@ -25,11 +25,11 @@ export function serveHealth(
       res,
       state.ready ? 200 : 503,
       state.ready
-        ? { status: "healthy", version: GATEWAY_VERSION }
-        : { status: "unavailable", reason: state.reason, version: GATEWAY_VERSION },
+        ? { status: "healthy", version: OPENSHELL_VERSION }
+        : { status: "unavailable", reason: state.reason, version: OPENSHELL_VERSION },
     );
   } else {
-    reply(res, 200, { status: "healthy", version: GATEWAY_VERSION });
+    reply(res, 200, { status: "healthy", version: OPENSHELL_VERSION });
   }
   return true;
 }

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { type Logger, mapServiceErrors } from "@openshell/core";
+import { type Logger, mapServiceErrors, OPENSHELL_VERSION } from "@openshell/core";
 import { OpenShell, ServiceStatus } from "@openshell/proto";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
@@ -7,7 +7,6 @@ import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import type { Store } from "../store/store.js";
-import { GATEWAY_VERSION } from "../version.js";
 import { createExecRpcs } from "./exec-service.js";
 import { createLogRpcs } from "./logs-service.js";
 import { createProviderRpcs } from "./provider-service.js";
@@ -32,7 +31,7 @@ export interface OpenShellServiceDeps {
 /** The openshell.v1.OpenShell service: each RPC group lives in its own module. */
 export function createOpenShellService(deps: OpenShellServiceDeps): Partial<ServiceImpl<typeof OpenShell>> {
   const impl: Partial<ServiceImpl<typeof OpenShell>> = {
-    health: () => ({ status: ServiceStatus.HEALTHY, version: GATEWAY_VERSION }),
+    health: () => ({ status: ServiceStatus.HEALTHY, version: OPENSHELL_VERSION }),
     ...createSandboxRpcs(deps),
     watchSandbox: (request, context) => watchSandbox(request, deps, context.signal),
     ...createLogRpcs(deps),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseSupervisorCommand } from "./supervisor-config.js";
+import { parseSupervisorCommand, SUPERVISOR_FLAGS, supervisorUsage } from "./supervisor-config.js";
 
 const env = {
   OPENSHELL_SANDBOX_ID: "id-1",
@@ -39,5 +39,13 @@ describe("parseSupervisorCommand", () => {
     );
     expect(() => parseSupervisorCommand(["--bogus"], env)).toThrow("Unknown option '--bogus'");
     expect(() => parseSupervisorCommand(["--log-level", "loud"], env)).toThrow("--log-level 'loud'");
+  });
+
+  it("--help is generated from the flag table: every flag and env var is listed", () => {
+    const help = supervisorUsage();
+    for (const [name, spec] of Object.entries(SUPERVISOR_FLAGS)) {
+      if (!("envOnly" in spec)) expect(help).toContain(`--${name}`);
+      if ("env" in spec) expect(help).toContain(spec.env);
+    }
   });
 });

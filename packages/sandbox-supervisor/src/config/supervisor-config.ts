@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { isLogLevel, OpenShellError } from "@openshell/core";
+import { type FlagTable, flagHelp, LOG_LEVELS, OpenShellError, parseFlags } from "@openshell/core";
 
 export const DEFAULT_SSH_SOCKET_PATH = "/run/openshell/ssh.sock";
 
@@ -31,60 +30,115 @@ export type ParsedSupervisorCommand =
   | { kind: "help" }
   | { kind: "version" };
 
-export const SUPERVISOR_USAGE = `Usage: openshell-sandbox [options] [-- COMMAND...]
+/** Every setting of openshell-sandbox, with its env var (flags win). */
+export const SUPERVISOR_FLAGS = {
+  "sandbox-id": {
+    type: "string",
+    env: "OPENSHELL_SANDBOX_ID",
+    arg: "ID",
+    description: "sandbox id (required)",
+  },
+  sandbox: { type: "string", env: "OPENSHELL_SANDBOX", arg: "NAME", description: "sandbox name (required)" },
+  "openshell-endpoint": {
+    type: "string",
+    env: "OPENSHELL_ENDPOINT",
+    arg: "URL",
+    description: "gateway URL, http:// or https:// (required)",
+  },
+  "supervisor-token": {
+    type: "string",
+    env: "OPENSHELL_SUPERVISOR_TOKEN",
+    arg: "TOKEN",
+    description: "credential issued by the gateway (required)",
+  },
+  "ssh-socket-path": {
+    type: "string",
+    env: "OPENSHELL_SSH_SOCKET_PATH",
+    default: DEFAULT_SSH_SOCKET_PATH,
+    arg: "PATH",
+    description: "SSH Unix socket",
+  },
+  "run-as-user": {
+    type: "string",
+    env: "OPENSHELL_RUN_AS_USER",
+    default: "sandbox",
+    arg: "NAME",
+    description: "user for shells and commands",
+  },
+  workdir: { type: "string", short: "w", default: "/sandbox", arg: "DIR", description: "working directory" },
+  "log-level": {
+    type: "enum",
+    env: "OPENSHELL_LOG_LEVEL",
+    default: "info",
+    values: LOG_LEVELS,
+    arg: "LEVEL",
+    description: "log level",
+  },
+  help: { type: "boolean", short: "h", description: "this help" },
+  version: { type: "boolean", description: "print the version" },
+  "tls-ca": {
+    type: "string",
+    env: "OPENSHELL_TLS_CA",
+    envOnly: true,
+    description: "CA file (https endpoints)",
+  },
+  "tls-cert": {
+    type: "string",
+    env: "OPENSHELL_TLS_CERT",
+    envOnly: true,
+    description: "client certificate file (https endpoints)",
+  },
+  "tls-key": {
+    type: "string",
+    env: "OPENSHELL_TLS_KEY",
+    envOnly: true,
+    description: "client key file (https endpoints)",
+  },
+  "keepalive-interval-ms": {
+    type: "int",
+    env: "OPENSHELL_KEEPALIVE_INTERVAL_MS",
+    envOnly: true,
+    default: 10_000,
+    min: 1,
+    description: "HTTP/2 ping interval towards the gateway",
+  },
+  "keepalive-timeout-ms": {
+    type: "int",
+    env: "OPENSHELL_KEEPALIVE_TIMEOUT_MS",
+    envOnly: true,
+    default: 20_000,
+    min: 1,
+    description: "HTTP/2 ping timeout",
+  },
+} as const satisfies FlagTable;
 
-The sandbox supervisor: dials out to the gateway (ConnectSupervisor), serves SSH on a Unix socket
-and bridges the relays the gateway asks for. Runs as root inside the sandbox.
-
-  --sandbox-id ID              sandbox id (required)                      [OPENSHELL_SANDBOX_ID]
-  --sandbox NAME               sandbox name (required)                    [OPENSHELL_SANDBOX]
-  --openshell-endpoint URL     gateway URL, http:// or https:// (required) [OPENSHELL_ENDPOINT]
-  --supervisor-token TOKEN     credential issued by the gateway (required) [OPENSHELL_SUPERVISOR_TOKEN]
-  --ssh-socket-path PATH       SSH Unix socket (default ${DEFAULT_SSH_SOCKET_PATH}) [OPENSHELL_SSH_SOCKET_PATH]
-  --run-as-user NAME           user for shells and commands (default sandbox) [OPENSHELL_RUN_AS_USER]
-  -w, --workdir DIR            working directory (default /sandbox)
-  --log-level LEVEL            trace|debug|info|warn|error (default info) [OPENSHELL_LOG_LEVEL]
-  https endpoints also need     OPENSHELL_TLS_CA, OPENSHELL_TLS_CERT, OPENSHELL_TLS_KEY (files)
-  -h, --help                   this help
-  --version                    print the version
-`;
+/** `openshell-sandbox --help`, generated from SUPERVISOR_FLAGS. */
+export const supervisorUsage = (): string =>
+  flagHelp(SUPERVISOR_FLAGS, {
+    usage: "openshell-sandbox [options] [-- COMMAND...]",
+    description:
+      "The sandbox supervisor: dials out to the gateway (ConnectSupervisor), serves SSH on a Unix socket\nand bridges the relays the gateway asks for. Runs as root inside the sandbox.",
+  });
 
 /** Parses flags and env (flags win); every problem is reported with the flag or variable to fix. */
 export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): ParsedSupervisorCommand {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new OpenShellError("config_invalid", `${(error as Error).message}\n\n${SUPERVISOR_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags(SUPERVISOR_FLAGS, argv, env, {
+    binary: "openshell-sandbox",
+    allowPositionals: true,
+  });
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
 
   const problems: string[] = [];
-  const required = (flag: string, value: string | undefined, variable: string): string => {
-    if (!value) problems.push(`--${flag} (or ${variable}) is required`);
+  const required = (flag: "sandbox-id" | "sandbox" | "openshell-endpoint" | "supervisor-token"): string => {
+    const value = values[flag];
+    if (!value) problems.push(`--${flag} (or ${SUPERVISOR_FLAGS[flag].env}) is required`);
     return value ?? "";
   };
-  const sandboxId = required(
-    "sandbox-id",
-    values["sandbox-id"] ?? env.OPENSHELL_SANDBOX_ID,
-    "OPENSHELL_SANDBOX_ID",
-  );
-  const sandboxName = required("sandbox", values.sandbox ?? env.OPENSHELL_SANDBOX, "OPENSHELL_SANDBOX");
-  const endpointText = required(
-    "openshell-endpoint",
-    values["openshell-endpoint"] ?? env.OPENSHELL_ENDPOINT,
-    "OPENSHELL_ENDPOINT",
-  );
-  const supervisorToken = required(
-    "supervisor-token",
-    values["supervisor-token"] ?? env.OPENSHELL_SUPERVISOR_TOKEN,
-    "OPENSHELL_SUPERVISOR_TOKEN",
-  );
-  const logLevel = values["log-level"] ?? env.OPENSHELL_LOG_LEVEL ?? "info";
-  if (!isLogLevel(logLevel))
-    problems.push(`--log-level '${logLevel}' is not one of trace, debug, info, warn, error`);
+  const sandboxId = required("sandbox-id");
+  const sandboxName = required("sandbox");
+  const endpointText = required("openshell-endpoint");
+  const supervisorToken = required("supervisor-token");
 
   let endpoint: URL | undefined;
   if (endpointText) {
@@ -99,7 +153,7 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
   }
   let tls: SupervisorTlsFiles | undefined;
   if (endpoint?.protocol === "https:") {
-    const files = { ca: env.OPENSHELL_TLS_CA, cert: env.OPENSHELL_TLS_CERT, key: env.OPENSHELL_TLS_KEY };
+    const files = { ca: values["tls-ca"], cert: values["tls-cert"], key: values["tls-key"] };
     for (const [name, path] of Object.entries(files)) {
       const variable = `OPENSHELL_TLS_${name.toUpperCase()}`;
       if (!path) problems.push(`${variable} is required for an https:// endpoint`);
@@ -107,20 +161,6 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
     }
     if (files.ca && files.cert && files.key) tls = { ca: files.ca, cert: files.cert, key: files.key };
   }
-  const keepalive = {
-    intervalMs: positiveInt(
-      env.OPENSHELL_KEEPALIVE_INTERVAL_MS,
-      10_000,
-      "OPENSHELL_KEEPALIVE_INTERVAL_MS",
-      problems,
-    ),
-    timeoutMs: positiveInt(
-      env.OPENSHELL_KEEPALIVE_TIMEOUT_MS,
-      20_000,
-      "OPENSHELL_KEEPALIVE_TIMEOUT_MS",
-      problems,
-    ),
-  };
   if (problems.length > 0 || !endpoint) {
     throw new OpenShellError(
       "config_invalid",
@@ -134,43 +174,13 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       sandboxName,
       endpoint,
       supervisorToken,
-      sshSocketPath: values["ssh-socket-path"] ?? env.OPENSHELL_SSH_SOCKET_PATH ?? DEFAULT_SSH_SOCKET_PATH,
-      runAsUser: values["run-as-user"] ?? env.OPENSHELL_RUN_AS_USER ?? "sandbox",
-      workdir: values.workdir ?? "/sandbox",
-      logLevel,
+      sshSocketPath: values["ssh-socket-path"],
+      runAsUser: values["run-as-user"],
+      workdir: values.workdir,
+      logLevel: values["log-level"],
       tls,
-      keepalive,
+      keepalive: { intervalMs: values["keepalive-interval-ms"], timeoutMs: values["keepalive-timeout-ms"] },
       command: positionals,
     },
   };
-}
-
-function positiveInt(raw: string | undefined, fallback: number, name: string, problems: string[]): number {
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) {
-    problems.push(`${name} must be a positive integer (milliseconds), got '${raw}'`);
-    return fallback;
-  }
-  return value;
-}
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      "sandbox-id": { type: "string" },
-      sandbox: { type: "string" },
-      "openshell-endpoint": { type: "string" },
-      "supervisor-token": { type: "string" },
-      "ssh-socket-path": { type: "string" },
-      "run-as-user": { type: "string" },
-      workdir: { type: "string", short: "w" },
-      "log-level": { type: "string" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean" },
-    },
-  });
 }

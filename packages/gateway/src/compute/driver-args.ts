@@ -1,0 +1,38 @@
+import type { GatewayConfig } from "../config/gateway-config.js";
+
+/** Flags each driver binary takes beyond the common ones (--bind-socket, --state-dir, --log-level). */
+export function driverArgs(config: GatewayConfig): string[] {
+  switch (config.driver) {
+    case "vm": {
+      const args = [
+        "--openshell-endpoint",
+        config.grpcEndpoint ?? "",
+        "--vcpus",
+        String(config.vm.vcpus),
+        "--mem-mib",
+        String(config.vm.memMib),
+      ];
+      if (config.vm.tls) {
+        args.push(
+          "--guest-tls-ca",
+          config.vm.tls.ca,
+          "--guest-tls-cert",
+          config.vm.tls.cert,
+          "--guest-tls-key",
+          config.vm.tls.key,
+        );
+      }
+      return args;
+    }
+    case "kubernetes": {
+      const args = ["--namespace", config.sandboxNamespace];
+      if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
+      if (config.sandboxImagePullPolicy)
+        args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
+      if (config.grpcEndpoint) args.push("--openshell-endpoint", config.grpcEndpoint);
+      return args;
+    }
+    default:
+      return [];
+  }
+}
