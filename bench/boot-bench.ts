@@ -11,9 +11,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { hostTscKhz } from "../packages/driver-vm/src/host-tsc.js";
-import { qemuArgs } from "../packages/driver-vm/src/qemu-command.js";
-import { locateVmRuntime, type VmRuntime } from "../packages/driver-vm/src/vm-runtime.js";
+import { hostTscKhz } from "@openshell/driver-vm/host-tsc";
+import { qemuArgs } from "@openshell/driver-vm/qemu-command";
+import { locateVmRuntime, type VmRuntime } from "@openshell/driver-vm/vm-runtime";
 import { secondsSummary as fmt, median } from "./stats.js";
 
 const { values } = parseArgs({

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { findRepoRoot } from "../packages/gateway/test/gateway-harness.js";
+import { findRepoRoot } from "@openshell/testing/process";
 import { median, quantile } from "./stats.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" } } });

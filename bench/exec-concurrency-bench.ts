@@ -11,15 +11,12 @@ import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
 import {
-  findRepoRoot,
-  freePort,
   makeStateDir,
-  pidsOf,
   type RunningGateway,
   removeStateDir,
   startGateway,
-  waitFor,
-} from "../packages/gateway/test/gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
 import { quantile } from "./stats.js";
 
 const { values } = parseArgs({

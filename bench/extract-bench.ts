@@ -8,7 +8,7 @@ import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { extractTarSafely } from "../apps/cli/src/files/safe-extract.js";
+import { extractTarSafely } from "openshell/safe-extract";
 import { median, quantile } from "./stats.js";
 
 const { values } = parseArgs({

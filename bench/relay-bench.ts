@@ -11,8 +11,8 @@ import net from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
-import { Client } from "ssh2";
-import { isAlive, makeStateDir, type RunningGateway } from "../packages/gateway/test/gateway-harness.js";
+import { makeStateDir, type RunningGateway } from "@openshell/testing/gateway-harness";
+import { isAlive } from "@openshell/testing/process";
 import {
   makeWorkdir,
   sshOptions,
@@ -20,7 +20,8 @@ import {
   startGatewayWithSupervisors,
   supervisorPid,
   waitForPhase,
-} from "../packages/gateway/test/sandbox-harness.js";
+} from "@openshell/testing/sandbox-harness";
+import { Client } from "ssh2";
 import { rssMiB } from "./proc-stats.js";
 import { median, quantile } from "./stats.js";
 

@@ -4,9 +4,9 @@
 // sandbox create → READY. Optionally the same in Docker (--docker, a private dockerd).
 // Usage: bash bench/run.sh resume-bench.ts [--sandboxes 5] [--docker]
 import { parseArgs } from "node:util";
-import { CliSandboxUser } from "../e2e/cli-harness.js";
-import { startDockerDaemon } from "../e2e/docker-harness.js";
-import { freePort } from "../packages/gateway/test/gateway-harness.js";
+import { CliSandboxUser } from "@openshell/testing/cli-harness";
+import { startDockerDaemon } from "@openshell/testing/docker-harness";
+import { freePort } from "@openshell/testing/process";
 
 const { values } = parseArgs({
   options: { sandboxes: { type: "string", default: "5" }, docker: { type: "boolean", default: false } },

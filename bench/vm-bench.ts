@@ -4,15 +4,8 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
-import {
-  findRepoRoot,
-  freePort,
-  makeStateDir,
-  pidsOf,
-  removeStateDir,
-  startGateway,
-  waitFor,
-} from "../packages/gateway/test/gateway-harness.js";
+import { makeStateDir, removeStateDir, startGateway } from "@openshell/testing/gateway-harness";
+import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
 import { rssMiB } from "./proc-stats.js";
 import { secondsSummary as fmt } from "./stats.js";
 

@@ -11,16 +11,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
 import {
-  findRepoRoot,
-  freePort,
   makeStateDir,
-  pidsOf,
   type RunningGateway,
   removeStateDir,
   startGateway,
-  waitFor,
-} from "../packages/gateway/test/gateway-harness.js";
-import { execOutput } from "../packages/gateway/test/sandbox-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { execOutput } from "@openshell/testing/sandbox-harness";
 import { rssMiB } from "./proc-stats.js";
 import { median } from "./stats.js";
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
+import { CliSandboxUser } from "@openshell/testing/cli-harness";
+import { freePort } from "@openshell/testing/process";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../packages/gateway/test/gateway-harness.js";
-import { CliSandboxUser } from "./cli-harness.js";
 
 /** `sandbox create` refuses bad names and sizes (exit 2) before it starts or contacts any gateway. */
 describe("openshell sandbox create input checks", () => {

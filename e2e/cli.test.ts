@@ -2,9 +2,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CLI, CliSandboxUser } from "@openshell/testing/cli-harness";
+import { freePort, waitFor } from "@openshell/testing/process";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { freePort, waitFor } from "../packages/gateway/test/gateway-harness.js";
-import { CLI, CliSandboxUser } from "./cli-harness.js";
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 

@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CliSandboxUser } from "@openshell/testing/cli-harness";
+import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
+import { freePort, waitFor } from "@openshell/testing/process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePort, waitFor } from "../packages/gateway/test/gateway-harness.js";
-import { CliSandboxUser } from "./cli-harness.js";
-import { type DockerDaemon, startDockerDaemon } from "./docker-harness.js";
 
 const GATEWAY = "dock";
 const CONTAINER = `openshell-cluster-${GATEWAY}`;

@@ -6,10 +6,10 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
+import { CLI, CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
+import { freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
+import { sshOptionsVia } from "@openshell/testing/sandbox-harness";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { freePort, isAlive, pidsOf, waitFor } from "../packages/gateway/test/gateway-harness.js";
-import { sshOptionsVia } from "../packages/gateway/test/sandbox-harness.js";
-import { CLI, CliSandboxUser, REPO } from "./cli-harness.js";
 
 const READY_TIMEOUT_MS = 180_000;
 

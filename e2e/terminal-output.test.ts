@@ -1,15 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { SandboxLogLineSchema, SandboxPhase } from "@openshell/proto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   startGateway,
   supervisorTokenOf,
-  waitFor,
-} from "../packages/gateway/test/gateway-harness.js";
-import { CliSandboxUser } from "./cli-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { waitFor } from "@openshell/testing/process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // What a compromised sandbox would send: retitle the terminal, clear it, overwrite a line with a
 // fake one, and a C1 CSI (one byte on terminals with 8-bit controls) that starts a colour.

@@ -2,20 +2,16 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { SandboxPhase } from "@openshell/proto";
-import { afterEach, describe, expect, it } from "vitest";
 import {
-  findRepoRoot,
-  freePort,
-  isAlive,
   makeStateDir,
-  pidsOf,
   type RunningGateway,
   removeStateDir,
   startGateway,
-  waitFor,
-} from "../packages/gateway/test/gateway-harness.js";
-import { execOutput, run, sshOptions, waitForPhase } from "../packages/gateway/test/sandbox-harness.js";
-import { makeTestPki, type TestPki } from "../packages/gateway/test/test-pki.js";
+} from "@openshell/testing/gateway-harness";
+import { findRepoRoot, freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
+import { execOutput, run, sshOptions, waitForPhase } from "@openshell/testing/sandbox-harness";
+import { makeTestPki, type TestPki } from "@openshell/testing/test-pki";
+import { afterEach, describe, expect, it } from "vitest";
 
 const REPO = findRepoRoot(import.meta.dirname);
 const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");

@@ -120,7 +120,7 @@ done
 
 STEP="checking the docker daemon"
 server_api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) ||
-  die "cannot reach the docker daemon at ${DOCKER_HOST:-the docker CLI default host} (is dockerd running? see e2e/docker-harness.ts for a private one)"
+  die "cannot reach the docker daemon at ${DOCKER_HOST:-the docker CLI default host} (is dockerd running? see packages/testing/src/docker-harness.ts for a private one)"
 
 # --- hashes -------------------------------------------------------------------------------------
 STEP="hashing the inputs"

@@ -10,17 +10,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NOBODY_UID, type SshFixture, startFixture } from "@openshell/testing/ssh-harness";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  NOBODY_UID,
-  type SshFixture,
-  startFixture,
-} from "../../../packages/sandbox-supervisor/test/ssh-harness.js";
 import { downloadFromSandbox, uploadToSandbox } from "../src/files/sandbox-transfer.js";
 import { hashTree } from "../src/files/test-fixtures.js";
 import { sshRemoteRunner } from "../src/ssh/sandbox-ssh.js";
 
-const PROXY_SCRIPT = new URL("../../../packages/sandbox-supervisor/test/ssh-unix-proxy.mjs", import.meta.url)
+const PROXY_SCRIPT = new URL("ssh-unix-proxy.mjs", import.meta.resolve("@openshell/testing/ssh-harness"))
   .pathname;
 
 /**

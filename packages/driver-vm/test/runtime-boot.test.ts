@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { pidsOf } from "@openshell/testing/process";
 import { describe, expect, it } from "vitest";
-import { pidsOf } from "../../gateway/test/gateway-harness.js";
 
 const RUNTIME = join(import.meta.dirname, "..", "runtime");
 /** A cold staging (kernel download, mmdebstrap, image) takes ~40 s here; leave room for a busy host. */

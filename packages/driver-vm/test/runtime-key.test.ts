@@ -2,8 +2,8 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
+import { findRepoRoot } from "@openshell/testing/process";
 import { afterEach, describe, expect, it } from "vitest";
-import { findRepoRoot } from "../../gateway/test/gateway-harness.js";
 
 const REPO = findRepoRoot(import.meta.dirname);
 const SUPERVISOR = join("packages", "sandbox-supervisor");

@@ -12,8 +12,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
+import { pidsOf } from "@openshell/testing/process";
 import { afterEach, describe, expect, it } from "vitest";
-import { pidsOf } from "../../gateway/test/gateway-harness.js";
 import { locateVmRuntime } from "../src/vm-runtime.js";
 
 const DRIVER = join(import.meta.dirname, "..", "dist", "openshell-driver-vm.js");

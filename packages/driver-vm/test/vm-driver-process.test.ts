@@ -15,8 +15,9 @@ import { dirname, join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
 import type { compute } from "@openshell/proto";
+import { rpcFailure } from "@openshell/testing/gateway-harness";
+import { pidsOf } from "@openshell/testing/process";
 import { afterEach, describe, expect, it } from "vitest";
-import { pidsOf, rpcFailure } from "../../gateway/test/gateway-harness.js";
 import { defaultRuntimeRoot } from "../src/vm-runtime.js";
 
 const DRIVER = join(import.meta.dirname, "..", "dist", "openshell-driver-vm.js");

@@ -2,18 +2,15 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type PlatformEvent, SandboxPhase } from "@openshell/proto";
-import { afterEach, describe, expect, it } from "vitest";
 import {
-  findRepoRoot,
-  freePort,
   makeStateDir,
-  pidsOf,
   type RunningGateway,
   removeStateDir,
   startGateway,
-  waitFor,
-} from "../../gateway/test/gateway-harness.js";
-import { execOutput, waitForPhase } from "../../gateway/test/sandbox-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
+import { afterEach, describe, expect, it } from "vitest";
 
 const VM_DRIVER_DIR = join(findRepoRoot(import.meta.dirname), "packages", "driver-vm", "dist");
 const READY_TIMEOUT_MS = 180_000;

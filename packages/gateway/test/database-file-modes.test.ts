@@ -1,7 +1,12 @@
 import { chmodSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  startGateway,
+} from "@openshell/testing/gateway-harness";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeStateDir, type RunningGateway, removeStateDir, startGateway } from "./gateway-harness.js";
 
 const FILES = ["gateway.db", "gateway.db-wal", "gateway.db-shm"];
 const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);

@@ -2,15 +2,13 @@ import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { Code } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  isAlive,
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
-  waitFor,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { isAlive, waitFor } from "@openshell/testing/process";
 import {
   execOutput,
   makeWorkdir,
@@ -18,7 +16,8 @@ import {
   supervisorLog,
   supervisorPid,
   waitForPhase,
-} from "./sandbox-harness.js";
+} from "@openshell/testing/sandbox-harness";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 /** What the supervisor's SSH server logs for every connection it accepts. */
 const SSH_ACCEPTED = "SSH connection accepted on supervisor Unix socket";

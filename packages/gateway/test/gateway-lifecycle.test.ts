@@ -9,17 +9,16 @@ import {
   ServiceStatus,
   SupervisorMessageSchema,
 } from "@openshell/proto";
-import { afterEach, describe, expect, it } from "vitest";
 import {
-  isAlive,
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
   startGateway,
   supervisorTokenOf,
-  waitFor,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { isAlive, waitFor } from "@openshell/testing/process";
+import { afterEach, describe, expect, it } from "vitest";
 
 const running: RunningGateway[] = [];
 const dirs: string[] = [];

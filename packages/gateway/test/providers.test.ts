@@ -1,5 +1,4 @@
 import { Code } from "@connectrpc/connect";
-import { afterEach, describe, expect, it } from "vitest";
 import {
   makeStateDir,
   type RunningGateway,
@@ -7,7 +6,8 @@ import {
   rpcFailure,
   startGateway,
   supervisorTokenOf,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { afterEach, describe, expect, it } from "vitest";
 
 const running: RunningGateway[] = [];
 const dirs: string[] = [];

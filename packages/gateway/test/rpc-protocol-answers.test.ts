@@ -4,14 +4,14 @@ import { FileDescriptorProtoSchema, file_google_protobuf_empty } from "@bufbuild
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ServiceStatus } from "@openshell/proto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
   startGateway,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 interface RawAnswer {
   status: number;

@@ -1,14 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
   startGateway,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /** What the test driver was asked to create (its state file), or nothing. */
 function driverSandboxNames(stateDir: string): string[] {

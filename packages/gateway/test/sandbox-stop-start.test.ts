@@ -2,23 +2,22 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
-import { afterEach, describe, expect, it } from "vitest";
 import {
   makeStateDir,
-  pidsOf,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
   startGateway,
-  waitFor,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { pidsOf, waitFor } from "@openshell/testing/process";
 import {
   execOutput,
   makeWorkdir,
   startGatewayWithSupervisors,
   supervisorLog,
   waitForPhase,
-} from "./sandbox-harness.js";
+} from "@openshell/testing/sandbox-harness";
+import { afterEach, describe, expect, it } from "vitest";
 
 /** The real supervisors started for a test: their argv names the test's own workdir. */
 const supervisorsOf = (workdir: string) => pidsOf(/openshell-sandbox\.js$/, workdir);

@@ -6,17 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  freePort,
-  isAlive,
   makeStateDir,
   type RunningGateway,
   removeStateDir,
   rpcFailure,
   supervisorTokenOf,
-  waitFor,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { freePort, isAlive, waitFor } from "@openshell/testing/process";
 import {
   execOutput,
   makeWorkdir,
@@ -27,7 +24,8 @@ import {
   supervisorLog,
   supervisorPid,
   waitForPhase,
-} from "./sandbox-harness.js";
+} from "@openshell/testing/sandbox-harness";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 

@@ -4,14 +4,13 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell, SandboxPhase, ServiceStatus } from "@openshell/proto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type GatewayTls,
-  isAlive,
   makeStateDir,
   type RunningGateway,
   removeStateDir,
-} from "./gateway-harness.js";
+} from "@openshell/testing/gateway-harness";
+import { isAlive } from "@openshell/testing/process";
 import {
   makeWorkdir,
   run,
@@ -19,8 +18,9 @@ import {
   startGatewayWithSupervisors,
   supervisorPid,
   waitForPhase,
-} from "./sandbox-harness.js";
-import { makeTestPki, type TestPki } from "./test-pki.js";
+} from "@openshell/testing/sandbox-harness";
+import { makeTestPki, type TestPki } from "@openshell/testing/test-pki";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 describe("TLS with client certificates (mTLS)", () => {
   let pkiDir: string;

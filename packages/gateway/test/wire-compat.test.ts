@@ -1,8 +1,13 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  startGateway,
+} from "@openshell/testing/gateway-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeStateDir, type RunningGateway, removeStateDir, startGateway } from "./gateway-harness.js";
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, "..", "..", "..");

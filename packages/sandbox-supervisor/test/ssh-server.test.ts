@@ -15,24 +15,23 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, OpenShellError } from "@openshell/core";
-import type { Client, ClientChannel } from "ssh2";
-import { afterEach, describe, expect, it } from "vitest";
-import { SandboxSshServer } from "../src/ssh/index.js";
+import { freePort, isAlive, waitFor } from "@openshell/testing/process";
 import {
   activeResources,
   ChannelOutput,
   channelExit,
   connectClient,
   execChannel,
-  isProcessAlive,
   makeFixtureDirs,
   NOBODY_UID,
   runTool,
   type SshFixture,
   sshOptions,
   startFixture,
-  waitFor,
-} from "./ssh-harness.js";
+} from "@openshell/testing/ssh-harness";
+import type { Client, ClientChannel } from "ssh2";
+import { afterEach, describe, expect, it } from "vitest";
+import { SandboxSshServer } from "../src/ssh/index.js";
 
 const fixtures: SshFixture[] = [];
 const roots: string[] = [];
@@ -369,9 +368,9 @@ describe("SandboxSshServer with an ssh2 client", () => {
     const channel = await execChannel(connected, "echo $$; exec cat /dev/zero");
     const output = new ChannelOutput(channel);
     const pid = Number((await output.waitFor(/^(\d+)\n/))[1]);
-    expect(isProcessAlive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     sock.destroy();
-    await waitFor(() => !isProcessAlive(pid), 4000, `pid ${pid} to be killed`);
+    await waitFor(() => !isAlive(pid), 4000, `timed out waiting for pid ${pid} to be killed`);
     expect(await ssh(f, ["sandbox", "echo still serving"])).toMatchObject({
       code: 0,
       stdout: "still serving\n",
@@ -450,17 +449,19 @@ describe("SandboxSshServer lifecycle", () => {
         Number((await new ChannelOutput(channel).waitFor(/(\d+)\r?\n/))[1]),
       ),
     );
-    for (const pid of pids) expect(isProcessAlive(pid)).toBe(true);
+    for (const pid of pids) expect(isAlive(pid)).toBe(true);
 
     await f.server.close();
-    for (const pid of pids) expect(isProcessAlive(pid)).toBe(false);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
     await clientClosed;
     expect(() => statSync(f.socketPath)).toThrow();
     // libuv finishes closing handles a loop turn after their close callbacks; a handle left over
     // from an earlier test may also still be closing, so: nothing more than before, eventually.
     const noneAdded = () =>
       Object.entries(activeResources()).every(([type, count]) => count <= (before[type] ?? 0));
-    await waitFor(noneAdded, 1000, "handles to close").catch(() => expect(activeResources()).toEqual(before));
+    await waitFor(noneAdded, 1000, "timed out waiting for handles to close").catch(() =>
+      expect(activeResources()).toEqual(before),
+    );
   });
 });
 
@@ -469,17 +470,6 @@ async function tcpServer(onConnection: (socket: net.Socket) => void): Promise<nu
   tcpServers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as net.AddressInfo).port;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function roundTrip(port: number, payload: Buffer): Promise<Buffer> {

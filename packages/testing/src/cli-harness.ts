@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { findRepoRoot, isAlive, pidsOf } from "../packages/gateway/test/gateway-harness.js";
+import { findRepoRoot, isAlive, pidsOf } from "./process.js";
 
 export const REPO = findRepoRoot(import.meta.dirname);
 export const CLI = join(REPO, "apps", "cli", "dist", "openshell.js");

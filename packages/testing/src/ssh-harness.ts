@@ -4,8 +4,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@openshell/core";
+import { SandboxSshServer, type SandboxSshServerOptions } from "@openshell/sandbox-supervisor/ssh";
 import { Client, type ClientChannel, type PseudoTtyOptions } from "ssh2";
-import { SandboxSshServer, type SandboxSshServerOptions } from "../src/ssh/index.js";
 
 export const NOBODY_UID = 65534;
 const PROXY_SCRIPT = new URL("./ssh-unix-proxy.mjs", import.meta.url).pathname;
@@ -182,23 +182,6 @@ export function channelExit(channel: ClientChannel): Promise<ChannelExit> {
   return new Promise((resolve) => {
     channel.once("exit", (code: number | null, signal?: string) => resolve({ code, signal }));
   });
-}
-
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Active handles and requests, by type, leaving out timers (vitest and ssh2 keep some of their own). */

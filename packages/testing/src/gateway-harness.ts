@@ -1,22 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
-
-/** The repository root, found upwards from this file (also when bundled into bench/.build). */
-export function findRepoRoot(from: string = import.meta.dirname): string {
-  let dir = from;
-  while (!existsSync(join(dir, "pnpm-workspace.yaml"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${from}`);
-    dir = parent;
-  }
-  return dir;
-}
+import { findRepoRoot, freePort, isAlive, pidsOf, stopChild, waitFor } from "./process.js";
 
 const REPO = findRepoRoot();
 /** The built gateway; OPENSHELL_TEST_GATEWAY_BIN runs another build (benchmarks compare two). */
@@ -74,17 +63,6 @@ export function removeStateDir(dir: string): void {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let waited = 0; waited < 5_000 && leftovers.some(isAlive); waited += 50) Atomics.wait(pause, 0, 0, 50);
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 /** Starts the real gateway binary with the test-only driver, bound to 127.0.0.1. */
@@ -160,44 +138,6 @@ export async function startGateway(options: {
   };
 }
 
-export function stopChild(child: ChildProcess, signal: NodeJS.Signals) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolveExit({ code: child.exitCode, signal: child.signalCode });
-      return;
-    }
-    child.once("exit", (code, sig) => resolveExit({ code, signal: sig }));
-    child.kill(signal);
-  });
-}
-
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  message: () => string,
-  child?: ChildProcess,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    if (child && child.exitCode !== null) throw new Error(`process exited (${child.exitCode}): ${message()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(message());
-}
-
-/**
- * Whether `pid` still runs. A zombie counts as gone: a killed child of this process stays one until
- * the event loop reaps it.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The supervisor credential the gateway issued for a sandbox, read from the test driver's state
  * (a real driver hands it to the supervisor; tests that play the supervisor need it too).
@@ -220,21 +160,4 @@ export async function rpcFailure(promise: Promise<unknown>): Promise<{ code: num
     return { code: failure.code, message: failure.rawMessage };
   }
   throw new Error("expected the call to fail");
-}
-
-/** Processes with an argument matching `program` and one mentioning `text` (e.g. a test's state dir). */
-export function pidsOf(program: RegExp, text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (argv.some((arg) => program.test(arg)) && argv.some((arg) => arg.includes(text))) {
-        pids.push(Number(entry));
-      }
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }

@@ -3,14 +3,8 @@ import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
-import {
-  findRepoRoot,
-  freePort,
-  type GatewayTls,
-  type RunningGateway,
-  startGateway,
-  waitFor,
-} from "./gateway-harness.js";
+import { type GatewayTls, type RunningGateway, startGateway } from "./gateway-harness.js";
+import { findRepoRoot, freePort, waitFor } from "./process.js";
 
 const REPO = findRepoRoot();
 export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
