@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type GatewayPki, generateGatewayPki } from "@openshell/bootstrap";
 import { chooseAccelerator } from "@openshell/driver-vm/accelerator";
 import { locateVmRuntime } from "@openshell/driver-vm/vm-runtime";
 import { OpenShell, SandboxPhase, ServiceStatus } from "@openshell/proto";
@@ -18,7 +19,6 @@ import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-
 import { findRepoRoot, freePort, waitFor } from "@openshell/testing/process";
 import { execOutput } from "@openshell/testing/sandbox-harness";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type GatewayPki, generateGatewayPki } from "../apps/cli/src/gateway/gateway-pki.js";
 
 const REPO = findRepoRoot(import.meta.dirname);
 const BUILD_SCRIPT = join(REPO, "scripts", "build-gateway-image.sh");

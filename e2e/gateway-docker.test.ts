@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
@@ -9,6 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 const GATEWAY = "dock";
 const CONTAINER = `openshell-cluster-${GATEWAY}`;
 const READY_TIMEOUT_MS = 300_000;
+const BUILD_TIMEOUT_MS = 1_200_000;
+const BUILD_SCRIPT = join(import.meta.dirname, "..", "scripts", "build-gateway-image.sh");
+const IMAGE = "openshell/gateway:dev";
+const LAYER_CACHE = "openshell/gateway:e2e-layer-cache";
+const NO_IMAGE = "noimage";
 
 /** The secrets and certificates a resume must keep, as hashes read inside the container. */
 const FINGERPRINT_SCRIPT = `
@@ -32,6 +37,7 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
   let user: CliSandboxUser;
   let sshConfig = "";
   let failed = false;
+  let startWithoutImage: Awaited<ReturnType<CliSandboxUser["run"]>> | undefined;
 
   const cli = (args: string[]) => user.run(args, { timeoutMs: 600_000 });
   const docker = (args: string[]) => daemon.docker(args, { allowFailure: true, timeoutMs: 120_000 });
@@ -60,10 +66,34 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
     expect(ssh).toBe("via-old-config\n");
   };
 
+  /** Only there if the CLI wrongly started a gateway without the image (the daemon's store persists). */
+  const removeNoImageGateway = async () => {
+    await docker(["rm", "-f", `openshell-cluster-${NO_IMAGE}`]);
+    await docker(["network", "rm", `openshell-cluster-${NO_IMAGE}`]);
+    await docker(["volume", "rm", "-f", `openshell-cluster-${NO_IMAGE}`]);
+  };
+
   beforeAll(async () => {
     daemon = await startDockerDaemon();
+    await removeNoImageGateway();
     user = new CliSandboxUser({ DOCKER_HOST: daemon.host, OPENSHELL_GATEWAY_PORT: String(await freePort()) });
-  }, 120_000);
+    // Only the explicit build step may put the image in the daemon. A previous run's image is
+    // untagged (its layers stay under LAYER_CACHE, so the build below is a cache hit) and
+    // `gateway start --docker` must then refuse, naming the step, instead of building it.
+    if ((await docker(["image", "inspect", IMAGE])).code === 0) {
+      await daemon.docker(["tag", IMAGE, LAYER_CACHE]);
+      await daemon.docker(["image", "rm", IMAGE]);
+    }
+    startWithoutImage = await cli(["gateway", "start", "--docker", "--name", NO_IMAGE]);
+    // The explicit, documented step before `gateway start --docker`.
+    const build = spawnSync("bash", [BUILD_SCRIPT, "--docker-host", daemon.host], {
+      encoding: "utf8",
+      timeout: BUILD_TIMEOUT_MS,
+    });
+    if (build.status !== 0)
+      throw new Error(`build-gateway-image.sh failed (${build.status ?? build.signal}):\n${build.stderr}`);
+    await docker(["image", "rm", LAYER_CACHE]);
+  }, BUILD_TIMEOUT_MS + 120_000);
 
   afterEach(async (context) => {
     if (context.task.result?.state !== "fail" || failed) return;
@@ -79,10 +109,19 @@ describe("gateway in Docker: resume scenarios", { timeout: 900_000 }, () => {
       await docker(["rm", "-f", CONTAINER]);
       await docker(["network", "rm", CONTAINER]);
       await docker(["volume", "rm", "-f", CONTAINER]);
+      await removeNoImageGateway();
       await daemon.stop();
     }
     user?.cleanUp();
   }, 180_000);
+
+  it("without the image, gateway start --docker fails naming the step that builds it", async () => {
+    expect(startWithoutImage?.code).not.toBe(0);
+    expect(startWithoutImage?.stderr).toContain(`the gateway image ${IMAGE} is not in this Docker daemon`);
+    expect(startWithoutImage?.stderr).toContain("bash scripts/build-gateway-image.sh");
+    expect((await docker(["container", "inspect", `openshell-cluster-${NO_IMAGE}`])).code).not.toBe(0);
+    expect((await cli(["gateway", "list"])).stdout).not.toContain(NO_IMAGE);
+  });
 
   it("starts a gateway in Docker and a sandbox in it", async () => {
     const started = await cli(["gateway", "start", "--docker", "--name", GATEWAY]);

@@ -1,15 +1,22 @@
+import {
+  type BootstrapInputs,
+  connectGateway,
+  GatewayRegistry,
+  type GatewayTarget,
+  type OpenShellClient,
+  type OpenShellPaths,
+  openshellPaths,
+  requireGatewayTarget,
+  resolveGatewayTarget,
+} from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
-import { type CliPaths, cliPaths } from "./config/cli-paths.js";
-import { GatewayRegistry } from "./config/gateway-registry.js";
-import { connectGateway, type OpenShellClient } from "./gateway/gateway-client.js";
 import { explainGatewayError } from "./gateway/gateway-errors.js";
-import { type GatewayTarget, requireGatewayTarget, resolveGatewayTarget } from "./gateway/gateway-target.js";
 import type { CommandInvocation } from "./program.js";
 import { Output, type OutputFormat } from "./ui/output.js";
 
 /** What every command gets: where files live, the gateway registry, output, and gateway access. */
 export class CliContext {
-  readonly paths: CliPaths;
+  readonly paths: OpenShellPaths;
   readonly registry: GatewayRegistry;
   readonly output: Output;
   readonly verbose: number;
@@ -19,7 +26,7 @@ export class CliContext {
     readonly options: Record<string, unknown>,
     readonly env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.paths = cliPaths(env);
+    this.paths = openshellPaths(env);
     this.registry = new GatewayRegistry(this.paths);
     const format = (options.output as OutputFormat | undefined) ?? "text";
     this.output = new Output({ format, env });
@@ -29,6 +36,11 @@ export class CliContext {
 
   static of(invocation: CommandInvocation): CliContext {
     return new CliContext(invocation.options);
+  }
+
+  /** The narrow inputs gateway bootstrap takes: registry, environment, and this CLI's progress output. */
+  bootstrapInputs(): BootstrapInputs {
+    return { registry: this.registry, env: this.env, progress: this.output };
   }
 
   private get selection() {

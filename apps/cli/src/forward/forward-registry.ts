@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CliPaths } from "../config/cli-paths.js";
-import { liveCommandLine } from "../process/process-identity.js";
+import type { OpenShellPaths } from "@openshell/bootstrap";
+import { liveCommandLine } from "@openshell/bootstrap";
 
 /** A background `sandbox forward -d`, recorded as upstream does: forwards/<sandbox>-<port>.pid. */
 export interface ForwardRecord {
@@ -12,7 +12,7 @@ export interface ForwardRecord {
   alive: boolean;
 }
 
-function forwardsDir(paths: CliPaths): string {
+function forwardsDir(paths: OpenShellPaths): string {
   return join(paths.configDir, "forwards");
 }
 
@@ -24,7 +24,7 @@ function isOurSsh(pid: number, port: number): boolean {
   );
 }
 
-export function recordForward(paths: CliPaths, forward: Omit<ForwardRecord, "alive">): void {
+export function recordForward(paths: OpenShellPaths, forward: Omit<ForwardRecord, "alive">): void {
   mkdirSync(forwardsDir(paths), { recursive: true, mode: 0o700 });
   writeFileSync(
     join(forwardsDir(paths), `${forward.sandbox}-${forward.port}.pid`),
@@ -32,7 +32,7 @@ export function recordForward(paths: CliPaths, forward: Omit<ForwardRecord, "ali
   );
 }
 
-export function listForwards(paths: CliPaths): ForwardRecord[] {
+export function listForwards(paths: OpenShellPaths): ForwardRecord[] {
   const dir = forwardsDir(paths);
   if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((file) => {
@@ -46,12 +46,12 @@ export function listForwards(paths: CliPaths): ForwardRecord[] {
 }
 
 /** Stops a forward (only if the pid is still that ssh) and forgets it. */
-export function stopForward(paths: CliPaths, forward: ForwardRecord): void {
+export function stopForward(paths: OpenShellPaths, forward: ForwardRecord): void {
   if (isOurSsh(forward.pid, forward.port)) process.kill(forward.pid, "SIGTERM");
   rmSync(join(forwardsDir(paths), `${forward.sandbox}-${forward.port}.pid`), { force: true });
 }
 
 /** Deleting a sandbox stops its forwards. */
-export function stopForwardsOf(paths: CliPaths, sandbox: string): void {
+export function stopForwardsOf(paths: OpenShellPaths, sandbox: string): void {
   for (const forward of listForwards(paths)) if (forward.sandbox === sandbox) stopForward(paths, forward);
 }

@@ -7,13 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { GatewayTarget } from "@openshell/bootstrap";
+import { connectGateway, type GatewayPki, generateGatewayPki } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { connectGateway } from "./gateway-client.js";
 import { explainGatewayError, transportErrorCodes } from "./gateway-errors.js";
-import { type GatewayPki, generateGatewayPki } from "./gateway-pki.js";
-import type { GatewayTarget } from "./gateway-target.js";
 
 /** A self-signed server certificate for 127.0.0.1, made by openssl. */
 function selfSignedServerCert(): { serverCert: string; serverKey: string } {

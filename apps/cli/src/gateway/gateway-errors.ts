@@ -1,6 +1,6 @@
 import { ConnectError } from "@connectrpc/connect";
+import { describeTarget, type GatewayTarget } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
-import { describeTarget, type GatewayTarget } from "./gateway-target.js";
 
 /** The start/resume hint for a gateway the CLI manages, a check hint for one it only knows. */
 export function gatewayStartHint(target: GatewayTarget): string {

@@ -1,5 +1,5 @@
+import { DEFAULT_GATEWAY_NAME } from "@openshell/bootstrap";
 import type { CliContext } from "../cli-context.js";
-import { DEFAULT_GATEWAY_NAME } from "./local-gateway-start.js";
 
 /** `gateway <verb>` acts on --name, else -g / OPENSHELL_GATEWAY / the active gateway, else 'openshell'. */
 export function gatewayNameFor(ctx: CliContext, explicit: unknown): string {

@@ -1,7 +1,7 @@
+import type { GatewayTarget } from "@openshell/bootstrap";
+import { connectGateway } from "@openshell/bootstrap";
 import type { CliContext } from "../cli-context.js";
-import { connectGateway } from "./gateway-client.js";
 import { explainGatewayError } from "./gateway-errors.js";
-import type { GatewayTarget } from "./gateway-target.js";
 
 export interface GatewayProbe {
   reachable: boolean;

@@ -1,7 +1,7 @@
+import type { GatewayTarget } from "@openshell/bootstrap";
 import type { CliContext } from "../cli-context.js";
 import { ExitCode } from "../ui/cli-error.js";
 import { probeGateway } from "./gateway-probe.js";
-import type { GatewayTarget } from "./gateway-target.js";
 
 /** `status` / `gateway status`: upstream's "Server Status" block, or JSON. Exit 3 when unreachable. */
 export async function printStatus(

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { OpenShellClient } from "@openshell/bootstrap";
 import { OpenShellError, sleep } from "@openshell/core";
-import type { OpenShellClient } from "../gateway/gateway-client.js";
 
 /** DeleteSandbox; with `wait`, returns once the gateway no longer knows the sandbox. */
 export async function deleteSandbox(

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { OpenShellClient } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { type Sandbox, SandboxPhase } from "@openshell/proto";
-import type { OpenShellClient } from "../gateway/gateway-client.js";
 import { phaseName, readyDetail } from "./sandbox-view.js";
 
 /** GetSandbox with a not-found message that says where to look. */

@@ -1,6 +1,6 @@
+import type { OpenShellClient } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { type Sandbox, SandboxPhase } from "@openshell/proto";
-import type { OpenShellClient } from "../gateway/gateway-client.js";
 import type { Output } from "../ui/output.js";
 import { terminalSafe } from "../ui/terminal-safe.js";
 import { phaseName, readyDetail } from "./sandbox-view.js";

@@ -1,11 +1,10 @@
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import type { GatewayTarget, OpenShellClient } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import type { Sandbox } from "@openshell/proto";
 import type { CliContext } from "../cli-context.js";
 import type { RemoteCommandRunner } from "../files/sandbox-transfer.js";
 import { shellCommandLine } from "../files/shell-quote.js";
-import type { OpenShellClient } from "../gateway/gateway-client.js";
-import type { GatewayTarget } from "../gateway/gateway-target.js";
 
 /** Upstream's options: no host-key prompts, quiet, and a dead relay noticed within ~45 s. */
 export const SSH_BASE_OPTIONS = [

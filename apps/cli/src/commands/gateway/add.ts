@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
+import { parseEndpoint, validateGatewayName } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { validateGatewayName } from "../../config/gateway-registry.js";
-import { parseEndpoint } from "../../gateway/gateway-target.js";
 import type { CommandInvocation } from "../../program.js";
 
 function readPem(file: string, what: string): string {

@@ -1,11 +1,10 @@
 import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
+import { localGatewayLayout, noSuchGateway, runningGatewayPid, stopLocalGateway } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { noSuchGateway } from "../../config/gateway-registry.js";
-import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
+import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 
 async function confirm(question: string): Promise<boolean> {
@@ -39,7 +38,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   }
   if (docker) {
     const progress = ctx.output.progress(`Removing gateway '${name}': container, network and volume`);
-    await (await dockerGateway()).destroyDockerGateway(ctx, name);
+    await (await dockerGateway()).destroyDockerGateway(ctx.env, name);
     progress.done();
   } else if (local) {
     if (runningGatewayPid(layout) !== undefined) {

@@ -1,6 +1,6 @@
+import { localGatewayLayout, runningGatewayPid } from "@openshell/bootstrap";
 import { CliContext } from "../../cli-context.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {

@@ -1,5 +1,5 @@
+import { localGatewayLayout, runningGatewayPid } from "@openshell/bootstrap";
 import { CliContext } from "../../cli-context.js";
-import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {

@@ -1,8 +1,7 @@
+import { DEFAULT_GATEWAY_NAME, ensureLocalGateway, validateGatewayName } from "@openshell/bootstrap";
 import { CliContext } from "../../cli-context.js";
-import { validateGatewayName } from "../../config/gateway-registry.js";
-import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
+import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
@@ -11,12 +10,12 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   const name = validateGatewayName(startName(ctx, options.name as string | undefined));
   const docker = Boolean(options.docker) || ctx.registry.read(name)?.deployment === "docker";
   const { target, alreadyRunning } = docker
-    ? await (await dockerGateway()).ensureDockerGateway(ctx, {
+    ? await (await dockerGateway()).ensureDockerGateway(ctx.bootstrapInputs(), {
         name,
         port: options.port as number | undefined,
         recreate: options.recreate as boolean | undefined,
       })
-    : await ensureLocalGateway(ctx, {
+    : await ensureLocalGateway(ctx.bootstrapInputs(), {
         name,
         port: options.port as number | undefined,
         driver: options.drivers as string | undefined,

@@ -1,8 +1,7 @@
+import { gatewayTargetOf, localGatewayLayout, runningGatewayPid } from "@openshell/bootstrap";
 import { CliContext } from "../../cli-context.js";
-import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { gatewayTargetOf } from "../../gateway/gateway-target.js";
-import { localGatewayLayout, runningGatewayPid } from "../../gateway/local-gateway.js";
+import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import { printStatus } from "../../gateway/status-report.js";
 import type { CommandInvocation } from "../../program.js";
 
@@ -14,7 +13,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     metadata.deployment === "process" ? runningGatewayPid(localGatewayLayout(ctx.paths, name)) : undefined;
   const container =
     metadata.deployment === "docker"
-      ? await (await dockerGateway()).dockerGatewayState(ctx, name)
+      ? await (await dockerGateway()).dockerGatewayState(ctx.env, name)
       : undefined;
   return printStatus(ctx, gatewayTargetOf(ctx.registry, metadata), { pid, container });
 }

@@ -1,9 +1,8 @@
+import { localGatewayLayout, noSuchGateway, runningGatewayPid, stopLocalGateway } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
-import { noSuchGateway } from "../../config/gateway-registry.js";
-import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { localGatewayLayout, runningGatewayPid, stopLocalGateway } from "../../gateway/local-gateway.js";
+import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 
 export async function run(invocation: CommandInvocation): Promise<number> {
@@ -14,7 +13,7 @@ export async function run(invocation: CommandInvocation): Promise<number> {
     const progress = ctx.output.progress(
       `Stopping gateway '${name}' (docker stop; sandboxes keep their disks)`,
     );
-    const stopped = await (await dockerGateway()).stopDockerGateway(ctx, name);
+    const stopped = await (await dockerGateway()).stopDockerGateway(ctx.env, name);
     progress.done();
     ctx.output.success(
       stopped

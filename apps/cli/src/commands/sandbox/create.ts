@@ -1,13 +1,17 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { OpenShellClient } from "@openshell/bootstrap";
+import {
+  DEFAULT_GATEWAY_NAME,
+  ensureLocalGateway,
+  type GatewayTarget,
+  NO_ACTIVE_GATEWAY,
+} from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import type { Sandbox } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
-import { dockerGateway } from "../../gateway/docker/load-docker-gateway.js";
-import type { OpenShellClient } from "../../gateway/gateway-client.js";
-import { type GatewayTarget, NO_ACTIVE_GATEWAY } from "../../gateway/gateway-target.js";
-import { DEFAULT_GATEWAY_NAME, ensureLocalGateway } from "../../gateway/local-gateway-start.js";
+import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import type { CommandInvocation } from "../../program.js";
 import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
 import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
@@ -49,8 +53,11 @@ export async function run(invocation: CommandInvocation): Promise<number> {
   if (!target) {
     if (!bootstrap) throw new OpenShellError("unavailable", NO_ACTIVE_GATEWAY);
     ctx.output.info("No gateway found — starting one automatically.");
-    target = (await ensureLocalGateway(ctx, { name: ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME }))
-      .target;
+    target = (
+      await ensureLocalGateway(ctx.bootstrapInputs(), {
+        name: ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME,
+      })
+    ).target;
   }
 
   const request = {
@@ -150,14 +157,14 @@ async function startManagedGateway(
   name: string,
   deployment: "process" | "docker",
 ): Promise<GatewayTarget> {
-  if (deployment === "process") return (await ensureLocalGateway(ctx, { name })).target;
+  if (deployment === "process") return (await ensureLocalGateway(ctx.bootstrapInputs(), { name })).target;
   const { ensureDockerGateway } = await dockerGateway();
   try {
-    return (await ensureDockerGateway(ctx, { name })).target;
+    return (await ensureDockerGateway(ctx.bootstrapInputs(), { name })).target;
   } catch (resumeError) {
     ctx.output.warn(
       `Resuming gateway '${name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
     );
-    return (await ensureDockerGateway(ctx, { name, recreate: true })).target;
+    return (await ensureDockerGateway(ctx.bootstrapInputs(), { name, recreate: true })).target;
   }
 }

@@ -12,9 +12,9 @@ import {
 import net from "node:net";
 import { join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
-import { type CliPaths, localGatewayStateDir } from "../config/cli-paths.js";
-import { isAlive, liveCommandLine } from "../process/process-identity.js";
 import type { Launch } from "./gateway-binaries.js";
+import { localGatewayStateDir, type OpenShellPaths } from "./paths.js";
+import { isAlive, liveCommandLine } from "./process-identity.js";
 
 /** Every file of a local gateway lives under one directory (issue 6: one directory per gateway). */
 export interface LocalGatewayLayout {
@@ -27,7 +27,7 @@ export interface LocalGatewayLayout {
   vmStateDir: string;
 }
 
-export function localGatewayLayout(paths: CliPaths, name: string): LocalGatewayLayout {
+export function localGatewayLayout(paths: OpenShellPaths, name: string): LocalGatewayLayout {
   const stateDir = localGatewayStateDir(paths, name);
   return {
     name,

@@ -1,2 +1,2 @@
 /** The Docker deployment loads dockerode (and ssh2 under it): only commands that need it pay for it. */
-export const dockerGateway = () => import("./docker-gateway.js");
+export const dockerGateway = () => import("@openshell/bootstrap/docker");

@@ -1,5 +1,5 @@
 import { OpenShellError } from "@openshell/core";
-import type { ClientTlsFiles, GatewayMetadata, GatewayRegistry } from "../config/gateway-registry.js";
+import type { ClientTlsFiles, GatewayMetadata, GatewayRegistry } from "./gateway-registry.js";
 
 /** The gateway a command talks to, after applying upstream's resolution order. */
 export interface GatewayTarget {

@@ -2,14 +2,14 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 
 /** Where the CLI keeps its files; every path derives from the environment given, never a global. */
-export interface CliPaths {
+export interface OpenShellPaths {
   /** `$XDG_CONFIG_HOME/openshell` (upstream's layout: active_gateway, gateways/<name>/...). */
   configDir: string;
   /** `$XDG_DATA_HOME/openshell`: local gateways' state (store, PKI, VM disks, logs). */
   dataDir: string;
 }
 
-export function cliPaths(env: NodeJS.ProcessEnv = process.env): CliPaths {
+export function openshellPaths(env: NodeJS.ProcessEnv = process.env): OpenShellPaths {
   const home = env.HOME || homedir();
   return {
     configDir: join(env.XDG_CONFIG_HOME || join(home, ".config"), "openshell"),
@@ -18,6 +18,6 @@ export function cliPaths(env: NodeJS.ProcessEnv = process.env): CliPaths {
 }
 
 /** A local gateway's own state directory. */
-export function localGatewayStateDir(paths: CliPaths, name: string): string {
+export function localGatewayStateDir(paths: OpenShellPaths, name: string): string {
   return join(paths.dataDir, "gateways", name);
 }

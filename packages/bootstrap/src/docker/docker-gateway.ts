@@ -1,12 +1,9 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { OpenShellError } from "@openshell/core";
 import type Docker from "dockerode";
-import type { CliContext } from "../../cli-context.js";
-import type { GatewayMetadata } from "../../config/gateway-registry.js";
+import type { BootstrapInputs, BootstrapProgress } from "../bootstrap-inputs.js";
 import { type GatewayPki, generateGatewayPki } from "../gateway-pki.js";
+import type { GatewayMetadata } from "../gateway-registry.js";
 import { type GatewayTarget, gatewayTargetOf } from "../gateway-target.js";
 import { assertPortFree } from "../local-gateway.js";
 import { defaultPort, waitUntilServing } from "../local-gateway-start.js";
@@ -68,46 +65,19 @@ async function removeResources(docker: Docker, names: DockerGatewayNames, keepVo
   if (!keepVolume) await docker.getVolume(names.volume).remove({ force: true }).catch(ignoreMissing);
 }
 
-function checkoutBuildScript(): string | undefined {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-  const script = join(root, "scripts", "build-gateway-image.sh");
-  return existsSync(script) ? script : undefined;
-}
+/** The explicit step that puts the gateway image in the daemon; named by the error when it is missing. */
+const BUILD_IMAGE_STEP = "bash scripts/build-gateway-image.sh";
 
 /**
- * The gateway image: in a checkout the (content-cached) build script keeps it current; elsewhere
- * it must already be in the daemon (no registry to pull from is assumed).
+ * The gateway image must already be in the daemon: building it is an explicit step run from an
+ * openshell-ts checkout, never a script the CLI runs on its own (no registry to pull from is assumed).
  */
-async function ensureImage(ctx: CliContext, docker: Docker, image: string): Promise<void> {
-  const script = image === DEFAULT_GATEWAY_IMAGE ? checkoutBuildScript() : undefined;
-  if (script) {
-    const progress = ctx.output.progress(`Building the gateway image ${image} (cached by content)`);
-    const log: string[] = [];
-    const code = await new Promise<number>((done) => {
-      const child = spawn("bash", [script, "--tag", image], {
-        env: ctx.env,
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      child.stderr.on("data", (chunk: Buffer) => {
-        for (const line of chunk.toString().split("\n").filter(Boolean)) {
-          log.push(line);
-          progress.update(`Building the gateway image: ${line.replace(/^\[gateway-image\] /, "")}`);
-        }
-      });
-      child.once("close", (status) => done(status ?? 1));
-    });
-    progress.done();
-    if (code !== 0)
-      throw new OpenShellError(
-        "internal",
-        `building the gateway image failed (${script}, exit ${code}):\n${log.slice(-15).join("\n")}`,
-      );
-    return;
-  }
+async function requireImage(docker: Docker, image: string): Promise<void> {
   if (await exists(() => docker.getImage(image).inspect())) return;
+  const tag = image === DEFAULT_GATEWAY_IMAGE ? "" : ` --tag ${image}`;
   throw new OpenShellError(
     "not_found",
-    `the gateway image ${image} is not in this Docker daemon; build it from an openshell-ts checkout with: bash scripts/build-gateway-image.sh --tag ${image} (or set OPENSHELL_GATEWAY_IMAGE)`,
+    `the gateway image ${image} is not in this Docker daemon; build it first from an openshell-ts checkout with: ${BUILD_IMAGE_STEP}${tag} (or set OPENSHELL_GATEWAY_IMAGE to an image the daemon has)`,
   );
 }
 
@@ -173,7 +143,7 @@ async function readArchive(
 
 /** The PKI lives in the volume: reused when complete, created (and written there) when absent. */
 async function ensureVolumePki(
-  ctx: CliContext,
+  output: BootstrapProgress,
   container: Docker.Container,
   gateway: string,
 ): Promise<GatewayPki> {
@@ -181,7 +151,7 @@ async function ensureVolumePki(
   const found =
     files && Object.fromEntries(PKI_FILES.map((file) => [file, files.get(`pki/${file}`)?.toString("utf8")]));
   if (found && PKI_FILES.every((file) => found[file])) {
-    ctx.output.note("• Reusing existing TLS certificates");
+    output.note("• Reusing existing TLS certificates");
     return {
       caCert: found["ca.crt"] as string,
       caKey: found["ca.key"] as string,
@@ -209,7 +179,7 @@ async function ensureVolumePki(
     ],
   );
   await container.putArchive(archive, { path: STATE_MOUNT });
-  ctx.output.note("• Generated the gateway's CA and certificates");
+  output.note("• Generated the gateway's CA and certificates");
   return pki;
 }
 
@@ -251,10 +221,10 @@ function dockerMetadata(name: string, port: number): GatewayMetadata {
  * reconcile the network, reuse the PKI in the volume, and return only once Health answers.
  */
 export async function ensureDockerGateway(
-  ctx: CliContext,
+  inputs: BootstrapInputs,
   options: DockerStartOptions,
 ): Promise<{ target: GatewayTarget; alreadyRunning: boolean }> {
-  const { output, registry } = ctx;
+  const { progress: output, registry, env } = inputs;
   const { name } = options;
   const stored = registry.read(name);
   if (stored && stored.deployment !== "docker")
@@ -262,20 +232,20 @@ export async function ensureDockerGateway(
       "already_exists",
       `gateway '${name}' is a ${stored.deployment === "process" ? "local process" : "registered"} gateway, not a Docker one; pick another --name`,
     );
-  const docker = await connectDocker(ctx.env);
+  const docker = await connectDocker(env);
   const names = dockerGatewayNames(name);
   let existing = await inspectContainer(docker, names.container);
 
   if (existing?.State.Running && !options.recreate) {
-    const port = publishedPort(existing) ?? stored?.gateway_port ?? defaultPort(ctx.env);
+    const port = publishedPort(existing) ?? stored?.gateway_port ?? defaultPort(env);
     const metadata = stored ?? dockerMetadata(name, port);
     if (!stored || !registry.readClientTls(name)) {
-      const pki = await ensureVolumePki(ctx, docker.getContainer(names.container), name);
+      const pki = await ensureVolumePki(output, docker.getContainer(names.container), name);
       registry.writeClientTls(name, { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey });
       registry.write(metadata);
     }
     registry.setActive(name);
-    return { target: gatewayTargetOf(ctx.registry, metadata), alreadyRunning: true };
+    return { target: gatewayTargetOf(registry, metadata), alreadyRunning: true };
   }
   if (options.recreate) {
     output.warn(
@@ -288,12 +258,12 @@ export async function ensureDockerGateway(
   const resuming = Boolean(existing) || (await exists(() => docker.getVolume(names.volume).inspect()));
   if (resuming) output.note("• Resuming gateway from existing state");
 
-  const image = ctx.env.OPENSHELL_GATEWAY_IMAGE || DEFAULT_GATEWAY_IMAGE;
-  await ensureImage(ctx, docker, image);
+  const image = env.OPENSHELL_GATEWAY_IMAGE || DEFAULT_GATEWAY_IMAGE;
+  await requireImage(docker, image);
   await ensureVolume(docker, names, name);
   const networkId = await ensureNetwork(docker, names, name);
   const port =
-    options.port ?? (existing && publishedPort(existing)) ?? stored?.gateway_port ?? defaultPort(ctx.env);
+    options.port ?? (existing && publishedPort(existing)) ?? stored?.gateway_port ?? defaultPort(env);
 
   // All state is in the volume, so a container that no longer fits (its network was deleted or
   // recreated, another image or port) is simply replaced.
@@ -312,7 +282,7 @@ export async function ensureDockerGateway(
 
   const metadata = dockerMetadata(name, port);
   try {
-    const pki = await ensureVolumePki(ctx, container, name);
+    const pki = await ensureVolumePki(output, container, name);
     registry.writeClientTls(name, { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey });
     registry.write(metadata);
     const progress = output.progress(`Starting gateway '${name}' in Docker on ${metadata.gateway_endpoint}`);
@@ -321,7 +291,7 @@ export async function ensureDockerGateway(
         if (error.statusCode !== 304) throw error; // 304: already started
       });
       await waitUntilServing(
-        gatewayTargetOf(ctx.registry, metadata),
+        gatewayTargetOf(registry, metadata),
         async () => (await container.inspect()).State.Running,
         START_TIMEOUT_MS,
       );
@@ -339,12 +309,12 @@ export async function ensureDockerGateway(
     );
   }
   registry.setActive(name);
-  return { target: gatewayTargetOf(ctx.registry, metadata), alreadyRunning: false };
+  return { target: gatewayTargetOf(registry, metadata), alreadyRunning: false };
 }
 
 /** `docker stop`: the gateway powers its VMs off; container, volume and network stay. */
-export async function stopDockerGateway(ctx: CliContext, name: string): Promise<boolean> {
-  const docker = await connectDocker(ctx.env);
+export async function stopDockerGateway(env: NodeJS.ProcessEnv, name: string): Promise<boolean> {
+  const docker = await connectDocker(env);
   const names = dockerGatewayNames(name);
   const container = await inspectContainer(docker, names.container);
   if (!container?.State.Running) return false;
@@ -352,14 +322,14 @@ export async function stopDockerGateway(ctx: CliContext, name: string): Promise<
   return true;
 }
 
-export async function destroyDockerGateway(ctx: CliContext, name: string): Promise<void> {
-  const docker = await connectDocker(ctx.env);
+export async function destroyDockerGateway(env: NodeJS.ProcessEnv, name: string): Promise<void> {
+  const docker = await connectDocker(env);
   await removeResources(docker, dockerGatewayNames(name));
 }
 
 /** The container's state for `gateway status` / `info` ("running", "exited", "missing"). */
-export async function dockerGatewayState(ctx: CliContext, name: string): Promise<string> {
-  const docker = await connectDocker(ctx.env);
+export async function dockerGatewayState(env: NodeJS.ProcessEnv, name: string): Promise<string> {
+  const docker = await connectDocker(env);
   const container = await inspectContainer(docker, dockerGatewayNames(name).container);
   return container ? container.State.Status : "missing";
 }

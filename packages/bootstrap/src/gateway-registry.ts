@@ -10,7 +10,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
-import type { CliPaths } from "./cli-paths.js";
+import type { OpenShellPaths } from "./paths.js";
 
 /**
  * `gateways/<name>/metadata.json`, with upstream's field names so upstream's SDKs find our gateways.
@@ -51,7 +51,7 @@ export function noSuchGateway(name: string): OpenShellError {
 
 /** The CLI's record of gateways, the active one and each gateway's last-used sandbox. */
 export class GatewayRegistry {
-  constructor(private readonly paths: CliPaths) {}
+  constructor(readonly paths: OpenShellPaths) {}
 
   gatewayDir(name: string): string {
     return join(this.paths.configDir, "gateways", validateGatewayName(name));

@@ -1,10 +1,10 @@
 import { rmSync } from "node:fs";
 import { OpenShellError, sleep } from "@openshell/core";
-import type { CliContext } from "../cli-context.js";
-import type { GatewayMetadata } from "../config/gateway-registry.js";
+import type { BootstrapInputs } from "./bootstrap-inputs.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
+import type { GatewayMetadata } from "./gateway-registry.js";
 import { type GatewayTarget, gatewayTargetOf } from "./gateway-target.js";
 import {
   assertPortFree,
@@ -34,11 +34,11 @@ const START_TIMEOUT_MS = 90_000;
  * (metadata.json + mtls/) and makes it active. State and secrets are reused unless `recreate`.
  */
 export async function ensureLocalGateway(
-  ctx: CliContext,
+  inputs: BootstrapInputs,
   options: StartOptions,
 ): Promise<{ target: GatewayTarget; alreadyRunning: boolean }> {
-  const { output, registry } = ctx;
-  const layout = localGatewayLayout(ctx.paths, options.name);
+  const { progress: output, registry, env } = inputs;
+  const layout = localGatewayLayout(registry.paths, options.name);
   const stored = registry.read(options.name);
   if (stored && stored.deployment !== "process")
     throw new OpenShellError(
@@ -49,7 +49,7 @@ export async function ensureLocalGateway(
   const running = runningGatewayPid(layout);
   if (running !== undefined && stored && !options.recreate) {
     registry.setActive(options.name);
-    return { target: gatewayTargetOf(ctx.registry, stored), alreadyRunning: true };
+    return { target: gatewayTargetOf(registry, stored), alreadyRunning: true };
   }
   if (options.recreate) {
     if (running !== undefined) {
@@ -65,7 +65,7 @@ export async function ensureLocalGateway(
     await stopLocalGateway(layout);
   }
 
-  const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(ctx.env);
+  const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(env);
   const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
   const driver = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
   await assertPortFree(port);
@@ -75,11 +75,11 @@ export async function ensureLocalGateway(
     output.note(
       pki.created ? "• Generated the gateway's CA and certificates" : "• Reusing existing TLS certificates",
     );
-  const launch = findGatewayBinary(ctx.env);
+  const launch = findGatewayBinary(env);
   const { pid, logOffset } = spawnLocalGateway(layout, launch, {
     port,
     driver,
-    driverDir: findDriverDir(driver, ctx.env),
+    driverDir: findDriverDir(driver, env),
     plaintext,
     vmVcpus: options.vmVcpus,
     vmMemMib: options.vmMemMib,
@@ -101,7 +101,7 @@ export async function ensureLocalGateway(
       key: pki.pki.clientKey,
     });
   registry.write(metadata);
-  const target = gatewayTargetOf(ctx.registry, metadata);
+  const target = gatewayTargetOf(registry, metadata);
 
   const progress = output.progress(
     `Starting gateway '${options.name}' on ${metadata.gateway_endpoint} (pid ${pid})`,
