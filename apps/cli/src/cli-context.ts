@@ -11,7 +11,6 @@ import {
 } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 import { explainGatewayError } from "./gateway/gateway-errors.js";
-import type { CommandInvocation } from "./program.js";
 import { Output, type OutputFormat } from "./ui/output.js";
 
 /** What every command gets: where files live, the gateway registry, output, and gateway access. */
@@ -34,7 +33,8 @@ export class CliContext {
     this.verbose = Number(options.verbose ?? 0);
   }
 
-  static of(invocation: CommandInvocation): CliContext {
+  /** From a command's invocation (only its options: no import of program.ts, which loads the commands). */
+  static of(invocation: { options: Record<string, unknown> }): CliContext {
     return new CliContext(invocation.options);
   }
 
