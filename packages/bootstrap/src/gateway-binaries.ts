@@ -13,7 +13,10 @@ function launchFor(file: string): Launch {
   return file.endsWith(".js") ? { command: process.execPath, args: [file] } : { command: file, args: [] };
 }
 
-/** apps/cli/dist → the repository root, when the CLI runs from a checkout. */
+/**
+ * The repository root when the CLI runs from a checkout: this module is bundled into
+ * apps/cli/dist/*.js, three levels below the root (unbundled it finds nothing and falls back to PATH).
+ */
 function checkoutRoot(): string | undefined {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
   return existsSync(join(root, "pnpm-workspace.yaml")) ? root : undefined;
