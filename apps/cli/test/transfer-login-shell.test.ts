@@ -10,13 +10,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NOBODY_UID, type SshFixture, startFixture } from "@openshell/testing/ssh-harness";
+import { NOBODY_UID, type SshFixture, startFixture } from "@openshell/sandbox-supervisor/test/ssh-harness";
 import { afterEach, describe, expect, it } from "vitest";
 import { downloadFromSandbox, uploadToSandbox } from "../src/files/sandbox-transfer.js";
 import { hashTree } from "../src/files/test-fixtures.js";
 import { sshRemoteRunner } from "../src/ssh/sandbox-ssh.js";
 
-const PROXY_SCRIPT = new URL("ssh-unix-proxy.mjs", import.meta.resolve("@openshell/testing/ssh-harness"))
+const PROXY_SCRIPT = new URL("ssh-unix-proxy.mjs", import.meta.resolve("@openshell/sandbox-supervisor/test/ssh-harness"))
   .pathname;
 
 /**

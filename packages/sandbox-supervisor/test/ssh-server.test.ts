@@ -28,7 +28,7 @@ import {
   type SshFixture,
   sshOptions,
   startFixture,
-} from "@openshell/testing/ssh-harness";
+} from "./ssh-harness.js";
 import type { Client, ClientChannel } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { SandboxSshServer } from "../src/ssh/index.js";

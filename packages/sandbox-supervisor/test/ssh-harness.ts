@@ -4,7 +4,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@openshell/core";
-import { SandboxSshServer, type SandboxSshServerOptions } from "@openshell/sandbox-supervisor/ssh";
+import { SandboxSshServer, type SandboxSshServerOptions } from "../src/ssh/index.js";
 import { Client, type ClientChannel, type PseudoTtyOptions } from "ssh2";
 
 export const NOBODY_UID = 65534;
