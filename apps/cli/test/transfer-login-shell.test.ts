@@ -16,8 +16,10 @@ import { downloadFromSandbox, uploadToSandbox } from "../src/files/sandbox-trans
 import { hashTree } from "../src/files/test-fixtures.js";
 import { sshRemoteRunner } from "../src/ssh/sandbox-ssh.js";
 
-const PROXY_SCRIPT = new URL("ssh-unix-proxy.mjs", import.meta.resolve("@openshell/sandbox-supervisor/test/ssh-harness"))
-  .pathname;
+const PROXY_SCRIPT = new URL(
+  "ssh-unix-proxy.mjs",
+  import.meta.resolve("@openshell/sandbox-supervisor/test/ssh-harness"),
+).pathname;
 
 /**
  * The CLI's transfer runner (real OpenSSH) against the supervisor's real SSH server, for a sandbox

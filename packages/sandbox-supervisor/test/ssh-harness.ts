@@ -4,8 +4,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@openshell/core";
-import { SandboxSshServer, type SandboxSshServerOptions } from "../src/ssh/index.js";
 import { Client, type ClientChannel, type PseudoTtyOptions } from "ssh2";
+import { SandboxSshServer, type SandboxSshServerOptions } from "../src/ssh/index.js";
 
 export const NOBODY_UID = 65534;
 const PROXY_SCRIPT = new URL("./ssh-unix-proxy.mjs", import.meta.url).pathname;

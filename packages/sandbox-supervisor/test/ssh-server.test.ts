@@ -16,6 +16,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, OpenShellError } from "@openshell/core";
 import { freePort, isAlive, waitFor } from "@openshell/testing/process";
+import type { Client, ClientChannel } from "ssh2";
+import { afterEach, describe, expect, it } from "vitest";
+import { SandboxSshServer } from "../src/ssh/index.js";
 import {
   activeResources,
   ChannelOutput,
@@ -29,9 +32,6 @@ import {
   sshOptions,
   startFixture,
 } from "./ssh-harness.js";
-import type { Client, ClientChannel } from "ssh2";
-import { afterEach, describe, expect, it } from "vitest";
-import { SandboxSshServer } from "../src/ssh/index.js";
 
 const fixtures: SshFixture[] = [];
 const roots: string[] = [];
