@@ -1,5 +1,6 @@
 export * from "./async-queue.js";
 export * from "./backoff.js";
+export * from "./environment-entry.js";
 export * from "./errors.js";
 export * from "./flag-table.js";
 export * from "./logger.js";

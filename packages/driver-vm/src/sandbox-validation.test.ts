@@ -95,15 +95,14 @@ describe("validateForVm", () => {
     for (const value of ["a\nb", "a\rb", "a\0b"])
       expect(failure(() => validateForVm(sandbox({ environment: { GREETING: value } }), defaults))).toEqual({
         code: "invalid_argument",
-        message:
-          "environment variable GREETING in spec.environment contains a line break or NUL character; values must be a single line",
+        message: "spec.environment value of GREETING contains NUL, CR or LF; values must be a single line",
       });
     expect(
       failure(() => validateForVm(sandbox({ template: { environment: { "1BAD": "x" } } }), defaults)),
     ).toEqual({
       code: "invalid_argument",
       message:
-        "environment variable name \"1BAD\" in spec.template.environment is invalid: use letters, digits and '_', not starting with a digit",
+        "spec.template.environment key '1BAD' is invalid: use letters, digits and _ and do not start with a digit",
     });
     expect(
       failure(() => validateForVm(sandbox({ environment: { OK_1: "tabs\tand spaces" } }), defaults)),

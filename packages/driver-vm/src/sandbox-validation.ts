@@ -1,5 +1,11 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { formatBytes, OpenShellError, parseByteQuantity, parseCpuQuantity } from "@openshell/core";
+import {
+  checkEnvironmentEntry,
+  formatBytes,
+  OpenShellError,
+  parseByteQuantity,
+  parseCpuQuantity,
+} from "@openshell/core";
 import type { compute } from "@openshell/proto";
 
 /** What one VM gets: vCPUs, guest RAM and its disk's virtual size (undefined: the base image's). */
@@ -21,7 +27,6 @@ export interface HostCapacity {
 
 /** Below this a guest cannot run its init and the Node supervisor. */
 export const MIN_MEM_MIB = 256;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The Kubernetes resource names a VM honours (the disk is `ephemeral-storage`). */
 const VM_RESOURCES = new Set(["cpu", "memory", "ephemeral-storage"]);
 const DISK_RESOURCE = "ephemeral-storage";
@@ -58,18 +63,7 @@ export function validateForVm(
 
 /** Names the guest init accepts and values it can pass on as one `KEY=VALUE` line, unchanged. */
 function checkEnvironment(environment: Record<string, string> | undefined, where: string): void {
-  for (const [name, value] of Object.entries(environment ?? {})) {
-    if (!ENV_NAME.test(name))
-      throw new OpenShellError(
-        "invalid_argument",
-        `environment variable name ${JSON.stringify(name)} in ${where} is invalid: use letters, digits and '_', not starting with a digit`,
-      );
-    if (/[\r\n\0]/.test(value))
-      throw new OpenShellError(
-        "invalid_argument",
-        `environment variable ${name} in ${where} contains a line break or NUL character; values must be a single line`,
-      );
-  }
+  for (const [name, value] of Object.entries(environment ?? {})) checkEnvironmentEntry(where, name, value);
 }
 
 function vmSize(

@@ -316,17 +316,14 @@ describe("openshell-driver-vm process", () => {
     const newline = { id, name: "env", spec: { environment: { GREETING: "hello\nworld" } } };
     const expected = {
       code: Code.InvalidArgument,
-      message:
-        "environment variable GREETING in spec.environment contains a line break or NUL character; values must be a single line",
+      message: "spec.environment value of GREETING contains NUL, CR or LF; values must be a single line",
     };
     expect(await rpcFailure(client.validateSandboxCreate({ sandbox: newline }))).toEqual(expected);
     expect(await rpcFailure(client.createSandbox({ sandbox: newline }))).toEqual(expected);
     const badName = { id, name: "env", spec: { template: { environment: { "A-B": "x" } } } };
     expect(await rpcFailure(client.createSandbox({ sandbox: badName }))).toMatchObject({
       code: Code.InvalidArgument,
-      message: expect.stringContaining(
-        'environment variable name "A-B" in spec.template.environment is invalid',
-      ),
+      message: expect.stringContaining("spec.template.environment key 'A-B' is invalid"),
     });
     const huge = { id, name: "huge", spec: { template: { resources: { cpuLimit: "4096" } } } };
     expect(await rpcFailure(client.validateSandboxCreate({ sandbox: huge }))).toMatchObject({

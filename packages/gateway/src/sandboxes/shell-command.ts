@@ -1,5 +1,4 @@
-import { OpenShellError } from "@openshell/core";
-import { checkEnvironmentEntry } from "./environment-rules.js";
+import { checkEnvironmentEntry, OpenShellError } from "@openshell/core";
 
 /** Upstream's ExecSandbox limits (grpc/sandbox.rs). */
 export const ExecLimits = {

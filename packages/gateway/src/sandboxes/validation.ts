@@ -1,8 +1,8 @@
 import { fromJson, type JsonObject, toBinary } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
-import { OpenShellError } from "@openshell/core";
+import { checkEnvironmentEntry, OpenShellError } from "@openshell/core";
 import { type SandboxSpec, sandboxv1 } from "@openshell/proto";
-import { checkEnvironmentEntry, checkSandboxEnvironmentName } from "./environment-rules.js";
+import { checkSandboxEnvironmentName } from "./environment-rules.js";
 
 /** Limits of upstream's validate_sandbox_spec. */
 export const SPEC_LIMITS = {
