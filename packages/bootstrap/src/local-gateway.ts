@@ -11,10 +11,10 @@ import {
 } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
-import { OpenShellError, sleep } from "@openshell/core";
+import { isAlive, OpenShellError, sleep } from "@openshell/core";
 import type { Launch } from "./gateway-binaries.js";
 import { localGatewayStateDir, type OpenShellPaths } from "./paths.js";
-import { isAlive, liveCommandLine } from "./process-identity.js";
+import { liveCommandLine } from "./process-identity.js";
 
 /** Every file of a local gateway lives under one directory (issue 6: one directory per gateway). */
 export interface LocalGatewayLayout {
@@ -59,7 +59,7 @@ export function runningGatewayPid(layout: LocalGatewayLayout): number | undefine
   return pid;
 }
 
-export function gatewayArgs(layout: LocalGatewayLayout, settings: LocalGatewaySettings): string[] {
+function gatewayArgs(layout: LocalGatewayLayout, settings: LocalGatewaySettings): string[] {
   const scheme = settings.plaintext ? "http" : "https";
   const pki = (file: string) => join(layout.pkiDir, file);
   return [

@@ -1,13 +1,5 @@
 import { readFileSync } from "node:fs";
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { isAlive } from "@openshell/core";
 
 /**
  * The argv of a live process, or undefined. Callers check it before signalling a pid they read

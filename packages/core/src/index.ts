@@ -6,6 +6,7 @@ export * from "./flag-table.js";
 export * from "./logger.js";
 export * from "./names.js";
 export * from "./ocsf.js";
+export * from "./process-liveness.js";
 export * from "./quantity.js";
 export * from "./relay-frame-codec.js";
 export * from "./serial-lock.js";

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { isAlive, signalIfRunning, waitUntilGone } from "@openshell/core";
 import type { compute } from "@openshell/proto";
 
 /**
@@ -93,7 +94,7 @@ export class SupervisorProcesses {
 
   stop(sandboxId: string): void {
     const pid = this.runningPid(sandboxId);
-    if (pid) signal(pid, "SIGTERM");
+    if (pid) signalIfRunning(pid, "SIGTERM");
     rmSync(this.pidFile(sandboxId), { force: true });
   }
 
@@ -101,10 +102,10 @@ export class SupervisorProcesses {
   async stopAndWait(sandboxId: string, graceMs: number): Promise<void> {
     const pid = this.runningPid(sandboxId);
     if (pid) {
-      signal(pid, "SIGTERM");
-      if (!(await waitGone(pid, graceMs))) {
-        signal(pid, "SIGKILL");
-        await waitGone(pid, 5_000);
+      signalIfRunning(pid, "SIGTERM");
+      if (!(await waitUntilGone(pid, graceMs))) {
+        signalIfRunning(pid, "SIGKILL");
+        await waitUntilGone(pid, 5_000);
       }
     }
     rmSync(this.pidFile(sandboxId), { force: true });
@@ -117,48 +118,19 @@ export class SupervisorProcesses {
     } catch {
       return undefined;
     }
-    if (!pid) return undefined;
-    try {
-      process.kill(pid, 0);
-      return pid;
-    } catch {
-      return undefined;
-    }
+    return isAlive(pid) ? pid : undefined;
   }
 
   /** An adopted process is not our child: poll for its exit. */
   private watchAdopted(pid: number, onExit: (code: number | null) => void): void {
     const timer = setInterval(() => {
-      try {
-        process.kill(pid, 0);
-      } catch {
+      if (!isAlive(pid)) {
         clearInterval(timer);
         onExit(null);
       }
     }, 500);
     timer.unref();
   }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
 }
 
 function passThrough(env: NodeJS.ProcessEnv, names: string[]): Record<string, string> {

@@ -15,7 +15,7 @@ import net from "node:net";
 import { constants as osConstants, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { OpenShellError, sleep } from "@openshell/core";
+import { OpenShellError, signalIfRunning, sleep, waitUntilGone } from "@openshell/core";
 import { consoleTail } from "./console-text.js";
 import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
 
@@ -269,16 +269,16 @@ export class VmInstance {
     while (Date.now() < pressUntil) {
       const qmpSocket = this.qmpSocket();
       if (qmpSocket) await qmpCommand(qmpSocket, "system_powerdown").catch(() => undefined);
-      if (await waitGone(pid, Math.min(POWER_BUTTON_REPEAT_MS, pressUntil - Date.now()))) return;
+      if (await waitUntilGone(pid, Math.min(POWER_BUTTON_REPEAT_MS, pressUntil - Date.now()))) return;
       if (this.guestIsStopping(consoleOffset)) {
-        if (await waitGone(pid, options.shutdownMs)) return;
+        if (await waitUntilGone(pid, options.shutdownMs)) return;
         break;
       }
     }
-    signal(pid, "SIGTERM");
-    if (await waitGone(pid, options.termMs)) return;
-    signal(pid, "SIGKILL");
-    await waitGone(pid, 2_000);
+    signalIfRunning(pid, "SIGTERM");
+    if (await waitUntilGone(pid, options.termMs)) return;
+    signalIfRunning(pid, "SIGKILL");
+    await waitUntilGone(pid, 2_000);
   }
 
   /** Whether the guest's init has logged a stop since the console had `offset` bytes. */
@@ -347,32 +347,6 @@ function tail(file: string, maxLines: number): string {
   } catch {
     return "";
   }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await sleep(50);
-  }
-  return !isAlive(pid);
 }
 
 /** Sends one QMP command (after the capabilities handshake). */

@@ -3,6 +3,9 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { dirname, join } from "node:path";
 
+/** The one `isAlive` (zombies count as gone), re-exported for the tests beside the other process helpers. */
+export { isAlive } from "@openshell/core";
+
 /** The repository root, found upwards from this file (also when bundled into bench/.build). */
 export function findRepoRoot(from: string = import.meta.dirname): string {
   let dir = from;
@@ -57,18 +60,6 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(describe());
-}
-
-/**
- * Whether `pid` still runs. A zombie counts as gone: a killed child of this process stays one until
- * the event loop reaps it.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
 }
 
 /** Processes with an argument matching `program` and one mentioning `text` (e.g. a test's state dir). */
