@@ -1,7 +1,7 @@
 import type { Accelerator } from "./qemu-command.js";
 
 /** Seconds a boot gets on an idle host before the driver gives up on it. */
-export const DEFAULT_BOOT_TIMEOUT_S: Record<Accelerator, number> = { kvm: 60, tcg: 180 };
+const DEFAULT_BOOT_TIMEOUT_S: Record<Accelerator, number> = { kvm: 60, tcg: 180 };
 
 export interface BootDeadlineInput {
   accelerator: Accelerator;

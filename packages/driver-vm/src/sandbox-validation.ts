@@ -26,7 +26,7 @@ export interface HostCapacity {
 }
 
 /** Below this a guest cannot run its init and the Node supervisor. */
-export const MIN_MEM_MIB = 256;
+const MIN_MEM_MIB = 256;
 /** The Kubernetes resource names a VM honours (the disk is `ephemeral-storage`). */
 const VM_RESOURCES = new Set(["cpu", "memory", "ephemeral-storage"]);
 const DISK_RESOURCE = "ephemeral-storage";

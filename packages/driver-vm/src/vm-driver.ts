@@ -29,7 +29,7 @@ import type { VmRuntime } from "./vm-runtime.js";
 
 const run = promisify(execFile);
 
-export const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
+const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
 const MONITOR_INTERVAL_MS = 500;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 // The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.

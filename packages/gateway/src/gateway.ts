@@ -21,7 +21,7 @@ import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 
 /** Largest request message accepted (upstream's 1 MiB gRPC decode limit). */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** Everything one gateway instance owns; two can run in one process (no module state). */
 export class Gateway {

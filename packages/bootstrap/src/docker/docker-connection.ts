@@ -3,7 +3,7 @@ import { OpenShellError } from "@openshell/core";
 import Docker from "dockerode";
 
 /** Where the Docker API is, as the docker CLI reads it: DOCKER_HOST, else the default socket. */
-export function dockerEndpoint(env: NodeJS.ProcessEnv): { describe: string; options: Docker.DockerOptions } {
+function dockerEndpoint(env: NodeJS.ProcessEnv): { describe: string; options: Docker.DockerOptions } {
   const host = env.DOCKER_HOST;
   if (!host) return { describe: "/var/run/docker.sock", options: { socketPath: "/var/run/docker.sock" } };
   if (host.startsWith("unix://")) {

@@ -216,7 +216,7 @@ export class DriverProcess {
  * `<state-dir>/compute-driver.sock` when it fits the 108-byte sun_path limit, otherwise a short path
  * under the temp dir derived from the state dir (stable across restarts).
  */
-export function driverSocketPath(stateDir: string, name: string): string {
+function driverSocketPath(stateDir: string, name: string): string {
   const preferred = join(stateDir, "compute-driver.sock");
   if (Buffer.byteLength(preferred) <= MAX_UNIX_SOCKET_PATH) return preferred;
   const hash = createHash("sha256").update(stateDir).digest("hex").slice(0, 12);

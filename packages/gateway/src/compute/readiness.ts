@@ -13,13 +13,13 @@ import {
  * connected. These functions return the updated sandbox, or undefined when nothing changes.
  */
 export const READY_REASON = "DependenciesReady";
-export const READY_MESSAGE = "Supervisor session connected";
+const READY_MESSAGE = "Supervisor session connected";
 export const NOT_READY_REASON = "DependenciesNotReady";
-export const NOT_READY_MESSAGE = "Supervisor session disconnected";
+const NOT_READY_MESSAGE = "Supervisor session disconnected";
 
-export const STOPPING_REASON = "Stopping";
+const STOPPING_REASON = "Stopping";
 export const STOPPED_REASON = "Stopped";
-export const STARTING_REASON = "Starting";
+const STARTING_REASON = "Starting";
 
 /**
  * Phases a supervisor session does not make READY: DELETING and ERROR, and a sandbox the user

@@ -9,7 +9,7 @@ import {
   parseFlags,
 } from "@openshell/core";
 
-export const SUPPORTED_DRIVERS = ["kubernetes", "vm", "test"] as const;
+const SUPPORTED_DRIVERS = ["kubernetes", "vm", "test"] as const;
 const NOT_YET_IMPLEMENTED_DRIVERS = ["podman"];
 
 export interface TlsFiles {
@@ -41,7 +41,7 @@ export interface GatewayConfig {
 }
 
 /** Intervals of the compute runtime; tunable through env for tests, upstream's values by default. */
-export interface RuntimeTimings {
+interface RuntimeTimings {
   reconcileIntervalMs: number;
   orphanGraceMs: number;
   watchRetryMs: number;

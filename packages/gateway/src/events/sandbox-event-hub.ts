@@ -16,8 +16,8 @@ export interface LogFilter {
   minLevel: string;
 }
 
-export const LOG_TAIL_CAPACITY = 2000;
-export const PLATFORM_EVENT_TAIL = 50;
+const LOG_TAIL_CAPACITY = 2000;
+const PLATFORM_EVENT_TAIL = 50;
 
 const LEVEL_RANK: Record<string, number> = { error: 0, warn: 1, info: 2, ocsf: 2, debug: 3, trace: 4 };
 

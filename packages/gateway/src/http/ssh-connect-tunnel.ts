@@ -9,7 +9,7 @@ import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-r
 import { ObjectTypes, type Store } from "../store/store.js";
 
 /** Upstream's limits (ssh_tunnel.rs). */
-export const TunnelLimits = {
+const TunnelLimits = {
   maxConnectionsPerToken: 3,
   maxConnectionsPerSandbox: 20,
   sessionWaitMs: 30_000,

@@ -5,7 +5,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
-export function unimplementedError(serviceTypeName: string, methodName: string): ConnectError {
+function unimplementedError(serviceTypeName: string, methodName: string): ConnectError {
   return new ConnectError(`${serviceTypeName}/${methodName} is not implemented yet`, Code.Unimplemented);
 }
 

@@ -2,7 +2,7 @@ import { OpenShellError } from "@openshell/core";
 import type { datamodel } from "@openshell/proto";
 
 /** Upstream's provider limits (grpc/provider.rs). */
-export const ProviderLimits = {
+const ProviderLimits = {
   maxNameBytes: 253,
   maxTypeBytes: 64,
   maxCredentials: 32,
@@ -11,7 +11,7 @@ export const ProviderLimits = {
   maxValueBytes: 8192,
 } as const;
 
-export const REDACTED = "REDACTED";
+const REDACTED = "REDACTED";
 
 export function validateProvider(provider: datamodel.Provider): void {
   if (!provider.name) throw new OpenShellError("invalid_argument", "provider.name is required");

@@ -1,7 +1,7 @@
 import { checkEnvironmentEntry, OpenShellError } from "@openshell/core";
 
 /** Upstream's ExecSandbox limits (grpc/sandbox.rs). */
-export const ExecLimits = {
+const ExecLimits = {
   maxArgs: 1024,
   maxArgBytes: 32 * 1024,
   maxEnvValueBytes: 32 * 1024,

@@ -16,7 +16,7 @@ import { SandboxExecConnections } from "../sessions/sandbox-exec-connections.js"
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 
 /** Upstream: ExecSandbox waits 15 s for a supervisor session, then 10 s for the relay claim. */
-export const EXEC_SESSION_WAIT_MS = 15_000;
+const EXEC_SESSION_WAIT_MS = 15_000;
 
 export interface ExecServiceDeps {
   records: SandboxRecords;

@@ -18,8 +18,8 @@ import { validateSandboxName, validateSandboxSpec } from "../sandboxes/validatio
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import { ObjectTypes, type Store } from "../store/store.js";
 
-export const LIST_DEFAULT_LIMIT = 100;
-export const LIST_MAX_LIMIT = 1000;
+const LIST_DEFAULT_LIMIT = 100;
+const LIST_MAX_LIMIT = 1000;
 const NAME_ATTEMPTS = 8;
 
 export interface SandboxServiceDeps {
@@ -108,7 +108,7 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
   };
 }
 
-export function clampLimit(raw: number): number {
+function clampLimit(raw: number): number {
   if (raw === 0) return LIST_DEFAULT_LIMIT;
   return Math.min(raw, LIST_MAX_LIMIT);
 }

@@ -7,7 +7,7 @@ import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import { stoppedSandboxError } from "../sandboxes/stopped-sandbox.js";
 import { ObjectTypes, type Store } from "../store/store.js";
 
-export const SSH_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
+const SSH_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 
 export interface SshSessionDeps {
   records: SandboxRecords;

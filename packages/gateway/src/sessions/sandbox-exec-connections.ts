@@ -26,7 +26,7 @@ export interface ExecConnectionLimits {
  * Under TCG one SSH handshake in a sandbox VM takes seconds and many at once used to exceed a
  * 10 s deadline; with one handshake per sandbox in flight, 30 s is generous on any accelerator.
  */
-export const DEFAULT_EXEC_CONNECTION_LIMITS: ExecConnectionLimits = {
+const DEFAULT_EXEC_CONNECTION_LIMITS: ExecConnectionLimits = {
   channelsPerConnection: 10,
   connectionsPerSandbox: 3,
   queuedPerSandbox: 64,

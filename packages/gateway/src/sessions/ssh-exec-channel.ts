@@ -26,7 +26,7 @@ export interface ExecChannelHooks {
 
 const HIGH_WATER_EVENTS = 32;
 const LOW_WATER_EVENTS = 8;
-export const EXEC_TIMEOUT_EXIT_CODE = 124;
+const EXEC_TIMEOUT_EXIT_CODE = 124;
 
 const SIGNAL_NUMBERS: Record<string, number> = {
   HUP: 1,

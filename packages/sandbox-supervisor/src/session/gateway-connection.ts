@@ -9,7 +9,7 @@ import type { SupervisorTlsFiles } from "../config/supervisor-config.js";
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES = 8 * 1024 * 1024;
 /** Upstream: keepalive every 10 s, 20 s to answer. */
-export const DEFAULT_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 20_000 } as const;
+const DEFAULT_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 20_000 } as const;
 
 export interface Keepalive {
   intervalMs: number;
