@@ -186,7 +186,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
   it("a VM supervisor dials an mTLS gateway with the client certificate the driver hands it", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const pki = makeTestPki(mkdtempSync(join(stateDir, "pki-")));
+    const pki = await makeTestPki(mkdtempSync(join(stateDir, "pki-")));
     const gw = await startVmGateway(stateDir, undefined, pki);
     gateways.push(gw);
     const sandboxId = (await gw.grpc.createSandbox({ name: "vm-tls", spec: {} })).sandbox!.id;

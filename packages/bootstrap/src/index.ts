@@ -4,7 +4,12 @@
  */
 export type { BootstrapInputs, BootstrapProgress, ProgressStep } from "./bootstrap-inputs.js";
 export { connectGateway, type GatewayConnection, type OpenShellClient } from "./gateway-client.js";
-export { type GatewayPki, type GatewayPkiOptions, generateGatewayPki } from "./gateway-pki.js";
+export {
+  type GatewayPki,
+  type GatewayPkiOptions,
+  generateGatewayPki,
+  writeGatewayPki,
+} from "./gateway-pki.js";
 export {
   type ClientTlsFiles,
   type GatewayMetadata,

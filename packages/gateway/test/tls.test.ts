@@ -33,7 +33,7 @@ describe("TLS with client certificates (mTLS)", () => {
 
   beforeAll(async () => {
     pkiDir = mkdtempSync(join(tmpdir(), "ospki-"));
-    pki = makeTestPki(pkiDir);
+    pki = await makeTestPki(pkiDir);
     tls = {
       cert: pki.serverCert,
       key: pki.serverKey,

@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { generateGatewayPki, writeGatewayPki } from "@openshell/bootstrap";
 
 export interface TestPki {
   ca: string;
@@ -13,86 +12,26 @@ export interface TestPki {
   strangerKey: string;
 }
 
-function openssl(args: string[]): void {
-  execFileSync("openssl", args, { stdio: "pipe" });
-}
-
-function issue(dir: string, name: string, caName: string, subject: string, extensions: string): void {
-  openssl([
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-subj",
-    subject,
-    "-keyout",
-    join(dir, `${name}.key`),
-    "-out",
-    join(dir, `${name}.csr`),
+/**
+ * A throw-away PKI in `dir`, made by the generator `openshell gateway start` uses: a CA with a server
+ * certificate (localhost, 127.0.0.1, host.openshell.internal, …) and a client certificate, plus a
+ * client certificate from a second CA (in `dir/stranger`) that the gateway does not trust.
+ */
+export async function makeTestPki(dir: string): Promise<TestPki> {
+  const [trusted, stranger] = await Promise.all([
+    generateGatewayPki({ gatewayName: "test" }),
+    generateGatewayPki({ gatewayName: "stranger" }),
   ]);
-  writeFileSync(join(dir, `${name}.ext`), extensions);
-  openssl([
-    "x509",
-    "-req",
-    "-in",
-    join(dir, `${name}.csr`),
-    "-CA",
-    join(dir, `${caName}.crt`),
-    "-CAkey",
-    join(dir, `${caName}.key`),
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-out",
-    join(dir, `${name}.crt`),
-    "-extfile",
-    join(dir, `${name}.ext`),
-  ]);
-}
-
-function makeCa(dir: string, name: string): void {
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-keyout",
-    join(dir, `${name}.key`),
-    "-out",
-    join(dir, `${name}.crt`),
-  ]);
-}
-
-/** A throwaway CA with a server certificate for 127.0.0.1 and client certificates (real openssl). */
-export function makeTestPki(dir: string): TestPki {
-  makeCa(dir, "ca");
-  makeCa(dir, "stranger-ca");
-  issue(
-    dir,
-    "server",
-    "ca",
-    "/CN=openshell-gateway",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:host.openshell.internal\nextendedKeyUsage=serverAuth\n",
-  );
-  issue(dir, "client", "ca", "/CN=openshell-client", "extendedKeyUsage=clientAuth\n");
-  issue(dir, "stranger", "stranger-ca", "/CN=stranger", "extendedKeyUsage=clientAuth\n");
+  const strangerDir = join(dir, "stranger");
+  writeGatewayPki(dir, trusted);
+  writeGatewayPki(strangerDir, stranger);
   return {
     ca: join(dir, "ca.crt"),
     serverCert: join(dir, "server.crt"),
     serverKey: join(dir, "server.key"),
     clientCert: join(dir, "client.crt"),
     clientKey: join(dir, "client.key"),
-    strangerCert: join(dir, "stranger.crt"),
-    strangerKey: join(dir, "stranger.key"),
+    strangerCert: join(strangerDir, "client.crt"),
+    strangerKey: join(strangerDir, "client.key"),
   };
 }
