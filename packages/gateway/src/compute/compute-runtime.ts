@@ -304,6 +304,14 @@ export class ComputeRuntime {
     return result;
   }
 
+  /**
+   * Read-modify-write of one stored sandbox under the runtime's lock, for fields the runtime does
+   * not own (policy backfill, current_policy_version); `change` returns undefined for "no change".
+   */
+  async updateSandbox(sandboxId: string, change: (sandbox: Sandbox) => Sandbox | undefined): Promise<void> {
+    await this.mutate(sandboxId, change);
+  }
+
   /** Publishes a phase change the runtime wrote itself (outside `mutate`). */
   private announcePhase(sandbox: Sandbox, from: SandboxPhase, to: SandboxPhase): void {
     if (from !== to) {

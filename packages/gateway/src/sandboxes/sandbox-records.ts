@@ -40,9 +40,11 @@ export class SandboxRecords {
     return this.store.updateObject(ObjectTypes.sandbox, sandbox.id, toBinary(SandboxSchema, sandbox), nowMs);
   }
 
-  /** Removes the sandbox and the stop intent it may have. */
+  /** Removes the sandbox with its stop intent, policy revisions and sandbox-scoped settings. */
   async delete(id: string): Promise<boolean> {
     await this.store.clearSandboxStopIntent(id);
+    await this.store.deletePolicyRevisions(id);
+    await this.store.deleteObject(ObjectTypes.sandboxSettings, sandboxSettingsId(id));
     return this.store.deleteObject(ObjectTypes.sandbox, id);
   }
 
@@ -69,4 +71,9 @@ function decode(row: StoredObject | undefined): Sandbox | undefined {
   const sandbox = fromBinary(SandboxSchema, row.payload);
   sandbox.createdAtMs = BigInt(row.createdAtMs);
   return sandbox;
+}
+
+/** The `objects` id of a sandbox's settings (upstream's `settings:<sandbox id>`). */
+export function sandboxSettingsId(sandboxId: string): string {
+  return `settings:${sandboxId}`;
 }

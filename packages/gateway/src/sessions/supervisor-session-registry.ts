@@ -98,6 +98,11 @@ export class SupervisorSessionRegistry {
     return this.sessions.get(sandboxId);
   }
 
+  /** The sandboxes with a live session. */
+  sandboxIds(): string[] {
+    return [...this.sessions.keys()];
+  }
+
   /** Waits for a session with backoff 100 ms doubling to 2 s; UNAVAILABLE when `timeoutMs` passes. */
   async waitForSession(sandboxId: string, timeoutMs: number, signal?: AbortSignal): Promise<LiveSession> {
     const deadline = this.now() + timeoutMs;

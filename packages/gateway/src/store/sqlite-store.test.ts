@@ -80,6 +80,39 @@ describe("SqliteStore", () => {
     await store.close();
   });
 
+  it("supersedes only the pending and loaded revisions older than a version, of that sandbox only", async () => {
+    const store = SqliteStore.open(":memory:");
+    const statuses = ["loaded", "failed", "pending", "pending"] as const;
+    for (const [sandboxId, count] of [
+      ["s", 4],
+      ["t", 1],
+    ] as const) {
+      for (let version = 1; version <= count; version++) {
+        await store.insertPolicyRevision({
+          id: `${sandboxId}${version}`,
+          sandboxId,
+          version,
+          policyPayload: new Uint8Array([version]),
+          policyHash: `h${version}`,
+          status: statuses[version - 1] ?? "pending",
+          loadError: undefined,
+          createdAtMs: version,
+          loadedAtMs: undefined,
+        });
+      }
+    }
+    expect(await store.supersedeOlderPolicyRevisions("s", 4)).toBe(2);
+    const page = await store.listPolicyRevisions("s", { limit: 10, offset: 0 });
+    expect(page.map((r) => [r.version, r.status])).toEqual([
+      [4, "pending"],
+      [3, "superseded"],
+      [2, "failed"],
+      [1, "superseded"],
+    ]);
+    expect((await store.getPolicyRevision("t", 1))?.status).toBe("loaded");
+    await store.close();
+  });
+
   it("keeps a user's stop intents across reopening the file, until cleared", async () => {
     const dir = mkdtempSync(join(tmpdir(), "osstore-"));
     try {

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import Database from "better-sqlite3";
-import { and, asc, count, desc, eq } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, lt } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { findMigrationsFolder } from "./migrations-folder.js";
@@ -214,6 +214,20 @@ export class SqliteStore implements Store {
       .where(and(eq(sandboxPolicies.sandboxId, sandboxId), eq(sandboxPolicies.version, version)))
       .run();
     return result.changes > 0;
+  }
+
+  async supersedeOlderPolicyRevisions(sandboxId: string, beforeVersion: number): Promise<number> {
+    return this.db
+      .update(sandboxPolicies)
+      .set({ status: "superseded" })
+      .where(
+        and(
+          eq(sandboxPolicies.sandboxId, sandboxId),
+          lt(sandboxPolicies.version, beforeVersion),
+          inArray(sandboxPolicies.status, ["pending", "loaded"]),
+        ),
+      )
+      .run().changes;
   }
 
   async deletePolicyRevisions(sandboxId: string): Promise<number> {

@@ -66,6 +66,8 @@ export interface Store {
     status: PolicyRevisionStatus,
     fields: { loadError?: string; loadedAtMs?: number },
   ): Promise<boolean>;
+  /** Marks the pending and loaded revisions older than `beforeVersion` superseded; returns how many. */
+  supersedeOlderPolicyRevisions(sandboxId: string, beforeVersion: number): Promise<number>;
   deletePolicyRevisions(sandboxId: string): Promise<number>;
 
   /** Records that a user stopped the sandbox; kept (across restarts) until cleared. */
