@@ -5,11 +5,12 @@ import {
   randomBytes,
   type webcrypto,
 } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import type { Extension, JsonGeneralName } from "@peculiar/x509";
+import { writeFileAtomic } from "./atomic-file.js";
 
 /** A gateway's private PKI; every field is PEM (keys are PKCS#8 "PRIVATE KEY"). */
 export interface GatewayPki {
@@ -284,15 +285,4 @@ function invalidPki(dir: string, problem: string): OpenShellError {
     "config_invalid",
     `gateway PKI in ${dir} is incomplete or corrupt (${problem}); run \`openshell gateway start --recreate\` to regenerate it`,
   );
-}
-
-function writeFileAtomic(path: string, content: string, mode: number): void {
-  const tempPath = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    writeFileSync(tempPath, content, { mode, flag: "wx" });
-    renameSync(tempPath, path);
-  } catch (error) {
-    rmSync(tempPath, { force: true });
-    throw error;
-  }
 }

@@ -1,15 +1,7 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
+import { writeFileAtomic } from "./atomic-file.js";
 import type { OpenShellPaths } from "./paths.js";
 
 /**
@@ -82,7 +74,7 @@ export class GatewayRegistry {
   }
 
   write(metadata: GatewayMetadata): void {
-    writeFileAtomic(
+    writeRegistryFile(
       join(this.gatewayDir(metadata.name), "metadata.json"),
       `${JSON.stringify(metadata, null, 2)}\n`,
     );
@@ -112,7 +104,7 @@ export class GatewayRegistry {
   }
 
   setActive(name: string): void {
-    writeFileAtomic(join(this.paths.configDir, "active_gateway"), `${validateGatewayName(name)}\n`);
+    writeRegistryFile(join(this.paths.configDir, "active_gateway"), `${validateGatewayName(name)}\n`);
   }
 
   /** Client TLS material for an https gateway: `mtls/{ca.crt,tls.crt,tls.key}`. */
@@ -130,10 +122,10 @@ export class GatewayRegistry {
 
   writeClientTls(name: string, files: { ca: string; cert?: string; key?: string }): void {
     const dir = this.mtlsDir(name);
-    writeFileAtomic(join(dir, "ca.crt"), files.ca);
+    writeRegistryFile(join(dir, "ca.crt"), files.ca);
     if (files.cert && files.key) {
-      writeFileAtomic(join(dir, "tls.crt"), files.cert);
-      writeFileAtomic(join(dir, "tls.key"), files.key, 0o600);
+      writeRegistryFile(join(dir, "tls.crt"), files.cert);
+      writeRegistryFile(join(dir, "tls.key"), files.key, 0o600);
     }
   }
 
@@ -145,7 +137,7 @@ export class GatewayRegistry {
 
   setLastSandbox(gateway: string, sandbox: string): void {
     if (!existsSync(this.gatewayDir(gateway))) return;
-    writeFileAtomic(join(this.gatewayDir(gateway), "last_sandbox"), `${sandbox}\n`);
+    writeRegistryFile(join(this.gatewayDir(gateway), "last_sandbox"), `${sandbox}\n`);
   }
 
   clearLastSandbox(gateway: string, sandbox: string): void {
@@ -154,10 +146,8 @@ export class GatewayRegistry {
   }
 }
 
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+/** Replaces `file` whole, creating its directory 0700. */
+function writeRegistryFile(file: string, content: string, mode = 0o644): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, content, { mode });
-  chmodSync(temp, mode);
-  renameSync(temp, file);
+  writeFileAtomic(file, content, mode);
 }
