@@ -34,7 +34,10 @@ export function checkPolicyYaml(text: string): PolicyYamlCheck {
   }
   const reader = new PolicyYamlReader(doc, lines);
   const policy = reader.read();
-  if (reader.issues.length > 0) return { policy, problems: reader.issues.map(formatIssue), warnings: [] };
+  if (reader.issues.length > 0) {
+    const inDocumentOrder = [...reader.issues].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    return { policy, problems: inDocumentOrder.map(formatIssue), warnings: [] };
+  }
 
   const effective = clone(sandboxv1.SandboxPolicySchema, policy);
   ensureSandboxProcessIdentity(effective);

@@ -300,7 +300,7 @@ export class PolicyYamlReader {
   }
 
   private issue(path: Path, message: string, node?: unknown): void {
-    this.issues.push({ path, message, line: this.lineOf(node) ?? this.lineAt(path) });
+    this.issues.push({ path, message, line: this.lineOf(node) ?? this.lineAt(path) ?? 1 });
   }
 
   private lineOf(node: unknown): number | undefined {
