@@ -10,8 +10,8 @@ import { listUploadFiles } from "./upload-file-list.js";
 /** Starts `remoteCommand` in the sandbox with piped stdio; in production `ssh ... sandbox <command>`. */
 export type RemoteCommandRunner = (remoteCommand: string) => ChildProcess;
 
-export const DEFAULT_UPLOAD_DEST = "/sandbox";
-export const DEFAULT_DOWNLOAD_DEST = ".";
+const DEFAULT_UPLOAD_DEST = "/sandbox";
+const DEFAULT_DOWNLOAD_DEST = ".";
 
 /** The remote download command exits with this when the path is missing (tar never does). */
 const REMOTE_NOT_FOUND_EXIT = 44;
@@ -46,7 +46,7 @@ export interface DownloadSummary {
   bytes: number;
 }
 
-export function remoteUploadCommand(dest: string): string {
+function remoteUploadCommand(dest: string): string {
   const quoted = shellQuote(dest);
   return `mkdir -p ${quoted} && tar -xf - -C ${quoted}`;
 }

@@ -26,7 +26,7 @@ function octal(value: number, length: number): string {
 }
 
 /** One 512-byte header block with a correct checksum. */
-export function tarHeader(entry: CraftedEntry, size: number): Buffer {
+function tarHeader(entry: CraftedEntry, size: number): Buffer {
   const block = Buffer.alloc(BLOCK);
   const write = (text: string | Buffer, offset: number, length: number) => {
     const bytes = typeof text === "string" ? Buffer.from(text, "utf8") : text;

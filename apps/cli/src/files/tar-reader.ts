@@ -14,7 +14,7 @@ const MAX_METADATA_BYTES = 1024 * 1024;
 /** Body chunks handed to the consumer at most this big. */
 const MAX_CHUNK = 64 * 1024;
 
-export type TarEntryKind =
+type TarEntryKind =
   | "file"
   | "directory"
   | "symlink"
@@ -220,7 +220,7 @@ function parseHeader(block: Buffer): Header {
 }
 
 /** pax records: "<length> <key>=<value>\n", the length counting the whole record. */
-export function parsePaxRecords(data: Buffer): Map<string, Buffer> {
+function parsePaxRecords(data: Buffer): Map<string, Buffer> {
   const records = new Map<string, Buffer>();
   let offset = 0;
   while (offset < data.length) {

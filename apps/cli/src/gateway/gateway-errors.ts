@@ -3,7 +3,7 @@ import { describeTarget, type GatewayTarget } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
 
 /** The start/resume hint for a gateway the CLI manages, a check hint for one it only knows. */
-export function gatewayStartHint(target: GatewayTarget): string {
+function gatewayStartHint(target: GatewayTarget): string {
   const managed = target.metadata?.deployment === "process" || target.metadata?.deployment === "docker";
   if (managed && target.name)
     return `Start it with: openshell gateway start${target.name === "openshell" ? "" : ` --name ${target.name}`}`;
@@ -130,8 +130,4 @@ export function explainGatewayError(error: unknown, target: GatewayTarget): unkn
 function recreateLastResort(target: GatewayTarget): string {
   const name = target.name && target.name !== "openshell" ? ` --name ${target.name}` : "";
   return `Last resort, for a local gateway whose certificates are lost: openshell gateway start${name} --recreate (this discards every sandbox, the gateway's PKI and its secrets).`;
-}
-
-export function isGatewayUnreachable(error: unknown): boolean {
-  return error instanceof OpenShellError && error.code === "unavailable";
 }

@@ -20,7 +20,7 @@ export async function getSandbox(client: OpenShellClient, name: string): Promise
 }
 
 /** Upstream's message for a sandbox that cannot take commands yet; a stopped one says how to start it. */
-export function assertReady(sandbox: Sandbox): void {
+function assertReady(sandbox: Sandbox): void {
   if (sandbox.phase === SandboxPhase.READY) return;
   if (sandbox.phase === SandboxPhase.STOPPED || sandbox.phase === SandboxPhase.STOPPING)
     throw new OpenShellError(

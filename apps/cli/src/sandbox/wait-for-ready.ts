@@ -5,7 +5,7 @@ import type { Output } from "../ui/output.js";
 import { terminalSafe } from "../ui/terminal-safe.js";
 import { phaseName, readyDetail } from "./sandbox-view.js";
 
-export const DEFAULT_PROVISION_TIMEOUT_S = 300;
+const DEFAULT_PROVISION_TIMEOUT_S = 300;
 
 export function provisionTimeoutMs(env: NodeJS.ProcessEnv): number {
   const raw = env.OPENSHELL_PROVISION_TIMEOUT;

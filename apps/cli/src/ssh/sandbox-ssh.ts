@@ -7,7 +7,7 @@ import type { RemoteCommandRunner } from "../files/sandbox-transfer.js";
 import { shellCommandLine } from "../files/shell-quote.js";
 
 /** Upstream's options: no host-key prompts, quiet, and a dead relay noticed within ~45 s. */
-export const SSH_BASE_OPTIONS = [
+const SSH_BASE_OPTIONS = [
   "StrictHostKeyChecking=no",
   "UserKnownHostsFile=/dev/null",
   "GlobalKnownHostsFile=/dev/null",
@@ -80,7 +80,7 @@ export function ttyArgs(tty: boolean): string[] {
  * $BASH_ENV runs in, or writes into, a transfer's data stream. One SetEnv carries it: OpenSSH
  * takes only the first SetEnv option given.
  */
-export const NO_LOGIN_SHELL_OPTION = "SetEnv=OPENSHELL_NO_LOGIN_SHELL=1";
+const NO_LOGIN_SHELL_OPTION = "SetEnv=OPENSHELL_NO_LOGIN_SHELL=1";
 
 /**
  * Runs one command in the sandbox over ssh, stdio piped, without the user's login shell (what

@@ -12,7 +12,7 @@ export const ExitCode = {
   interrupted: 130,
 } as const;
 
-export function exitCodeFor(error: OpenShellError): number {
+function exitCodeFor(error: OpenShellError): number {
   switch (error.code) {
     case "invalid_argument":
     case "config_invalid":
