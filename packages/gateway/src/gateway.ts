@@ -16,6 +16,7 @@ import { SshConnectTunnel } from "./http/ssh-connect-tunnel.js";
 import { SandboxRecords } from "./sandboxes/sandbox-records.js";
 import { createOpenShellService } from "./services/openshell-service.js";
 import { reapSshSessions, SSH_SESSION_REAP_INTERVAL_MS } from "./services/ssh-session-service.js";
+import { ConfigChangeNotifier } from "./sessions/config-change-notifier.js";
 import { SupervisorSessionRegistry } from "./sessions/supervisor-session-registry.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -92,6 +93,11 @@ export class Gateway {
       runtime,
       sessions: this.sessions,
       credentials,
+      configChanges: new ConfigChangeNotifier(
+        this.sessions,
+        async (sandboxId) => (await store.latestPolicyRevision(sandboxId))?.version ?? 0,
+        logger,
+      ),
       logger,
       namespace: config.sandboxNamespace,
       ssh: {

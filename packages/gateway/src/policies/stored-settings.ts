@@ -9,10 +9,12 @@ export const POLICY_SETTING_KEY = "policy";
 
 export type SettingKind = "string" | "bool" | "int";
 
-/** Which keys may be set, and their types (built from `@openshell/policy`'s SETTINGS). */
+/** Which keys may be set, and their types (`@openshell/policy`'s SETTINGS in the gateway). */
 export interface SettingsRegistry {
   kindOf(key: string): SettingKind | undefined;
   readonly keys: readonly string[];
+  /** INVALID_ARGUMENT unless `key` is registered and `value` holds a value of its kind. */
+  validate(key: string, value: sandboxv1.SettingValue): void;
 }
 
 /** Upstream's StoredSettingValue, serialised the same way: `{"type":"Bool","value":true}`. */
@@ -143,27 +145,25 @@ export function requireRegisteredKey(registry: SettingsRegistry, key: string): S
   return kind;
 }
 
-/** Upstream's proto_setting_to_stored: the value must match the key's registered type. */
+/** Upstream's proto_setting_to_stored: checked by the registry, then in the stored form. */
 export function storedFromProto(
   registry: SettingsRegistry,
   key: string,
   value: sandboxv1.SettingValue | undefined,
 ): StoredSettingValue {
-  const kind = requireRegisteredKey(registry, key);
   if (!value) throw new OpenShellError("invalid_argument", "setting_value is required");
+  registry.validate(key, value);
   const inner = value.value;
-  if (inner.case === undefined)
-    throw new OpenShellError("invalid_argument", "setting_value.value is required");
-  if (kind === "string" && inner.case === "stringValue") return { type: "String", value: inner.value };
-  if (kind === "bool" && inner.case === "boolValue") return { type: "Bool", value: inner.value };
-  if (kind === "int" && inner.case === "intValue") return { type: "Int", value: inner.value };
-  if (inner.case === "bytesValue") {
-    throw new OpenShellError(
-      "invalid_argument",
-      `setting '${key}' expects ${kind} value; bytes are not supported for this key`,
-    );
+  switch (inner.case) {
+    case "stringValue":
+      return { type: "String", value: inner.value };
+    case "boolValue":
+      return { type: "Bool", value: inner.value };
+    case "intValue":
+      return { type: "Int", value: inner.value };
+    default:
+      throw new OpenShellError("invalid_argument", `setting '${key}' has no storable value`);
   }
-  throw new OpenShellError("invalid_argument", `setting '${key}' expects ${kind} value`);
 }
 
 export function protoFromStored(value: StoredSettingValue): sandboxv1.SettingValue {

@@ -5,8 +5,10 @@ import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
 import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import type { ConfigChangeNotifier } from "../sessions/config-change-notifier.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import type { Store } from "../store/store.js";
+import { createConfigRpcs } from "./config-service.js";
 import { createExecRpcs } from "./exec-service.js";
 import { createLogRpcs } from "./logs-service.js";
 import { createProviderRpcs } from "./provider-service.js";
@@ -23,6 +25,7 @@ export interface OpenShellServiceDeps {
   runtime: ComputeRuntime;
   sessions: SupervisorSessionRegistry;
   credentials: SupervisorCredentials;
+  configChanges: ConfigChangeNotifier;
   logger: Logger;
   namespace: string;
   ssh: Omit<SshSessionDeps, "records" | "store">;
@@ -40,6 +43,7 @@ export function createOpenShellService(deps: OpenShellServiceDeps): Partial<Serv
     connectSupervisor: (requests, context) => connectSupervisor(requests, context, deps),
     relayStream: (requests, context) => relayStream(requests, context, deps),
     ...createExecRpcs(deps),
+    ...createConfigRpcs(deps),
   };
   return mapServiceErrors(OpenShell, impl);
 }

@@ -13,6 +13,7 @@ import {
   SshSessionSchema,
 } from "@openshell/proto";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
+import { policyRules } from "../policies/policy-rules.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import { validateSandboxName, validateSandboxSpec } from "../sandboxes/validation.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
@@ -42,6 +43,11 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
       validateSandboxSpec(request.spec);
       if (request.name) validateSandboxName(request.name);
       const spec = clone(SandboxSpecSchema, request.spec);
+      if (spec.policy) {
+        // Upstream: the identity filled in, then INVALID_ARGUMENT "policy contains unsafe content: ...".
+        spec.policy = policyRules.withSandboxIdentity(spec.policy);
+        policyRules.assertSafe(spec.policy);
+      }
       await requireProviders(deps.store, spec);
       if (!spec.template) spec.template = create(SandboxTemplateSchema, {});
       if (!spec.template.image) spec.template.image = deps.runtime.defaultImage;
@@ -74,7 +80,7 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
     async getSandbox(request) {
       if (!request.name) throw new OpenShellError("invalid_argument", "name is required");
       const sandbox = await deps.records.getByName(request.name);
-      if (!sandbox) throw notFound(request.name);
+      if (!sandbox) throw sandboxNotFound(request.name);
       return { sandbox };
     },
 
@@ -86,7 +92,7 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
     async deleteSandbox(request) {
       if (!request.name) throw new OpenShellError("invalid_argument", "name is required");
       const sandbox = await deps.records.getByName(request.name);
-      if (!sandbox) throw notFound(request.name);
+      if (!sandbox) throw sandboxNotFound(request.name);
       await deleteSshSessionsOf(deps.store, sandbox.id);
       await deps.store.deleteObject(ObjectTypes.sandboxSettings, `settings:${sandbox.id}`);
       await deps.runtime.deleteSandbox(sandbox);
@@ -116,11 +122,11 @@ function clampLimit(raw: number): number {
 async function requireByName(records: SandboxRecords, name: string): Promise<Sandbox> {
   if (!name) throw new OpenShellError("invalid_argument", "name is required");
   const sandbox = await records.getByName(name);
-  if (!sandbox) throw notFound(name);
+  if (!sandbox) throw sandboxNotFound(name);
   return sandbox;
 }
 
-function notFound(name: string): OpenShellError {
+export function sandboxNotFound(name: string): OpenShellError {
   return new OpenShellError(
     "not_found",
     `sandbox '${name}' not found; 'openshell sandbox list' shows the sandboxes that exist`,

@@ -12,6 +12,7 @@ import {
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import type { ConfigChangeNotifier } from "../sessions/config-change-notifier.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import { bearerToken } from "./bearer-token.js";
 
@@ -23,13 +24,14 @@ export interface SupervisorServiceDeps {
   sessions: SupervisorSessionRegistry;
   runtime: ComputeRuntime;
   credentials: SupervisorCredentials;
+  configChanges: Pick<ConfigChangeNotifier, "message">;
   logger: Logger;
   heartbeatIntervalMs?: number;
 }
 
 /**
- * ConnectSupervisor: the supervisor's persistent session. hello -> SessionAccepted -> the sandbox is
- * promoted to READY; heartbeats every 15 s; when the stream ends (and no newer session superseded
+ * ConnectSupervisor: the supervisor's persistent session. hello -> SessionAccepted (followed by a
+ * config_changed naming the newest policy version) -> the sandbox is promoted to READY; heartbeats every 15 s; when the stream ends (and no newer session superseded
  * it) the sandbox is demoted to PROVISIONING.
  */
 export async function* connectSupervisor(
@@ -103,6 +105,8 @@ export async function* connectSupervisor(
       case: "sessionAccepted",
       value: create(SessionAcceptedSchema, { sessionId, heartbeatIntervalSecs: HEARTBEAT_INTERVAL_SECS }),
     });
+    // What changed while no session was up (or before this one): fetch GetSandboxConfig now.
+    yield await deps.configChanges.message(sandboxId);
     if (superseded) {
       const replayed = deps.sessions.replayPendingRelays(sandboxId, session);
       if (replayed > 0) log.info({ replayed }, "pending relays replayed to the new session");
