@@ -118,7 +118,7 @@ function upstreamOnlyServices(): { openShell: DescService; inference: DescServic
           name: "OpenShell",
           method: [
             {
-              name: "UpdateConfig",
+              name: "GetDraftPolicy",
               inputType: ".google.protobuf.Empty",
               outputType: ".google.protobuf.Empty",
             },
@@ -267,25 +267,16 @@ describe("RPC answers at the protocol's edges", () => {
       ];
       return transports.map(([name, transport]) => ({
         name,
-        openShell: createClient(openShell, transport) as unknown as { updateConfig: UnaryCall },
+        openShell: createClient(openShell, transport) as unknown as { getDraftPolicy: UnaryCall },
         inference: createClient(inference, transport) as unknown as { getInferenceBundle: UnaryCall },
       }));
     };
 
-    it("a method of our protos without an implementation (GetSandboxConfig)", async () => {
-      for (const client of [gw.grpc, gw.connect]) {
-        expect(await rpcFailure(client.getSandboxConfig({ sandboxId: "x" }))).toEqual({
-          code: Code.Unimplemented,
-          message: "openshell.v1.OpenShell/GetSandboxConfig is not implemented yet",
-        });
-      }
-    });
-
-    it("upstream's UpdateConfig and the Inference service, over gRPC and Connect", async () => {
+    it("upstream's GetDraftPolicy and the Inference service, over gRPC and Connect", async () => {
       for (const client of clients()) {
-        expect(await rpcFailure(client.openShell.updateConfig({})), client.name).toEqual({
+        expect(await rpcFailure(client.openShell.getDraftPolicy({})), client.name).toEqual({
           code: Code.Unimplemented,
-          message: "openshell.v1.OpenShell/UpdateConfig is not implemented yet",
+          message: "openshell.v1.OpenShell/GetDraftPolicy is not implemented yet",
         });
         expect(await rpcFailure(client.inference.getInferenceBundle({})), client.name).toEqual({
           code: Code.Unimplemented,
@@ -329,7 +320,8 @@ describe("RPC answers at the protocol's edges", () => {
     it("what is not an RPC still gets 404", async () => {
       expect((await fetch(`${gw.url}/nothing-here`)).status).toBe(404);
       expect(
-        (await fetch(`${gw.url}/openshell.v1.OpenShell/UpdateConfig`, { method: "POST", body: "x" })).status,
+        (await fetch(`${gw.url}/openshell.v1.OpenShell/GetDraftPolicy`, { method: "POST", body: "x" }))
+          .status,
       ).toBe(404);
     });
   });
