@@ -166,7 +166,7 @@ export function storedFromProto(
   }
 }
 
-export function protoFromStored(value: StoredSettingValue): sandboxv1.SettingValue {
+function protoFromStored(value: StoredSettingValue): sandboxv1.SettingValue {
   switch (value.type) {
     case "String":
       return create(sandboxv1.SettingValueSchema, { value: { case: "stringValue", value: value.value } });

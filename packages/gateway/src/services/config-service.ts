@@ -39,8 +39,8 @@ import { bearerToken } from "./bearer-token.js";
 import { sandboxNotFound } from "./sandbox-service.js";
 
 /** ListSandboxPolicies page size: upstream's default (the CLI asks for 20) and cap. */
-export const POLICY_LIST_DEFAULT_LIMIT = 50;
-export const POLICY_LIST_MAX_LIMIT = 1000;
+const POLICY_LIST_DEFAULT_LIMIT = 50;
+const POLICY_LIST_MAX_LIMIT = 1000;
 
 export interface ConfigServiceDeps {
   store: Store;

@@ -16,7 +16,7 @@ import type { ConfigChangeNotifier } from "../sessions/config-change-notifier.js
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import { bearerToken } from "./bearer-token.js";
 
-export const HEARTBEAT_INTERVAL_SECS = 15;
+const HEARTBEAT_INTERVAL_SECS = 15;
 const OUTBOUND_CAPACITY = 64;
 
 export interface SupervisorServiceDeps {

@@ -35,7 +35,7 @@ export class ConfigChangeNotifier {
   }
 }
 
-export function configChanged(policyVersion: number): GatewayMessage {
+function configChanged(policyVersion: number): GatewayMessage {
   return create(GatewayMessageSchema, {
     payload: { case: "configChanged", value: create(ConfigChangedSchema, { policyVersion }) },
   });
