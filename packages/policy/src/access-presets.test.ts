@@ -3,7 +3,8 @@ import { sandboxv1 } from "@openshell/proto";
 import { describe, expect, it } from "vitest";
 import { accessPresetRules, expandAccessPreset } from "./access-presets.js";
 
-const methods = (rules: sandboxv1.L7Rule[]) => rules.map((rule) => `${rule.allow?.method} ${rule.allow?.path}`);
+const methods = (rules: sandboxv1.L7Rule[]) =>
+  rules.map((rule) => `${rule.allow?.method} ${rule.allow?.path}`);
 
 describe("expandAccessPreset", () => {
   it("expands the three presets on `**`", () => {

@@ -9,7 +9,10 @@ type EndpointInit = NonNullable<Parameters<typeof create<typeof sandboxv1.Networ
 
 function check(...endpoints: EndpointInit[]) {
   return validateL7Policy(
-    create(sandboxv1.SandboxPolicySchema, { version: 1, networkPolicies: { api: { name: "api", endpoints } } }),
+    create(sandboxv1.SandboxPolicySchema, {
+      version: 1,
+      networkPolicies: { api: { name: "api", endpoints } },
+    }),
   );
 }
 
@@ -19,7 +22,9 @@ describe("validateL7Policy", () => {
   });
 
   it("refuses host wildcards that match everything or are not leading labels", () => {
-    expect(check({ host: "*", port: 443 }, { host: "api.*.com", port: 443 }, { host: "*.com", port: 443 }).errors).toEqual([
+    expect(
+      check({ host: "*", port: 443 }, { host: "api.*.com", port: 443 }, { host: "*.com", port: 443 }).errors,
+    ).toEqual([
       "api.endpoints[0]: host wildcard '*' matches all hosts; use specific patterns like '*.example.com'",
       "api.endpoints[1]: host wildcard must start with '*.' or '**.' (e.g., '*.example.com'), got 'api.*.com'",
       "api.endpoints[2]: TLD wildcard '*.com' is not allowed; use subdomain wildcards like '*.example.com' instead",
@@ -31,9 +36,23 @@ describe("validateL7Policy", () => {
     expect(
       check(
         { host: "a.example.com", port: 80, ports: [443] },
-        { host: "b.example.com", port: 443, ports: [443], protocol: "rest", access: "full", rules: [allowAll] },
+        {
+          host: "b.example.com",
+          port: 443,
+          ports: [443],
+          protocol: "rest",
+          access: "full",
+          rules: [allowAll],
+        },
         { host: "c.example.com", port: 443, ports: [443], protocol: "rest" },
-        { host: "d.example.com", port: 5432, ports: [5432], protocol: "sql", enforcement: "enforce", access: "full" },
+        {
+          host: "d.example.com",
+          port: 5432,
+          ports: [5432],
+          protocol: "sql",
+          enforcement: "enforce",
+          access: "full",
+        },
       ).errors,
     ).toEqual([
       "api.endpoints[0]: port and ports are mutually exclusive; use ports for multiple ports",
@@ -62,7 +81,9 @@ describe("validateL7Policy", () => {
   });
 
   it("requires protocol and an allow base for deny rules", () => {
-    expect(check({ host: "a.example.com", ports: [443], denyRules: [{ method: "GET", path: "/x" }] }).errors).toEqual([
+    expect(
+      check({ host: "a.example.com", ports: [443], denyRules: [{ method: "GET", path: "/x" }] }).errors,
+    ).toEqual([
       "api.endpoints[0]: deny_rules require protocol (L7 inspection must be enabled)",
       "api.endpoints[0]: deny_rules require rules or access to define the base allow set",
     ]);
@@ -74,11 +95,19 @@ describe("validateL7Policy", () => {
       ports: [443],
       protocol: "rest",
       rules: [
-        { allow: { method: "FETCH", path: "/x", query: { q: { glob: "[a" }, both: { glob: "x", any: ["y"] } } } },
+        {
+          allow: {
+            method: "FETCH",
+            path: "/x",
+            query: { q: { glob: "[a" }, both: { glob: "x", any: ["y"] } },
+          },
+        },
       ],
       denyRules: [{ method: "PURGE", path: "/y}" }],
     });
-    expect(result.errors).toEqual(["api.endpoints[0].rules[0].allow.query.both: matcher cannot specify both `glob` and `any`"]);
+    expect(result.errors).toEqual([
+      "api.endpoints[0].rules[0].allow.query.both: matcher cannot specify both `glob` and `any`",
+    ]);
     expect(result.warnings).toEqual([
       "api.endpoints[0]: Unknown HTTP method 'FETCH'. Standard methods: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS.",
       "api.endpoints[0].rules[0].allow.query.q: glob pattern '[a' has unclosed '['",

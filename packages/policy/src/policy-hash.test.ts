@@ -37,7 +37,9 @@ describe("deterministicPolicyHash", () => {
     query.query = Object.fromEntries(Object.entries(query.query).reverse());
     expect(Object.keys(reordered.networkPolicies)[0]).toBe("wildcard_cdn");
     expect(deterministicPolicyHash(reordered)).toBe(deterministicPolicyHash(policy));
-    expect(deterministicPolicyHash(parsePolicyYaml(EXAMPLE_POLICY_YAML))).toBe(deterministicPolicyHash(policy));
+    expect(deterministicPolicyHash(parsePolicyYaml(EXAMPLE_POLICY_YAML))).toBe(
+      deterministicPolicyHash(policy),
+    );
   });
 
   it("changes when any field changes", () => {
@@ -61,7 +63,10 @@ describe("deterministicPolicyHash", () => {
         delete p.networkPolicies.wildcard_cdn;
       },
       (p) => p.networkPolicies.internal_db?.endpoints[0]?.ports.push(5434),
-      (p) => p.networkPolicies.claude_code?.binaries.push(create(sandboxv1.NetworkBinarySchema, { path: "/bin/sh" })),
+      (p) =>
+        p.networkPolicies.claude_code?.binaries.push(
+          create(sandboxv1.NetworkBinarySchema, { path: "/bin/sh" }),
+        ),
       (p) => {
         const rule = p.networkPolicies.github_api;
         if (rule) {
@@ -83,7 +88,8 @@ describe("deterministicPolicyHash", () => {
 });
 
 describe("configRevision", () => {
-  const bool = (value: boolean) => create(sandboxv1.SettingValueSchema, { value: { case: "boolValue", value } });
+  const bool = (value: boolean) =>
+    create(sandboxv1.SettingValueSchema, { value: { case: "boolValue", value } });
 
   it("is the first 8 bytes of SHA-256 as u64 little-endian over source, hash and settings in key order", () => {
     const digest = createHash("sha256")
@@ -104,7 +110,9 @@ describe("configRevision", () => {
 
   it("encodes every value kind with its type tag", () => {
     const int = create(sandboxv1.SettingValueSchema, { value: { case: "intValue", value: -2n } });
-    const bytes = create(sandboxv1.SettingValueSchema, { value: { case: "bytesValue", value: new Uint8Array([9]) } });
+    const bytes = create(sandboxv1.SettingValueSchema, {
+      value: { case: "bytesValue", value: new Uint8Array([9]) },
+    });
     const text = create(sandboxv1.SettingValueSchema, { value: { case: "stringValue", value: "v" } });
     const intBytes = Buffer.alloc(8);
     intBytes.writeBigInt64LE(-2n);
@@ -142,9 +150,14 @@ describe("configRevision", () => {
     };
     const base = configRevision(input);
     expect(configRevision({ ...input })).toBe(base);
-    expect(configRevision({ ...input, settings: [{ ...input.settings[0], value: bool(true) }] } as never)).not.toBe(base);
     expect(
-      configRevision({ ...input, settings: [{ ...input.settings[0], scope: sandboxv1.SettingScope.GLOBAL }] } as never),
+      configRevision({ ...input, settings: [{ ...input.settings[0], value: bool(true) }] } as never),
+    ).not.toBe(base);
+    expect(
+      configRevision({
+        ...input,
+        settings: [{ ...input.settings[0], scope: sandboxv1.SettingScope.GLOBAL }],
+      } as never),
     ).not.toBe(base);
     expect(configRevision({ ...input, settings: [] })).not.toBe(base);
     expect(configRevision({ ...input, policyHash: "other" })).not.toBe(base);

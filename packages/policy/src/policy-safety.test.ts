@@ -5,7 +5,9 @@ import { describe, expect, it } from "vitest";
 import { restrictiveDefaultPolicy } from "./default-policy.js";
 import { assertSafePolicy, findUnsafePolicyContent, validateSandboxPolicy } from "./policy-safety.js";
 
-function policy(init: Parameters<typeof create<typeof sandboxv1.SandboxPolicySchema>>[1]): sandboxv1.SandboxPolicy {
+function policy(
+  init: Parameters<typeof create<typeof sandboxv1.SandboxPolicySchema>>[1],
+): sandboxv1.SandboxPolicy {
   return create(sandboxv1.SandboxPolicySchema, { version: 1, ...init });
 }
 
@@ -28,7 +30,9 @@ describe("validateSandboxPolicy", () => {
   it("refuses relative paths, `..` components and a read-write `/`", () => {
     expect(
       validateSandboxPolicy(
-        policy({ filesystem: { readOnly: ["usr/lib", "/usr/../etc/shadow", "/a/..b"], readWrite: ["/", "///"] } }),
+        policy({
+          filesystem: { readOnly: ["usr/lib", "/usr/../etc/shadow", "/a/..b"], readWrite: ["/", "///"] },
+        }),
       ),
     ).toEqual([
       "path must be absolute (start with '/'): usr/lib",
@@ -68,7 +72,10 @@ describe("validateSandboxPolicy", () => {
 
   it("locates each violation by its YAML path", () => {
     const issues = findUnsafePolicyContent(
-      policy({ filesystem: { readWrite: ["/tmp", "/"] }, process: { runAsUser: "sandbox", runAsGroup: "0" } }),
+      policy({
+        filesystem: { readWrite: ["/tmp", "/"] },
+        process: { runAsUser: "sandbox", runAsGroup: "0" },
+      }),
     );
     expect(issues.map((issue) => issue.path)).toEqual([
       ["process", "run_as_group"],
@@ -79,7 +86,10 @@ describe("validateSandboxPolicy", () => {
 
 describe("assertSafePolicy", () => {
   it("throws invalid_argument with upstream's joined message", () => {
-    const unsafe = policy({ process: { runAsUser: "root", runAsGroup: "sandbox" }, filesystem: { readWrite: ["/"] } });
+    const unsafe = policy({
+      process: { runAsUser: "root", runAsGroup: "sandbox" },
+      filesystem: { readWrite: ["/"] },
+    });
     expect(() => assertSafePolicy(unsafe)).toThrow(OpenShellError);
     try {
       assertSafePolicy(unsafe);

@@ -46,7 +46,10 @@ describe("parsePolicyYaml", () => {
   it("normalises a single port into ports, with port mirroring the first", () => {
     const policy = parsePolicyYaml(EXAMPLE_POLICY_YAML);
     expect(policy.networkPolicies.claude_code?.endpoints[0]).toMatchObject({ port: 443, ports: [443] });
-    expect(policy.networkPolicies.internal_db?.endpoints[0]).toMatchObject({ port: 5432, ports: [5432, 5433] });
+    expect(policy.networkPolicies.internal_db?.endpoints[0]).toMatchObject({
+      port: 5432,
+      ports: [5432, 5433],
+    });
   });
 
   it("names a rule after its key when `name` is omitted and ignores the deprecated `harness`", () => {
@@ -85,7 +88,9 @@ describe("parsePolicyYaml", () => {
     ].join("\n");
     const problems = problemsOf(text);
     expect(problems).toHaveLength(2);
-    expect(problems[0]).toMatch(/^network_policies\.github\.endpoints\[0\]\.methods \(line 7\): unknown field `methods`/);
+    expect(problems[0]).toMatch(
+      /^network_policies\.github\.endpoints\[0\]\.methods \(line 7\): unknown field `methods`/,
+    );
     expect(problems[1]).toMatch(/^inference \(line 8\): unknown field `inference`/);
   });
 
@@ -105,7 +110,7 @@ describe("parsePolicyYaml", () => {
     expect(problemsOf(text)).toEqual([
       'version (line 1): expected an integer from 0 to 4294967295, found string "one"',
       'filesystem_policy.include_workdir (line 3): expected a boolean (true or false), found string "yes"',
-      "filesystem_policy.read_only (line 4): expected a list, found string \"/usr\"",
+      'filesystem_policy.read_only (line 4): expected a list, found string "/usr"',
       "network_policies.a.endpoints[0].host (line 8): expected a string, found integer 42",
       "network_policies.a.endpoints[0].port (line 9): expected an integer from 0 to 65535, found integer 70000",
       'network_policies.a.endpoints[0].ports[1] (line 10): expected an integer from 0 to 65535, found string "x"',
@@ -115,9 +120,9 @@ describe("parsePolicyYaml", () => {
   it("requires version and a binary path", () => {
     expect(problemsOf("landlock: {}\n")).toEqual(["version (line 1): missing field `version`"]);
     expect(problemsOf("")).toEqual(["version (line 1): missing field `version`"]);
-    expect(problemsOf("version: 1\nnetwork_policies:\n  a:\n    binaries:\n      - harness: false\n")).toEqual([
-      "network_policies.a.binaries[0].path (line 5): missing field `path`",
-    ]);
+    expect(
+      problemsOf("version: 1\nnetwork_policies:\n  a:\n    binaries:\n      - harness: false\n"),
+    ).toEqual(["network_policies.a.binaries[0].path (line 5): missing field `path`"]);
   });
 
   it("refuses `port` together with `ports`", () => {
@@ -136,7 +141,8 @@ describe("parsePolicyYaml", () => {
   });
 
   it("refuses an empty rules list", () => {
-    const text = "version: 1\nnetwork_policies:\n  a:\n    endpoints:\n      - host: a.example.com\n        port: 443\n        protocol: rest\n        rules: []\n";
+    const text =
+      "version: 1\nnetwork_policies:\n  a:\n    endpoints:\n      - host: a.example.com\n        port: 443\n        protocol: rest\n        rules: []\n";
     expect(problemsOf(text)).toContain(
       "network_policies.a.endpoints[0].rules (line 8): rules list cannot be empty (would deny all traffic). Use `access: full` or remove rules.",
     );
@@ -144,7 +150,9 @@ describe("parsePolicyYaml", () => {
 
   it("refuses invalid YAML and duplicate keys with their line", () => {
     expect(problemsOf("version: 1\nnetwork_policies: [\n")[0]).toMatch(/^yaml \(line \d\): invalid YAML: /);
-    expect(problemsOf("version: 1\nversion: 2\n")[0]).toMatch(/^yaml \(line 2\): invalid YAML: Map keys must be unique/);
+    expect(problemsOf("version: 1\nversion: 2\n")[0]).toMatch(
+      /^yaml \(line 2\): invalid YAML: Map keys must be unique/,
+    );
   });
 
   it("runs the gateway's safety checks with the line of each offending value", () => {

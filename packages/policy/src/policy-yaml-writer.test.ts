@@ -76,7 +76,13 @@ describe("policyToYaml", () => {
 
   it("writes upstream's key names and shapes", () => {
     const doc = parse(policyToYaml(proto(EVERY_FIELD_YAML)));
-    expect(Object.keys(doc)).toEqual(["version", "filesystem_policy", "landlock", "process", "network_policies"]);
+    expect(Object.keys(doc)).toEqual([
+      "version",
+      "filesystem_policy",
+      "landlock",
+      "process",
+      "network_policies",
+    ]);
     expect(doc.filesystem_policy.include_workdir).toBe(false);
     expect(Object.keys(doc.network_policies)).toEqual(["alpha", "zeta"]);
     expect(doc.network_policies.alpha.name).toBe("alpha");
@@ -115,6 +121,8 @@ describe("policyToYaml", () => {
       version: 1,
       networkPolicies: { a: { name: "a", endpoints: [{ host: "a.example.com", port: 80 }] } },
     });
-    expect(parse(policyToYaml(policy)).network_policies.a.endpoints).toEqual([{ host: "a.example.com", port: 80 }]);
+    expect(parse(policyToYaml(policy)).network_policies.a.endpoints).toEqual([
+      { host: "a.example.com", port: 80 },
+    ]);
   });
 });
