@@ -10,8 +10,9 @@ import {
   resolveGatewayTarget,
 } from "@openshell/bootstrap";
 import { OpenShellError } from "@openshell/core";
+import type { GlobalOptions } from "./command-spec/global-options.js";
 import { explainGatewayError } from "./gateway/gateway-errors.js";
-import { Output, type OutputFormat } from "./ui/output.js";
+import { Output } from "./ui/output.js";
 
 /** What every command gets: where files live, the gateway registry, output, and gateway access. */
 export class CliContext {
@@ -22,20 +23,21 @@ export class CliContext {
   readonly json: boolean;
 
   constructor(
-    readonly options: Record<string, unknown>,
+    /** -g, --gateway-endpoint, -o, -v. */
+    readonly globals: GlobalOptions,
     readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.paths = openshellPaths(env);
     this.registry = new GatewayRegistry(this.paths);
-    const format = (options.output as OutputFormat | undefined) ?? "text";
+    const format = globals.output ?? "text";
     this.output = new Output({ format, env });
     this.json = format === "json";
-    this.verbose = Number(options.verbose ?? 0);
+    this.verbose = globals.verbose;
   }
 
-  /** From a command's invocation (only its options: no import of program.ts, which loads the commands). */
-  static of(invocation: { options: Record<string, unknown> }): CliContext {
-    return new CliContext(invocation.options);
+  /** From a handler's input: the global options are all a context needs. */
+  static of(input: { globals: GlobalOptions }): CliContext {
+    return new CliContext(input.globals);
   }
 
   /** The narrow inputs gateway bootstrap takes: registry, environment, and this CLI's progress output. */
@@ -44,10 +46,7 @@ export class CliContext {
   }
 
   private get selection() {
-    return {
-      gateway: this.options.gateway as string | undefined,
-      gatewayEndpoint: this.options.gatewayEndpoint as string | undefined,
-    };
+    return { gateway: this.globals.gateway, gatewayEndpoint: this.globals.gatewayEndpoint };
   }
 
   /** The configured gateway, or undefined when none is (for bootstrap and a kind `status`). */

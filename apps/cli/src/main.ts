@@ -1,6 +1,7 @@
 // The subpath, not the package root: `openshell --version` must not load the logger.
 import { OPENSHELL_VERSION as VERSION } from "@openshell/core/version";
 import { CommanderError } from "commander";
+import { UsageError } from "./command-spec/usage-error.js";
 import { buildProgram } from "./program.js";
 
 /** Splits off everything after the first `--`: the command to run in the sandbox. */
@@ -23,9 +24,12 @@ async function main(argv: string[]): Promise<number> {
       // commander has printed the message (or the help / version) already.
       return error.exitCode === 0 ? 0 : 2;
     }
-    const { renderError } = await import("./ui/cli-error.js");
+    const { ExitCode, renderError } = await import("./ui/cli-error.js");
     const verbose = own.some((arg) => /^-v+$/.test(arg) || arg === "--verbose");
-    const { text, exitCode: code } = renderError(error, verbose);
+    const rendered = renderError(error, verbose);
+    const { text } = rendered;
+    // Bad values found while parsing (`--limit abc`) are bad usage.
+    const code = error instanceof UsageError ? ExitCode.usage : rendered.exitCode;
     // Under ssh (as ProxyCommand) the line must say who is talking.
     const mark = process.stderr.isTTY && !process.env.NO_COLOR ? "\u001b[31m✗\u001b[0m" : "✗";
     process.stderr.write(`${own[0] === "ssh-proxy" ? "openshell ssh-proxy:" : mark} ${text}\n`);

@@ -1,14 +1,17 @@
-import { OpenShellError } from "@openshell/core";
-import { CliContext } from "../cli-context.js";
-import { completionScript, type Shell } from "../completion/completion-script.js";
-import { buildProgram, type CommandInvocation } from "../program.js";
+import { argument, defineCommand } from "../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const shell = invocation.args[0] as string;
-  if (shell !== "bash" && shell !== "zsh" && shell !== "fish")
-    throw new OpenShellError("invalid_argument", `no completion for '${shell}': use bash, zsh or fish`);
-  const program = buildProgram("", { trailing: [], onExit: () => undefined });
-  ctx.output.stdout.write(completionScript(program, shell as Shell));
-  return 0;
-}
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
+export const completionCommand = defineCommand({
+  path: "completion",
+  aliases: ["completions"],
+  description: "print a shell completion script: bash, zsh or fish",
+  arguments: {
+    shell: argument.required("bash | zsh | fish", { complete: SHELLS }),
+  },
+  helpAfter: `
+Install:
+  bash: openshell completion bash > /etc/bash_completion.d/openshell
+  zsh:  openshell completion zsh > "\${fpath[1]}/_openshell"
+  fish: openshell completion fish > ~/.config/fish/completions/openshell.fish`,
+});

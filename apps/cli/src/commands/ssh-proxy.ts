@@ -1,84 +1,31 @@
-import { readFileSync } from "node:fs";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { Backoff, OpenShellError, sleep } from "@openshell/core";
-import { CliContext } from "../cli-context.js";
-import type { CommandInvocation } from "../program.js";
-import { getSandbox } from "../sandbox/sandbox-lookup.js";
-import { connectUrl } from "../ssh/sandbox-ssh.js";
-import { NOT_READY_RETRY_WINDOW_MS, runSshProxy } from "../ssh/ssh-proxy.js";
+import { defineCommand, option } from "../command-spec/define-command.js";
 
 /**
- * Token mode (`--gateway URL --sandbox-id --token`, what connect/exec use) or name mode
- * (`--gateway-name N --name SANDBOX`, what ssh-config writes: a fresh session per connection).
+ * Token mode (`--gateway URL --sandbox-id ID --token T`, what connect, exec and upload write) or
+ * name mode (`--gateway-name N --name SANDBOX`, what ssh-config writes).
  */
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const options = invocation.options as Record<string, string | undefined>;
-  const gatewayName = options.gatewayName;
-  const stored = gatewayName ? ctx.registry.readClientTls(gatewayName) : undefined;
-  const tls = {
-    ...(stored
-      ? { ca: stored.ca, ...(stored.cert && stored.key ? { cert: stored.cert, key: stored.key } : {}) }
-      : {}),
-    ...(options.tlsCa ? { ca: readFileSync(options.tlsCa) } : {}),
-    ...(options.tlsCert ? { cert: readFileSync(options.tlsCert) } : {}),
-    ...(options.tlsKey ? { key: readFileSync(options.tlsKey) } : {}),
-  };
-
-  if (options.name) {
-    // Here --gateway is not the global gateway name (token mode uses it for the URL).
-    const named = new CliContext({ ...invocation.options, gateway: gatewayName });
-    const target = named.target();
-    const session = await named.withGateway(async (client) => {
-      const sandbox = await getSandbox(client, options.name as string);
-      return createSessionWhenReady(() => client.createSshSession({ sandboxId: sandbox.id }));
-    }, target);
-    await runSshProxy({
-      url: new URL(connectUrl(session, target.endpoint)),
-      sandboxId: session.sandboxId,
-      token: session.token,
-      tls: {
-        ...(target.tls
-          ? {
-              ca: target.tls.ca,
-              ...(target.tls.cert && target.tls.key ? { cert: target.tls.cert, key: target.tls.key } : {}),
-            }
-          : {}),
-        ...tls,
-      },
-      stdin: process.stdin,
-      stdout: process.stdout,
-    });
-    return 0;
-  }
-  if (!options.gateway || !options.sandboxId || !options.token)
-    throw new OpenShellError(
-      "invalid_argument",
-      "ssh-proxy needs --gateway, --sandbox-id and --token, or --name (with --gateway-name or the active gateway)",
-    );
-  await runSshProxy({
-    url: new URL(options.gateway),
-    sandboxId: options.sandboxId,
-    token: options.token,
-    tls,
-    stdin: process.stdin,
-    stdout: process.stdout,
-  });
-  return 0;
-}
-
-/** A sandbox that is still booting answers FAILED_PRECONDITION; retry like the 412 of CONNECT. */
-async function createSessionWhenReady<T>(create: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + NOT_READY_RETRY_WINDOW_MS;
-  const backoff = new Backoff(1_000, 8_000);
-  for (;;) {
-    try {
-      return await create();
-    } catch (error) {
-      const delay = backoff.next();
-      const notReady = error instanceof ConnectError && error.code === Code.FailedPrecondition;
-      if (!notReady || Date.now() + delay > deadline) throw error;
-      await sleep(delay);
-    }
-  }
-}
+export const sshProxyCommand = defineCommand({
+  path: "ssh-proxy",
+  hidden: true,
+  description: "OpenSSH ProxyCommand: tunnels stdin/stdout to a sandbox through the gateway",
+  options: {
+    // The root's -g/--gateway has the same long flag and parses it first: the URL arrives in
+    // `globals.gateway`. Declared here for this command's help.
+    gateway: option.string("--gateway <url>", "token mode: http(s)://host:port/connect/ssh", {
+      complete: "none",
+    }),
+    sandboxId: option.string("--sandbox-id <id>", "token mode: sandbox id", { complete: "none" }),
+    token: option.string("--token <token>", "token mode: SSH session token", { complete: "none" }),
+    gatewayName: option.string(
+      "--gateway-name <name>",
+      "gateway whose client certificates to use; with --name: name mode",
+      { complete: "gateways" },
+    ),
+    name: option.string("--name <sandbox>", "name mode: sandbox name (a fresh session per connection)", {
+      complete: "sandboxes",
+    }),
+    tlsCa: option.string("--tls-ca <file>", "CA of the gateway's certificate", { complete: "files" }),
+    tlsCert: option.string("--tls-cert <file>", "client certificate for mTLS", { complete: "files" }),
+    tlsKey: option.string("--tls-key <file>", "its key", { complete: "files" }),
+  },
+});

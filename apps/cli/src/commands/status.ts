@@ -1,17 +1,6 @@
-import { CliContext } from "../cli-context.js";
-import { printStatus } from "../gateway/status-report.js";
-import type { CommandInvocation } from "../program.js";
+import { defineCommand } from "../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const target = ctx.optionalTarget();
-  if (!target) {
-    if (ctx.json) ctx.output.json({ gateway: null, status: "No gateway configured" });
-    else
-      ctx.output.print(
-        "No gateway configured yet.\nStart a local one with:   openshell gateway start\nOr register one with:     openshell gateway add <url>\n(openshell sandbox create also starts one when none is configured.)",
-      );
-    return 0;
-  }
-  return printStatus(ctx, target);
-}
+export const statusCommand = defineCommand({
+  path: "status",
+  description: "is the active gateway reachable; version, driver, sandbox count",
+});

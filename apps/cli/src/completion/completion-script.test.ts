@@ -1,10 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildProgram } from "../program.js";
+import { argument, type Completion, defineCommand, option } from "../command-spec/define-command.js";
+import { command, type ProgramSpec } from "../command-spec/program-spec.js";
+import { buildProgram, PROGRAM } from "../program.js";
 import { completionScript, type Shell } from "./completion-script.js";
 
 const program = buildProgram("0.0.0", { trailing: [], onExit: () => {} });
@@ -28,8 +30,11 @@ function visibleCommands(command: Command, path = ""): Node[] {
 }
 
 const nodes = visibleCommands(program);
+/** Every command spec a user can see. */
+const visibleSpecs = PROGRAM.entries
+  .flatMap((entry) => (entry.kind === "command" ? [entry] : entry.commands))
+  .filter((entry) => !entry.spec.hidden);
 const parents = nodes.filter((node) => node.command.commands.length > 0);
-const leaves = nodes.filter((node) => node.command.commands.length === 0);
 const visibleChildren = (node: Node) => nodes.filter((other) => other.command.parent === node.command);
 const ownLongOptions = (command: Command) =>
   command
@@ -49,7 +54,7 @@ const scriptFile = (shell: Shell) => join(dir, `openshell.${shell}`);
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "openshell-completion-"));
   for (const shell of ["bash", "zsh", "fish"] as const)
-    writeFileSync(scriptFile(shell), completionScript(program, shell));
+    writeFileSync(scriptFile(shell), completionScript(PROGRAM, shell));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -72,14 +77,14 @@ it("the tree the tests walk is the real one", () => {
 
 describe.each(["bash", "zsh", "fish"] as const)("%s", (shell) => {
   it("leaves out hidden commands and their options", () => {
-    const script = completionScript(program, shell);
+    const script = completionScript(PROGRAM, shell);
     expect(script).not.toContain("ssh-proxy");
     expect(script).not.toContain("--sandbox-id");
     expect(script).not.toContain("--tls-ca");
   });
 
   it("lists sandbox names quietly", () => {
-    expect(completionScript(program, shell)).toContain("openshell sandbox list --names 2>/dev/null");
+    expect(completionScript(PROGRAM, shell)).toContain("openshell sandbox list --names 2>/dev/null");
   });
 });
 
@@ -96,6 +101,13 @@ describe("bash", () => {
     mkdirSync(fakeBin);
   });
 
+  /** Sandbox and gateway names, as `openshell sandbox|gateway list --names` print them. */
+  const NAMES = [
+    `[ "$*" = "sandbox list --names" ] && exec printf 'alpha\\nbeta\\nalbatross\\n'`,
+    `[ "$*" = "gateway list --names" ] && exec printf 'local\\nlab\\n'`,
+    "exit 2",
+  ].join("\n");
+
   /** A stand-in `openshell` on PATH, for the sandbox-name lookups. */
   function fakeOpenshell(body: string) {
     writeFileSync(join(fakeBin, "openshell"), `#!/bin/sh\n${body}\n`);
@@ -108,9 +120,13 @@ describe("bash", () => {
 
   /** What _openshell puts in COMPREPLY for the command line `words` (the last one is being typed). */
   function complete(...words: string[]): string[] {
+    return completeWith(scriptFile("bash"), ...words);
+  }
+
+  function completeWith(script: string, ...words: string[]): string[] {
     const result = spawnSync(
       "bash",
-      ["--norc", "--noprofile", "-c", COMPLETE_IN_BASH, "bash", scriptFile("bash"), "openshell", ...words],
+      ["--norc", "--noprofile", "-c", COMPLETE_IN_BASH, "bash", script, "openshell", ...words],
       { cwd, encoding: "utf8", env: { ...process.env, PATH: `${fakeBin}:${process.env.PATH}` } },
     );
     expect(result.stderr).toBe("");
@@ -192,7 +208,7 @@ describe("bash", () => {
   });
 
   it("completes sandbox names from `openshell sandbox list --names`", () => {
-    fakeOpenshell(`[ "$*" = "sandbox list --names" ] || exit 2\nprintf 'alpha\\nbeta\\nalbatross\\n'`);
+    fakeOpenshell(NAMES);
     expect(complete("sandbox", "get", "")).toEqual(["alpha", "beta", "albatross"]);
     expect(complete("sandbox", "connect", "al")).toEqual(["alpha", "albatross"]);
     expect(complete("sb", "rm", "alpha", "b")).toEqual(["beta"]);
@@ -202,8 +218,78 @@ describe("bash", () => {
     expect(complete("sandbox", "stop", "b")).toEqual(["beta"]);
     expect(complete("sb", "start", "al")).toEqual(["alpha", "albatross"]);
     expect(complete("sandbox", "start", "--no")).toEqual(["--no-wait"]);
+  });
+
+  it("completes gateway names from `openshell gateway list --names`", () => {
+    fakeOpenshell(NAMES);
     // gateway select NAME is a gateway, not a sandbox.
-    expect(complete("gateway", "select", "")).toEqual([]);
+    expect(complete("gateway", "select", "")).toEqual(["local", "lab"]);
+    expect(complete("gateway", "stop", "--name", "la")).toEqual(["lab"]);
+    expect(complete("-g", "lo")).toEqual(["local"]);
+    expect(complete("sandbox", "list", "--gateway", "")).toEqual(["local", "lab"]);
+  });
+
+  it("completes what each spec declares, not what its names suggest", () => {
+    // A command whose names point one way and whose declared completions point another.
+    const probe = defineCommand({
+      path: "probe",
+      description: "a command of this test only",
+      arguments: {
+        name: argument.required("sandbox name", { complete: "files" }),
+        local: argument.optional("local file", { complete: "sandboxes" }),
+        dest: argument.variadic("local directory", { complete: ["north", "south"] }),
+      },
+      options: {
+        policy: option.string("--policy <file>", "policy file", { complete: "none" }),
+        certs: option.list("--certs <file>", "certificate files", { complete: "gateways" }),
+        sandbox: option.string("--sandbox <name>", "sandbox", { complete: ["x1", "x2"] }),
+      },
+    });
+    const spec: ProgramSpec = {
+      ...PROGRAM,
+      entries: [command(probe, () => Promise.reject(new Error("never run")))],
+    };
+    const file = join(dir, "probe.bash");
+    writeFileSync(file, completionScript(spec, "bash"));
+    fakeOpenshell(NAMES);
+    expect(completeWith(file, "probe", "no")).toEqual(["notes.txt"]);
+    expect(completeWith(file, "probe", "notes.txt", "al")).toEqual(["alpha", "albatross"]);
+    expect(completeWith(file, "probe", "notes.txt", "alpha", "")).toEqual(["north", "south"]);
+    expect(completeWith(file, "probe", "notes.txt", "alpha", "north", "s")).toEqual(["south"]);
+    expect(completeWith(file, "probe", "--policy", "pol")).toEqual([]);
+    expect(completeWith(file, "probe", "--certs", "")).toEqual(["local", "lab"]);
+    expect(completeWith(file, "probe", "--sandbox", "")).toEqual(["x1", "x2"]);
+  });
+
+  it("gives every declared completion of every command its branch", () => {
+    const script = readFileSync(scriptFile("bash"), "utf8");
+    const action = (complete: Completion) =>
+      complete === "files"
+        ? "__openshell_files"
+        : complete === "sandboxes"
+          ? "__openshell_sandbox_names"
+          : complete === "gateways"
+            ? "__openshell_gateway_names"
+            : complete === "none"
+              ? ":"
+              : `__openshell_words '${complete.join(" ")}'`;
+    for (const { spec } of visibleSpecs) {
+      Object.values(spec.arguments).forEach((argument, index) => {
+        const where = argument.shape === "variadic" ? `'${spec.path}/'*` : `'${spec.path}/${index}'`;
+        expect(script, `${spec.path} argument ${index}`).toContain(
+          `    ${where}) ${action(argument.complete)} ;;`,
+        );
+      });
+      for (const option of Object.values(spec.options)) {
+        if (!/[<[]/.test(option.flags) || option.complete === "none") continue;
+        const long = option.flags.split(/[ ,]+/).find((flag) => flag.startsWith("--"));
+        expect(script, `${spec.path} ${long}`).toMatch(
+          new RegExp(
+            `'${spec.path}/${long}'\\) ${action(option.complete).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} ;;`,
+          ),
+        );
+      }
+    }
   });
 
   it("stays quiet when the gateway is unreachable or openshell is missing", () => {
@@ -220,7 +306,7 @@ describe("bash", () => {
 });
 
 describe("zsh", () => {
-  const script = () => completionScript(program, "zsh");
+  const script = () => completionScript(PROGRAM, "zsh");
 
   it.runIf(has("zsh"))("is valid zsh", () => {
     const result = spawnSync("zsh", ["-n", scriptFile("zsh")], { encoding: "utf8" });
@@ -304,7 +390,7 @@ function fishWords(line: string): string[] {
 
 describe("fish", () => {
   const rules = () =>
-    completionScript(program, "fish")
+    completionScript(PROGRAM, "fish")
       .split("\n")
       .filter((line) => line.startsWith("complete -c openshell -n "))
       .map((line) => {
@@ -337,7 +423,7 @@ describe("fish", () => {
   });
 
   it("quotes every line properly", () => {
-    for (const line of completionScript(program, "fish").split("\n"))
+    for (const line of completionScript(PROGRAM, "fish").split("\n"))
       expect(() => fishWords(line)).not.toThrow();
   });
 
@@ -378,15 +464,20 @@ describe("fish", () => {
     const all = rules();
     const forArgument = (path: string, index: number, max: number | "" = index) =>
       all.find((r) => r.condition === `__openshell_at '${path}' ${index}${max === "" ? "" : ` ${max}`}`);
-    for (const leaf of leaves) {
-      const [first] = leaf.command.registeredArguments;
-      if (first && /^names?$/.test(first.name()) && /sandbox/.test(first.description))
-        expect(forArgument(leaf.path, 0, first.variadic ? "" : 0)?.arguments, leaf.path).toBe(
-          "(__openshell_sandbox_names)",
-        );
-    }
     expect(forArgument("completion", 0)?.arguments).toBe("bash zsh fish");
     expect(forArgument("sandbox upload", 1)?.words).toContain("-F");
-    expect(forArgument("gateway select", 0)).toBeUndefined();
+    expect(forArgument("gateway select", 0)?.arguments).toBe("(__openshell_gateway_names)");
+    // Every argument that completes to something has its rule, as its spec declares.
+    for (const { spec } of visibleSpecs)
+      Object.values(spec.arguments).forEach((argument, index) => {
+        const rule = forArgument(spec.path, index, argument.shape === "variadic" ? "" : index);
+        if (argument.complete === "none") expect(rule, `${spec.path} ${index}`).toBeUndefined();
+        else if (argument.complete === "files") expect(rule?.words, `${spec.path} ${index}`).toContain("-F");
+        else if (typeof argument.complete === "string")
+          expect(rule?.arguments, `${spec.path} ${index}`).toBe(
+            argument.complete === "sandboxes" ? "(__openshell_sandbox_names)" : "(__openshell_gateway_names)",
+          );
+        else expect(rule?.arguments, `${spec.path} ${index}`).toBe(argument.complete.join(" "));
+      });
   });
 });

@@ -1,13 +1,20 @@
-import type { Command, Option } from "commander";
+import type {
+  ArgumentSpec,
+  Completion,
+  OptionSpec as DeclaredOption,
+  OptionTable,
+} from "../command-spec/define-command.js";
+import type { CommandEntry, ProgramSpec } from "../command-spec/program-spec.js";
 
 export type Shell = "bash" | "zsh" | "fish";
 
 /**
- * A static completion script for `shell`, generated from the commander tree: subcommands (hidden
- * ones left out), options (the root's global options at every level), option values and positional
- * arguments. Sandbox names are the one dynamic part: they come from `openshell sandbox list --names`.
+ * A static completion script for `shell`, generated from the command specs: subcommands (hidden
+ * ones left out), options (the global options at every level), and for option values and
+ * positional arguments what each spec declares they complete to. Sandbox and gateway names are
+ * the dynamic part: they come from `openshell sandbox list --names` / `openshell gateway list --names`.
  */
-export function completionScript(program: Command, shell: Shell): string {
+export function completionScript(program: ProgramSpec, shell: Shell): string {
   const model = describeProgram(program);
   switch (shell) {
     case "bash":
@@ -20,12 +27,13 @@ export function completionScript(program: Command, shell: Shell): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The tree, reduced to what completion needs.
+// The specs, reduced to what completion needs.
 
 type ValueCompletion =
   | { kind: "none" }
   | { kind: "files" }
   | { kind: "sandboxes" }
+  | { kind: "gateways" }
   | { kind: "words"; words: readonly string[] };
 
 interface OptionSpec {
@@ -38,106 +46,134 @@ interface OptionSpec {
   repeatable: boolean;
 }
 
-interface ArgumentSpec {
+interface ArgumentModel {
   name: string;
   description: string;
   variadic: boolean;
   completion: ValueCompletion;
 }
 
-interface CommandSpec {
+interface CommandModel {
   /** Canonical names from the root, space-separated: "" for the root, "sandbox create". */
   path: string;
   name: string;
-  aliases: string[];
+  aliases: readonly string[];
   description: string;
-  /** Its own options, --help included; the globals are in ProgramSpec. */
+  /** Its own options, --help included; the globals are in ProgramModel. */
   options: OptionSpec[];
-  arguments: ArgumentSpec[];
-  children: CommandSpec[];
+  arguments: ArgumentModel[];
+  children: CommandModel[];
   /** Takes `-- CMD...`: what follows `--` is a command for the sandbox. */
   trailingCommand: boolean;
 }
 
-interface ProgramSpec {
-  root: CommandSpec;
-  /** The root's options that apply at every level (not --help, not --version). */
+interface ProgramModel {
+  root: CommandModel;
+  /** The options that apply at every level (not --help, not --version). */
   globals: OptionSpec[];
 }
 
-const SHELLS: readonly Shell[] = ["bash", "zsh", "fish"];
-const FILE_OPTION = /file|cert|key|policy|upload/;
-const FILE_ARGUMENT = new Set(["local", "dest"]);
-const SANDBOX_ARGUMENT = new Set(["name", "names"]);
+/** commander's help option, on every command. */
+const HELP: OptionSpec = {
+  short: "-h",
+  long: "--help",
+  description: "display help for command",
+  repeatable: false,
+};
 
-function describeProgram(program: Command): ProgramSpec {
-  const root = describeCommand(program, "");
-  const globals = root.options.filter((option) => option.long !== "--help" && option.long !== "--version");
-  root.options = root.options.filter((option) => !globals.includes(option));
-  return { root, globals };
+function describeProgram(program: ProgramSpec): ProgramModel {
+  const version = {
+    ...splitFlags(program.version.flags),
+    description: program.version.description,
+    repeatable: false,
+  };
+  const children = program.entries.flatMap((entry): CommandModel[] => {
+    if (entry.kind === "command") return entry.spec.hidden ? [] : [describeCommand(entry, entry.spec.path)];
+    const visible = entry.commands.filter((child) => !child.spec.hidden);
+    return [
+      {
+        path: entry.group.name,
+        name: entry.group.name,
+        aliases: entry.group.aliases ?? [],
+        description: entry.group.description,
+        options: [HELP],
+        arguments: [],
+        children: visible.map((child) => describeCommand(child, child.spec.path)),
+        trailingCommand: false,
+      },
+    ];
+  });
+  return {
+    root: {
+      path: "",
+      name: program.name,
+      aliases: [],
+      description: program.description,
+      options: [version, HELP],
+      arguments: [],
+      children,
+      trailingCommand: false,
+    },
+    globals: describeOptions(program.globals),
+  };
 }
 
-function describeCommand(command: Command, path: string): CommandSpec {
-  const help = command.createHelp();
-  // visibleCommands adds commander's implicit `help` command; only declared commands are completed.
-  const children = help.visibleCommands(command).filter((child) => command.commands.includes(child));
+function describeCommand({ spec }: CommandEntry, path: string): CommandModel {
   return {
     path,
-    name: command.name(),
-    aliases: command.aliases(),
-    description: command.description(),
-    options: help.visibleOptions(command).map(describeOption),
-    arguments: command.registeredArguments.map((argument) => ({
-      name: argument.name(),
+    name: path.slice(path.lastIndexOf(" ") + 1),
+    aliases: spec.aliases ?? [],
+    description: spec.description,
+    options: [...describeOptions(spec.options), HELP],
+    arguments: Object.entries(spec.arguments).map(([name, argument]: [string, ArgumentSpec<unknown>]) => ({
+      name,
       description: argument.description,
-      variadic: argument.variadic,
-      completion: argumentCompletion(command, argument.name(), argument.description, argument.argChoices),
+      variadic: argument.shape === "variadic",
+      completion: valueCompletion(argument.complete),
     })),
-    children: children.map((child) =>
-      describeCommand(child, path ? `${path} ${child.name()}` : child.name()),
-    ),
-    trailingCommand: /--\s*CMD/.test(command.usage()),
+    children: [],
+    trailingCommand: spec.trailingCommand,
   };
 }
 
-function describeOption(option: Option): OptionSpec {
-  const spec: OptionSpec = {
-    description: option.description,
-    repeatable:
-      /repeatable/i.test(option.description) ||
-      (!option.required && !option.optional && typeof option.defaultValue === "number"),
-  };
-  if (option.short) spec.short = option.short;
-  if (option.long) spec.long = option.long;
-  if (option.required || option.optional) {
-    const name = /[<[](.+)[>\]]\s*$/.exec(option.flags)?.[1] ?? "value";
-    spec.value = { name, completion: optionCompletion(option, name) };
+function describeOptions(table: OptionTable): OptionSpec[] {
+  return Object.values(table).flatMap((option: DeclaredOption<unknown>) => {
+    const { valueName, ...flags } = splitFlags(option.flags);
+    const described: OptionSpec = {
+      ...flags,
+      description: option.description,
+      repeatable: option.repeatable,
+    };
+    if (valueName !== undefined)
+      described.value = { name: valueName, completion: valueCompletion(option.complete) };
+    if (option.parse.kind !== "tristate") return [described];
+    // --tty / --no-tty: one spec, two flags.
+    const negated = {
+      long: `--no-${(flags.long ?? "").slice(2)}`,
+      description: option.parse.negatedDescription,
+      repeatable: false,
+    };
+    return [described, negated];
+  });
+}
+
+/** "-n, --name <name>" → -n, --name and the value's name (what commander prints in help). */
+function splitFlags(flags: string): { short?: string; long?: string; valueName?: string } {
+  const split: { short?: string; long?: string; valueName?: string } = {};
+  for (const part of flags.split(/[ ,|]+/)) {
+    if (part.startsWith("--")) split.long = part;
+    else if (part.startsWith("-")) split.short = part;
+    else if (/^[<[].*[>\]]$/.test(part)) split.valueName = part.slice(1, -1);
   }
-  return spec;
+  return split;
 }
 
-function optionCompletion(option: Option, valueName: string): ValueCompletion {
-  if (option.argChoices?.length) return { kind: "words", words: option.argChoices };
-  const name = (option.long ?? option.short ?? "").replace(/^-+/, "");
-  if (FILE_OPTION.test(name) || /^(file|local)\b/.test(valueName)) return { kind: "files" };
-  return { kind: "none" };
+function valueCompletion(completion: Completion): ValueCompletion {
+  if (typeof completion !== "string") return { kind: "words", words: completion };
+  return { kind: completion };
 }
 
-function argumentCompletion(
-  command: Command,
-  name: string,
-  description: string,
-  choices: readonly string[] | undefined,
-): ValueCompletion {
-  if (choices?.length) return { kind: "words", words: choices };
-  if (command.name() === "completion") return { kind: "words", words: SHELLS };
-  // `gateway select [name]` is a gateway: only sandbox names are listed.
-  if (SANDBOX_ARGUMENT.has(name) && /sandbox/i.test(description)) return { kind: "sandboxes" };
-  if (FILE_ARGUMENT.has(name)) return { kind: "files" };
-  return { kind: "none" };
-}
-
-function allCommands(command: CommandSpec): CommandSpec[] {
+function allCommands(command: CommandModel): CommandModel[] {
   return [command, ...command.children.flatMap(allCommands)];
 }
 
@@ -150,11 +186,12 @@ const sh = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
 const fish = (text: string) => `'${text.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
 
 const QUIET_LIST = "openshell sandbox list --names 2>/dev/null </dev/null";
+const QUIET_GATEWAYS = "openshell gateway list --names 2>/dev/null </dev/null";
 
 // ---------------------------------------------------------------------------------------------
 // bash
 
-function bashScript({ root, globals }: ProgramSpec): string {
+function bashScript({ root, globals }: ProgramModel): string {
   const commands = allCommands(root);
   const branch = (patterns: string[], action: string) => `    ${patterns.join(" | ")}) ${action} ;;`;
   const at = (path: string, word: string) => sh(`${path}/${word}`);
@@ -167,6 +204,8 @@ function bashScript({ root, globals }: ProgramSpec): string {
         return "__openshell_files";
       case "sandboxes":
         return "__openshell_sandbox_names";
+      case "gateways":
+        return "__openshell_gateway_names";
       case "none":
         return ":";
     }
@@ -254,6 +293,15 @@ __openshell_sandbox_names() {
   while IFS= read -r name; do
     [[ -n $name && $name == "$cur"* ]] && COMPREPLY+=("$name")
   done < <(__openshell_sandboxes)
+  return 0
+}
+
+# Gateway names this CLI knows (no network).
+__openshell_gateway_names() {
+  local name
+  while IFS= read -r name; do
+    [[ -n $name && $name == "$cur"* ]] && COMPREPLY+=("$name")
+  done < <(${QUIET_GATEWAYS})
   return 0
 }
 
@@ -383,6 +431,8 @@ function zshAction(completion: ValueCompletion): string {
       return "_files";
     case "sandboxes":
       return "__openshell_sandbox_names";
+    case "gateways":
+      return "__openshell_gateway_names";
     case "none":
       return "";
   }
@@ -402,7 +452,7 @@ function zshOptionSpecs(option: OptionSpec): string[] {
   });
 }
 
-function zshCommand(command: CommandSpec, globals: OptionSpec[]): string {
+function zshCommand(command: CommandModel, globals: OptionSpec[]): string {
   const fn = zshFunction(command.path);
   const options = [...command.options, ...globals].flatMap(zshOptionSpecs);
   const lines = (specs: string[]) => specs.map((spec) => `    ${spec}`).join(" \\\n");
@@ -443,7 +493,7 @@ ${command.children.map((child) => `        ${[child.name, ...child.aliases].map(
 }`;
 }
 
-function zshScript({ root, globals }: ProgramSpec): string {
+function zshScript({ root, globals }: ProgramModel): string {
   return `#compdef openshell
 # zsh completion for openshell. Generated by \`openshell completion zsh\`; install with
 #   openshell completion zsh > "\${fpath[1]}/_openshell"
@@ -457,6 +507,15 @@ __openshell_sandbox_names() {
   names=(\${(f)"$($limit ${QUIET_LIST})"})
   names=(\${names:#})
   _wanted sandboxes expl 'sandbox' compadd -a names
+}
+
+# Gateway names this CLI knows (no network).
+__openshell_gateway_names() {
+  local -a names
+  local expl
+  names=(\${(f)"$(${QUIET_GATEWAYS})"})
+  names=(\${names:#})
+  _wanted gateways expl 'gateway' compadd -a names
 }
 
 ${allCommands(root)
@@ -474,7 +533,7 @@ fi
 // ---------------------------------------------------------------------------------------------
 // fish
 
-function fishScript({ root, globals }: ProgramSpec): string {
+function fishScript({ root, globals }: ProgramModel): string {
   const commands = allCommands(root);
   const complete = (condition: string, rest: string) => `complete -c openshell -n ${condition} ${rest}`;
   /** Condition: at command `path`, with between min and max (or more) positional arguments typed. */
@@ -488,6 +547,7 @@ function fishScript({ root, globals }: ProgramSpec): string {
     if (completion?.kind === "files") parts.push("-r -F");
     else if (completion?.kind === "words") parts.push(`-x -a ${fish(completion.words.join(" "))}`);
     else if (completion?.kind === "sandboxes") parts.push("-x -a '(__openshell_sandbox_names)'");
+    else if (completion?.kind === "gateways") parts.push("-x -a '(__openshell_gateway_names)'");
     else if (completion) parts.push("-x");
     parts.push(`-d ${fish(option.description)}`);
     return parts.join(" ");
@@ -500,6 +560,8 @@ function fishScript({ root, globals }: ProgramSpec): string {
         return "-F";
       case "sandboxes":
         return "-f -a '(__openshell_sandbox_names)'";
+      case "gateways":
+        return "-f -a '(__openshell_gateway_names)'";
       case "none":
         return "-f";
     }
@@ -554,6 +616,11 @@ function __openshell_sandbox_names
     else
         command ${QUIET_LIST}
     end
+end
+
+# Gateway names this CLI knows (no network).
+function __openshell_gateway_names
+    command ${QUIET_GATEWAYS}
 end
 
 # Prints the path of subcommand $argv[2] (a name or an alias) of the command at path $argv[1].

@@ -2,10 +2,10 @@ import { DEFAULT_GATEWAY_NAME } from "@openshell/bootstrap";
 import type { CliContext } from "../cli-context.js";
 
 /** `gateway <verb>` acts on --name, else -g / OPENSHELL_GATEWAY / the active gateway, else 'openshell'. */
-export function gatewayNameFor(ctx: CliContext, explicit: unknown): string {
+export function gatewayNameFor(ctx: CliContext, explicit: string | undefined): string {
   return (
-    (explicit as string | undefined) ??
-    (ctx.options.gateway as string | undefined) ??
+    explicit ??
+    ctx.globals.gateway ??
     ctx.env.OPENSHELL_GATEWAY ??
     ctx.registry.active() ??
     DEFAULT_GATEWAY_NAME

@@ -1,24 +1,11 @@
-import { localGatewayLayout, runningGatewayPid } from "@openshell/bootstrap";
-import { CliContext } from "../../cli-context.js";
-import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import type { CommandInvocation } from "../../program.js";
+import { defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const name = gatewayNameFor(ctx, invocation.options.name);
-  const metadata = ctx.registry.require(name);
-  const layout = metadata.deployment === "process" ? localGatewayLayout(ctx.paths, name) : undefined;
-  const info = {
-    ...metadata,
-    active: ctx.registry.active() === name,
-    config_dir: ctx.registry.gatewayDir(name),
-    ...(layout
-      ? { state_dir: layout.stateDir, log_file: layout.logFile, pid: runningGatewayPid(layout) ?? null }
-      : {}),
-  };
-  if (ctx.json) ctx.output.json(info);
-  else
-    for (const [key, value] of Object.entries(info))
-      ctx.output.print(`${`${key}:`.padEnd(18)} ${value ?? "-"}`);
-  return 0;
-}
+export const gatewayInfoCommand = defineCommand({
+  path: "gateway info",
+  description: "show what the CLI has recorded about a gateway",
+  options: {
+    name: option.string("--name <name>", "gateway name (default: the active gateway)", {
+      complete: "gateways",
+    }),
+  },
+});

@@ -1,40 +1,32 @@
-import { DEFAULT_GATEWAY_NAME, ensureLocalGateway, validateGatewayName } from "@openshell/bootstrap";
-import { CliContext } from "../../cli-context.js";
-import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { dockerGateway } from "../../gateway/load-docker-gateway.js";
-import type { CommandInvocation } from "../../program.js";
+import { defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const options = invocation.options;
-  const name = validateGatewayName(startName(ctx, options.name as string | undefined));
-  const docker = Boolean(options.docker) || ctx.registry.read(name)?.deployment === "docker";
-  const { target, alreadyRunning } = docker
-    ? await (await dockerGateway()).ensureDockerGateway(ctx.bootstrapInputs(), {
-        name,
-        port: options.port as number | undefined,
-        recreate: options.recreate as boolean | undefined,
-      })
-    : await ensureLocalGateway(ctx.bootstrapInputs(), {
-        name,
-        port: options.port as number | undefined,
-        driver: options.drivers as string | undefined,
-        plaintext: options.plaintext as boolean | undefined,
-        recreate: options.recreate as boolean | undefined,
-        vmVcpus: options.vmVcpus as number | undefined,
-        vmMemMib: options.vmMemMib as number | undefined,
-      });
-  if (alreadyRunning)
-    ctx.output.success(`Gateway '${name}' is already running at ${target.endpoint.origin}.`);
-  else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);
-  ctx.output.success(`Active gateway set to '${name}'`);
-  return 0;
-}
-
-/** --name, else -g / OPENSHELL_GATEWAY / the active gateway when this CLI manages it, else 'openshell'. */
-function startName(ctx: CliContext, explicit: string | undefined): string {
-  if (explicit) return explicit;
-  const chosen = gatewayNameFor(ctx, undefined);
-  const deployment = ctx.registry.read(chosen)?.deployment;
-  return deployment === "registered" ? DEFAULT_GATEWAY_NAME : chosen;
-}
+export const gatewayStartCommand = defineCommand({
+  path: "gateway start",
+  description: "start (or resume) a local gateway, as a background process or in Docker, and make it active",
+  options: {
+    name: option.string(
+      "--name <name>",
+      "gateway name (default: -g, OPENSHELL_GATEWAY, the active gateway, or 'openshell')",
+      { complete: "gateways" },
+    ),
+    port: option.integer(
+      "--port <port>",
+      "API port on 127.0.0.1 (default: the stored port, OPENSHELL_GATEWAY_PORT or 8080)",
+    ),
+    drivers: option.string("--drivers <driver>", "compute driver: vm (microVMs)", {
+      default: "vm",
+      complete: ["vm"],
+    }),
+    plaintext: option.flag("--plaintext", "serve plain HTTP/2 instead of mTLS (local experiments only)"),
+    recreate: option.flag(
+      "--recreate",
+      "throw away this gateway's state (sandboxes, PKI, secrets) and start fresh",
+    ),
+    docker: option.flag(
+      "--docker",
+      "run the gateway in a Docker container (volume, network, restart policy unless-stopped)",
+    ),
+    vmVcpus: option.integer("--vm-vcpus <n>", "vCPUs per sandbox VM"),
+    vmMemMib: option.integer("--vm-mem-mib <n>", "memory per sandbox VM in MiB"),
+  },
+});

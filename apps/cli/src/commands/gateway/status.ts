@@ -1,19 +1,11 @@
-import { gatewayTargetOf, localGatewayLayout, runningGatewayPid } from "@openshell/bootstrap";
-import { CliContext } from "../../cli-context.js";
-import { gatewayNameFor } from "../../gateway/gateway-name.js";
-import { dockerGateway } from "../../gateway/load-docker-gateway.js";
-import { printStatus } from "../../gateway/status-report.js";
-import type { CommandInvocation } from "../../program.js";
+import { defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const name = gatewayNameFor(ctx, invocation.options.name);
-  const metadata = ctx.registry.require(name);
-  const pid =
-    metadata.deployment === "process" ? runningGatewayPid(localGatewayLayout(ctx.paths, name)) : undefined;
-  const container =
-    metadata.deployment === "docker"
-      ? await (await dockerGateway()).dockerGatewayState(ctx.env, name)
-      : undefined;
-  return printStatus(ctx, gatewayTargetOf(ctx.registry, metadata), { pid, container });
-}
+export const gatewayStatusCommand = defineCommand({
+  path: "gateway status",
+  description: "is the gateway running and reachable; version, driver, sandbox count",
+  options: {
+    name: option.string("--name <name>", "gateway name (default: the active gateway)", {
+      complete: "gateways",
+    }),
+  },
+});

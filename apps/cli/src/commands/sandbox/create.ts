@@ -1,170 +1,37 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import type { OpenShellClient } from "@openshell/bootstrap";
-import {
-  DEFAULT_GATEWAY_NAME,
-  ensureLocalGateway,
-  type GatewayTarget,
-  NO_ACTIVE_GATEWAY,
-} from "@openshell/bootstrap";
-import { OpenShellError } from "@openshell/core";
-import type { Sandbox } from "@openshell/proto";
-import { CliContext } from "../../cli-context.js";
-import { uploadToSandbox } from "../../files/sandbox-transfer.js";
-import { shellCommandLine } from "../../files/shell-quote.js";
-import { dockerGateway } from "../../gateway/load-docker-gateway.js";
-import type { CommandInvocation } from "../../program.js";
-import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
-import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
-import { wantsTty } from "../../sandbox/remote-command.js";
-import { parseSandboxResources } from "../../sandbox/sandbox-resources.js";
-import { sandboxJson } from "../../sandbox/sandbox-view.js";
-import { provisionTimeoutMs, waitForReady } from "../../sandbox/wait-for-ready.js";
-import {
-  runSshAttached,
-  sessionProxyCommand,
-  sshArgs,
-  sshRemoteRunner,
-  ttyArgs,
-} from "../../ssh/sandbox-ssh.js";
+import { defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const options = invocation.options;
-  const name = options.name as string | undefined;
-  if (name !== undefined && name.trim() === "")
-    throw new OpenShellError(
-      "invalid_argument",
-      "--name must not be empty: give a name, or leave --name out to get a generated one",
-    );
-  const environment = parseEnvAssignments(options.env as string[] | undefined);
-  const resources = parseSandboxResources({
-    cpus: options.cpus as string | undefined,
-    memory: options.memory as string | undefined,
-    disk: options.disk as string | undefined,
-  });
-  const policy = options.policy ? loadPolicyFile(options.policy as string) : undefined;
-  const upload = options.upload ? parseUploadSpec(options.upload as string) : undefined;
-  const timeoutMs = provisionTimeoutMs(ctx.env);
-  const command = invocation.trailing;
-  const keep = options.keep !== false;
-  const bootstrap = options.bootstrap !== false;
-
-  let target = ctx.optionalTarget();
-  if (!target) {
-    if (!bootstrap) throw new OpenShellError("unavailable", NO_ACTIVE_GATEWAY);
-    ctx.output.info("No gateway found — starting one automatically.");
-    target = (
-      await ensureLocalGateway(ctx.bootstrapInputs(), {
-        name: ctx.env.OPENSHELL_GATEWAY ?? DEFAULT_GATEWAY_NAME,
-      })
-    ).target;
-  }
-
-  const request = {
-    name: name ?? "",
-    spec: {
-      environment,
-      ...(policy ? { policy } : {}),
-      ...(resources ? { template: { resources } } : {}),
-    },
-  };
-  const created = await createWithBootstrap(ctx, target, bootstrap, (client) =>
-    client.createSandbox(request),
-  );
-  target = created.target;
-  const sandbox = created.sandbox;
-  ctx.output.note(`Created sandbox: ${sandbox.name}`);
-  ctx.rememberSandbox(target, sandbox.name);
-
-  let exitCode = 0;
-  try {
-    await ctx.withGateway(async (client) => {
-      const ready = await waitForReady({
-        client,
-        sandbox,
-        output: ctx.output,
-        timeoutMs,
-        verbose: ctx.verbose > 0,
-      });
-      if (upload) {
-        const proxy = await sessionProxyCommand(ctx, client, target, ready);
-        const summary = await uploadToSandbox({
-          localPath: upload.local,
-          dest: upload.dest,
-          gitIgnore: options.gitIgnore !== false,
-          runRemote: sshRemoteRunner(proxy),
-        });
-        ctx.output.success(`Uploaded ${summary.files} files (${summary.bytes} bytes) to ${upload.dest}`);
-      }
-      const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
-      if (command.length > 0 || interactive) {
-        const proxy = await sessionProxyCommand(ctx, client, target, ready);
-        const tty = command.length > 0 ? wantsTty(options.tty) : true;
-        const remote = command.length > 0 ? shellCommandLine(command) : undefined;
-        exitCode = await runSshAttached(sshArgs(proxy, ttyArgs(tty), remote));
-      } else if (ctx.json) ctx.output.json(sandboxJson(ready));
-      else ctx.output.print(ready.name);
-    }, target);
-  } finally {
-    if (!keep) {
-      await ctx.withGateway(async (client) => {
-        const progress = ctx.output.progress(`Deleting sandbox '${sandbox.name}' (--no-keep)`);
-        await deleteSandbox(client, sandbox.name, { wait: true });
-        progress.done();
-        ctx.output.success(`Deleted sandbox '${sandbox.name}'`);
-      }, target);
-      if (target.name) ctx.registry.clearLastSandbox(target.name, sandbox.name);
-    }
-  }
-  return exitCode;
-}
-
-/**
- * CreateSandbox; when a gateway this CLI manages is down, start it and retry once (upstream's
- * auto-bootstrap).
- */
-async function createWithBootstrap(
-  ctx: CliContext,
-  target: GatewayTarget,
-  bootstrap: boolean,
-  create: (client: OpenShellClient) => Promise<{ sandbox?: Sandbox }>,
-): Promise<{ target: GatewayTarget; sandbox: Sandbox }> {
-  const attempt = async (using: GatewayTarget) => {
-    const response = await ctx.withGateway(create, using);
-    if (!response.sandbox)
-      throw new OpenShellError("internal", "the gateway answered CreateSandbox without a sandbox");
-    return { target: using, sandbox: response.sandbox };
-  };
-  try {
-    return await attempt(target);
-  } catch (error) {
-    const unreachable =
-      error instanceof OpenShellError &&
-      error.code === "unavailable" &&
-      error.cause instanceof ConnectError &&
-      error.cause.code === Code.Unavailable;
-    const deployment = target.metadata?.deployment;
-    if (!unreachable || !bootstrap || !target.name || (deployment !== "process" && deployment !== "docker"))
-      throw error;
-    ctx.output.info(`Gateway '${target.name}' is not running — starting it.`);
-    return attempt(await startManagedGateway(ctx, target.name, deployment));
-  }
-}
-
-/** A process gateway is resumed; a Docker one is resumed, or recreated with a warning if that fails. */
-async function startManagedGateway(
-  ctx: CliContext,
-  name: string,
-  deployment: "process" | "docker",
-): Promise<GatewayTarget> {
-  if (deployment === "process") return (await ensureLocalGateway(ctx.bootstrapInputs(), { name })).target;
-  const { ensureDockerGateway } = await dockerGateway();
-  try {
-    return (await ensureDockerGateway(ctx.bootstrapInputs(), { name })).target;
-  } catch (resumeError) {
-    ctx.output.warn(
-      `Resuming gateway '${name}' failed (${(resumeError as Error).message.split("\n")[0]}); recreating it from scratch`,
-    );
-    return (await ensureDockerGateway(ctx.bootstrapInputs(), { name, recreate: true })).target;
-  }
-}
+export const sandboxCreateCommand = defineCommand({
+  path: "sandbox create",
+  description: "create a sandbox, wait until it is ready, then run CMD or open a shell",
+  usage: "[options] [-- CMD...]",
+  trailingCommand: true,
+  options: {
+    name: option.string("--name <name>", "sandbox name (default: generated)", { complete: "none" }),
+    env: option.list("-e, --env <KEY=VALUE>", "environment variable for the sandbox (repeatable)", {
+      complete: "none",
+    }),
+    cpus: option.string("--cpus <n>", "vCPUs of the sandbox (default: the gateway's, --vm-vcpus)", {
+      complete: "none",
+    }),
+    memory: option.string(
+      "--memory <size>",
+      "memory of the sandbox, e.g. 512Mi or 2Gi (default: the gateway's)",
+      {
+        complete: "none",
+      },
+    ),
+    disk: option.string("--disk <size>", "disk size of the sandbox, e.g. 10Gi (default: the image's, 2Gi)", {
+      complete: "none",
+    }),
+    policy: option.string("--policy <file>", "sandbox policy YAML", { complete: "files" }),
+    upload: option.string(
+      "--upload <local[:dest]>",
+      "upload a file or directory before running CMD (dest default /sandbox)",
+      { complete: "files" },
+    ),
+    gitIgnore: option.negatable("--no-git-ignore", "with --upload: also send files .gitignore excludes"),
+    keep: option.negatable("--no-keep", "delete the sandbox when CMD or the shell exits"),
+    tty: option.tristate("--tty", "force a terminal for CMD", "never allocate a terminal"),
+    bootstrap: option.negatable("--no-bootstrap", "do not start a local gateway when none is reachable"),
+  },
+});

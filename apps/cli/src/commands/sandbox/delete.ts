@@ -1,41 +1,14 @@
-import { OpenShellError } from "@openshell/core";
-import { CliContext } from "../../cli-context.js";
-import { stopForwardsOf } from "../../forward/forward-registry.js";
-import type { CommandInvocation } from "../../program.js";
-import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
+import { argument, defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const target = ctx.target();
-  const names = (invocation.args[0] as string[] | undefined) ?? [];
-  const all = Boolean(invocation.options.all);
-  if (all && names.length > 0)
-    throw new OpenShellError("invalid_argument", "give sandbox names or --all, not both");
-  if (!all && names.length === 0)
-    throw new OpenShellError(
-      "invalid_argument",
-      "which sandbox? give one or more names, or --all (see: openshell sandbox list)",
-    );
-  const wait = invocation.options.wait !== false;
-  let missing = 0;
-  await ctx.withGateway(async (client) => {
-    const toDelete = all
-      ? (await client.listSandboxes({ limit: 10_000 })).sandboxes.map((s) => s.name)
-      : names;
-    if (all && toDelete.length === 0) ctx.output.note("No sandboxes to delete.");
-    for (const name of toDelete) {
-      const progress = ctx.output.progress(`Deleting sandbox '${name}'`);
-      const deleted = await deleteSandbox(client, name, { wait });
-      progress.done();
-      if (!deleted) {
-        missing += 1;
-        ctx.output.error(`sandbox '${name}' not found (see: openshell sandbox list)`);
-        continue;
-      }
-      stopForwardsOf(ctx.paths, name);
-      if (target.name) ctx.registry.clearLastSandbox(target.name, name);
-      ctx.output.success(`Deleted sandbox '${name}'`);
-    }
-  }, target);
-  return missing > 0 ? 4 : 0;
-}
+export const sandboxDeleteCommand = defineCommand({
+  path: "sandbox delete",
+  aliases: ["rm"],
+  description: "delete sandboxes and everything in them",
+  arguments: {
+    names: argument.variadic("sandbox names", { complete: "sandboxes" }),
+  },
+  options: {
+    all: option.flag("--all", "delete every sandbox on the gateway"),
+    wait: option.negatable("--no-wait", "return without waiting for the sandbox to be gone"),
+  },
+});

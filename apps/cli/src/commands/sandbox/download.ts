@@ -1,35 +1,11 @@
-import { CliContext } from "../../cli-context.js";
-import type { RefusedEntry } from "../../files/safe-extract.js";
-import { downloadFromSandbox } from "../../files/sandbox-transfer.js";
-import type { CommandInvocation } from "../../program.js";
-import { getReadySandbox } from "../../sandbox/sandbox-lookup.js";
-import { sessionProxyCommand, sshRemoteRunner } from "../../ssh/sandbox-ssh.js";
-import { terminalSafe } from "../../ui/terminal-safe.js";
+import { argument, defineCommand } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const [name, path, dest] = invocation.args as [string, string, string];
-  const target = ctx.target();
-  ctx.rememberSandbox(target, name);
-  const summary = await ctx.withGateway(async (client) => {
-    const sandbox = await getReadySandbox(client, name);
-    const proxy = await sessionProxyCommand(ctx, client, target, sandbox);
-    const progress = ctx.output.progress(`Downloading ${name}:${path} to ${dest}`);
-    const refusedEntries: RefusedEntry[] = [];
-    try {
-      return await downloadFromSandbox({
-        sandboxPath: path,
-        dest,
-        runRemote: sshRemoteRunner(proxy),
-        onRefused: (refused) => refusedEntries.push(refused),
-      });
-    } finally {
-      progress.done();
-      // After the spinner is gone, before the error that counts them. Names come from the sandbox.
-      for (const refused of refusedEntries)
-        ctx.output.warn(`skipped '${terminalSafe(refused.path)}': ${terminalSafe(refused.reason)}`);
-    }
-  }, target);
-  ctx.output.success(`Downloaded ${name}:${path} to ${dest} (${summary.bytes} bytes)`);
-  return 0;
-}
+export const sandboxDownloadCommand = defineCommand({
+  path: "sandbox download",
+  description: "copy a file or directory out of a sandbox",
+  arguments: {
+    name: argument.required("sandbox name", { complete: "sandboxes" }),
+    path: argument.required("path in the sandbox", { complete: "none" }),
+    dest: argument.optional("local directory", { default: ".", complete: "files" }),
+  },
+});

@@ -1,29 +1,13 @@
-import { CliContext } from "../../cli-context.js";
-import type { CommandInvocation } from "../../program.js";
-import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
-import { terminalSafe } from "../../ui/terminal-safe.js";
+import { defineCommand, option } from "../../command-spec/define-command.js";
 
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const options = invocation.options;
-  const { sandboxes } = await ctx.withGateway((client) =>
-    client.listSandboxes({ limit: options.limit as number, offset: options.offset as number }),
-  );
-  const { output } = ctx;
-  if (ctx.json) output.json(sandboxes.map(sandboxJson));
-  else if (options.names) for (const sandbox of sandboxes) output.print(terminalSafe(sandbox.name));
-  else if (options.ids) for (const sandbox of sandboxes) output.print(terminalSafe(sandbox.id));
-  else if (sandboxes.length === 0) output.note("No sandboxes. Create one with: openshell sandbox create");
-  else
-    output.table(
-      ["NAME", "PHASE", "AGE", "ID", "DETAIL"],
-      sandboxes.map((sandbox) => [
-        sandbox.name,
-        phaseName(sandbox.phase),
-        age(sandbox.createdAtMs),
-        sandbox.id,
-        sandbox.phase === 2 ? "" : (readyDetail(sandbox) ?? ""),
-      ]),
-    );
-  return 0;
-}
+export const sandboxListCommand = defineCommand({
+  path: "sandbox list",
+  aliases: ["ls"],
+  description: "list sandboxes",
+  options: {
+    limit: option.integer("--limit <n>", "at most this many", { default: 100 }),
+    offset: option.integer("--offset <n>", "skip this many", { default: 0 }),
+    names: option.flag("--names", "print names only"),
+    ids: option.flag("--ids", "print ids only"),
+  },
+});

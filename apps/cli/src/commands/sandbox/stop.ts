@@ -1,30 +1,13 @@
-import { OpenShellError } from "@openshell/core";
-import { CliContext } from "../../cli-context.js";
-import { stopForwardsOf } from "../../forward/forward-registry.js";
-import type { CommandInvocation } from "../../program.js";
-import { sandboxJson } from "../../sandbox/sandbox-view.js";
+import { argument, defineCommand } from "../../command-spec/define-command.js";
 
-/** `sandbox stop [NAME]`: StopSandbox answers once the sandbox is powered off (disk kept). */
-export async function run(invocation: CommandInvocation): Promise<number> {
-  const ctx = CliContext.of(invocation);
-  const target = ctx.target();
-  const name = ctx.sandboxName(invocation.args[0] as string | undefined, target);
-  ctx.rememberSandbox(target, name);
-  const sandbox = await ctx.withGateway(async (client) => {
-    const progress = ctx.output.progress(`Stopping sandbox '${name}'`);
-    try {
-      return (await client.stopSandbox({ name })).sandbox;
-    } finally {
-      progress.done();
-    }
-  }, target);
-  if (!sandbox) throw new OpenShellError("internal", `the gateway answered no sandbox for '${name}'`);
-  // Their SSH connections ended with the sandbox.
-  stopForwardsOf(ctx.paths, name);
-  if (ctx.json) ctx.output.json(sandboxJson(sandbox));
-  else
-    ctx.output.success(
-      `Stopped sandbox '${name}' (disk kept; start it with: openshell sandbox start ${name})`,
-    );
-  return 0;
-}
+export const sandboxStopCommand = defineCommand({
+  path: "sandbox stop",
+  description: "power a sandbox off, keeping its disk; it stays stopped until started",
+  arguments: {
+    name: argument.optional("sandbox name (default: the last used)", { complete: "sandboxes" }),
+  },
+  helpAfter: `
+Waits until the sandbox is stopped. Its files stay; exec, connect and SSH refuse it until
+'openshell sandbox start NAME'. It stays stopped across gateway restarts. Stopping a stopped
+sandbox does nothing.`,
+});
