@@ -12,7 +12,7 @@ import type { PolicyRevisionRecord, PolicyRevisionStatus, Store } from "../store
 /** The sandbox id under which global policy revisions are kept (upstream's sentinel). */
 export const GLOBAL_POLICY_SANDBOX_ID = "__global__";
 /** Attempts at writing the next version when another writer took it first (upstream's value). */
-const MERGE_RETRY_LIMIT = 5;
+export const MERGE_RETRY_LIMIT = 5;
 
 const STATUS_TO_PROTO: Record<PolicyRevisionStatus, PolicyStatus> = {
   pending: PolicyStatus.PENDING,
