@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import {
   createLogger,
   type FlagTable,
@@ -47,12 +48,13 @@ export const DRIVER_COMMON_FLAGS = {
 
 /**
  * The shared entry point of driver binaries: parses the common flags, serves the driver on its Unix
- * socket, and exits when told to (SIGTERM/SIGINT) or when its parent gateway is gone (stdin closes:
- * the gateway keeps a pipe open on the driver's stdin for exactly this).
+ * socket, and exits when told to (SIGTERM/SIGINT) or when its parent gateway is gone (`parentPipe`
+ * ends: the gateway keeps a pipe open on the driver's stdin for exactly this; a terminal is no pipe).
  */
 export async function runDriverMain<Extra, Flags extends FlagTable>(
   spec: DriverMainSpec<Extra, Flags>,
   argv = process.argv.slice(2),
+  parentPipe: Readable | undefined = process.stdin.isTTY ? undefined : process.stdin,
 ) {
   let logger: Logger | undefined;
   try {
@@ -84,10 +86,10 @@ export async function runDriverMain<Extra, Flags extends FlagTable>(
     };
     process.on("SIGTERM", () => void stop("SIGTERM", "signal"));
     process.on("SIGINT", () => void stop("SIGINT", "signal"));
-    if (!process.stdin.isTTY) {
-      process.stdin.on("end", () => void stop("parent gateway closed stdin", "parent-gone"));
-      process.stdin.on("error", () => void stop("parent gateway stdin error", "parent-gone"));
-      process.stdin.resume();
+    if (parentPipe) {
+      parentPipe.on("end", () => void stop("parent gateway closed stdin", "parent-gone"));
+      parentPipe.on("error", () => void stop("parent gateway stdin error", "parent-gone"));
+      parentPipe.resume();
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
