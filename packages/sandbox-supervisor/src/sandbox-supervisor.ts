@@ -1,13 +1,21 @@
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { LogShipper } from "./logs/log-shipper.js";
+import { ConfigSync } from "./policy/config-sync.js";
+import { PolicyState } from "./policy/policy-state.js";
 import { SupervisorSession } from "./session/supervisor-session.js";
 import { SandboxSshServer } from "./ssh/index.js";
 
-/** Wires the supervisor's parts: SSH server on the Unix socket, gateway session, log shipping. */
+/**
+ * Wires the supervisor's parts: SSH server on the Unix socket, gateway session, log shipping, and
+ * the policy state kept in line with the gateway (nothing enforces it yet).
+ */
 export class SandboxSupervisor {
   private sshServer: SandboxSshServer | undefined;
   private session: SupervisorSession | undefined;
+  private configSync: ConfigSync | undefined;
+  /** The installed policy and settings (the enforcement issue consumes it). */
+  readonly policyState = new PolicyState();
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -39,6 +47,16 @@ export class SandboxSupervisor {
       env: { OPENSHELL_SANDBOX_NAME: config.sandboxName },
       logger,
     });
+    const configSync = new ConfigSync({
+      sandboxId: config.sandboxId,
+      sandboxName: config.sandboxName,
+      supervisorToken: config.supervisorToken,
+      state: this.policyState,
+      logger,
+      pollIntervalMs: config.policyPollIntervalSecs * 1000,
+      discoveryRoot: config.policyDiscoveryRoot,
+    });
+    this.configSync = configSync;
     this.session = new SupervisorSession({
       sandboxId: config.sandboxId,
       endpoint: config.endpoint,
@@ -47,12 +65,19 @@ export class SandboxSupervisor {
       keepalive: config.keepalive,
       sshSocketPath: config.sshSocketPath,
       logger,
-      onConnection: (connection) => this.logShipper?.setClient(connection?.client),
+      onConnection: (connection) => {
+        this.logShipper?.setClient(connection?.client);
+        configSync.setClient(connection?.client);
+        if (connection) void configSync.request("session");
+      },
+      onConfigChanged: () => void configSync.request("pushed"),
     });
+    configSync.start();
     this.session.start();
   }
 
   async stop(): Promise<void> {
+    await this.configSync?.stop();
     await this.session?.stop();
     await this.logShipper?.flush();
     await this.sshServer?.close();

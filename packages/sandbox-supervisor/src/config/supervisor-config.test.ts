@@ -20,8 +20,23 @@ describe("parseSupervisorCommand", () => {
         runAsUser: "sandbox",
         workdir: "/sandbox",
         command: ["sleep", "1"],
+        policyPollIntervalSecs: 60,
+        policyDiscoveryRoot: "/",
       },
     });
+  });
+
+  it("reads the policy poll interval and discovery root from flags or env", () => {
+    const parsed = parseSupervisorCommand(["--policy-discovery-root", "/tmp/image"], {
+      ...env,
+      OPENSHELL_POLICY_POLL_INTERVAL_SECS: "5",
+    });
+    expect(parsed).toMatchObject({
+      config: { policyPollIntervalSecs: 5, policyDiscoveryRoot: "/tmp/image" },
+    });
+    expect(() => parseSupervisorCommand([], { ...env, OPENSHELL_POLICY_POLL_INTERVAL_SECS: "0" })).toThrow(
+      "OPENSHELL_POLICY_POLL_INTERVAL_SECS='0'",
+    );
   });
 
   it("refuses to start listing every missing or malformed setting", () => {

@@ -23,6 +23,10 @@ export interface SupervisorConfig {
   keepalive: { intervalMs: number; timeoutMs: number };
   /** The workload to run (empty: none; the supervisor then runs until stopped). */
   command: string[];
+  /** Fallback poll of GetSandboxConfig (changes are pushed on the session). */
+  policyPollIntervalSecs: number;
+  /** Where `etc/openshell/policy.yaml` (else `etc/navigator/policy.yaml`) is looked for. */
+  policyDiscoveryRoot: string;
 }
 
 export type ParsedSupervisorCommand =
@@ -73,6 +77,22 @@ export const SUPERVISOR_FLAGS = {
     values: LOG_LEVELS,
     arg: "LEVEL",
     description: "log level",
+  },
+  "policy-poll-interval-secs": {
+    type: "int",
+    env: "OPENSHELL_POLICY_POLL_INTERVAL_SECS",
+    default: 60,
+    min: 1,
+    arg: "SECS",
+    description: "fallback poll of the sandbox's policy and settings (changes are pushed on the session)",
+  },
+  "policy-discovery-root": {
+    type: "string",
+    env: "OPENSHELL_POLICY_DISCOVERY_ROOT",
+    default: "/",
+    arg: "DIR",
+    description:
+      "where etc/openshell/policy.yaml (else etc/navigator/policy.yaml) is looked for when the gateway has no policy",
   },
   help: { type: "boolean", short: "h", description: "this help" },
   version: { type: "boolean", description: "print the version" },
@@ -181,6 +201,8 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       tls,
       keepalive: { intervalMs: values["keepalive-interval-ms"], timeoutMs: values["keepalive-timeout-ms"] },
       command: positionals,
+      policyPollIntervalSecs: values["policy-poll-interval-secs"],
+      policyDiscoveryRoot: values["policy-discovery-root"],
     },
   };
 }

@@ -20,8 +20,10 @@ export interface SupervisorSessionOptions {
   keepalive?: Keepalive;
   sshSocketPath: string;
   logger: Logger;
-  /** Called with each connection while it is the live one (log shipping uses it). */
+  /** Called with each connection while it is the live one (log shipping and config sync use it). */
   onConnection?: (connection: GatewayConnection | undefined) => void;
+  /** The gateway pushed config_changed: a new policy revision or setting exists. */
+  onConfigChanged?: (policyVersion: number) => void;
 }
 
 /**
@@ -131,6 +133,13 @@ export class SupervisorSession {
             void relay.finally(() => relays.delete(relay));
             break;
           }
+          case "configChanged":
+            options.logger.debug(
+              { policy_version: payload.value.policyVersion },
+              "gateway pushed config_changed",
+            );
+            options.onConfigChanged?.(payload.value.policyVersion);
+            break;
           case "relayClose":
             options.logger.debug({ channel_id: payload.value.channelId }, "gateway closed a relay");
             break;
