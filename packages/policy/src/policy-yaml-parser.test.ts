@@ -125,6 +125,15 @@ describe("parsePolicyYaml", () => {
     ).toEqual(["network_policies.a.binaries[0].path (line 5): missing field `path`"]);
   });
 
+  it("refuses a rule, endpoint or list item left empty instead of dropping it", () => {
+    const text =
+      "version: 1\nnetwork_policies:\n  a:\n  b:\n    endpoints:\n      -\n      - host: x.example.com\n";
+    expect(problemsOf(text)).toEqual([
+      "network_policies.a (line 3): expected a mapping, found nothing",
+      "network_policies.b.endpoints[0] (line 6): expected a mapping, found nothing",
+    ]);
+  });
+
   it("refuses `port` together with `ports`", () => {
     const text = [
       "version: 1",

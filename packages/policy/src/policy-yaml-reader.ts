@@ -93,7 +93,7 @@ export class PolicyYamlReader {
   }
 
   private rule(node: unknown, path: Path, key: string): sandboxv1.NetworkPolicyRule | undefined {
-    const fields = this.fields(node, path, RULE_FIELDS);
+    const fields = this.fields(node, path, RULE_FIELDS, [], true);
     if (fields === undefined) return undefined;
     const name = this.string(fields.get("name"), [...path, "name"]) ?? "";
     const endpoints = this.list(fields.get("endpoints"), [...path, "endpoints"]).flatMap((item, index) => {
@@ -102,7 +102,7 @@ export class PolicyYamlReader {
     });
     const binaries = this.list(fields.get("binaries"), [...path, "binaries"]).flatMap((item, index) => {
       const at = [...path, "binaries", index];
-      const binary = this.fields(item, at, BINARY_FIELDS, ["path"]);
+      const binary = this.fields(item, at, BINARY_FIELDS, ["path"], true);
       if (binary === undefined) return [];
       this.bool(binary.get("harness"), [...at, "harness"]); // deprecated and ignored, but still typed
       return [
@@ -115,7 +115,7 @@ export class PolicyYamlReader {
   }
 
   private endpoint(node: unknown, path: Path): sandboxv1.NetworkEndpoint | undefined {
-    const fields = this.fields(node, path, ENDPOINT_FIELDS);
+    const fields = this.fields(node, path, ENDPOINT_FIELDS, [], true);
     if (fields === undefined) return undefined;
     const text = (field: string) => this.string(fields.get(field), [...path, field]) ?? "";
     const port = this.integer(fields.get("port"), [...path, "port"], 65535) ?? 0;
@@ -130,7 +130,7 @@ export class PolicyYamlReader {
     const rulesNode = fields.get("rules");
     const rules = this.list(rulesNode, [...path, "rules"]).flatMap((item, index) => {
       const at = [...path, "rules", index];
-      const rule = this.fields(item, at, L7_RULE_FIELDS, ["allow"]);
+      const rule = this.fields(item, at, L7_RULE_FIELDS, ["allow"], true);
       const allow = rule === undefined ? undefined : this.match(rule.get("allow"), [...at, "allow"]);
       return allow === undefined ? [] : [create(sandboxv1.L7RuleSchema, { allow })];
     });
@@ -167,7 +167,7 @@ export class PolicyYamlReader {
   ):
     | { method: string; path: string; command: string; query: { [key: string]: sandboxv1.L7QueryMatcher } }
     | undefined {
-    const fields = this.fields(node, path, MATCH_FIELDS);
+    const fields = this.fields(node, path, MATCH_FIELDS, [], true);
     if (fields === undefined) return undefined;
     const query: { [key: string]: sandboxv1.L7QueryMatcher } = {};
     for (const [param, value] of this.keyed(fields.get("query"), [...path, "query"])) {
@@ -193,10 +193,21 @@ export class PolicyYamlReader {
 
   // --- typed accessors: undefined (or empty) for an absent or null value, an issue for a wrong type ---
 
-  private fields(node: unknown, path: Path, allowed: readonly string[], required: readonly string[] = []) {
+  /**
+   * A mapping with a fixed set of fields. An absent section is fine (`undefined`) unless `present`
+   * (list items, rule bodies): serde refuses a null where a struct is expected.
+   */
+  private fields(
+    node: unknown,
+    path: Path,
+    allowed: readonly string[],
+    required: readonly string[] = [],
+    present = false,
+  ) {
     const resolved = this.resolve(node);
     if (isAbsent(resolved)) {
       if (path.length === 0) this.missing(path, required);
+      else if (present) this.issue(path, "expected a mapping, found nothing", resolved);
       return undefined;
     }
     if (!isMap(resolved)) {
