@@ -398,7 +398,10 @@ describe("faults with a real supervisor", () => {
       10_000,
       () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id)}`,
     );
-    const rest = await iterator.next().catch(() => ({ done: true }));
+    // Its stream ends (after the config_changed that follows SessionAccepted, if not yet read).
+    const ended = () => iterator.next().catch(() => ({ done: true as const, value: undefined }));
+    let rest = await ended();
+    while (!rest.done && rest.value.payload.case === "configChanged") rest = await ended();
     expect(rest.done).toBe(true);
     endFake();
     expect((await gw.grpc.getSandbox({ name: "contested" })).sandbox?.phase).toBe(SandboxPhase.READY);
