@@ -382,6 +382,11 @@ describe("revision lifecycle", () => {
     };
     const merged = await gw.grpc.updateConfig({ name: "merging", mergeOperations: [add] });
     expect(merged.version).toBe(1);
+    await waitFor(
+      () => gw.output().includes("CONFIG:MERGED [INFO] gateway merged 1 incremental policy operation(s)"),
+      5000,
+      () => "no CONFIG audit line for the merge",
+    );
     const status = await gw.grpc.getSandboxPolicyStatus({ name: "merging" });
     expect(Object.keys(status.revision?.policy?.networkPolicies ?? {}).sort()).toEqual(["base", "npm"]);
     expect(await gw.grpc.updateConfig({ name: "merging", mergeOperations: [add] })).toMatchObject({

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { type Logger, OpenShellError, SerialLock } from "@openshell/core";
+import { emitOcsf, type Logger, OpenShellError, SerialLock } from "@openshell/core";
 import {
   type OpenShell,
   PolicyStatus,
@@ -248,15 +248,19 @@ export function createConfigRpcs(deps: ConfigServiceDeps): ConfigRpcs {
         return { policy: merged.policy, hash };
       });
       if (write.created) {
-        log.info(
-          {
+        // Upstream's gateway audit line for merges (CONFIG, container_image openshell/gateway).
+        emitOcsf(log, {
+          class: "CONFIG",
+          activity: "MERGED",
+          message: `gateway merged ${request.mergeOperations.length} incremental policy operation(s)`,
+          fields: {
             sandbox_id: sandbox.id,
-            version: write.version,
+            sandbox_name: sandbox.name,
+            container_image: "openshell/gateway",
+            policy_version: `v${write.version}`,
             policy_hash: write.hash,
-            operation_count: request.mergeOperations.length,
           },
-          "UpdateConfig: merged incremental policy operations",
-        );
+        });
       }
       announce(sandbox, write);
       return response({ version: write.version, policyHash: write.hash });
