@@ -310,29 +310,25 @@ export function createConfigRpcs(deps: ConfigServiceDeps): ConfigRpcs {
       const sandbox = await deps.records.get(request.sandboxId);
       if (!sandbox) throw new OpenShellError("not_found", "sandbox not found");
 
-      let policy: sandboxv1.SandboxPolicy | undefined;
-      let version = 0;
-      let policyHash = "";
-      const latest = await deps.store.latestPolicyRevision(sandbox.id);
-      if (latest) {
-        policy = decodePolicy(latest);
-        version = latest.version;
-        policyHash = latest.policyHash;
-      } else if (sandbox.spec?.policy) {
-        const specPolicy = sandbox.spec.policy;
-        policy = specPolicy;
-        policyHash = policyRules.hash(specPolicy);
-        const write = await revisionLocks.run(sandbox.id, () =>
-          writeNextRevision(deps.store, sandbox.id, "loaded", (current) =>
+      let latest = await deps.store.latestPolicyRevision(sandbox.id);
+      const specPolicy = sandbox.spec?.policy;
+      if (!latest && specPolicy) {
+        // Lazy backfill: the creation policy becomes version 1, loaded (unless a writer got there first).
+        latest = await revisionLocks.run(sandbox.id, async () => {
+          const write = await writeNextRevision(deps.store, sandbox.id, "loaded", (current) =>
             current
               ? { unchanged: current.version, hash: current.policyHash }
-              : { policy: specPolicy, hash: policyHash },
-          ),
-        );
-        version = write.version;
-        if (write.created)
-          log.info({ sandbox_id: sandbox.id }, "GetSandboxConfig served from spec (backfilled version 1)");
+              : { policy: specPolicy, hash: policyRules.hash(specPolicy) },
+          );
+          if (write.created) {
+            log.info({ sandbox_id: sandbox.id }, "GetSandboxConfig served from spec (backfilled version 1)");
+          }
+          return deps.store.latestPolicyRevision(sandbox.id);
+        });
       }
+      let policy = latest ? decodePolicy(latest) : undefined;
+      let version = latest?.version ?? 0;
+      let policyHash = latest?.policyHash ?? "";
 
       const global = await settings.global();
       const sandboxSettings = await settings.sandbox(sandbox.id);
