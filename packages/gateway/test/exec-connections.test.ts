@@ -1,21 +1,19 @@
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
 import { Code } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
-import {
-  makeStateDir,
-  type RunningGateway,
-  removeStateDir,
-  rpcFailure,
-} from "@openshell/testing/gateway-harness";
-import { isAlive, waitFor } from "@openshell/testing/process";
+import { rpcFailure } from "@openshell/testing/gateway-harness";
+import { waitFor } from "@openshell/testing/process";
 import {
   execOutput,
-  makeWorkdir,
-  startGatewayWithSupervisors,
+  freezeGatewayUntilSessionFails,
+  type ReadySandbox,
+  sessionsEstablished,
+  startReadySandbox,
+  stopReadySandbox,
   supervisorLog,
   supervisorPid,
   waitForPhase,
+  waitForSessionsEstablished,
 } from "@openshell/testing/sandbox-harness";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -38,32 +36,13 @@ function processCount(text: string): number {
   }
 }
 
-async function startSandbox(name: string, env?: Record<string, string>) {
-  const stateDir = makeStateDir();
-  const workdir = makeWorkdir();
-  const gw = await startGatewayWithSupervisors({ stateDir, workdir, env });
-  const id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
-  await waitForPhase(gw, name, SandboxPhase.READY).catch((error: Error) => {
-    throw new Error(`${error.message}\nsupervisor log:\n${supervisorLog(stateDir, id)}`);
-  });
-  return { gw, stateDir, workdir, id };
-}
-
-async function stopSandbox(sandbox: { gw: RunningGateway; stateDir: string; workdir: string; id: string }) {
-  await sandbox.gw.stop("SIGKILL");
-  const pid = supervisorPid(sandbox.stateDir, sandbox.id);
-  if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
-  removeStateDir(sandbox.stateDir);
-  rmSync(sandbox.workdir, { recursive: true, force: true });
-}
-
 describe("ExecSandbox under load: one pool of SSH connections per sandbox", () => {
-  let sandbox: Awaited<ReturnType<typeof startSandbox>>;
+  let sandbox: ReadySandbox;
   beforeAll(async () => {
-    sandbox = await startSandbox("busy-box");
+    sandbox = await startReadySandbox("busy-box");
   }, 60_000);
   afterAll(async () => {
-    if (sandbox) await stopSandbox(sandbox);
+    if (sandbox) await stopReadySandbox(sandbox, "SIGKILL");
   });
 
   it("runs 50 concurrent execs, all successfully, over at most 3 SSH connections", async () => {
@@ -169,17 +148,16 @@ describe("ExecSandbox under load: one pool of SSH connections per sandbox", () =
 });
 
 describe("ExecSandbox after the supervisor's connection died", () => {
-  const sandboxes: Array<Awaited<ReturnType<typeof startSandbox>>> = [];
+  const sandboxes: ReadySandbox[] = [];
   afterEach(async () => {
-    for (const sandbox of sandboxes.splice(0)) await stopSandbox(sandbox);
+    for (const sandbox of sandboxes.splice(0)) await stopReadySandbox(sandbox, "SIGKILL");
   });
 
   it("drops the pooled connections of a replaced supervisor session and execs on a fresh one", async () => {
     // Short HTTP/2 keepalive: freezing the gateway makes the supervisor reconnect, and the relays
     // (with the pooled SSH connections in them) die with its old connection.
-    const sandbox = await startSandbox("rejoined", {
-      OPENSHELL_KEEPALIVE_INTERVAL_MS: "300",
-      OPENSHELL_KEEPALIVE_TIMEOUT_MS: "500",
+    const sandbox = await startReadySandbox("rejoined", {
+      env: { OPENSHELL_KEEPALIVE_INTERVAL_MS: "300", OPENSHELL_KEEPALIVE_TIMEOUT_MS: "500" },
     });
     sandboxes.push(sandbox);
     const { gw, stateDir, id } = sandbox;
@@ -195,22 +173,9 @@ describe("ExecSandbox after the supervisor's connection died", () => {
       () => "command did not start",
     );
     const connectionsBefore = sshConnectionsSeen(stateDir, id);
-    const sessionsBefore = supervisorLog(stateDir, id).split("supervisor session established").length;
-    process.kill(gw.pid, "SIGSTOP");
-    try {
-      await waitFor(
-        () => supervisorLog(stateDir, id).includes("supervisor session failed"),
-        10_000,
-        () => `supervisor did not notice the frozen gateway:\n${supervisorLog(stateDir, id).slice(-3000)}`,
-      );
-    } finally {
-      process.kill(gw.pid, "SIGCONT");
-    }
-    await waitFor(
-      () => supervisorLog(stateDir, id).split("supervisor session established").length > sessionsBefore,
-      20_000,
-      () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id).slice(-3000)}`,
-    );
+    const sessionsBefore = sessionsEstablished(stateDir, id);
+    await freezeGatewayUntilSessionFails(sandbox);
+    await waitForSessionsEstablished(stateDir, id, sessionsBefore + 1);
     await waitForPhase(gw, "rejoined", SandboxPhase.READY, 20_000);
     const lost = await running;
     expect(lost.code).toBe(Code.Unavailable);

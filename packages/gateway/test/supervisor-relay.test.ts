@@ -6,24 +6,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { SandboxPhase } from "@openshell/proto";
-import {
-  makeStateDir,
-  type RunningGateway,
-  removeStateDir,
-  rpcFailure,
-  supervisorTokenOf,
-} from "@openshell/testing/gateway-harness";
-import { freePort, isAlive, waitFor } from "@openshell/testing/process";
+import { type RunningGateway, rpcFailure, supervisorTokenOf } from "@openshell/testing/gateway-harness";
+import { freePort, waitFor } from "@openshell/testing/process";
 import {
   execOutput,
-  makeWorkdir,
+  freezeGatewayUntilSessionFails,
   openFdCount,
+  type ReadySandbox,
   run,
   sshOptions,
   startGatewayWithSupervisors,
-  supervisorLog,
+  startReadySandbox,
+  stopReadySandbox,
   supervisorPid,
   waitForPhase,
+  waitForSessionsEstablished,
 } from "@openshell/testing/sandbox-harness";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -47,6 +44,7 @@ function connectStatus(port: number, headers: Record<string, string>, method = "
 }
 
 describe("real supervisor: relays, SSH through the gateway, exec", () => {
+  let sandbox: ReadySandbox | undefined;
   let gw: RunningGateway;
   let stateDir: string;
   let workdir: string;
@@ -55,22 +53,13 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
   const NAME = "relay-box";
 
   beforeAll(async () => {
-    stateDir = makeStateDir();
-    workdir = makeWorkdir();
-    gw = await startGatewayWithSupervisors({ stateDir, workdir });
-    sandboxId = (await gw.grpc.createSandbox({ spec: {}, name: NAME })).sandbox!.id;
-    await waitForPhase(gw, NAME, SandboxPhase.READY).catch((error: Error) => {
-      throw new Error(`${error.message}\nsupervisor log:\n${supervisorLog(stateDir, sandboxId)}`);
-    });
+    sandbox = await startReadySandbox(NAME);
+    ({ gw, stateDir, workdir, id: sandboxId } = sandbox);
     token = (await gw.grpc.createSshSession({ sandboxId })).token;
   }, 60_000);
 
   afterAll(async () => {
-    await gw?.stop("SIGTERM");
-    const pid = sandboxId ? supervisorPid(stateDir, sandboxId) : 0;
-    if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
-    removeStateDir(stateDir);
-    rmSync(workdir, { recursive: true, force: true });
+    if (sandbox) await stopReadySandbox(sandbox, "SIGTERM");
   });
 
   it("runs a command through OpenSSH, the ssh-proxy, the gateway and a relay", async () => {
@@ -337,35 +326,25 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
 });
 
 describe("faults with a real supervisor", () => {
-  const dirs: string[] = [];
-  const pids: number[] = [];
-  const gateways: RunningGateway[] = [];
+  const sandboxes: ReadySandbox[] = [];
 
   afterEach(async () => {
-    for (const gw of gateways.splice(0)) await gw.stop("SIGKILL");
-    for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, "SIGKILL");
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+    for (const sandbox of sandboxes.splice(0)) await stopReadySandbox(sandbox, "SIGKILL");
   });
 
   async function setup(name: string, env?: Record<string, string>) {
-    const stateDir = makeStateDir();
-    const workdir = makeWorkdir();
-    dirs.push(stateDir, workdir);
-    const gw = await startGatewayWithSupervisors({ stateDir, workdir, env });
-    gateways.push(gw);
-    const id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
-    await waitForPhase(gw, name, SandboxPhase.READY);
-    pids.push(supervisorPid(stateDir, id));
-    return { gw, stateDir, workdir, id };
+    const sandbox = await startReadySandbox(name, { env });
+    sandboxes.push(sandbox);
+    return sandbox;
   }
 
   it("after kill -9 of the gateway the supervisor reconnects to the restarted gateway and SSH works again", async () => {
-    const { gw, stateDir, workdir, id } = await setup("phoenix");
+    const sandbox = await setup("phoenix");
+    const { gw, stateDir, workdir, id } = sandbox;
     const token = (await gw.grpc.createSshSession({ sandboxId: id })).token;
     await gw.stop("SIGKILL");
-    gateways.splice(gateways.indexOf(gw), 1);
     const again = await startGatewayWithSupervisors({ stateDir, workdir, port: gw.port });
-    gateways.push(again);
+    sandbox.gw = again;
     await waitForPhase(again, "phoenix", SandboxPhase.READY, 30_000);
     const result = await run("ssh", [...sshOptions(again, id, token), "sandbox", "echo back"]);
     expect(result.stdout.toString()).toBe("back\n");
@@ -393,11 +372,7 @@ describe("faults with a real supervisor", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     // The real supervisor reconnects (backoff 1 s) and supersedes the usurper in turn.
-    await waitFor(
-      () => supervisorLog(stateDir, id).split("supervisor session established").length >= 3,
-      10_000,
-      () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id)}`,
-    );
+    await waitForSessionsEstablished(stateDir, id, 2, 10_000);
     // Its stream ends (after the config_changed that follows SessionAccepted, if not yet read).
     const ended = () => iterator.next().catch(() => ({ done: true as const, value: undefined }));
     let rest = await ended();
@@ -408,26 +383,14 @@ describe("faults with a real supervisor", () => {
   });
 
   it("HTTP/2 keepalive notices a gateway that stopped answering, and the session comes back", async () => {
-    const { gw, stateDir, id } = await setup("pinged", {
+    const sandbox = await setup("pinged", {
       OPENSHELL_KEEPALIVE_INTERVAL_MS: "300",
       OPENSHELL_KEEPALIVE_TIMEOUT_MS: "500",
     });
-    process.kill(gw.pid, "SIGSTOP");
-    try {
-      await waitFor(
-        () => supervisorLog(stateDir, id).includes("supervisor session failed"),
-        10_000,
-        () => `supervisor did not notice the frozen gateway:\n${supervisorLog(stateDir, id).slice(-3000)}`,
-      );
-    } finally {
-      process.kill(gw.pid, "SIGCONT");
-    }
+    const { gw, stateDir, id } = sandbox;
+    await freezeGatewayUntilSessionFails(sandbox);
     // Reconnected: a second "established" line, and the sandbox is READY on the same gateway.
-    await waitFor(
-      () => supervisorLog(stateDir, id).split("supervisor session established").length >= 3,
-      20_000,
-      () => `supervisor did not reconnect:\n${supervisorLog(stateDir, id).slice(-3000)}`,
-    );
+    await waitForSessionsEstablished(stateDir, id, 2);
     await waitForPhase(gw, "pinged", SandboxPhase.READY, 20_000);
   }, 40_000);
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { signalIfRunning } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { findRepoRoot, freePort, isAlive, pidsOf, stopChild, waitFor } from "./process.js";
 
@@ -53,13 +54,7 @@ export function makeStateDir(): string {
  */
 export function removeStateDir(dir: string): void {
   const leftovers = pidsOf(/./, dir).filter((pid) => pid !== process.pid);
-  for (const pid of leftovers) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const pid of leftovers) signalIfRunning(pid, "SIGKILL");
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let waited = 0; waited < 5_000 && leftovers.some(isAlive); waited += 50) Atomics.wait(pause, 0, 0, 50);
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });

@@ -1,10 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chownSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
-import { type GatewayTls, type RunningGateway, startGateway } from "./gateway-harness.js";
-import { findRepoRoot, freePort, waitFor } from "./process.js";
+import {
+  type GatewayTls,
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  startGateway,
+} from "./gateway-harness.js";
+import { findRepoRoot, freePort, isAlive, waitFor } from "./process.js";
 
 const REPO = findRepoRoot();
 export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
@@ -85,6 +91,98 @@ export function supervisorLog(stateDir: string, sandboxId: string): string {
     return readFileSync(join(stateDir, "drv", "supervisors", `${sandboxId}.log`), "utf8");
   } catch {
     return "";
+  }
+}
+
+/** A gateway with host supervisors and one READY sandbox, each in directories of its own. */
+export interface ReadySandbox {
+  gw: RunningGateway;
+  stateDir: string;
+  workdir: string;
+  id: string;
+}
+
+/**
+ * Starts a gateway with host supervisors in fresh directories and creates sandbox `name`, READY.
+ * When it does not get READY the error carries the supervisor's log, and nothing is left running.
+ */
+export async function startReadySandbox(
+  name: string,
+  options: { env?: Record<string, string> } = {},
+): Promise<ReadySandbox> {
+  const stateDir = makeStateDir();
+  const workdir = makeWorkdir();
+  let gw: RunningGateway | undefined;
+  let id = "";
+  try {
+    gw = await startGatewayWithSupervisors({ stateDir, workdir, env: options.env });
+    id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
+    await waitForPhase(gw, name, SandboxPhase.READY).catch((error: Error) => {
+      throw new Error(`${error.message}\nsupervisor log:\n${supervisorLog(stateDir, id)}`);
+    });
+    return { gw, stateDir, workdir, id };
+  } catch (error) {
+    await stopReadySandbox({ gw, stateDir, workdir, id }, "SIGKILL");
+    throw error;
+  }
+}
+
+/** Stops the gateway with `signal`, kills the sandbox's supervisor if it outlives it, removes both dirs. */
+export async function stopReadySandbox(
+  sandbox: Omit<ReadySandbox, "gw"> & { gw?: RunningGateway },
+  signal: NodeJS.Signals,
+): Promise<void> {
+  await sandbox.gw?.stop(signal);
+  if (sandbox.id) {
+    const pid = supervisorPidIfAny(sandbox.stateDir, sandbox.id);
+    if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
+  }
+  removeStateDir(sandbox.stateDir);
+  rmSync(sandbox.workdir, { recursive: true, force: true });
+}
+
+function supervisorPidIfAny(stateDir: string, sandboxId: string): number | undefined {
+  try {
+    return supervisorPid(stateDir, sandboxId);
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many supervisor sessions the sandbox's supervisor has logged as established. */
+export function sessionsEstablished(stateDir: string, sandboxId: string): number {
+  return supervisorLog(stateDir, sandboxId).split("supervisor session established").length - 1;
+}
+
+/** Waits until the sandbox's supervisor has logged at least `count` established sessions. */
+export async function waitForSessionsEstablished(
+  stateDir: string,
+  sandboxId: string,
+  count: number,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await waitFor(
+    () => sessionsEstablished(stateDir, sandboxId) >= count,
+    timeoutMs,
+    () => `supervisor did not reconnect:\n${supervisorLog(stateDir, sandboxId).slice(-3000)}`,
+  );
+}
+
+/**
+ * Freezes the gateway (SIGSTOP) until the sandbox's supervisor logs that its session failed (its
+ * keepalive gave up), then lets the gateway run again (SIGCONT), also when that never happens.
+ */
+export async function freezeGatewayUntilSessionFails(sandbox: ReadySandbox): Promise<void> {
+  const { gw, stateDir, id } = sandbox;
+  process.kill(gw.pid, "SIGSTOP");
+  try {
+    await waitFor(
+      () => supervisorLog(stateDir, id).includes("supervisor session failed"),
+      10_000,
+      () => `supervisor did not notice the frozen gateway:\n${supervisorLog(stateDir, id).slice(-3000)}`,
+    );
+  } finally {
+    process.kill(gw.pid, "SIGCONT");
   }
 }
 
