@@ -238,13 +238,14 @@ describe("a spec that does not fit its place is refused when the program is buil
     const wrongKey = defineCommand({
       path: "wrong",
       description: "x",
+      arguments: {},
       options: { vmCpus: option.integer("--vm-vcpus <n>", "x") },
     });
     expect(build([command(wrongKey, load)])).toThrow("is read as 'vmVcpus', but its key is 'vmCpus'");
   });
 
   it("a command listed under another group", () => {
-    const elsewhere = defineCommand({ path: "sandbox list", description: "x" });
+    const elsewhere = defineCommand({ path: "sandbox list", description: "x", arguments: {}, options: {} });
     expect(build([group({ name: "gateway", description: "x" }, [command(elsewhere, load)])])).toThrow(
       "command 'sandbox list' is listed under 'gateway'",
     );
@@ -258,6 +259,7 @@ describe("a spec that does not fit its place is refused when the program is buil
         names: argument.variadic("x", { complete: "none" }),
         last: argument.required("x", { complete: "none" }),
       },
+      options: {},
     });
     expect(build([command(early, load)])).toThrow("only the last argument can be variadic");
   });

@@ -56,11 +56,7 @@ export type ValuesOf<T extends OptionTable | ArgumentTable> = {
  * A command: where it sits (`path`, e.g. "sandbox exec"), its help, its arguments (in order) and
  * options. The handler that runs it is paired with it in program.ts and loaded only when it runs.
  */
-export interface CommandSpec<
-  O extends OptionTable = OptionTable,
-  A extends ArgumentTable = ArgumentTable,
-  T extends boolean = boolean,
-> {
+export interface CommandSpec<O extends OptionTable = OptionTable, A extends ArgumentTable = ArgumentTable> {
   /** Space-separated: "status", "sandbox exec". A two-word path needs its group in program.ts. */
   readonly path: string;
   readonly aliases?: readonly string[];
@@ -74,7 +70,7 @@ export interface CommandSpec<
   /** Keyed by commander's attribute name of the option (`--vm-vcpus` → `vmVcpus`, `--no-wait` → `wait`). */
   readonly options: O;
   /** Takes `-- CMD...`: what follows the first `--` is a command for the sandbox. */
-  readonly trailingCommand: T;
+  readonly trailingCommand?: boolean;
   /** Left out of help and completion. */
   readonly hidden?: boolean;
 }
@@ -86,34 +82,14 @@ export interface GroupSpec {
   readonly description: string;
 }
 
-/** Declares a command; `arguments`, `options` and `trailingCommand` may be left out. */
-export function defineCommand<
-  const O extends OptionTable = Record<never, never>,
-  const A extends ArgumentTable = Record<never, never>,
-  const T extends boolean = false,
->(
-  spec: Omit<CommandSpec<O, A, T>, "arguments" | "options" | "trailingCommand"> & {
-    readonly arguments?: A;
-    readonly options?: O;
-    readonly trailingCommand?: T;
-  },
-): CommandSpec<O, A, T> {
-  return {
-    ...spec,
-    arguments: spec.arguments ?? emptyTable<A>(),
-    options: spec.options ?? emptyTable<O>(),
-    trailingCommand: spec.trailingCommand ?? isFalse<T>(),
-  };
-}
-
-// When a table is left out, its type parameter is its default (an empty record), so {} is exact.
-function emptyTable<T>(): T;
-function emptyTable(): Record<never, never> {
-  return {};
-}
-function isFalse<T extends boolean>(): T;
-function isFalse(): boolean {
-  return false;
+/**
+ * Declares a command. `arguments` and `options` are always written out (`{}` when there are none),
+ * so each spec shows everything the command takes; their types become the handler's input.
+ */
+export function defineCommand<const O extends OptionTable, const A extends ArgumentTable>(
+  spec: CommandSpec<O, A>,
+): CommandSpec<O, A> {
+  return spec;
 }
 
 /**

@@ -9,6 +9,7 @@ export const completionCommand = defineCommand({
   arguments: {
     shell: argument.required("bash | zsh | fish", { complete: SHELLS }),
   },
+  options: {},
   helpAfter: `
 Install:
   bash: openshell completion bash > /etc/bash_completion.d/openshell

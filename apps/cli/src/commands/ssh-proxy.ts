@@ -8,6 +8,7 @@ export const sshProxyCommand = defineCommand({
   path: "ssh-proxy",
   hidden: true,
   description: "OpenSSH ProxyCommand: tunnels stdin/stdout to a sandbox through the gateway",
+  arguments: {},
   options: {
     // The root's -g/--gateway has the same long flag and parses it first: the URL arrives in
     // `globals.gateway`. Declared here for this command's help.

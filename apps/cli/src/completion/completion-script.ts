@@ -132,7 +132,7 @@ function describeCommand({ spec }: CommandEntry, path: string): CommandModel {
       completion: valueCompletion(argument.complete),
     })),
     children: [],
-    trailingCommand: spec.trailingCommand,
+    trailingCommand: spec.trailingCommand ?? false,
   };
 }
 

@@ -9,4 +9,5 @@ export const forwardStopCommand = defineCommand({
       complete: "sandboxes",
     }),
   },
+  options: {},
 });

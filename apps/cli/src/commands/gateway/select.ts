@@ -6,4 +6,5 @@ export const gatewaySelectCommand = defineCommand({
   arguments: {
     name: argument.optional("gateway name", { complete: "gateways" }),
   },
+  options: {},
 });

@@ -3,6 +3,7 @@ import { defineCommand, option } from "../../command-spec/define-command.js";
 export const gatewayStartCommand = defineCommand({
   path: "gateway start",
   description: "start (or resume) a local gateway, as a background process or in Docker, and make it active",
+  arguments: {},
   options: {
     name: option.string(
       "--name <name>",

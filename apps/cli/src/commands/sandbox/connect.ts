@@ -6,4 +6,5 @@ export const sandboxConnectCommand = defineCommand({
   arguments: {
     name: argument.optional("sandbox name (default: the last used)", { complete: "sandboxes" }),
   },
+  options: {},
 });

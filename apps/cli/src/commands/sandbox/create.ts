@@ -5,6 +5,7 @@ export const sandboxCreateCommand = defineCommand({
   description: "create a sandbox, wait until it is ready, then run CMD or open a shell",
   usage: "[options] [-- CMD...]",
   trailingCommand: true,
+  arguments: {},
   options: {
     name: option.string("--name <name>", "sandbox name (default: generated)", { complete: "none" }),
     env: option.list("-e, --env <KEY=VALUE>", "environment variable for the sandbox (repeatable)", {

@@ -8,4 +8,5 @@ export const sandboxDownloadCommand = defineCommand({
     path: argument.required("path in the sandbox", { complete: "none" }),
     dest: argument.optional("local directory", { default: ".", complete: "files" }),
   },
+  options: {},
 });

@@ -6,4 +6,5 @@ export const sandboxGetCommand = defineCommand({
   arguments: {
     name: argument.optional("sandbox name", { complete: "sandboxes" }),
   },
+  options: {},
 });

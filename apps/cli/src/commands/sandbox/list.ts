@@ -4,6 +4,7 @@ export const sandboxListCommand = defineCommand({
   path: "sandbox list",
   aliases: ["ls"],
   description: "list sandboxes",
+  arguments: {},
   options: {
     limit: option.integer("--limit <n>", "at most this many", { default: 100 }),
     offset: option.integer("--offset <n>", "skip this many", { default: 0 }),

@@ -6,4 +6,5 @@ export const sandboxSshConfigCommand = defineCommand({
   arguments: {
     name: argument.optional("sandbox name (default: the last used)", { complete: "sandboxes" }),
   },
+  options: {},
 });

@@ -6,6 +6,7 @@ export const sandboxStopCommand = defineCommand({
   arguments: {
     name: argument.optional("sandbox name (default: the last used)", { complete: "sandboxes" }),
   },
+  options: {},
   helpAfter: `
 Waits until the sandbox is stopped. Its files stay; exec, connect and SSH refuse it until
 'openshell sandbox start NAME'. It stays stopped across gateway restarts. Stopping a stopped
