@@ -71,7 +71,7 @@ export function buildCommander(program: ProgramSpec, version: string, hooks: Pro
 }
 
 /** `<name>`, `[name]`, `[names...]`: the key is the name. */
-export function argumentUsage(name: string, spec: ArgumentSpec<unknown>): string {
+function argumentUsage(name: string, spec: ArgumentSpec<unknown>): string {
   switch (spec.shape) {
     case "required":
       return `<${name}>`;

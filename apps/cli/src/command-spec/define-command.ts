@@ -7,7 +7,7 @@ import { UsageError } from "./usage-error.js";
 export type Completion = "none" | "files" | "sandboxes" | "gateways" | readonly string[];
 
 /** How commander is told about an option (command-spec/commander-adapter.ts). */
-export type OptionParse =
+type OptionParse =
   | { kind: "string"; defaultValue?: string }
   | { kind: "integer"; defaultValue?: number }
   | { kind: "flag" }
@@ -31,7 +31,7 @@ export interface OptionSpec<T> {
   read(value: unknown): T;
 }
 
-export type ArgumentShape = "required" | "optional" | "variadic";
+type ArgumentShape = "required" | "optional" | "variadic";
 
 /** One positional argument; its name in help and errors is its key in the spec's `arguments`. */
 export interface ArgumentSpec<T> {

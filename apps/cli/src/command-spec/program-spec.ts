@@ -25,7 +25,7 @@ export interface HandlerModule<S extends CommandSpec> {
 }
 
 /** What the adapter hands a command when it runs: commander's raw values, read with run-time checks. */
-export interface RawValues {
+interface RawValues {
   option(key: string): unknown;
   argument(index: number): unknown;
   global(key: string): unknown;
