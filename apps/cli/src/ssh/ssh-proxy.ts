@@ -1,5 +1,5 @@
 import type { Readable, Writable } from "node:stream";
-import { Backoff, sleep } from "@openshell/core";
+import pRetry from "p-retry";
 import {
   type ConnectedTunnel,
   connectToGateway,
@@ -34,17 +34,14 @@ export async function runSshProxy(options: SshProxyOptions): Promise<void> {
   });
 }
 
-async function connectWithRetry(target: GatewayConnectTarget, windowMs: number): Promise<ConnectedTunnel> {
-  const deadline = Date.now() + windowMs;
-  const backoff = new Backoff(1_000, 8_000);
-  for (;;) {
-    try {
-      return await connectToGateway(target);
-    } catch (error) {
-      const delay = backoff.next();
-      if (!(error instanceof TunnelStatusError) || error.status !== 412 || Date.now() + delay > deadline)
-        throw error;
-      await sleep(delay);
-    }
-  }
+/** Retries only a 412 (not READY yet): 1 s doubling to 8 s, the last wait cut to what is left of the window. */
+function connectWithRetry(target: GatewayConnectTarget, windowMs: number): Promise<ConnectedTunnel> {
+  return pRetry(() => connectToGateway(target), {
+    retries: Number.POSITIVE_INFINITY,
+    minTimeout: 1_000,
+    factor: 2,
+    maxTimeout: 8_000,
+    maxRetryTime: windowMs,
+    shouldRetry: ({ error }) => error instanceof TunnelStatusError && error.status === 412,
+  });
 }
