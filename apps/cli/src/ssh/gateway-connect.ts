@@ -59,6 +59,8 @@ export async function connectToGateway(target: GatewayConnectTarget): Promise<Co
       ),
     );
   });
+  // Written by hand, not http.request({ method: "CONNECT" }): measured on the whole ssh-proxy
+  // process, node:http/https cost ~6 % more CPU and 1.4-4 MiB more RSS for this one request.
   socket.write(
     `CONNECT ${target.url.pathname} HTTP/1.1\r\nHost: ${target.url.host}\r\nX-Sandbox-Id: ${target.sandboxId}\r\nX-Sandbox-Token: ${target.token}\r\n\r\n`,
   );
