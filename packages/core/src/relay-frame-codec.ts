@@ -1,7 +1,8 @@
 /**
  * The gRPC wire format of `openshell.v1.RelayFrame`, encoded and decoded by hand so relays can run on
  * raw HTTP/2 streams without a protobuf object and an async iterator per 16 KiB (the wire stays
- * gRPC: any gRPC client can still call RelayStream). A gRPC message is a 5-byte prefix (compressed
+ * gRPC: any gRPC client can still call RelayStream); kept over the generated codec because it measured
+ * faster (architecture/relays.md). A gRPC message is a 5-byte prefix (compressed
  * flag, big-endian length) plus the protobuf; RelayFrame is `oneof { RelayInit init = 1; bytes data = 2; }`
  * and RelayInit is `{ string channel_id = 1; }`.
  */
