@@ -12,7 +12,7 @@ import type { sandboxv1 } from "@openshell/proto";
 import type { PolicyOrigin } from "./policy-state.js";
 
 /** Upstream's container policy paths, looked for under the discovery root in this order. */
-export const POLICY_DISCOVERY_PATHS: readonly string[] = Object.freeze([
+const POLICY_DISCOVERY_PATHS: readonly string[] = Object.freeze([
   CONTAINER_POLICY_PATH,
   LEGACY_CONTAINER_POLICY_PATH,
 ]);
