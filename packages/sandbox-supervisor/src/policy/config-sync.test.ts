@@ -82,7 +82,7 @@ class FakeGateway {
   } as unknown as ConfigSyncClient;
 }
 
-function setup(options: { discover?: () => Promise<DiscoveredPolicy> } = {}) {
+function setup(options: { discover?: () => Promise<DiscoveredPolicy>; pollIntervalMs?: number } = {}) {
   const gateway = new FakeGateway();
   const state = new PolicyState();
   const discover =
@@ -93,7 +93,7 @@ function setup(options: { discover?: () => Promise<DiscoveredPolicy> } = {}) {
     supervisorToken: "token",
     state,
     logger,
-    pollIntervalMs: 3_600_000,
+    pollIntervalMs: options.pollIntervalMs ?? 3_600_000,
     discoveryRoot: "/nonexistent",
     discover,
   });
@@ -228,6 +228,20 @@ describe("ConfigSync", () => {
     await sync.request("pushed");
     expect(gateway.updates).toHaveLength(1);
     expect(state.policy?.version).toBe(3);
+  });
+
+  it("polls as a fallback: a revision nobody pushed is loaded on a later poll", async () => {
+    const { gateway, state, sync } = setup({ pollIntervalMs: 20 });
+    gateway.setPolicy(policyWithRule("api.example.com"));
+    sync.start();
+    try {
+      while (state.policy?.version !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
+      gateway.setPolicy(policyWithRule("api.example.org"));
+      while (state.policy?.version !== 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    } finally {
+      await sync.stop();
+    }
+    expect(gateway.reports.map((report) => report.version)).toEqual([1, 2]);
   });
 
   it("does nothing while disconnected", async () => {
