@@ -1,22 +1,20 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
-import { CLI, CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
+import { CLI, CliSandboxUser } from "@openshell/testing/cli-harness";
 import { freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
 import { sshOptionsVia } from "@openshell/testing/sandbox-harness";
+import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 
 const READY_TIMEOUT_MS = 180_000;
 
 /** Every secret the gateway keeps in its store (supervisor credential key, ...), by name. */
 function storedSecrets(dbFile: string): Record<string, string> {
-  const require = createRequire(join(REPO, "packages", "gateway", "package.json"));
-  const Database = require("better-sqlite3");
   const db = new Database(dbFile, { readonly: true, fileMustExist: true });
   try {
     const rows = db.prepare("select name, payload from objects where object_type = 'secret'").all() as {
