@@ -5,13 +5,18 @@ import { binaryBundle } from "../../tsup.binary.js";
 
 type EsbuildPlugin = NonNullable<Options["esbuildPlugins"]>[number];
 
+/** What the embedded part takes from the bundle instead of carrying its own copy. */
+const SHARED_PACKAGES = ["@bufbuild/protobuf", "@openshell/proto", "@openshell/core"];
+
 /**
- * `src/policy/policy-rules.ts` (all of @openshell/policy, with its YAML library: ~370 KB of source)
- * is built on its own, deflated and embedded in the bundle as one base64 string, then compiled on
- * the first policy sync. Inline code costs a cold start its parse even when it never runs (+15–20 ms
- * CPU on the host, ~14× that under TCG); a string costs only its scan. The VM image carries one
- * file, so a chunk beside the bundle is not an option. The chunk has its own copies of the proto
- * runtime and core: messages cross as plain objects (protobuf-es matches them by type name).
+ * `src/policy/policy-rules.ts` (@openshell/policy with its YAML library: ~300 KB of code) is built
+ * on its own, deflated and embedded in the bundle as one base64 string, compiled on the first
+ * policy sync. Inline code costs every cold start its parse even when it never runs (+15–20 ms CPU
+ * to SSH:LISTEN on the host, ~14× that under TCG); a string costs only its scan. The VM image
+ * carries one file, so a chunk beside the bundle is not an option. The embedded part uses the
+ * bundle's protobuf runtime, generated protos and core (the exact names it imports are passed in):
+ * a second copy would boot its own descriptors and pino on the first sync and make two
+ * `OpenShellError` classes.
  */
 const embeddedPolicyRules: EsbuildPlugin = {
   name: "embedded-policy-rules",
@@ -22,37 +27,77 @@ const embeddedPolicyRules: EsbuildPlugin = {
         : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: "embedded-policy-rules" }, async (args) => {
-      const chunk = await build.esbuild.build({
+      const common = {
         entryPoints: [args.path],
         bundle: true,
-        platform: "node",
-        format: "cjs",
+        platform: "node" as const,
         target: "node24",
-        minify: true,
-        legalComments: "none",
+        external: SHARED_PACKAGES,
+        legalComments: "none" as const,
         write: false,
         metafile: true,
+      };
+      // An ESM build names what the part imports from the shared packages and what it exports.
+      const esm = await build.esbuild.build({ ...common, format: "esm" });
+      const esmOutput = esm.outputFiles?.[0];
+      const esmMeta = Object.values(esm.metafile?.outputs ?? {})[0];
+      if (!esmOutput || !esmMeta) throw new Error(`building ${args.path} produced no output`);
+      const imports = sharedImports(esmOutput.text);
+      const cjs = await build.esbuild.build({ ...common, format: "cjs", minify: true });
+      const cjsOutput = cjs.outputFiles?.[0];
+      if (!cjsOutput) throw new Error(`building ${args.path} produced no output`);
+      const packed = deflateRawSync(cjsOutput.contents, { level: 9 }).toString("base64");
+
+      const lines = [
+        `import { createRequire } from "node:module";`,
+        `import { runInThisContext } from "node:vm";`,
+        `import { inflateRawSync } from "node:zlib";`,
+      ];
+      const shared: string[] = [];
+      [...imports].forEach(([pkg, names], index) => {
+        lines.push(
+          `import { ${names.map((name) => `${name} as s${index}_${name}`).join(", ")} } from "${pkg}";`,
+        );
+        shared.push(`  "${pkg}": { ${names.map((name) => `${name}: s${index}_${name}`).join(", ")} },`);
       });
-      const [output] = chunk.outputFiles;
-      if (!output) throw new Error(`building ${args.path} produced no output`);
-      const packed = deflateRawSync(output.contents, { level: 9 }).toString("base64");
+      lines.push(
+        `const shared = {\n${shared.join("\n")}\n};`,
+        `const nodeRequire = createRequire(import.meta.url);`,
+        `const source = inflateRawSync(Buffer.from(${JSON.stringify(packed)}, "base64")).toString("utf8");`,
+        `const chunk = { exports: {} };`,
+        `runInThisContext("(function (module, exports, require) {" + source + "\\n})", {`,
+        `  filename: "openshell-sandbox/policy-rules.cjs",`,
+        `})(chunk, chunk.exports, (id) => shared[id] ?? nodeRequire(id));`,
+        `export const { ${esmMeta.exports.join(", ")} } = chunk.exports;`,
+      );
       return {
         loader: "js",
         resolveDir: dirname(args.path),
-        watchFiles: Object.keys(chunk.metafile.inputs),
-        contents: `const { inflateRawSync } = require("node:zlib");
-const { runInThisContext } = require("node:vm");
-const source = inflateRawSync(Buffer.from(${JSON.stringify(packed)}, "base64")).toString("utf8");
-const chunk = { exports: {} };
-runInThisContext("(function (module, exports, require) {" + source + "\\n})", {
-  filename: "openshell-sandbox/policy-rules.cjs",
-})(chunk, chunk.exports, require);
-module.exports = chunk.exports;
-`,
+        watchFiles: Object.keys(esm.metafile?.inputs ?? {}),
+        contents: `${lines.join("\n")}\n`,
       };
     });
   },
 };
+
+/** The names an esbuild ESM output imports from each shared package (`import { a, b as c } from "p"`). */
+function sharedImports(code: string): Map<string, string[]> {
+  const found = new Map<string, Set<string>>();
+  for (const match of code.matchAll(/^import\s+(.+?)\s+from\s+"([^"]+)";$/gms)) {
+    const [, clause = "", pkg = ""] = match;
+    if (!SHARED_PACKAGES.includes(pkg)) continue;
+    const named = /^\{([^}]*)\}$/s.exec(clause.trim());
+    if (!named?.[1])
+      throw new Error(`the embedded policy part imports ${pkg} as '${clause}': name what it uses`);
+    const names = found.get(pkg) ?? new Set<string>();
+    for (const part of named[1].split(",")) {
+      const name = part.trim().split(/\s+as\s+/)[0];
+      if (name) names.add(name);
+    }
+    found.set(pkg, names);
+  }
+  return new Map([...found].map(([pkg, names]) => [pkg, [...names].sort()]));
+}
 
 // ssh2 (optional crypto binding, cpu-features) and node-pty are native addons.
 const base = binaryBundle({

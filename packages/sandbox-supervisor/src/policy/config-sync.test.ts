@@ -234,10 +234,11 @@ describe("ConfigSync", () => {
     const { gateway, state, sync } = setup({ pollIntervalMs: 20 });
     gateway.setPolicy(policyWithRule("api.example.com"));
     sync.start();
+    const installedVersion = () => state.policy?.version;
     try {
-      while (state.policy?.version !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (installedVersion() !== 1) await new Promise((resolve) => setTimeout(resolve, 10));
       gateway.setPolicy(policyWithRule("api.example.org"));
-      while (state.policy?.version !== 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (installedVersion() !== 2) await new Promise((resolve) => setTimeout(resolve, 10));
     } finally {
       await sync.stop();
     }

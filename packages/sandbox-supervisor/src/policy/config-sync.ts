@@ -127,7 +127,11 @@ export class ConfigSync {
     if (!client || this.stopped.signal.aborted) return;
     const { logger, sandboxId } = this.options;
     try {
-      this.rules ??= await import("./policy-rules.js");
+      if (!this.rules) {
+        const started = performance.now();
+        this.rules = await import("./policy-rules.js");
+        logger.debug({ load_ms: Math.round(performance.now() - started) }, "policy rules loaded");
+      }
       await this.flushReport(client);
       this.fetches++;
       let config = await client.getSandboxConfig({ sandboxId }, this.callOptions);
