@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { restrictiveDefaultPolicy } from "@openshell/policy";
 import { PolicyStatus, SandboxPhase, sandboxv1 } from "@openshell/proto";
 import { makeStateDir, type RunningGateway, removeStateDir } from "@openshell/testing/gateway-harness";
 import { waitFor } from "@openshell/testing/process";
@@ -175,4 +176,69 @@ describe("policy sync between the real gateway and a real supervisor", () => {
     const answer = await waitForStatus(meanwhile.version, PolicyStatus.LOADED);
     expect(answer.activeVersion).toBe(meanwhile.version);
   }, 60_000);
+});
+
+describe("an image whose policy file is unsafe", () => {
+  let gw: RunningGateway;
+  let stateDir: string;
+  let workdir: string;
+  let imageRoot: string;
+  let sandboxId: string;
+
+  beforeAll(async () => {
+    stateDir = makeStateDir();
+    workdir = makeWorkdir();
+    imageRoot = mkdtempSync(join(tmpdir(), "osimg-"));
+    mkdirSync(join(imageRoot, "etc/openshell"), { recursive: true });
+    writeFileSync(
+      join(imageRoot, "etc/openshell/policy.yaml"),
+      IMAGE_POLICY.replace("run_as_user: sandbox", "run_as_user: root"),
+    );
+    gw = await startGatewayWithSupervisors({
+      stateDir,
+      workdir,
+      env: {
+        OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS: JSON.stringify([
+          "--run-as-user",
+          RUN_AS_USER,
+          "--workdir",
+          workdir,
+          "--policy-discovery-root",
+          imageRoot,
+        ]),
+      },
+    });
+    sandboxId = (await gw.grpc.createSandbox({ spec: {}, name: "unsafe-image" })).sandbox!.id;
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop("SIGTERM");
+    removeStateDir(stateDir);
+    rmSync(workdir, { recursive: true, force: true });
+    rmSync(imageRoot, { recursive: true, force: true });
+  });
+
+  it("gets the restrictive default instead, stored as version 1, and a FINDING unsafe-disk-policy", async () => {
+    let loaded: sandboxv1.SandboxPolicy | undefined;
+    await waitFor(
+      async () => {
+        const answer = await gw.grpc
+          .getSandboxPolicyStatus({ name: "unsafe-image", version: 1 })
+          .catch(() => undefined);
+        if (answer?.revision?.status !== PolicyStatus.LOADED) return false;
+        loaded = answer.revision.policy;
+        return true;
+      },
+      20_000,
+      () => `version 1 was not LOADED\nsupervisor log:\n${supervisorLog(stateDir, sandboxId)}`,
+    );
+    expect(loaded).toEqual(restrictiveDefaultPolicy());
+    const finding = supervisorLog(stateDir, sandboxId)
+      .split("\n")
+      .find((line) => line.includes("FINDING:BLOCKED [HIGH] BLOCKED unsafe-disk-policy"));
+    expect(finding).toContain(
+      `${imageRoot}/etc/openshell/policy.yaml refused, using the restrictive default`,
+    );
+    expect(finding).toContain("process.run_as_user (line 9): run_as_user must be 'sandbox', got 'root'");
+  });
 });

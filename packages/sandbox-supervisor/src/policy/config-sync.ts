@@ -210,6 +210,12 @@ export class ConfigSync {
     if (!enrichBaselinePaths(enriched, { pathExists })) return config;
     try {
       await client.updateConfig({ name: this.options.sandboxName, policy: enriched }, this.callOptions);
+      emitOcsf(this.options.logger, {
+        class: "CONFIG",
+        activity: "SYNCED",
+        message: "baseline paths added to the sandbox's policy and stored on the gateway",
+        fields: { policy_version: config.version },
+      });
       this.fetches++;
       return await client.getSandboxConfig({ sandboxId: this.options.sandboxId }, this.callOptions);
     } catch (error) {
