@@ -106,6 +106,21 @@ describe("values from a spec", () => {
     }>();
   });
 
+  it("pair only with a handler written for them (checked by tsc)", () => {
+    const other = defineCommand({
+      path: "other",
+      description: "x",
+      arguments: {},
+      options: { depth: option.integer("--depth <n>", "x", { default: 1 }) },
+    });
+    const otherHandler = async () => ({
+      run: async (input: CommandInput<typeof other>) => input.options.depth,
+    });
+    expect(command(other, otherHandler).spec).toBe(other);
+    // @ts-expect-error: the probe's input has no `depth` option
+    expect(command(probeCommand, otherHandler).spec).toBe(probeCommand);
+  });
+
   it("have their defaults when nothing is given", async () => {
     const input = await probe("box1");
     expect(input.options).toEqual({
