@@ -17,8 +17,8 @@ const probeCommand = defineCommand({
     rest: argument.variadic("more", { complete: "files" }),
   },
   options: {
-    count: option.integer("-c, --count <n>", "how many"),
-    limit: option.integer("--limit <n>", "at most", { default: 100 }),
+    count: option.integer("-c, --count <n>", "how many", { complete: "none" }),
+    limit: option.integer("--limit <n>", "at most", { default: 100, complete: "none" }),
     label: option.string("--label <text>", "a label", { complete: "none" }),
     driver: option.string("--driver <driver>", "a driver", { default: "vm", complete: ["vm"] }),
     docker: option.flag("--docker", "a flag"),
@@ -111,7 +111,7 @@ describe("values from a spec", () => {
       path: "other",
       description: "x",
       arguments: {},
-      options: { depth: option.integer("--depth <n>", "x", { default: 1 }) },
+      options: { depth: option.integer("--depth <n>", "x", { default: 1, complete: "none" }) },
     });
     const otherHandler = async () => ({
       run: async (input: CommandInput<typeof other>) => input.options.depth,
@@ -254,7 +254,7 @@ describe("a spec that does not fit its place is refused when the program is buil
       path: "wrong",
       description: "x",
       arguments: {},
-      options: { vmCpus: option.integer("--vm-vcpus <n>", "x") },
+      options: { vmCpus: option.integer("--vm-vcpus <n>", "x", { complete: "none" }) },
     });
     expect(build([command(wrongKey, load)])).toThrow("is read as 'vmVcpus', but its key is 'vmCpus'");
   });

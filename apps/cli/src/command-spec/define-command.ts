@@ -189,23 +189,19 @@ function string(
 function integer(
   flags: string,
   description: string,
-  settings: { default: number; complete?: Completion },
+  settings: ValueSettings & { default: number },
 ): OptionSpec<number>;
+function integer(flags: string, description: string, settings: ValueSettings): OptionSpec<number | undefined>;
 function integer(
   flags: string,
   description: string,
-  settings?: { complete?: Completion },
-): OptionSpec<number | undefined>;
-function integer(
-  flags: string,
-  description: string,
-  settings: { default?: number; complete?: Completion } = {},
+  settings: ValueSettings & { default?: number },
 ): OptionSpec<number | undefined> {
   const defaultValue = settings.default;
   return {
     flags,
     description,
-    complete: settings.complete ?? "none",
+    complete: settings.complete,
     repeatable: false,
     parse: defaultValue === undefined ? { kind: "integer" } : { kind: "integer", defaultValue },
     read: defaultValue === undefined ? optionalNumber : requiredNumber,

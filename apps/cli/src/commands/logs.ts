@@ -8,7 +8,7 @@ export const logsCommand = defineCommand({
     name: argument.optional("sandbox name", { complete: "sandboxes" }),
   },
   options: {
-    lines: option.integer("-n, --lines <n>", "how many recent lines", { default: 200 }),
+    lines: option.integer("-n, --lines <n>", "how many recent lines", { default: 200, complete: "none" }),
     tail: option.flag("--tail", "keep following new lines"),
     since: option.string("--since <duration>", "only lines newer than this, e.g. 30s, 5m, 1h", {
       complete: "none",

@@ -13,6 +13,7 @@ export const gatewayStartCommand = defineCommand({
     port: option.integer(
       "--port <port>",
       "API port on 127.0.0.1 (default: the stored port, OPENSHELL_GATEWAY_PORT or 8080)",
+      { complete: "none" },
     ),
     drivers: option.string("--drivers <driver>", "compute driver: vm (microVMs)", {
       default: "vm",
@@ -27,7 +28,7 @@ export const gatewayStartCommand = defineCommand({
       "--docker",
       "run the gateway in a Docker container (volume, network, restart policy unless-stopped)",
     ),
-    vmVcpus: option.integer("--vm-vcpus <n>", "vCPUs per sandbox VM"),
-    vmMemMib: option.integer("--vm-mem-mib <n>", "memory per sandbox VM in MiB"),
+    vmVcpus: option.integer("--vm-vcpus <n>", "vCPUs per sandbox VM", { complete: "none" }),
+    vmMemMib: option.integer("--vm-mem-mib <n>", "memory per sandbox VM in MiB", { complete: "none" }),
   },
 });

@@ -13,6 +13,7 @@ export const sandboxExecCommand = defineCommand({
     workdir: option.string("--workdir <dir>", "working directory", { complete: "none" }),
     timeout: option.integer("--timeout <seconds>", "kill the command after this long (0 = none)", {
       default: 0,
+      complete: "none",
     }),
     env: option.list("-e, --env <KEY=VALUE>", "extra environment variable (repeatable)", {
       complete: "none",
