@@ -11,7 +11,9 @@ const SHARED_PACKAGES = ["@bufbuild/protobuf", "@openshell/proto", "@openshell/c
 /**
  * `src/policy/policy-rules.ts` (@openshell/policy with its YAML library: ~300 KB of code) is built
  * on its own, deflated and embedded in the bundle as one base64 string, compiled on the first
- * policy sync. Inline code costs every cold start its parse even when it never runs (+15–20 ms CPU
+ * policy sync: the bundle's `src/policy/policy-rules-loader.ts` is replaced by a module whose
+ * `loadPolicyRules()` does that. It is imported statically, so the packages it shares keep their
+ * tree-shaking (a dynamically imported module makes esbuild wrap and keep all of them). Inline code costs every cold start its parse even when it never runs (+15–20 ms CPU
  * to SSH:LISTEN on the host, ~14× that under TCG); a string costs only its scan. The VM image
  * carries one file, so a chunk beside the bundle is not an option. The embedded part uses the
  * bundle's protobuf runtime, generated protos and core (the exact names it imports are passed in):
@@ -21,11 +23,10 @@ const SHARED_PACKAGES = ["@bufbuild/protobuf", "@openshell/proto", "@openshell/c
 const embeddedPolicyRules: EsbuildPlugin = {
   name: "embedded-policy-rules",
   setup(build) {
-    build.onResolve({ filter: /\/policy-rules\.js$/ }, (args) =>
-      args.kind === "dynamic-import"
-        ? { path: join(args.resolveDir, "policy-rules.ts"), namespace: "embedded-policy-rules" }
-        : undefined,
-    );
+    build.onResolve({ filter: /\/policy-rules-loader\.js$/ }, (args) => ({
+      path: join(args.resolveDir, "policy-rules.ts"),
+      namespace: "embedded-policy-rules",
+    }));
     build.onLoad({ filter: /.*/, namespace: "embedded-policy-rules" }, async (args) => {
       const common = {
         entryPoints: [args.path],
@@ -37,11 +38,10 @@ const embeddedPolicyRules: EsbuildPlugin = {
         write: false,
         metafile: true,
       };
-      // An ESM build names what the part imports from the shared packages and what it exports.
+      // An ESM build names what the part imports from the shared packages.
       const esm = await build.esbuild.build({ ...common, format: "esm" });
       const esmOutput = esm.outputFiles?.[0];
-      const esmMeta = Object.values(esm.metafile?.outputs ?? {})[0];
-      if (!esmOutput || !esmMeta) throw new Error(`building ${args.path} produced no output`);
+      if (!esmOutput) throw new Error(`building ${args.path} produced no output`);
       const imports = sharedImports(esmOutput.text);
       const cjs = await build.esbuild.build({ ...common, format: "cjs", minify: true });
       const cjsOutput = cjs.outputFiles?.[0];
@@ -50,7 +50,6 @@ const embeddedPolicyRules: EsbuildPlugin = {
 
       const lines = [
         `import { createRequire } from "node:module";`,
-        `import { runInThisContext } from "node:vm";`,
         `import { inflateRawSync } from "node:zlib";`,
       ];
       const shared: string[] = [];
@@ -62,13 +61,17 @@ const embeddedPolicyRules: EsbuildPlugin = {
       });
       lines.push(
         `const shared = {\n${shared.join("\n")}\n};`,
-        `const nodeRequire = createRequire(import.meta.url);`,
-        `const source = inflateRawSync(Buffer.from(${JSON.stringify(packed)}, "base64")).toString("utf8");`,
-        `const chunk = { exports: {} };`,
-        `runInThisContext("(function (module, exports, require) {" + source + "\\n})", {`,
-        `  filename: "openshell-sandbox/policy-rules.cjs",`,
-        `})(chunk, chunk.exports, (id) => shared[id] ?? nodeRequire(id));`,
-        `export const { ${esmMeta.exports.join(", ")} } = chunk.exports;`,
+        `const packed = ${JSON.stringify(packed)};`,
+        `export async function loadPolicyRules() {`,
+        `  const nodeRequire = createRequire(import.meta.url);`,
+        `  const { runInThisContext } = nodeRequire("node:vm");`,
+        `  const source = inflateRawSync(Buffer.from(packed, "base64")).toString("utf8");`,
+        `  const chunk = { exports: {} };`,
+        `  runInThisContext("(function (module, exports, require) {" + source + "\\n})", {`,
+        `    filename: "openshell-sandbox/policy-rules.cjs",`,
+        `  })(chunk, chunk.exports, (id) => shared[id] ?? nodeRequire(id));`,
+        `  return chunk.exports;`,
+        `}`,
       );
       return {
         loader: "js",

@@ -3,9 +3,8 @@ import type { CallOptions, Client } from "@connectrpc/connect";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
 import { type OpenShell, PolicyStatus, sandboxv1 } from "@openshell/proto";
 import type { DiscoveredPolicy } from "./policy-discovery.js";
+import { loadPolicyRules, type PolicyRules } from "./policy-rules-loader.js";
 import { type PolicyState, settingText } from "./policy-state.js";
-
-type PolicyRules = typeof import("./policy-rules.js");
 
 /** The gateway calls the sync makes (a connect client of the supervisor's connection has them). */
 export type ConfigSyncClient = Pick<
@@ -129,7 +128,7 @@ export class ConfigSync {
     try {
       if (!this.rules) {
         const started = performance.now();
-        this.rules = await import("./policy-rules.js");
+        this.rules = await loadPolicyRules();
         logger.debug({ load_ms: Math.round(performance.now() - started) }, "policy rules loaded");
       }
       await this.flushReport(client);
