@@ -12,6 +12,7 @@
 //     at the same concurrency.
 // Usage: bash bench/run.sh policy-bench.ts [--changes 50] [--poll-ms 50,100,1000] [--vm]
 //          [--sandboxes 20] [--updates 1000] [--concurrency 1,10,50] [--skip-throughput]
+//          [--supervisor BUNDLE] [--cpu-prof DIR]
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,6 +45,8 @@ const { values } = parseArgs({
     "skip-throughput": { type: "boolean", default: false },
     /** Another supervisor bundle for the host supervisors (the VM's comes from its runtime). */
     supervisor: { type: "string", default: SUPERVISOR_BIN },
+    /** Writes V8 CPU profiles of the gateway (and the processes it starts) into this directory. */
+    "cpu-prof": { type: "string" },
   },
 });
 const CHANGES = Number(values.changes);
@@ -54,6 +57,9 @@ const CONCURRENCY = values.concurrency.split(",").map(Number);
 const REPO = findRepoRoot(import.meta.dirname);
 const WARMUP = 3;
 const RULE = "policy_bench";
+const PROFILE_ENV: Record<string, string> = values["cpu-prof"]
+  ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values["cpu-prof"]}` }
+  : {};
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -336,7 +342,7 @@ async function hostRun() {
     gw = await startGatewayWithSupervisors({
       stateDir,
       workdir,
-      env: { OPENSHELL_TEST_DRIVER_SUPERVISOR: values.supervisor },
+      env: { OPENSHELL_TEST_DRIVER_SUPERVISOR: values.supervisor, ...PROFILE_ENV },
     });
     console.log(
       `# policy-bench (host supervisors)  node ${process.version}  ${new Date().toISOString()}  load ${loadAverage()}`,
@@ -366,14 +372,17 @@ async function hostRun() {
     );
   } finally {
     await gw?.stop("SIGTERM");
-    for (const sandboxId of ids) {
+    // Supervisors outlive the gateway: SIGTERM first (a --cpu-prof profile is written on a clean exit).
+    const pids = ids.flatMap((sandboxId) => {
       try {
-        const pid = supervisorPid(stateDir, sandboxId);
-        if (isAlive(pid)) process.kill(pid, "SIGKILL");
+        return [supervisorPid(stateDir, sandboxId)];
       } catch {
-        // never started
+        return []; // never started
       }
-    }
+    });
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGTERM");
+    for (let waited = 0; waited < 5_000 && pids.some(isAlive); waited += 100) await sleep(100);
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     removeStateDir(stateDir);
     rmSync(workdir, { recursive: true, force: true });
   }
