@@ -11,6 +11,7 @@ import {
   RUN_AS_USER,
   startGatewayWithSupervisors,
   supervisorLog,
+  supervisorPid,
   waitForPhase,
 } from "@openshell/testing/sandbox-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +58,25 @@ describe("policy sync between the real gateway and a real supervisor", () => {
   const NAME = "policy-box";
 
   const status = (version = 0) => gw.grpc.getSandboxPolicyStatus({ name: NAME, version });
+  const startGateway = (port?: number) =>
+    startGatewayWithSupervisors({
+      stateDir,
+      workdir,
+      port,
+      env: {
+        // An hour: every change below must arrive by the push (config_changed), not the poll.
+        OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS: JSON.stringify([
+          "--run-as-user",
+          RUN_AS_USER,
+          "--workdir",
+          workdir,
+          "--policy-discovery-root",
+          imageRoot,
+          "--policy-poll-interval-secs",
+          "3600",
+        ]),
+      },
+    });
   const log = () => supervisorLog(stateDir, sandboxId);
 
   /** Waits until revision `version` reaches `wanted` (LOADED or FAILED) as the supervisor reports it. */
@@ -85,23 +105,7 @@ describe("policy sync between the real gateway and a real supervisor", () => {
     imageRoot = mkdtempSync(join(tmpdir(), "osimg-"));
     mkdirSync(join(imageRoot, "etc/openshell"), { recursive: true });
     writeFileSync(join(imageRoot, "etc/openshell/policy.yaml"), IMAGE_POLICY);
-    gw = await startGatewayWithSupervisors({
-      stateDir,
-      workdir,
-      env: {
-        // An hour: every change below must arrive by the push (config_changed), not the poll.
-        OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS: JSON.stringify([
-          "--run-as-user",
-          RUN_AS_USER,
-          "--workdir",
-          workdir,
-          "--policy-discovery-root",
-          imageRoot,
-          "--policy-poll-interval-secs",
-          "3600",
-        ]),
-      },
-    });
+    gw = await startGateway();
     sandboxId = (await gw.grpc.createSandbox({ spec: {}, name: NAME })).sandbox!.id;
     await waitForPhase(gw, NAME, SandboxPhase.READY).catch((error: Error) => {
       throw new Error(`${error.message}\nsupervisor log:\n${log()}`);
@@ -175,6 +179,29 @@ describe("policy sync between the real gateway and a real supervisor", () => {
     await waitForPhase(gw, NAME, SandboxPhase.READY);
     const answer = await waitForStatus(meanwhile.version, PolicyStatus.LOADED);
     expect(answer.activeVersion).toBe(meanwhile.version);
+  }, 60_000);
+
+  it("a supervisor whose gateway was killed and restarted meanwhile loads the revision made while it was away", async () => {
+    const active = (await status()).activeVersion;
+    const base = (await status(active)).revision!.policy!;
+    const pid = supervisorPid(stateDir, sandboxId);
+    // Frozen, it can neither see the gateway go nor reconnect until the revision exists.
+    process.kill(pid, "SIGSTOP");
+    try {
+      await gw.stop("SIGKILL");
+      gw = await startGateway(gw.port);
+      const meanwhile = await gw.grpc.updateConfig({
+        name: NAME,
+        policy: withRule(base, "after_restart", endpoint({ host: "restart.example.com" })),
+      });
+      expect((await status(meanwhile.version)).revision?.status).toBe(PolicyStatus.PENDING);
+      process.kill(pid, "SIGCONT");
+      const answer = await waitForStatus(meanwhile.version, PolicyStatus.LOADED);
+      expect(answer.activeVersion).toBe(meanwhile.version);
+      expect(supervisorPid(stateDir, sandboxId)).toBe(pid);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
   }, 60_000);
 });
 
