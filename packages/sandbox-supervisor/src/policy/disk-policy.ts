@@ -5,10 +5,7 @@ import { policyProblems } from "./policy-validation.js";
 
 export type DiskPolicyCheck = { ok: true; policy: sandboxv1.SandboxPolicy } | { ok: false; errors: string[] };
 
-/**
- * Parses and validates a policy file from the image. Loaded with a dynamic import: the YAML parser
- * costs start-up time that only a sandbox whose image ships a policy file should pay.
- */
+/** Parses and validates a policy file from the image: any problem refuses the whole file. */
 export function checkDiskPolicy(text: string, path: string): DiskPolicyCheck {
   let policy: sandboxv1.SandboxPolicy;
   try {

@@ -9,6 +9,7 @@ import {
   restrictiveDefaultPolicy,
 } from "@openshell/policy";
 import type { sandboxv1 } from "@openshell/proto";
+import { checkDiskPolicy } from "./disk-policy.js";
 import type { PolicyOrigin } from "./policy-state.js";
 
 /** Upstream's container policy paths, looked for under the discovery root in this order. */
@@ -44,8 +45,7 @@ export async function discoverPolicy(root: string, logger: Logger): Promise<Disc
   } else {
     const checked =
       "text" in found
-        ? // The YAML parser is loaded only here, when an image ships a policy file: most starts need none.
-          (await import("./disk-policy.js")).checkDiskPolicy(found.text, found.path)
+        ? checkDiskPolicy(found.text, found.path)
         : { ok: false as const, errors: [found.readError] };
     if (checked.ok) {
       discovered = { policy: checked.policy, origin: "disk", path: found.path };
