@@ -14,6 +14,11 @@ import { gatewayStartCommand } from "./commands/gateway/start.js";
 import { gatewayStatusCommand } from "./commands/gateway/status.js";
 import { gatewayStopCommand } from "./commands/gateway/stop.js";
 import { logsCommand } from "./commands/logs.js";
+import { policyDeleteCommand } from "./commands/policy/delete.js";
+import { policyGetCommand } from "./commands/policy/get.js";
+import { policyListCommand } from "./commands/policy/list.js";
+import { policySetCommand } from "./commands/policy/set.js";
+import { policyUpdateCommand } from "./commands/policy/update.js";
 import { sandboxConnectCommand } from "./commands/sandbox/connect.js";
 import { sandboxCreateCommand } from "./commands/sandbox/create.js";
 import { sandboxDeleteCommand } from "./commands/sandbox/delete.js";
@@ -26,6 +31,9 @@ import { sandboxSshConfigCommand } from "./commands/sandbox/ssh-config.js";
 import { sandboxStartCommand } from "./commands/sandbox/start.js";
 import { sandboxStopCommand } from "./commands/sandbox/stop.js";
 import { sandboxUploadCommand } from "./commands/sandbox/upload.js";
+import { settingsDeleteCommand } from "./commands/settings/delete.js";
+import { settingsGetCommand } from "./commands/settings/get.js";
+import { settingsSetCommand } from "./commands/settings/set.js";
 import { sshProxyCommand } from "./commands/ssh-proxy.js";
 import { statusCommand } from "./commands/status.js";
 
@@ -78,6 +86,25 @@ remote command's own exit code.`,
     group({ name: "forward", aliases: ["fwd"], description: "background port forwards" }, [
       command(forwardListCommand, () => import("./commands/forward/list-handler.js")),
       command(forwardStopCommand, () => import("./commands/forward/stop-handler.js")),
+    ]),
+    group(
+      {
+        name: "policy",
+        aliases: ["pol"],
+        description: "versioned sandbox policies (delivered to sandboxes, NOT yet enforced inside them)",
+      },
+      [
+        command(policySetCommand, () => import("./commands/policy/set-handler.js")),
+        command(policyUpdateCommand, () => import("./commands/policy/update-handler.js")),
+        command(policyGetCommand, () => import("./commands/policy/get-handler.js")),
+        command(policyListCommand, () => import("./commands/policy/list-handler.js")),
+        command(policyDeleteCommand, () => import("./commands/policy/delete-handler.js")),
+      ],
+    ),
+    group({ name: "settings", description: "sandbox and gateway-wide settings (ocsf_json_enabled)" }, [
+      command(settingsGetCommand, () => import("./commands/settings/get-handler.js")),
+      command(settingsSetCommand, () => import("./commands/settings/set-handler.js")),
+      command(settingsDeleteCommand, () => import("./commands/settings/delete-handler.js")),
     ]),
     command(logsCommand, () => import("./commands/logs-handler.js")),
     command(sshProxyCommand, () => import("./commands/ssh-proxy-handler.js")),

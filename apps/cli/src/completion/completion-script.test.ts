@@ -196,6 +196,9 @@ describe("bash", () => {
     expect(complete("sandbox", "create", "--policy", "pol")).toEqual(["policy.yaml"]);
     expect(complete("gateway", "add", "--ca-cert", "")).toEqual(["notes.txt", "policy.yaml"]);
     expect(complete("sandbox", "create", "--name", "")).toEqual([]);
+    expect(complete("policy", "set", "--policy", "pol")).toEqual(["policy.yaml"]);
+    expect(complete("pol", "set", "--policy", "pol")).toEqual(["policy.yaml"]);
+    expect(complete("settings", "set", "--key", "")).toEqual(["ocsf_json_enabled"]);
   });
 
   it("completes positional arguments: shells, files", () => {

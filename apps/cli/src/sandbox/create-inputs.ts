@@ -1,8 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { OpenShellError } from "@openshell/core";
-import { sandboxv1 } from "@openshell/proto";
-import { parse as parseYaml } from "yaml";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -20,37 +16,6 @@ export function parseEnvAssignments(entries: string[] | undefined): Record<strin
     environment[key] = entry.slice(equals + 1);
   }
   return environment;
-}
-
-/** Reads a policy YAML (upstream's snake_case schema) into the SandboxPolicy message. */
-export function loadPolicyFile(file: string): sandboxv1.SandboxPolicy {
-  if (!existsSync(file))
-    throw new OpenShellError(
-      "not_found",
-      `policy file '${file}' does not exist; pass the path of a policy YAML to --policy`,
-    );
-  let document: unknown;
-  try {
-    document = parseYaml(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new OpenShellError(
-      "invalid_argument",
-      `policy file '${file}' is not valid YAML: ${(error as Error).message}`,
-    );
-  }
-  if (document === null || typeof document !== "object" || Array.isArray(document))
-    throw new OpenShellError(
-      "invalid_argument",
-      `policy file '${file}' must be a YAML mapping (version, filesystem, network_policies, ...)`,
-    );
-  try {
-    return fromJson(sandboxv1.SandboxPolicySchema, document as JsonValue);
-  } catch (error) {
-    throw new OpenShellError(
-      "invalid_argument",
-      `policy file '${file}' does not match the policy schema: ${(error as Error).message}`,
-    );
-  }
 }
 
 /** `--upload LOCAL[:DEST]`. */

@@ -13,7 +13,8 @@ import type { CommandInput } from "../../command-spec/program-spec.js";
 import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
 import { dockerGateway } from "../../gateway/load-docker-gateway.js";
-import { loadPolicyFile, parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
+import { readPolicyFile } from "../../policy/policy-file.js";
+import { parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
 import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
 import { wantsTty } from "../../sandbox/remote-command.js";
 import { parseSandboxResources } from "../../sandbox/sandbox-resources.js";
@@ -43,7 +44,11 @@ export async function run(input: CommandInput<typeof sandboxCreateCommand>): Pro
     memory: options.memory,
     disk: options.disk,
   });
-  const policy = options.policy ? loadPolicyFile(options.policy) : undefined;
+  // Checked here, before any gateway is started or anything created: a bad file is exit 2 (FILE:LINE).
+  const policyFile = options.policy ?? ctx.env.OPENSHELL_SANDBOX_POLICY;
+  const local = policyFile ? readPolicyFile(policyFile) : undefined;
+  for (const warning of local?.warnings ?? []) ctx.output.warn(warning);
+  const policy = local?.policy;
   const upload = options.upload ? parseUploadSpec(options.upload) : undefined;
   const timeoutMs = provisionTimeoutMs(ctx.env);
   const command = input.trailing;

@@ -1,4 +1,4 @@
-import { argument, defineCommand } from "../../command-spec/define-command.js";
+import { argument, defineCommand, option } from "../../command-spec/define-command.js";
 
 export const sandboxGetCommand = defineCommand({
   path: "sandbox get",
@@ -6,5 +6,7 @@ export const sandboxGetCommand = defineCommand({
   arguments: {
     name: argument.optional("sandbox name", { complete: "sandboxes" }),
   },
-  options: {},
+  options: {
+    policyOnly: option.flag("--policy-only", "print only the sandbox's effective policy (YAML)"),
+  },
 });

@@ -1,0 +1,43 @@
+/**
+ * A line diff of two texts (longest common subsequence; policies are small): unchanged lines
+ * start with two spaces, removed ones with "- ", added ones with "+ ". Empty when they are equal.
+ */
+export function lineDiff(before: string, after: string): string[] {
+  const a = splitLines(before);
+  const b = splitLines(after);
+  if (a.length === b.length && a.every((line, i) => line === b[i])) return [];
+  // common[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+  const common: number[][] = Array.from({ length: a.length + 1 }, () =>
+    new Array<number>(b.length + 1).fill(0),
+  );
+  for (let i = a.length - 1; i >= 0; i--)
+    for (let j = b.length - 1; j >= 0; j--)
+      (common[i] as number[])[j] =
+        a[i] === b[j]
+          ? ((common[i + 1] as number[])[j + 1] as number) + 1
+          : Math.max((common[i + 1] as number[])[j] as number, (common[i] as number[])[j + 1] as number);
+  const lines: string[] = [];
+  let i = 0;
+  let j = 0;
+  const at = (x: number, y: number) => (common[x] as number[])[y] as number;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      lines.push(`  ${a[i]}`);
+      i++;
+      j++;
+    } else if (i < a.length && (j === b.length || at(i + 1, j) >= at(i, j + 1))) {
+      lines.push(`- ${a[i]}`);
+      i++;
+    } else {
+      lines.push(`+ ${b[j]}`);
+      j++;
+    }
+  }
+  return lines;
+}
+
+function splitLines(text: string): string[] {
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return lines;
+}
