@@ -140,6 +140,7 @@ describe("policy sync between the real gateway and a real supervisor", () => {
     expect(updated.version).toBe(current + 1);
     const answer = await waitForStatus(updated.version, PolicyStatus.LOADED);
     expect(answer.activeVersion).toBe(updated.version);
+    expect((await gw.grpc.getSandbox({ name: NAME })).sandbox?.currentPolicyVersion).toBe(updated.version);
     expect(log()).toMatch(
       new RegExp(`CONFIG:LOADED \\[INFO\\] policy loaded \\[version:v${updated.version} `),
     );
