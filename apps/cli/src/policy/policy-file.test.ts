@@ -54,9 +54,9 @@ describe("readPolicyFile", () => {
     expect(problemOf(broken).message).toMatch(/broken\.yaml:\d+: invalid YAML/);
   });
 
-  it("refuses a missing file with exit 2 and the flag to fix", () => {
+  it("refuses a missing file as not found (exit 4) with the flag to fix", () => {
     const error = problemOf(join(dir, "missing.yaml"));
-    expect(error.code).toBe("invalid_argument");
+    expect(error.code).toBe("not_found");
     expect(error.message).toContain("pass the path of a policy YAML to --policy");
   });
 });

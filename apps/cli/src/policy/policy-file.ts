@@ -24,12 +24,13 @@ export function locateProblem(file: string, problem: string): string {
 /**
  * Reads a sandbox policy YAML (upstream's snake_case schema) and checks it the way the gateway and
  * the supervisor will (strict schema, safety rules, L7 rules), before anything is sent or created.
- * Every problem is one line `<file>:<line>: <yaml.path>: <reason>`; any problem is exit 2.
+ * Every problem is one line `<file>:<line>: <yaml.path>: <reason>`; any problem is exit 2 (a
+ * missing file is not found, exit 4, as elsewhere).
  */
 export function readPolicyFile(file: string, flag = "--policy"): LocalPolicy {
   if (!existsSync(file) || !statSync(file).isFile())
     throw new OpenShellError(
-      "invalid_argument",
+      "not_found",
       `policy file '${file}' does not exist; pass the path of a policy YAML to ${flag}`,
     );
   const check = checkPolicyYaml(readFileSync(file, "utf8"));
