@@ -39,7 +39,7 @@ describe("openshell CLI", () => {
     writeFileSync(badYaml, "version: 1\nfilesystem: [unclosed\n");
     const yaml = await user.run(["sandbox", "create", "--policy", badYaml]);
     expect(yaml.code).toBe(2);
-    expect(yaml.stderr).toContain("is not valid YAML");
+    expect(yaml.stderr).toMatch(/bad\.yaml:\d+: invalid YAML/);
     const noDocker = await user.run(["gateway", "start", "--docker"], {
       env: { DOCKER_HOST: `unix://${join(user.root, "no-docker.sock")}` },
     });
@@ -365,7 +365,9 @@ describe("openshell CLI", () => {
     expect(get.code).toBe(4);
 
     const policy = join(user.root, "policy.yaml");
-    writeFileSync(policy, "version: 1\nfilesystem:\n  read_only: [/usr]\n  read_write: [/sandbox, /tmp]\n");
+    const filesystem =
+      "version: 1\nfilesystem_policy:\n  read_only: [/usr]\n  read_write: [/sandbox, /tmp]\n";
+    writeFileSync(policy, filesystem);
     const creating = user.start(["sandbox", "create", "--name", "second", "--policy", policy]);
     await waitFor(
       async () => creating.output().stderr.includes("Created sandbox: second"),
@@ -379,10 +381,28 @@ describe("openshell CLI", () => {
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout.trim()).toBe("second");
     const stored = JSON.parse((await user.run(["sandbox", "get", "second", "-o", "json"])).stdout);
+    // The gateway stores the policy with upstream's default process identity filled in.
     expect(stored.spec.policy).toEqual({
       version: 1,
       filesystem: { readOnly: ["/usr"], readWrite: ["/sandbox", "/tmp"] },
+      process: { runAsUser: "sandbox", runAsGroup: "sandbox" },
     });
+
+    // A new policy version reaches the microVM's supervisor, which loads it and says so.
+    const next = join(user.root, "policy-next.yaml");
+    writeFileSync(
+      next,
+      `${filesystem}network_policies:\n  api:\n    endpoints:\n      - { host: api.example.com, port: 443 }\n`,
+    );
+    const set = await user.run(["policy", "set", "second", "--policy", next, "--wait"]);
+    expect(set.code, set.stderr).toBe(0);
+    const loaded = /Policy version (\d+) loaded \(active version: (\d+)\)/.exec(set.stderr);
+    expect(loaded, set.stderr).not.toBeNull();
+    expect(loaded?.[2]).toBe(loaded?.[1]);
+    expect(set.stderr).toContain(`Policy version ${loaded?.[1]} submitted`);
+    const full = await user.run(["policy", "get", "second", "--full"]);
+    expect(full.stdout).toMatch(/Status: +loaded/);
+    expect(full.stdout).toContain("host: api.example.com");
   });
 
   it("create on a terminal without CMD opens a shell; --no-keep deletes the sandbox when it exits", async () => {
