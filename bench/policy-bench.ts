@@ -409,7 +409,11 @@ async function vmRun() {
     const started = now();
     const id = (await gw.grpc.createSandbox({ spec: {}, name })).sandbox!.id;
     await waitForPhase(gw, name, SandboxPhase.READY, 240_000);
-    await waitForLoadedPolicy(gw, name, 120_000);
+    await waitForLoadedPolicy(gw, name, 120_000).catch((error: Error) => {
+      throw new Error(
+        `${error.message}: does the staged VM runtime's supervisor predate the policy sync? Re-stage it (bash scripts/setup.sh, or OPENSHELL_VM_RUNTIME_DIR with stage-vm-runtime.sh)`,
+      );
+    });
     console.log(`create → READY with its start-up policy LOADED: ${((now() - started) / 1000).toFixed(1)} s`);
     console.log(`## 1. policy set --wait → LOADED on a VM sandbox, ${CHANGES} changes per poll interval`);
     await setToLoaded(gw, name, id);
