@@ -388,7 +388,16 @@ describe("openshell CLI", () => {
       process: { runAsUser: "sandbox", runAsGroup: "sandbox" },
     });
 
-    // A new policy version reaches the microVM's supervisor, which loads it and says so.
+    // A new policy version reaches the microVM's supervisor, which loads it and says so. First the
+    // supervisor's start-up sync (it may add baseline paths as a version of its own) has to be done.
+    await waitFor(
+      async () => {
+        const status = await user.run(["policy", "get", "second", "-o", "json"]);
+        return status.code === 0 && JSON.parse(status.stdout).active_version > 0;
+      },
+      60_000,
+      () => "timed out waiting for the start-up policy of 'second' to be loaded",
+    );
     const next = join(user.root, "policy-next.yaml");
     writeFileSync(
       next,

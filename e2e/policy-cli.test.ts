@@ -3,10 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { ensureSandboxProcessIdentity, parsePolicyYaml, policyToYaml } from "@openshell/policy";
-import { SandboxPhase, sandboxv1 } from "@openshell/proto";
+import { PolicyStatus, SandboxPhase, sandboxv1 } from "@openshell/proto";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
-import { makeStateDir, type RunningGateway, removeStateDir } from "@openshell/testing/gateway-harness";
-import { freePort } from "@openshell/testing/process";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  supervisorTokenOf,
+} from "@openshell/testing/gateway-harness";
+import { freePort, waitFor } from "@openshell/testing/process";
 import {
   makeWorkdir,
   startGatewayWithSupervisors,
@@ -127,6 +132,10 @@ network_policies:
       - { host: "**.cdn.example.com", port: 443, access: read-write, protocol: rest }
 `;
 
+/** Anything a terminal would act on (tab and line feed aside). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: what this test looks for
+const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
 /** The static part of EVERY_FIELD: what its sandbox is created with. */
 const EVERY_FIELD_BASE = `version: 1
 filesystem_policy:
@@ -205,6 +214,15 @@ describe("openshell policy and settings", () => {
     await waitForPhase(gw, name, SandboxPhase.READY).catch((error: Error) => {
       throw new Error(`${error.message}\n${supervisorLog(stateDir, created.sandbox!.id)}`);
     });
+    // The supervisor's start-up sync (which may add baseline paths as a version of its own) is done
+    // when it has loaded a version: only then is the next version the test's.
+    await waitFor(
+      async () =>
+        ((await gw.grpc.getSandboxPolicyStatus({ name }).catch(() => undefined))?.activeVersion ?? 0) > 0,
+      20_000,
+      () =>
+        `the start-up policy of ${name} was never loaded\n${supervisorLog(stateDir, created.sandbox!.id)}`,
+    );
   }
 
   async function versions(name: string): Promise<number> {
@@ -410,7 +428,7 @@ describe("openshell policy and settings", () => {
     }
   });
 
-  it("policy set --wait exits 124 when the sandbox does not report in time", async () => {
+  it("policy set --wait exits 124 when the sandbox does not report in time; a load error is shown terminal-safe", async () => {
     const pid = supervisorPid(stateDir, ids.get("example") as string);
     process.kill(pid, "SIGSTOP");
     try {
@@ -425,7 +443,31 @@ describe("openshell policy and settings", () => {
         "2",
       ]);
       expect(result.code, result.stderr).toBe(124);
-      expect(result.stderr).toMatch(/Timeout waiting for policy version \d+ to load/);
+      const timedOut = /Timeout waiting for policy version (\d+) to load/.exec(result.stderr);
+      expect(timedOut, result.stderr).not.toBeNull();
+
+      // A load error is the supervisor's text: a hostile one is shown escaped, exact in JSON.
+      const hostile = "bad\u001b]0;pwned\u0007 \u001b[2Jrule\u009b31m";
+      await gw.grpc.reportPolicyStatus(
+        {
+          sandboxId: ids.get("example") as string,
+          version: Number(timedOut?.[1]),
+          status: PolicyStatus.FAILED,
+          loadError: hostile,
+        },
+        { headers: { authorization: `Bearer ${supervisorTokenOf(stateDir, ids.get("example") as string)}` } },
+      );
+      for (const args of [
+        ["policy", "get", "example"],
+        ["policy", "list", "example"],
+      ]) {
+        const shown = await cli(args);
+        expect(shown.code, shown.stderr).toBe(0);
+        expect(shown.stdout).not.toMatch(RAW_CONTROL);
+        expect(shown.stdout).toContain("bad\\x1b]0;pwned\\x07");
+      }
+      const json = JSON.parse((await cli(["policy", "get", "example", "-o", "json"])).stdout);
+      expect(json.load_error).toBe(hostile);
     } finally {
       process.kill(pid, "SIGCONT");
     }
