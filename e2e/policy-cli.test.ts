@@ -335,6 +335,10 @@ describe("openshell policy and settings", () => {
     expect(refused.stderr).toContain(`The previous policy (version ${before}) stays in force`);
     const status = JSON.parse((await cli(["policy", "get", "plain", "-o", "json"])).stdout);
     expect(status).toMatchObject({ version: before + 1, status: "failed", active_version: before });
+    // The policy in force is still the loaded one.
+    const inForce = await cli(["sandbox", "get", "plain", "--policy-only", "-o", "json"]);
+    expect(JSON.parse(inForce.stdout)).toMatchObject({ version: before, loaded: true });
+    expect(inForce.stdout).not.toContain("db.example.com");
 
     // A fix through policy update loads, and the dry run before it sends nothing.
     const dry = await cli([

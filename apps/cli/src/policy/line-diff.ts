@@ -1,8 +1,26 @@
 /**
+ * `lineDiff` cut down to the changed lines and `context` unchanged lines around each change; "  …"
+ * stands for the unchanged lines left out.
+ */
+export function lineDiffHunks(before: string, after: string, context = 3): string[] {
+  const lines = lineDiff(before, after);
+  const changed = lines.map((line) => !line.startsWith("  "));
+  const keep = lines.map((_, i) =>
+    changed.slice(Math.max(0, i - context), i + context + 1).some((isChange) => isChange),
+  );
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (keep[i]) out.push(line);
+    else if (out.at(-1) !== "  …") out.push("  …");
+  });
+  return out;
+}
+
+/**
  * A line diff of two texts (longest common subsequence; policies are small): unchanged lines
  * start with two spaces, removed ones with "- ", added ones with "+ ". Empty when they are equal.
  */
-export function lineDiff(before: string, after: string): string[] {
+function lineDiff(before: string, after: string): string[] {
   const a = splitLines(before);
   const b = splitLines(after);
   if (a.length === b.length && a.every((line, i) => line === b[i])) return [];

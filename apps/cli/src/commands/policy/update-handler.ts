@@ -3,7 +3,7 @@ import { buildPolicyUpdatePlan, mergePolicy, policyToYaml } from "@openshell/pol
 import { sandboxv1 } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
-import { lineDiff } from "../../policy/line-diff.js";
+import { lineDiffHunks } from "../../policy/line-diff.js";
 import { explainPolicyError } from "../../policy/policy-errors.js";
 import { latestVersion, submitted } from "../../policy/policy-submit.js";
 import { terminalSafe } from "../../ui/terminal-safe.js";
@@ -56,7 +56,7 @@ export async function run(input: CommandInput<typeof policyUpdateCommand>): Prom
         `Dry run against policy version ${version} ('-' removed, '+' added); nothing was sent:`,
       );
       // The current policy may have been synced from the sandbox: shown terminal-safe.
-      for (const line of lineDiff(before, after)) ctx.output.print(terminalSafe(line));
+      for (const line of lineDiffHunks(before, after)) ctx.output.print(terminalSafe(line));
       return 0;
     }, target);
 

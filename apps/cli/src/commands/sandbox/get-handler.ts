@@ -1,9 +1,9 @@
 import type { GatewayTarget } from "@openshell/bootstrap";
 import { policyToDocument, policyToYaml } from "@openshell/policy";
+import { sandboxv1 } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
 import { explainPolicyError } from "../../policy/policy-errors.js";
-import { policySourceName } from "../../policy/policy-view.js";
 import { getSandbox } from "../../sandbox/sandbox-lookup.js";
 import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
 import { terminalSafe } from "../../ui/terminal-safe.js";
@@ -42,33 +42,61 @@ export async function run(input: CommandInput<typeof sandboxGetCommand>): Promis
 }
 
 /**
- * `sandbox get NAME --policy-only`: the policy in force for the sandbox as its supervisor gets it
- * (GetSandboxConfig: the latest revision, or the global policy when one is set), as YAML.
+ * `sandbox get NAME --policy-only`: the policy in force for the sandbox, as YAML: the global policy
+ * when one is set (GetSandboxConfig says so), else the version its supervisor has loaded
+ * (`current_policy_version`), else, before it loaded any, the latest one (said on stderr).
  */
 async function printEffectivePolicy(ctx: CliContext, name: string, target: GatewayTarget): Promise<number> {
-  const config = await ctx.withGateway(async (client) => {
+  const effective = await ctx.withGateway(async (client) => {
     const sandbox = await getSandbox(client, name);
-    return client.getSandboxConfig({ sandboxId: sandbox.id }).catch((error: unknown) => {
+    const config = await client.getSandboxConfig({ sandboxId: sandbox.id }).catch((error: unknown) => {
       throw explainPolicyError(error, { sandbox: name });
     });
+    const global = config.policySource === sandboxv1.PolicySource.GLOBAL;
+    const active = sandbox.currentPolicyVersion;
+    if (global || active === 0 || active === config.version)
+      return {
+        policy: config.policy,
+        version: global ? config.globalPolicyVersion : config.version,
+        hash: config.policyHash,
+        global,
+        loaded: global || active > 0,
+      };
+    const status = await client.getSandboxPolicyStatus({ name, version: active }).catch((error: unknown) => {
+      throw explainPolicyError(error, { sandbox: name, version: active });
+    });
+    return {
+      policy: status.revision?.policy,
+      version: active,
+      hash: status.revision?.policyHash ?? "",
+      global,
+      loaded: true,
+    };
   }, target);
   if (ctx.json) {
     ctx.output.json({
       sandbox: name,
-      version: config.version,
-      policy_hash: config.policyHash,
-      policy_source: policySourceName(config.policySource),
-      policy: config.policy ? policyToDocument(config.policy) : null,
+      version: effective.version,
+      policy_hash: effective.hash,
+      policy_source: effective.global ? "global" : "sandbox",
+      loaded: effective.loaded,
+      policy: effective.policy ? policyToDocument(effective.policy) : null,
     });
     return 0;
   }
-  if (!config.policy) {
+  if (!effective.policy) {
     ctx.output.note(
       `Sandbox '${name}' has no policy yet: its supervisor discovers one when it starts (see: openshell policy list ${name})`,
     );
     return 0;
   }
+  if (effective.global)
+    ctx.output.note("The global policy (it overrides the sandbox's own; see: openshell policy get --global)");
+  else if (!effective.loaded)
+    ctx.output.note(
+      `Policy version ${effective.version}, not loaded by the sandbox yet (see: openshell policy get ${name})`,
+    );
   // The policy may be the one the sandbox discovered and synced back: its text is printed terminal-safe.
-  ctx.output.print(terminalSafe(policyToYaml(config.policy).trimEnd(), { multiline: true }));
+  ctx.output.print(terminalSafe(policyToYaml(effective.policy).trimEnd(), { multiline: true }));
   return 0;
 }

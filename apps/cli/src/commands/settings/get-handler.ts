@@ -80,7 +80,7 @@ export async function run(input: CommandInput<typeof settingsGetCommand>): Promi
   );
   ctx.output.note(
     config.version > 0
-      ? `Policy: version ${config.version} (hash: ${shortHash(config.policyHash)}, source: ${policySourceName(config.policySource)})`
+      ? `Policy: latest version ${config.version} (hash: ${shortHash(config.policyHash)}, source: ${policySourceName(config.policySource)}); its status: openshell policy get ${name}`
       : "Policy: none yet (the sandbox discovers one when it starts)",
   );
   return 0;
