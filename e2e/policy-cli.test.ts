@@ -492,6 +492,9 @@ describe("openshell policy and settings", () => {
     expect(stored(fullYaml(status.stdout))).toEqual(stored(withEndpoint("global.example.com", 443)));
     const effective = await cli(["sandbox", "get", "plain", "--policy-only"]);
     expect(effective.stdout).toContain("global.example.com");
+    expect((await cli(["policy", "get", "plain"])).stderr).toContain(
+      "A global policy (version 1) overrides this sandbox's policy",
+    );
 
     const blocked = await cli(["policy", "set", "plain", "--policy", join(files, "good.yaml")]);
     expect(blocked.code).toBe(5);

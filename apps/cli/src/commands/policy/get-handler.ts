@@ -1,4 +1,5 @@
 import { policyToYaml } from "@openshell/policy";
+import { PolicyStatus } from "@openshell/proto";
 import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
 import { explainPolicyError } from "../../policy/policy-errors.js";
@@ -15,13 +16,20 @@ export async function run(input: CommandInput<typeof policyGetCommand>): Promise
   const name = global ? "" : ctx.sandboxName(input.args.name, target);
   if (!global) ctx.rememberSandbox(target, name);
   const version = options.rev ?? 0;
-  const response = await ctx.withGateway(
-    (client) =>
-      client.getSandboxPolicyStatus({ name, version, global }).catch((error: unknown) => {
+  const { response, globalVersion } = await ctx.withGateway(async (client) => {
+    const response = await client
+      .getSandboxPolicyStatus({ name, version, global })
+      .catch((error: unknown) => {
         throw explainPolicyError(error, { sandbox: name, version, global });
-      }),
-    target,
-  );
+      });
+    // A global policy in force overrides the sandbox's own: say so next to it.
+    const globalStatus = global
+      ? undefined
+      : await client.getSandboxPolicyStatus({ global: true }).catch(() => undefined);
+    const globalRevision = globalStatus?.revision;
+    const globalVersion = globalRevision?.status === PolicyStatus.LOADED ? globalRevision.version : 0;
+    return { response, globalVersion };
+  }, target);
   const revision = response.revision;
   if (!revision) throw new Error("the gateway answered no policy revision");
   if (ctx.json) {
@@ -46,6 +54,10 @@ export async function run(input: CommandInput<typeof policyGetCommand>): Promise
   // A load error is the supervisor's text: hostile.
   if (revision.loadError) rows.push(["Error", revision.loadError]);
   for (const [key, value] of rows) ctx.output.print(`${`${key}:`.padEnd(16)} ${terminalSafe(value)}`);
+  if (globalVersion > 0)
+    ctx.output.note(
+      `A global policy (version ${globalVersion}) overrides this sandbox's policy; see: openshell policy get --global`,
+    );
   if (options.full && revision.policy) {
     ctx.output.print("---");
     // The policy may have been synced from the sandbox (its own discovered policy): terminal-safe.
