@@ -50,9 +50,11 @@ KERNEL_CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests=
 INPUT_FILES=(stage-vm-runtime.sh initramfs-init openshell-vm-init)
 # button + evdev: the ACPI power button (system_powerdown) as an input device the init watches.
 # nf_tables + nft_reject_inet: the guest init's firewall that closes the host's loopback (see
-# openshell-vm-init); loaded here because the rootfs carries no kernel modules.
+# openshell-vm-init); loaded here because the rootfs carries no kernel modules. veth: the pair
+# between the sandbox's network namespace and the supervisor's egress proxy; nft_limit: the rate
+# limit on tracing the direct connections the namespace's rules reject (see sandbox-network.ts).
 INITRD_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng ext4 qemu_fw_cfg
-  button evdev nf_tables nft_reject_inet virtio_balloon)
+  button evdev nf_tables nft_reject_inet virtio_balloon veth nft_limit)
 INITRD_APPLETS=(sh mount umount insmod switch_root poweroff sync sleep usleep cat echo)
 # python-is-python3 … rsync: what agents and SDKs expect (`python`, pip, venv, cloudpickle for shipped
 # callables, rsync over `ssh -F`); nftables: the init's host-loopback firewall.
