@@ -36,6 +36,8 @@ if [ "$(cat "$stamp_dir/build" 2>/dev/null)" != "$src_hash" ] || ! ls packages/g
   pnpm run build >/dev/null
   printf '%s' "$src_hash" >"$stamp_dir/build"
 fi
+# The supervisor's native launcher (static C; skipped when the binary is newer than its source).
+toolchain_log "native launcher: $(bash "$ROOT/packages/sandbox-supervisor/native/build.sh")"
 # The VM runtime (kernel, initramfs, base disk with Node and the supervisor); cached by content.
 runtime_dir=$(bash "$ROOT/packages/driver-vm/runtime/stage-vm-runtime.sh")
 toolchain_log "VM runtime: $runtime_dir"

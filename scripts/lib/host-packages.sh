@@ -1,12 +1,13 @@
 # Sourced by the project's scripts: installs the Debian packages the project uses on the host:
 # OpenSSH client (ssh/sftp/scp), sftp-server (the supervisor's sftp subsystem), rsync, and what the
 # VM driver needs to stage and run microVMs (QEMU, qemu-img, mmdebstrap, busybox, kmod, cpio,
-# e2fsprogs, lz4 to unpack the kernel), Docker (docker.io: the gateway-in-Docker deployment and its tests), and zsh and fish
+# e2fsprogs, lz4 to unpack the kernel), gcc and libc6-dev (the supervisor's static native launcher,
+# packages/sandbox-supervisor/native), Docker (docker.io: the gateway-in-Docker deployment and its tests), and zsh and fish
 # (the CLI's completion scripts are checked by the real shells). Idempotent: apt runs only when something is missing.
 
 OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
   qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs lz4 docker.io
-  zsh fish)
+  zsh fish gcc libc6-dev)
 
 ensure_host_packages() {
   local missing=()

@@ -13,6 +13,9 @@ import type { compute } from "@openshell/proto";
  * - OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS  JSON array of extra flags (e.g. --run-as-user nobody)
  * - OPENSHELL_TEST_DRIVER_TLS_CA/_CERT/_KEY  client TLS files, given to the supervisor as OPENSHELL_TLS_*
  * Supervisors are detached: like VMs they outlive a crashed driver and are adopted by pid file.
+ * They run with OPENSHELL_TEST_ONLY_NO_ISOLATION=1 (the supervisor's --test-only-no-isolation):
+ * children on the host are not confined and no network namespace is built. Real sandboxes never
+ * get it; confinement is tested with the launcher alone, the SSH server and in VM sandboxes.
  */
 export interface SupervisorLaunchConfig {
   script: string;
@@ -72,6 +75,7 @@ export class SupervisorProcesses {
         OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
         OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
+        OPENSHELL_TEST_ONLY_NO_ISOLATION: "1",
         ...passThrough(process.env, [
           "OPENSHELL_KEEPALIVE_INTERVAL_MS",
           "OPENSHELL_KEEPALIVE_TIMEOUT_MS",

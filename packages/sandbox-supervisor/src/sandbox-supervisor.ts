@@ -16,6 +16,11 @@ export class SandboxSupervisor {
   private configSync: ConfigSync | undefined;
   /** The installed policy and settings (the enforcement issue consumes it). */
   readonly policyState = new PolicyState();
+  /**
+   * The network namespace every child enters through the launcher (`--netns`), set once the
+   * sandbox network exists (`SandboxNetwork.netnsPath`); undefined: the supervisor's own.
+   */
+  childNetnsPath: string | undefined = undefined;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -40,13 +45,39 @@ export class SandboxSupervisor {
         keepalive_ms: config.keepalive,
       },
     });
+    if (config.testOnlyNoIsolation) {
+      logger.warn(
+        "TEST ONLY: --test-only-no-isolation: children run without confinement or network isolation",
+      );
+    }
     this.sshServer = await SandboxSshServer.start({
       socketPath: config.sshSocketPath,
       runAsUser: config.runAsUser,
       workdir: config.workdir,
       env: { OPENSHELL_SANDBOX_NAME: config.sandboxName },
       logger,
+      confinement: config.testOnlyNoIsolation
+        ? undefined
+        : {
+            launcherPath: config.launcherPath,
+            policyState: this.policyState,
+            netnsPath: () => this.childNetnsPath,
+          },
     });
+    if (!config.testOnlyNoIsolation) {
+      // Fail closed, and say so now rather than at the first child.
+      const problem = this.sshServer.confinementProblem();
+      if (problem) {
+        emitOcsf(logger, {
+          class: "FINDING",
+          activity: "BLOCKED",
+          severity: "CRITICAL",
+          disposition: "BLOCKED",
+          message: `platform-sandbox-unavailable: every shell, command and sftp session will be refused: ${problem}`,
+          fields: { finding: "platform-sandbox-unavailable", launcher: config.launcherPath },
+        });
+      }
+    }
     const configSync = new ConfigSync({
       sandboxId: config.sandboxId,
       sandboxName: config.sandboxName,

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { type FlagTable, flagHelp, LOG_LEVELS, OpenShellError, parseFlags } from "@openshell/core";
+import { DEFAULT_LAUNCHER_PATH } from "../confinement/child-confiner.js";
 
 export const DEFAULT_SSH_SOCKET_PATH = "/run/openshell/ssh.sock";
 
@@ -27,6 +28,13 @@ export interface SupervisorConfig {
   policyPollIntervalSecs: number;
   /** Where `etc/openshell/policy.yaml` (else `etc/navigator/policy.yaml`) is looked for. */
   policyDiscoveryRoot: string;
+  /** The native launcher every child starts through (identity, Landlock, seccomp, netns). */
+  launcherPath: string;
+  /**
+   * TEST-ONLY: children run unconfined (no launcher, no network namespace). Only the host-process
+   * test driver sets it; without it the supervisor never starts a child it cannot confine.
+   */
+  testOnlyNoIsolation: boolean;
 }
 
 export type ParsedSupervisorCommand =
@@ -93,6 +101,20 @@ export const SUPERVISOR_FLAGS = {
     arg: "DIR",
     description:
       "where etc/openshell/policy.yaml (else etc/navigator/policy.yaml) is looked for when the gateway has no policy",
+  },
+  launcher: {
+    type: "string",
+    env: "OPENSHELL_LAUNCHER",
+    default: DEFAULT_LAUNCHER_PATH,
+    arg: "PATH",
+    description:
+      "native launcher that confines every child (identity, Landlock, seccomp, network namespace); children are refused when it cannot",
+  },
+  "test-only-no-isolation": {
+    type: "boolean",
+    env: "OPENSHELL_TEST_ONLY_NO_ISOLATION",
+    description:
+      "TEST ONLY: start children without confinement or network isolation (host-process test driver); never in a real sandbox",
   },
   help: { type: "boolean", short: "h", description: "this help" },
   version: { type: "boolean", description: "print the version" },
@@ -203,6 +225,8 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       command: positionals,
       policyPollIntervalSecs: values["policy-poll-interval-secs"],
       policyDiscoveryRoot: values["policy-discovery-root"],
+      launcherPath: values.launcher,
+      testOnlyNoIsolation: values["test-only-no-isolation"],
     },
   };
 }

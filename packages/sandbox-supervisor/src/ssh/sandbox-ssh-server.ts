@@ -4,6 +4,7 @@ import net from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type ssh2 from "ssh2";
 import type { Connection } from "ssh2";
+import { ChildConfiner, type ChildConfinerOptions } from "../confinement/child-confiner.js";
 import { generateHostKey } from "./host-key.js";
 import { isExecutableFile, resolveRunAsUser } from "./run-as-user.js";
 import { SshConnectionHandler } from "./ssh-connection-handler.js";
@@ -22,6 +23,11 @@ export interface SandboxSshServerOptions {
   logger: Logger;
   /** sftp-server binary; default: the first of the usual OpenSSH locations that exists. */
   sftpServerPath?: string;
+  /**
+   * Confines every shell, command and sftp-server with the native launcher. Omitted: children
+   * only switch user (the test-only supervisor mode and the SSH test harness).
+   */
+  confinement?: Omit<ChildConfinerOptions, "user" | "workdir" | "logger">;
 }
 
 // ssh2's index also loads its client, agent, key generator and HTTP agents; the server module
@@ -63,14 +69,18 @@ export class SandboxSshServer {
 
   static async start(options: SandboxSshServerOptions): Promise<SandboxSshServer> {
     const user = resolveRunAsUser(options.runAsUser ?? DEFAULT_RUN_AS_USER);
+    const workdir = options.workdir ?? DEFAULT_WORKDIR;
     const context: SshServerContext = {
       logger: options.logger,
       user,
-      workdir: options.workdir ?? DEFAULT_WORKDIR,
+      workdir,
       env: { ...options.env },
       sftpServerPath: options.sftpServerPath ?? SFTP_SERVER_PATHS.find((path) => existsSync(path)),
       setprivPath: SETPRIV_PATHS.find(isExecutableFile),
       switchUser: process.getuid?.() !== user.uid,
+      confiner: options.confinement
+        ? new ChildConfiner({ ...options.confinement, user, workdir, logger: options.logger })
+        : undefined,
     };
     if (!context.sftpServerPath) {
       options.logger.warn("no sftp-server found; sftp, scp and editor remote sessions will not work");
@@ -84,9 +94,19 @@ export class SandboxSshServer {
       class: "SSH",
       activity: "LISTEN",
       message: `SSH server listening on ${options.socketPath}`,
-      fields: { socket: options.socketPath, run_as_user: user.name, workdir: context.workdir },
+      fields: {
+        socket: options.socketPath,
+        run_as_user: user.name,
+        workdir: context.workdir,
+        confined: context.confiner !== undefined,
+      },
     });
     return server;
+  }
+
+  /** Why children cannot be confined (undefined: they can, or the server does not confine). */
+  confinementProblem(): string | undefined {
+    return this.context.confiner?.launcherProblem();
   }
 
   /** Stops listening, hangs up every child, then ends every connection. Idempotent. */

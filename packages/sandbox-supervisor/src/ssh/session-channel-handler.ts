@@ -117,9 +117,10 @@ export class SessionChannelHandler {
     channel.on("close", () => void this.dispose());
     if (this.disposed.signal.aborted) return;
 
-    const spec = this.launchSpec(launch);
     let child: SessionProcess;
     try {
+      const spec = await this.confined(this.launchSpec(launch));
+      if (this.disposed.signal.aborted) return;
       child =
         this.pty && launch.kind !== "subsystem"
           ? PtySessionProcess.start(channel, spec, { ...this.pty, setprivPath: this.context.setprivPath })
@@ -141,6 +142,7 @@ export class SessionChannelHandler {
       kind: launch.kind,
       user: this.context.user.name,
       pty: child instanceof PtySessionProcess,
+      confined: this.context.confiner !== undefined,
       ...(command !== undefined ? { command, login_shell: !this.noLoginShell } : {}),
       ...(launch.kind === "subsystem" ? { subsystem: launch.name } : {}),
     };
@@ -163,7 +165,7 @@ export class SessionChannelHandler {
     await this.finish(channel, exit);
   }
 
-  private launchSpec(launch: Launch): LaunchSpec {
+  private launchSpec(launch: Launch): LaunchSpec & { program: { file: string; args: string[] } } {
     const { user, workdir, switchUser } = this.context;
     const plain = launch.kind === "exec" && this.noLoginShell;
     const { file, args } =
@@ -181,11 +183,27 @@ export class SessionChannelHandler {
     });
     return {
       ...withInheritedFdsClosed(file, args),
+      program: { file, args },
       cwd: this.workingDirectory(workdir),
       env: plain ? withoutStartupFiles(env) : env,
       uid: switchUser ? user.uid : undefined,
       gid: switchUser ? user.gid : undefined,
     };
+  }
+
+  /**
+   * The launcher running `spec` confined (it drops to the user itself and closes inherited
+   * descriptors, so neither the uid switch nor the bash prelude is needed); `spec` as it is when
+   * the server has no confiner.
+   */
+  private async confined(
+    spec: LaunchSpec & { program: { file: string; args: string[] } },
+  ): Promise<LaunchSpec> {
+    const { program, ...rest } = spec;
+    const { confiner } = this.context;
+    if (!confiner) return rest;
+    const command = await confiner.wrap(program.file, program.args, spec.cwd);
+    return { ...rest, ...command, uid: undefined, gid: undefined };
   }
 
   /** Like sshd with a missing home: start in / rather than fail, and say so in the log. */

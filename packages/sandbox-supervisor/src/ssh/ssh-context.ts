@@ -1,4 +1,5 @@
 import type { Logger } from "@openshell/core";
+import type { ChildConfiner } from "../confinement/child-confiner.js";
 import type { RunAsUser } from "./run-as-user.js";
 
 /** What every connection and channel handler of one SandboxSshServer shares. */
@@ -12,4 +13,9 @@ export interface SshServerContext {
   setprivPath: string | undefined;
   /** Whether children must switch to the user's uid/gid (false when already running as them). */
   switchUser: boolean;
+  /**
+   * Every child starts through the native launcher (identity, Landlock, seccomp, netns) when set;
+   * undefined only for test-only supervisors (--test-only-no-isolation) and the SSH test harness.
+   */
+  confiner: ChildConfiner | undefined;
 }
