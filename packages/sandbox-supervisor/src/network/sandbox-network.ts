@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
@@ -75,6 +76,15 @@ export class SandboxNetwork {
   /** The namespace children join (`setns`, or the launcher's `--netns`). */
   get netnsPath(): string {
     return `/run/netns/${this.name}`;
+  }
+
+  /**
+   * `/proc/<pid>/net` of a process inside the namespace (the bypass monitor): its `tcp` table shows
+   * the sandbox side of every proxy connection, which the proxy maps to the client process.
+   */
+  get procNetDir(): string | undefined {
+    const pid = this.monitor?.exitCode === null ? this.monitor.pid : undefined;
+    return pid === undefined ? undefined : `/proc/${pid}/net`;
   }
 
   get proxyUrl(): string {
@@ -200,6 +210,16 @@ export class SandboxNetwork {
       monitor.once("spawn", resolve);
       monitor.once("error", reject);
     });
+    // Its /proc/<pid>/net is the namespace's only once `ip netns exec` has entered it.
+    const namespace = `net:[${(await stat(this.netnsPath)).ino}]`;
+    for (let waited = 0; ; waited += 10) {
+      const current = await readlink(`/proc/${monitor.pid}/ns/net`).catch(() => "");
+      if (current === namespace) break;
+      if (waited >= 5000 || monitor.exitCode !== null) {
+        throw new Error(`the bypass monitor (nft monitor trace) did not enter the namespace`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     let stderr = "";
     monitor.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-500);
