@@ -4,7 +4,7 @@
  */
 
 /** Upstream's maximum origin-form path length, in bytes. */
-export const MAX_PATH_LENGTH = 4096;
+const MAX_PATH_LENGTH = 4096;
 
 export type CanonicalTarget =
   | { ok: true; path: string; query: string | undefined; rewritten: boolean }

@@ -78,7 +78,7 @@ export function isInternalAddress(address: string): boolean {
 }
 
 /** The literal IP a host names (brackets and zone removed), or undefined for a DNS name. */
-export function literalIp(host: string): string | undefined {
+function literalIp(host: string): string | undefined {
   return normalizeAddress(host)?.address;
 }
 
