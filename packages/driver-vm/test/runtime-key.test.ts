@@ -10,7 +10,7 @@ const SUPERVISOR = join("packages", "sandbox-supervisor");
 
 /**
  * A second clone of the same commit at another path, holding what the staging key reads: the
- * runtime scripts, scripts/lib, the supervisor bundle and its native modules laid out as pnpm does
+ * runtime scripts, scripts/lib, the supervisor bundle, the launcher's source and the supervisor's native modules laid out as pnpm does
  * (package symlinks into node_modules/.pnpm, relative to the clone).
  */
 function cloneKeyInputs(to: string): void {
@@ -18,6 +18,8 @@ function cloneKeyInputs(to: string): void {
     join("packages", "driver-vm", "runtime"),
     join("scripts", "lib"),
     join(SUPERVISOR, "dist", "openshell-sandbox.js"),
+    join(SUPERVISOR, "native", "openshell-launch.c"),
+    join(SUPERVISOR, "native", "build.sh"),
   ]) {
     cpSync(join(REPO, path), join(to, path), { recursive: true });
   }
