@@ -147,6 +147,31 @@ describe("ConfigSync", () => {
     expect(state.policy?.version).toBe(1);
   });
 
+  it("compiles the network part on install; a revision that does not compile is FAILED and the last good stays", async () => {
+    const { gateway, state, sync } = setup();
+    gateway.setPolicy(policyWithRule("api.example.com"));
+    await sync.request("session");
+    const curl = { path: "/usr/bin/curl", ancestors: [], cmdlinePaths: [] };
+    expect(
+      state.policy?.network?.evaluateConnect({ host: "api.example.com", port: 443, binary: curl }),
+    ).toMatchObject({
+      allowed: true,
+      policyName: "api",
+    });
+    const uncompilable = policyWithRule("api.example.org");
+    uncompilable.networkPolicies.api!.endpoints[0]!.allowedIps = ["nonsense"];
+    gateway.setPolicy(uncompilable);
+    await sync.request("pushed");
+    expect(state.policy?.version).toBe(1);
+    expect(gateway.reports.at(-1)).toMatchObject({ version: 2, status: PolicyStatus.FAILED });
+    expect(gateway.reports.at(-1)?.loadError).toMatch(
+      /^network policy does not compile: .*allowed_ips: nonsense/,
+    );
+    expect(
+      state.policy?.network?.evaluateConnect({ host: "api.example.com", port: 443, binary: curl }).allowed,
+    ).toBe(true);
+  });
+
   it("does not report a global policy (no sandbox revision) but installs it", async () => {
     const { gateway, state, sync } = setup();
     gateway.source = sandboxv1.PolicySource.GLOBAL;

@@ -178,6 +178,7 @@ export class ConfigSync {
         hash: rules.deterministicPolicyHash(local.policy),
         source: sandboxv1.PolicySource.UNSPECIFIED,
         origin: local.origin,
+        network: this.compileNetwork(local.policy, 0).network,
       });
       this.emitLoaded(installed.version, installed.hash, `${local.origin} policy installed`);
     }
@@ -258,8 +259,12 @@ export class ConfigSync {
     const reportable = version > 0 && source === sandboxv1.PolicySource.SANDBOX;
     const { errors, warnings } = this.loadedRules.policyProblems(policy);
     for (const warning of warnings) logger.warn({ policy_version: version }, `policy warning: ${warning}`);
+    // The proxy decides with the compiled form: a policy that does not compile is refused like one
+    // that fails validation, and the last-known-good (with its compiled form) stays.
+    const compiled = errors.length === 0 ? this.compileNetwork(policy, version) : undefined;
+    if (compiled?.error) errors.push(compiled.error);
     if (errors.length === 0) {
-      state.install({ policy, version, hash, source, origin: "gateway" });
+      state.install({ policy, version, hash, source, origin: "gateway", network: compiled?.network });
       this.lastRefused = undefined;
       this.emitLoaded(version, hash, "policy loaded", source);
       if (reportable) this.pendingReport = { version, status: PolicyStatus.LOADED, loadError: "" };
@@ -280,6 +285,21 @@ export class ConfigSync {
       },
     });
     if (reportable) this.pendingReport = { version, status: PolicyStatus.FAILED, loadError };
+  }
+
+  /** The network part compiled for the proxy, or why it does not compile. */
+  private compileNetwork(policy: sandboxv1.SandboxPolicy, version: number) {
+    try {
+      const network = this.loadedRules.createNetworkDecisions(policy);
+      for (const warning of network.warnings) {
+        this.options.logger.warn({ policy_version: version }, `network policy warning: ${warning}`);
+      }
+      return { network, error: undefined };
+    } catch (error) {
+      const message = `network policy does not compile: ${OpenShellError.from(error).message}`;
+      this.options.logger.warn({ policy_version: version }, message);
+      return { network: undefined, error: message };
+    }
   }
 
   private emitLoaded(

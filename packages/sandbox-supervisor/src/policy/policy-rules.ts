@@ -4,5 +4,6 @@
  * otherwise be paid before the SSH server listens (the cold start under TCG is measured).
  */
 export { deterministicPolicyHash, enrichBaselinePaths } from "@openshell/policy";
+export { createNetworkDecisions } from "../network/network-decisions.js";
 export { discoverPolicy, imagePathExists } from "./policy-discovery.js";
 export { policyProblems } from "./policy-validation.js";

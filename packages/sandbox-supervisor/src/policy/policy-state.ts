@@ -1,4 +1,5 @@
 import type { sandboxv1 } from "@openshell/proto";
+import type { NetworkDecisions } from "../network/network-decisions.js";
 
 /** Where the installed policy came from. */
 export type PolicyOrigin =
@@ -18,6 +19,11 @@ export interface InstalledPolicy {
   readonly hash: string;
   readonly source: sandboxv1.PolicySource;
   readonly origin: PolicyOrigin;
+  /**
+   * The policy's network part compiled (the egress proxy decides every connection with it);
+   * undefined when it did not compile (a local policy) or was never compiled: every connection is denied.
+   */
+  readonly network?: NetworkDecisions;
   readonly installedAtMs: number;
 }
 
