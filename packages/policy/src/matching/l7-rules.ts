@@ -93,8 +93,18 @@ function valueMatches(matcher: QueryMatcher, value: string): boolean {
   return matcher.kind === "glob" ? matcher.glob.test(value) : matcher.globs.some((glob) => glob.test(value));
 }
 
+/** The request's query parameters, parsed on first use (most rules have no query matchers). */
+class LazyParams {
+  private parsed: Map<string, string[]> | undefined;
+  constructor(private readonly query: string | undefined) {}
+  get(name: string): string[] | undefined {
+    this.parsed ??= parseQuery(this.query);
+    return this.parsed.get(name);
+  }
+}
+
 /** Allow side: every configured name present, and every one of its values matching. */
-function allowQueryMatches(rule: CompiledRule, params: Map<string, string[]>): boolean {
+function allowQueryMatches(rule: CompiledRule, params: LazyParams): boolean {
   for (const [name, matcher] of rule.query) {
     const values = params.get(name);
     if (values === undefined || values.length === 0) return false;
@@ -104,7 +114,7 @@ function allowQueryMatches(rule: CompiledRule, params: Map<string, string[]>): b
 }
 
 /** Deny side (fail closed): every configured name present, and for each at least one value matching. */
-function denyQueryMatches(rule: CompiledRule, params: Map<string, string[]>): boolean {
+function denyQueryMatches(rule: CompiledRule, params: LazyParams): boolean {
   for (const [name, matcher] of rule.query) {
     const values = params.get(name);
     if (values === undefined || values.length === 0) return false;
@@ -123,14 +133,12 @@ export class L7Evaluator {
   readonly allowEncodedSlash: boolean;
   private readonly allow: readonly CompiledRule[];
   private readonly deny: readonly CompiledRule[];
-  private readonly needsQuery: boolean;
 
   constructor(mode: L7Mode, allowEncodedSlash: boolean, rules: readonly CompiledL7Rules[]) {
     this.mode = mode;
     this.allowEncodedSlash = allowEncodedSlash;
     this.allow = rules.flatMap((set) => set.allow);
     this.deny = rules.flatMap((set) => set.deny);
-    this.needsQuery = [...this.allow, ...this.deny].some((rule) => rule.query.length > 0);
   }
 
   /**
@@ -142,7 +150,7 @@ export class L7Evaluator {
     if (!canonical.ok) return { allowed: false, forward: false, mode: this.mode, reason: canonical.error };
     const { path, query } = canonical;
     const method = request.method.toUpperCase();
-    const params = this.needsQuery ? parseQuery(query) : EMPTY_PARAMS;
+    const params = new LazyParams(query);
     const base = query === undefined ? { canonicalPath: path } : { canonicalPath: path, query };
 
     for (const rule of this.deny) {
@@ -171,5 +179,3 @@ export class L7Evaluator {
     };
   }
 }
-
-const EMPTY_PARAMS: Map<string, string[]> = new Map();

@@ -83,6 +83,8 @@ export type ConnectDecision =
 
 interface InternalEndpoint extends CompiledEndpoint {
   readonly matcher: GlobMatcher | undefined;
+  /** The literal tail of a host glob after its last wildcard (`.cdn.example.com`): a cheap pre-check. */
+  readonly suffix: string;
   readonly rules: CompiledL7Rules | undefined;
   readonly extended: boolean;
   readonly policyIndex: number;
@@ -116,6 +118,7 @@ export class CompiledNetworkPolicy {
   /** Warnings found while compiling (broad `allowed_ips` CIDRs). */
   readonly warnings: readonly string[];
   private readonly rules: readonly CompiledRule[];
+  private readonly keys: readonly string[];
   private readonly exactHosts: Map<string, InternalEndpoint[]>;
   private readonly globEndpoints: readonly InternalEndpoint[];
   private readonly hostlessEndpoints: readonly InternalEndpoint[];
@@ -124,6 +127,7 @@ export class CompiledNetworkPolicy {
   /** @internal use `compileNetworkPolicy` */
   constructor(rules: CompiledRule[], warnings: string[]) {
     this.rules = rules;
+    this.keys = rules.map((rule) => rule.key);
     this.warnings = Object.freeze(warnings);
     this.exactHosts = new Map();
     const globs: InternalEndpoint[] = [];
@@ -147,7 +151,7 @@ export class CompiledNetworkPolicy {
 
   /** The rule keys, in the order upstream evaluates them (sorted). */
   get ruleKeys(): string[] {
-    return this.rules.map((rule) => rule.key);
+    return [...this.keys];
   }
 
   /**
@@ -226,7 +230,11 @@ export class CompiledNetworkPolicy {
     if (exact !== undefined) for (const endpoint of exact) if (endpoint.ports.has(port)) out.push(endpoint);
     let unsorted = false;
     for (const endpoint of this.globEndpoints) {
-      if (endpoint.ports.has(port) && (endpoint.matcher as GlobMatcher).test(host)) {
+      if (
+        endpoint.ports.has(port) &&
+        host.endsWith(endpoint.suffix) &&
+        (endpoint.matcher as GlobMatcher).test(host)
+      ) {
         out.push(endpoint);
         unsorted = true;
       }
@@ -246,26 +254,25 @@ export class CompiledNetworkPolicy {
     matching: InternalEndpoint[],
     firstBinaryMiss: number,
   ): ConnectDecision {
-    const endpointRules = new Set(matching.map((endpoint) => endpoint.policyIndex));
+    const prefix = `endpoint ${request.host}:${request.port} not in policy '`;
+    if (matching.length === 0) {
+      // The common denial: one join over the keys rather than a string per rule.
+      return { allowed: false, reason: `${prefix}${this.keys.join(`'; ${prefix}`)}'`, kind: "endpoint" };
+    }
+    const endpointRules = new Set<number>();
+    for (const endpoint of matching) endpointRules.add(endpoint.policyIndex);
     const endpointMisses: string[] = [];
     const binaryMisses: string[] = [];
-    const ancestors = request.binary.ancestors.join(" -> ");
-    const cmdline = request.binary.cmdlinePaths.join(", ");
-    this.rules.forEach((rule, index) => {
-      if (!endpointRules.has(index)) {
-        endpointMisses.push(`endpoint ${request.host}:${request.port} not in policy '${rule.key}'`);
-      } else {
-        binaryMisses.push(
-          `binary '${request.binary.path}' not allowed in policy '${rule.key}' (ancestors: [${ancestors}], cmdline: [${cmdline}]). ${SYMLINK_HINT}`,
-        );
-      }
-    });
-    const reason = [...endpointMisses, ...binaryMisses].join("; ");
-    if (firstBinaryMiss >= 0) {
-      const rule = this.rules[firstBinaryMiss] as CompiledRule;
-      return { allowed: false, reason, kind: "binary", ruleKey: rule.key, policyName: rule.name };
+    const binaryMiss = `binary '${request.binary.path}' not allowed in policy '`;
+    const context = `' (ancestors: [${request.binary.ancestors.join(" -> ")}], cmdline: [${request.binary.cmdlinePaths.join(", ")}]). ${SYMLINK_HINT}`;
+    for (let index = 0; index < this.keys.length; index += 1) {
+      const key = this.keys[index] as string;
+      if (endpointRules.has(index)) binaryMisses.push(binaryMiss + key + context);
+      else endpointMisses.push(`${prefix}${key}'`);
     }
-    return { allowed: false, reason, kind: "endpoint" };
+    const reason = endpointMisses.concat(binaryMisses).join("; ");
+    const rule = this.rules[firstBinaryMiss] as CompiledRule;
+    return { allowed: false, reason, kind: "binary", ruleKey: rule.key, policyName: rule.name };
   }
 
   /** The selected endpoint with an L7 evaluator over the rules of every endpoint the connection matched. */
@@ -323,6 +330,13 @@ function publicView(endpoint: InternalEndpoint): CompiledEndpoint {
   if (endpoint.allowedIpList !== undefined) view.allowedIpList = endpoint.allowedIpList;
   if (endpoint.l7 !== undefined) view.l7 = endpoint.l7;
   return view;
+}
+
+/** The part of a glob after its last metacharacter (nothing when the glob ends in one). */
+function literalSuffix(glob: string): string {
+  let start = glob.length;
+  while (start > 0 && !"*?[]{}\\".includes(glob[start - 1] as string)) start -= 1;
+  return glob.slice(start);
 }
 
 function binaryAllowed(rule: CompiledRule, binary: ConnectBinary): boolean {
@@ -407,6 +421,7 @@ export function compileNetworkPolicy(policy: sandboxv1.SandboxPolicy): CompiledN
         allowedIps: Object.freeze([...source.allowedIps]),
         source,
         matcher,
+        suffix: matcher === undefined ? "" : literalSuffix(host),
         rules,
         extended: protocol !== "" || source.tls !== "" || source.allowedIps.length > 0,
         policyIndex,
