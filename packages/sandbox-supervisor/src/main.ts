@@ -41,14 +41,18 @@ async function main(): Promise<number> {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
+  let stopFirst = false;
   try {
-    await supervisor.start();
+    // A stop during start-up (e.g. while the start-up policy sync waits for the gateway) wins.
+    stopFirst = await Promise.race([supervisor.start().then(() => false), stopRequested.then(() => true)]);
   } catch (error) {
     const failure = OpenShellError.from(error);
     logger.fatal({ code: failure.code }, failure.message);
+    // Undo what started (the network namespace) and ship the reason before exiting non-zero.
+    await supervisor.stop().catch(() => undefined);
     return 1;
   }
-  await stopRequested;
+  if (!stopFirst) await stopRequested;
   logger.info("stopping");
   await supervisor.stop();
   return 0;

@@ -1,19 +1,28 @@
-import { emitOcsf, type Logger } from "@openshell/core";
+import { Backoff, emitOcsf, type Logger, sleep } from "@openshell/core";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { LogShipper } from "./logs/log-shipper.js";
+import { EgressProxy } from "./network/egress-proxy.js";
+import { SandboxNetwork } from "./network/sandbox-network.js";
 import { ConfigSync } from "./policy/config-sync.js";
 import { PolicyState } from "./policy/policy-state.js";
-import { SupervisorSession } from "./session/supervisor-session.js";
+import { GatewayConnection } from "./session/gateway-connection.js";
+import { RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, SupervisorSession } from "./session/supervisor-session.js";
 import { SandboxSshServer } from "./ssh/index.js";
 
 /**
- * Wires the supervisor's parts: SSH server on the Unix socket, gateway session, log shipping, and
- * the policy state kept in line with the gateway (nothing enforces it yet).
+ * Wires the supervisor's parts: the policy state kept in line with the gateway, the sandbox network
+ * namespace and its egress proxy, the SSH server on the Unix socket whose children are confined,
+ * the gateway session and log shipping.
  */
 export class SandboxSupervisor {
   private sshServer: SandboxSshServer | undefined;
   private session: SupervisorSession | undefined;
   private configSync: ConfigSync | undefined;
+  private network: SandboxNetwork | undefined;
+  private proxy: EgressProxy | undefined;
+  /** The start-up sync's connection until the session takes it over. */
+  private startupConnection: GatewayConnection | undefined;
+  private readonly stopping = new AbortController();
   /** The installed policy and settings (the enforcement issue consumes it). */
   readonly policyState = new PolicyState();
   /**
@@ -32,6 +41,13 @@ export class SandboxSupervisor {
     return this.session?.connected ?? false;
   }
 
+  /**
+   * Start-up order (§3.3): the policy first, then the network, then the SSH server and the
+   * session. The start-up policy sync (GetSandboxConfig, and when the gateway has none the image's
+   * policy synced back, baseline paths added) completes before any child can run and before the
+   * session makes the sandbox Ready: run after SessionAccepted, it superseded a `policy set` made
+   * right after Ready with the supervisor's own start-up version.
+   */
   async start(): Promise<void> {
     const { config, logger } = this;
     emitOcsf(logger, {
@@ -50,11 +66,46 @@ export class SandboxSupervisor {
         "TEST ONLY: --test-only-no-isolation: children run without confinement or network isolation",
       );
     }
+    const configSync = new ConfigSync({
+      sandboxId: config.sandboxId,
+      sandboxName: config.sandboxName,
+      supervisorToken: config.supervisorToken,
+      state: this.policyState,
+      logger,
+      pollIntervalMs: config.policyPollIntervalSecs * 1000,
+      discoveryRoot: config.policyDiscoveryRoot,
+    });
+    this.configSync = configSync;
+    // 1. Policy. The connection is handed to the session afterwards.
+    const connection = new GatewayConnection(config.endpoint, config.tls, config.keepalive);
+    this.startupConnection = connection;
+    this.logShipper?.setClient(connection.client);
+    configSync.setClient(connection.client);
+    await this.startupPolicySync(configSync);
+    if (this.stopping.signal.aborted) return;
+
+    // 2. Network: every child's only way out is the proxy. Fails closed (the supervisor exits).
+    let childEnv: Record<string, string> = {};
+    if (!config.testOnlyNoIsolation) {
+      const network = await SandboxNetwork.create({ logger });
+      this.network = network;
+      this.proxy = await EgressProxy.start({
+        host: network.hostAddress,
+        port: network.proxyPort,
+        logger,
+        decisions: () => this.policyState.policy?.network,
+        procNetDir: () => network.procNetDir,
+      });
+      this.childNetnsPath = network.netnsPath;
+      childEnv = network.childEnvironment();
+    }
+
+    // 3. SSH server, 4. session.
     this.sshServer = await SandboxSshServer.start({
       socketPath: config.sshSocketPath,
       runAsUser: config.runAsUser,
       workdir: config.workdir,
-      env: { OPENSHELL_SANDBOX_NAME: config.sandboxName },
+      env: { OPENSHELL_SANDBOX_NAME: config.sandboxName, ...childEnv },
       logger,
       confinement: config.testOnlyNoIsolation
         ? undefined
@@ -78,16 +129,6 @@ export class SandboxSupervisor {
         });
       }
     }
-    const configSync = new ConfigSync({
-      sandboxId: config.sandboxId,
-      sandboxName: config.sandboxName,
-      supervisorToken: config.supervisorToken,
-      state: this.policyState,
-      logger,
-      pollIntervalMs: config.policyPollIntervalSecs * 1000,
-      discoveryRoot: config.policyDiscoveryRoot,
-    });
-    this.configSync = configSync;
     this.session = new SupervisorSession({
       sandboxId: config.sandboxId,
       endpoint: config.endpoint,
@@ -96,22 +137,43 @@ export class SandboxSupervisor {
       keepalive: config.keepalive,
       sshSocketPath: config.sshSocketPath,
       logger,
-      onConnection: (connection) => {
-        this.logShipper?.setClient(connection?.client);
-        configSync.setClient(connection?.client);
-        if (connection) void configSync.request("session");
+      connection,
+      onConnection: (live) => {
+        this.logShipper?.setClient(live?.client);
+        configSync.setClient(live?.client);
+        if (live) void configSync.request("session");
       },
       onConfigChanged: () => void configSync.request("pushed"),
     });
+    this.startupConnection = undefined;
     configSync.start();
     this.session.start();
   }
 
+  /** Syncs until the gateway's config is applied, retrying (1 s doubling to 30 s) while it fails. */
+  private async startupPolicySync(configSync: ConfigSync): Promise<void> {
+    const backoff = new Backoff(RECONNECT_INITIAL_MS, RECONNECT_MAX_MS);
+    for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
+      await configSync.request("startup");
+      if (this.policyState.configRevision !== undefined) return;
+      const delayMs = backoff.next();
+      this.logger.warn(
+        { attempt, retry_ms: delayMs },
+        "start-up policy sync incomplete (see above); children and the session wait for it, retrying",
+      );
+      await sleep(delayMs, this.stopping.signal);
+    }
+  }
+
   async stop(): Promise<void> {
+    this.stopping.abort();
     await this.configSync?.stop();
     await this.session?.stop();
     await this.logShipper?.flush();
+    this.startupConnection?.close();
     await this.sshServer?.close();
+    await this.proxy?.close();
+    await this.network?.destroy();
     emitOcsf(this.logger, { class: "LIFECYCLE", activity: "STOP", message: "openshell-sandbox stopped" });
   }
 }

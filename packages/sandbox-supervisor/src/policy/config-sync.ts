@@ -13,7 +13,7 @@ export type ConfigSyncClient = Pick<
 >;
 
 /** Why a sync runs (logged). */
-export type SyncReason = "session" | "pushed" | "poll";
+export type SyncReason = "startup" | "session" | "pushed" | "poll";
 
 /** A call that hangs (half-dead connection) must not block every later sync. */
 const RPC_TIMEOUT_MS = 15_000;

@@ -24,6 +24,8 @@ export interface SupervisorSessionOptions {
   onConnection?: (connection: GatewayConnection | undefined) => void;
   /** The gateway pushed config_changed: a new policy revision or setting exists. */
   onConfigChanged?: (policyVersion: number) => void;
+  /** A connection already open (the start-up policy sync's) for the first attempt. */
+  connection?: GatewayConnection;
 }
 
 /**
@@ -36,8 +38,11 @@ export class SupervisorSession {
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
   private connectedFlag = false;
+  private firstConnection: GatewayConnection | undefined;
 
-  constructor(private readonly options: SupervisorSessionOptions) {}
+  constructor(private readonly options: SupervisorSessionOptions) {
+    this.firstConnection = options.connection;
+  }
 
   get connected(): boolean {
     return this.connectedFlag;
@@ -80,7 +85,9 @@ export class SupervisorSession {
 
   private async runOnce(): Promise<void> {
     const { options } = this;
-    const connection = new GatewayConnection(options.endpoint, options.tls, options.keepalive);
+    const connection =
+      this.firstConnection ?? new GatewayConnection(options.endpoint, options.tls, options.keepalive);
+    this.firstConnection = undefined;
     const session = new AbortController();
     const abortSession = () => session.abort();
     this.stopped.signal.addEventListener("abort", abortSession, { once: true });
