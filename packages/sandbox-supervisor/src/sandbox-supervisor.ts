@@ -2,6 +2,7 @@ import { Backoff, emitOcsf, type Logger, sleep } from "@openshell/core";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { LogShipper } from "./logs/log-shipper.js";
 import { EgressProxy } from "./network/egress-proxy.js";
+import { HostAliasOpener } from "./network/host-alias.js";
 import { SandboxNetwork } from "./network/sandbox-network.js";
 import { ConfigSync } from "./policy/config-sync.js";
 import { PolicyState } from "./policy/policy-state.js";
@@ -88,6 +89,7 @@ export class SandboxSupervisor {
     let childEnv: Record<string, string> = {};
     if (!config.testOnlyNoIsolation) {
       const network = await SandboxNetwork.create({ logger });
+      const hostAlias = new HostAliasOpener(logger);
       this.network = network;
       this.proxy = await EgressProxy.start({
         host: network.hostAddress,
@@ -95,6 +97,7 @@ export class SandboxSupervisor {
         logger,
         decisions: () => this.policyState.policy?.network,
         procNetDir: () => network.procNetDir,
+        beforeDial: (address, port) => hostAlias.open(address, port),
       });
       this.childNetnsPath = network.netnsPath;
       childEnv = network.childEnvironment();

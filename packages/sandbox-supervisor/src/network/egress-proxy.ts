@@ -40,6 +40,8 @@ export interface EgressProxyOptions {
   tunnelStage?: TunnelStage;
   /** Replaces DNS resolution (tests). */
   resolve?: (host: string) => Promise<string[]>;
+  /** Called with each address before it is dialed (the VM opens an allowed host service). */
+  beforeDial?: (address: string, port: number) => Promise<void>;
 }
 
 interface RequestHead {
@@ -228,7 +230,7 @@ export class EgressProxy {
     const { identity, decision, addresses } = admitted;
     let upstream: Socket;
     try {
-      upstream = await dial(addresses, target.port);
+      upstream = await dial(addresses, target.port, this.options.beforeDial);
     } catch (error) {
       this.upstreamFailed(client, target, identity, decision, error);
       return;
@@ -257,7 +259,7 @@ export class EgressProxy {
     const { identity, decision, addresses } = admitted;
     let upstream: Socket;
     try {
-      upstream = await dial(addresses, target.port);
+      upstream = await dial(addresses, target.port, this.options.beforeDial);
     } catch (error) {
       this.upstreamFailed(client, target, identity, decision, error);
       return;
@@ -404,10 +406,15 @@ async function resolveAll(host: string): Promise<string[]> {
 }
 
 /** Connects to the first address that answers. */
-async function dial(addresses: string[], port: number): Promise<Socket> {
+async function dial(
+  addresses: string[],
+  port: number,
+  beforeDial: EgressProxyOptions["beforeDial"],
+): Promise<Socket> {
   let lastError: unknown = new Error("no address");
   for (const address of addresses) {
     try {
+      await beforeDial?.(address, port);
       return await new Promise<Socket>((resolve, reject) => {
         const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
         socket.once("connect", () => {
