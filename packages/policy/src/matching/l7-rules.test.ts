@@ -105,6 +105,16 @@ describe("L7Evaluator", () => {
     });
   });
 
+  it("refuses asterisk-form and relative targets, in audit mode too", () => {
+    const l7 = evaluator({ access: "full" }, "audit");
+    expect(l7.evaluateRequest({ method: "OPTIONS", target: "*" })).toEqual({
+      allowed: false,
+      forward: false,
+      mode: "audit",
+      reason: "request-target is not a valid origin-form path",
+    });
+  });
+
   it('an empty path pattern matches nothing (as upstream\'s glob.match of "")', () => {
     const l7 = evaluator({ rules: [{ allow: { method: "GET" } }] });
     expect(allows(l7, "GET", "/")).toBe(false);

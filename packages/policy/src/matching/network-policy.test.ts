@@ -251,6 +251,31 @@ describe("evaluateConnect: edge cases", () => {
     });
   });
 
+  it("a hostless endpoint without allowed_ips matches nothing; a policy host's trailing dot is ignored", () => {
+    const policy = parsePolicyYaml(`version: 1
+network_policies:
+  a:
+    endpoints: [{ host: "Example.COM.", port: 443 }]
+    binaries: [{ path: /usr/bin/curl }]`);
+    const endpoint = policy.networkPolicies.a?.endpoints[0];
+    if (endpoint !== undefined) endpoint.host = "";
+    policy.networkPolicies.b = create(sandboxv1.NetworkPolicyRuleSchema, {
+      endpoints: [{ host: "Example.COM.", ports: [443] }],
+      binaries: [{ path: "/usr/bin/curl" }],
+    });
+    const compiled = compileNetworkPolicy(policy);
+    expect(
+      compiled.evaluateConnect({ host: "example.com", port: 443, binary: bin("/usr/bin/curl") }),
+    ).toMatchObject({
+      allowed: true,
+      ruleKey: "b",
+      policyName: "b",
+    });
+    expect(
+      compiled.evaluateConnect({ host: "other.com", port: 443, binary: bin("/usr/bin/curl") }).allowed,
+    ).toBe(false);
+  });
+
   it("several matching rules: the smallest key wins; the endpoint with extended config configures the connection", () => {
     const compiled = policyOf(`  b_rest:
     endpoints:
