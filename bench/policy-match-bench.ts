@@ -16,7 +16,7 @@ import {
   compileNetworkPolicy,
   type L7Request,
   parsePolicyYaml,
-} from "../packages/policy/src/index.js";
+} from "@openshell/policy";
 import { median } from "./stats.js";
 
 const { values } = parseArgs({
