@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: set-up (idempotent), lint (biome, knip), typecheck, proto drift check, all tests.
+# The project's test command: set-up (idempotent), lint (biome, knip, package boundaries), typecheck, proto drift check, all tests.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -13,6 +13,8 @@ echo "== lint (biome)"
 pnpm exec biome check .
 echo "== unused files, exports and dependencies (knip, knip.ts)"
 pnpm exec knip --no-progress
+echo "== package boundaries (no relative imports into another package)"
+node scripts/check-package-boundaries.mjs
 echo "== typecheck (tsc)"
 pnpm exec tsc -p tsconfig.json
 echo "== proto drift (buf lint, buf generate leaves no diff)"
