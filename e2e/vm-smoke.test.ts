@@ -144,12 +144,13 @@ describe("VM sandboxes (QEMU microVM)", () => {
     const { server, port: hostOnlyPort, accepted } = await loopbackServer();
     try {
       // The rules are root's: the sandbox user cannot remove them (tried first, then probed).
+      // Confined, nft cannot even open its netlink socket (seccomp: AF_NETLINK), exit 3.
       const flush = await collectExec(gw, sandboxId, [
         "bash",
         "-c",
         "/usr/sbin/nft flush ruleset; echo rc=$?",
       ]);
-      expect(flush.stdout).toBe("rc=1\n");
+      expect(flush.stdout).toBe("rc=3\n");
       expect(flush.stderr).toContain("Operation not permitted");
       const connect = (host: string, port: number) =>
         `timeout 10 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>&1; echo "rc=$?"`;
@@ -170,6 +171,62 @@ describe("VM sandboxes (QEMU microVM)", () => {
     } finally {
       server.close();
     }
+
+    // Confinement (issue 13): exec and OpenSSH sessions (a PTY here) start through the native
+    // launcher with the sandbox's policy (the restrictive default: /sandbox, /tmp, /dev/null
+    // writable; /usr, /lib, /etc, /proc, ... readable). /dev/shm and /var/tmp are world-writable and
+    // /var/lib/dpkg/status world-readable, so EACCES there is the guest kernel's Landlock.
+    const confinementProbe = [
+      "id -un",
+      "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t ' ' '",
+      // The probe travels base64-encoded: exec arguments cannot contain newlines.
+      `/usr/bin/python3 -c "import base64; exec(base64.b64decode('${Buffer.from(
+        [
+          "import ctypes, errno",
+          "libc = ctypes.CDLL(None, use_errno=True)",
+          "def io(name, f):",
+          "    try: f(); print(name, 'ok')",
+          "    except OSError as e: print(name, errno.errorcode[e.errno])",
+          "def call(name, r): print(name, 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()])",
+          "io('write-dev-shm', lambda: open('/dev/shm/outside', 'w').write('x'))",
+          "io('write-var-tmp', lambda: open('/var/tmp/outside', 'w').write('x'))",
+          "io('read-unlisted', lambda: open('/var/lib/dpkg/status').read(1))",
+          "io('write-workdir', lambda: open('/sandbox/confined.txt', 'w').write('x'))",
+          "call('ptrace', libc.ptrace(0, 0, 0, 0))",
+          "call('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))",
+          "call('netlink-socket', libc.socket(16, 3, 0))",
+          "call('packet-socket', libc.socket(17, 3, 0))",
+        ].join("\n"),
+      ).toString("base64")}'))"`,
+      "unshare -U true 2>&1 | tail -1",
+    ].join("; ");
+    const confined = [
+      "sandbox",
+      "CapEff: 0000000000000000",
+      "CapBnd: 0000000000000000",
+      "NoNewPrivs: 1",
+      "Seccomp: 2",
+      "write-dev-shm EACCES",
+      "write-var-tmp EACCES",
+      "read-unlisted EACCES",
+      "write-workdir ok",
+      "ptrace EPERM",
+      "mount EPERM",
+      "netlink-socket EPERM",
+      "packet-socket EPERM",
+      "unshare: unshare failed: Operation not permitted",
+    ];
+    const execConfined = await collectExec(gw, sandboxId, ["bash", "-c", confinementProbe]);
+    expect(execConfined.stdout.trim().split("\n"), execConfined.stderr).toEqual(confined);
+    const sshConfined = await run(
+      "ssh",
+      [...sshOptions(gw, sandboxId, token), "-tt", "sandbox", confinementProbe],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(sshConfined.stdout.toString().replace(/\r\n/g, "\n").trim().split("\n")).toEqual(confined);
+
     await collectExec(gw, sandboxId, ["sh", "-c", "echo persisted > /sandbox/note.txt"]);
     expect((await collectExec(gw, sandboxId, ["cat", "/sandbox/note.txt"])).stdout).toBe("persisted\n");
 

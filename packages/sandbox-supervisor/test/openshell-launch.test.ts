@@ -183,7 +183,7 @@ describe.skipIf(!isRoot)("openshell-launch (native launcher, host kernel)", () =
 
   it("enters a network namespace given by path", () => {
     const name = `oslaunch${process.pid}`;
-    execFileSync("ip", ["netns", "add", name]);
+    execFileSync("/usr/sbin/ip", ["netns", "add", name]);
     try {
       const run = launch(["--netns", `/run/netns/${name}`, ...baseArgs()], ["/bin/cat", "/proc/net/dev"]);
       expect(run.status).toBe(0);
@@ -194,7 +194,7 @@ describe.skipIf(!isRoot)("openshell-launch (native launcher, host kernel)", () =
         .map((line) => line.split(":")[0]?.trim());
       expect(interfaces).toEqual(["lo"]);
     } finally {
-      execFileSync("ip", ["netns", "del", name]);
+      execFileSync("/usr/sbin/ip", ["netns", "del", name]);
     }
   });
 

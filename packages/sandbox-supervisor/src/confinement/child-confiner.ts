@@ -220,7 +220,7 @@ export class ChildConfiner {
 }
 
 /** The launcher's flags for a confinement (everything before `--workdir` and `--`). */
-export function launcherFlags(confinement: Confinement): string[] {
+function launcherFlags(confinement: Confinement): string[] {
   const flags: string[] = [];
   if (confinement.netnsPath) flags.push("--netns", confinement.netnsPath);
   flags.push("--uid", String(confinement.uid), "--gid", String(confinement.gid));
