@@ -5,13 +5,13 @@ import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./networ
 import { BinaryTrustCache, type ProcessIdentity, resolvePeerProcess } from "./process-identity.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
-export const MAX_REQUEST_HEAD_BYTES = 8192;
+const MAX_REQUEST_HEAD_BYTES = 8192;
 /** A client that sends no complete head within this is dropped. */
 const HEAD_TIMEOUT_MS = 30_000;
 const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;
 
 /** What an allowed connection looks like to the stage that carries its bytes. */
-export interface AllowedTunnel {
+interface AllowedTunnel {
   client: Socket;
   upstream: Socket;
   target: ConnectTarget;
@@ -25,7 +25,7 @@ export interface AllowedTunnel {
  * Carries an allowed CONNECT tunnel. The default relays bytes both ways; the TLS/L7 stage replaces
  * it per connection (it may look at `decision.endpoint` to choose: `protocol: rest`, `tls: skip`).
  */
-export type TunnelStage = (tunnel: AllowedTunnel) => void;
+type TunnelStage = (tunnel: AllowedTunnel) => void;
 
 export interface EgressProxyOptions {
   /** Where to listen: the host side of the veth (10.200.0.1:3128). */
@@ -315,7 +315,7 @@ export class EgressProxy {
 }
 
 /** The raw relay: bytes both ways, half-close passed on, either side's error ends both. */
-export function relay({ client, upstream, clientHead }: AllowedTunnel): void {
+function relay({ client, upstream, clientHead }: AllowedTunnel): void {
   if (clientHead.length > 0) upstream.write(clientHead);
   client.pipe(upstream);
   upstream.pipe(client);

@@ -19,9 +19,9 @@ export interface ConnectTarget {
 
 export type EndpointDecision = { allowed: true; policyName: string; endpoint: CompiledEndpoint };
 
-export type ConnectDecision = EndpointDecision | { allowed: false; reason: string; policyName?: string };
+type ConnectDecision = EndpointDecision | { allowed: false; reason: string; policyName?: string };
 
-export type AddressCheck = { allowed: true } | { allowed: false; kind: SsrfDenyKind; reason: string };
+type AddressCheck = { allowed: true } | { allowed: false; kind: SsrfDenyKind; reason: string };
 
 /**
  * The installed policy's network part as the proxy asks it: `@openshell/policy`'s compiled matcher

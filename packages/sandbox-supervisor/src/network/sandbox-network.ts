@@ -7,7 +7,7 @@ import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
 const execFileAsync = promisify(execFile);
 
 /** Upstream's addresses (§3.3 step 7): the proxy listens on the host side. */
-export const SANDBOX_NETWORK_DEFAULTS = {
+const SANDBOX_NETWORK_DEFAULTS = {
   name: "openshell-sandbox",
   hostAddress: "10.200.0.1",
   sandboxAddress: "10.200.0.2",
@@ -15,9 +15,12 @@ export const SANDBOX_NETWORK_DEFAULTS = {
   proxyPort: 3128,
 } as const;
 
-/** §3.7: where the TLS part writes the sandbox CA and the combined bundle (reserved until then). */
-export const SANDBOX_CA_PATH = "/etc/openshell-tls/openshell-ca.pem";
-export const SANDBOX_CA_BUNDLE_PATH = "/etc/openshell-tls/ca-bundle.pem";
+/**
+ * §3.7's CA variables come with TLS termination, which writes the sandbox CA to
+ * /etc/openshell-tls/openshell-ca.pem (NODE_EXTRA_CA_CERTS) and the system bundle plus it to
+ * /etc/openshell-tls/ca-bundle.pem (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+ * GIT_SSL_CAINFO); those paths are reserved for it.
+ */
 
 /** The table installed inside the namespace (the guest's own host firewall is `inet openshell`). */
 const TABLE = "openshell_sandbox";
@@ -262,7 +265,7 @@ export class SandboxNetwork {
  * `trace id 06d70103 inet openshell_sandbox output packet: oif "veth-s-x" ip saddr 10.200.0.2 ip daddr
  * 1.2.3.4 … tcp sport 48774 tcp dport 81 tcp flags == syn …`; other lines of the trace give undefined.
  */
-export function parseTracePacket(line: string): BypassAttempt | undefined {
+function parseTracePacket(line: string): BypassAttempt | undefined {
   if (!line.includes(` ${TABLE} output packet:`)) return undefined;
   const field = (pattern: RegExp) => pattern.exec(line)?.[1];
   const destination = field(/\bip6? daddr (\S+)/);
