@@ -64,9 +64,20 @@ describe("VM sandbox lifecycle through the gateway", () => {
   it("honours cpu, memory and disk size; a file deleted in /sandbox gives its space back to the host", async () => {
     const gw = await vmGateway();
     const size = { cpu: "1", memory: "384Mi", "ephemeral-storage": "3Gi" };
+    // The restrictive default policy plus /sys read-only: commands are confined by Landlock, and
+    // the balloon check below reads /sys.
+    const policy = {
+      version: 1,
+      filesystem: {
+        includeWorkdir: true,
+        readOnly: ["/usr", "/lib", "/proc", "/dev/urandom", "/etc", "/var/log", "/sys"],
+        readWrite: ["/sandbox", "/tmp", "/dev/null"],
+      },
+      landlock: { compatibility: "best_effort" },
+    };
     const created = await gw.grpc.createSandbox({
       name: "sized",
-      spec: { template: { resources: { requests: size, limits: size } } },
+      spec: { template: { resources: { requests: size, limits: size } }, policy },
     });
     const id = created.sandbox?.id as string;
     await waitForPhase(gw, "sized", SandboxPhase.READY, READY_TIMEOUT_MS);
