@@ -39,6 +39,23 @@ describe("parseSupervisorCommand", () => {
     );
   });
 
+  it("confines children through the launcher unless the test-only flag says otherwise", () => {
+    expect(parseSupervisorCommand([], env)).toMatchObject({
+      config: { launcherPath: "/opt/openshell/bin/openshell-launch", testOnlyNoIsolation: false },
+    });
+    expect(
+      parseSupervisorCommand(["--launcher", "/x/launch", "--test-only-no-isolation"], env),
+    ).toMatchObject({
+      config: { launcherPath: "/x/launch", testOnlyNoIsolation: true },
+    });
+    expect(
+      parseSupervisorCommand([], { ...env, OPENSHELL_TEST_ONLY_NO_ISOLATION: "1", OPENSHELL_LAUNCHER: "/y" }),
+    ).toMatchObject({ config: { launcherPath: "/y", testOnlyNoIsolation: true } });
+    expect(() => parseSupervisorCommand([], { ...env, OPENSHELL_TEST_ONLY_NO_ISOLATION: "maybe" })).toThrow(
+      "OPENSHELL_TEST_ONLY_NO_ISOLATION='maybe'",
+    );
+  });
+
   it("refuses to start listing every missing or malformed setting", () => {
     expect(() => parseSupervisorCommand([], {})).toThrow(
       /--sandbox-id \(or OPENSHELL_SANDBOX_ID\) is required[\s\S]*--sandbox \(or OPENSHELL_SANDBOX\)[\s\S]*OPENSHELL_ENDPOINT[\s\S]*OPENSHELL_SUPERVISOR_TOKEN/,
