@@ -46,6 +46,16 @@ describe("BootConsoleWatch", () => {
     ]);
   });
 
+  it("reports the supervisor's start-up policy sync failing (before any session) as unreachable too", () => {
+    expect(
+      parseBootLine(
+        line(
+          "NET:FAIL [MEDIUM] start-up policy sync failed, retrying in 1000 ms (attempt 1): connect ECONNREFUSED 10.0.2.2:1",
+        ).trim(),
+      ),
+    ).toEqual({ kind: "unreachable", detail: "connect ECONNREFUSED 10.0.2.2:1" });
+  });
+
   it("ignores lines that are not milestones", () => {
     expect(parseBootLine("OPENSHELL-VM-INIT poweroff uptime=9.10")).toBeUndefined();
     expect(parseBootLine('{"name":"other","msg":"supervisor session established"}')).toBeUndefined();

@@ -78,6 +78,10 @@ export function parseBootLine(line: string): BootNews | undefined {
   if (record.name !== "openshell-sandbox" || typeof record.msg !== "string") return undefined;
   if (record.msg.includes("openshell-sandbox starting")) return { kind: "supervisor-started" };
   if (record.msg.includes("supervisor session established")) return { kind: "connected" };
-  const failed = /supervisor session failed, reconnecting in \d+ ms \(attempt \d+\): (.*)$/.exec(record.msg);
+  // The start-up policy sync (before the session) and the session itself report the same way.
+  const failed =
+    /(?:supervisor session failed, reconnecting|start-up policy sync failed, retrying) in \d+ ms \(attempt \d+\): (.*)$/.exec(
+      record.msg,
+    );
   return failed ? { kind: "unreachable", detail: failed[1] ?? "" } : undefined;
 }

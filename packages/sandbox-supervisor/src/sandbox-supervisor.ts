@@ -160,10 +160,14 @@ export class SandboxSupervisor {
       await configSync.request("startup");
       if (this.policyState.configRevision !== undefined) return;
       const delayMs = backoff.next();
-      this.logger.warn(
-        { attempt, retry_ms: delayMs },
-        "start-up policy sync incomplete (see above); children and the session wait for it, retrying",
-      );
+      emitOcsf(this.logger, {
+        class: "NET",
+        activity: "FAIL",
+        severity: "MEDIUM",
+        // The VM driver's boot-console watch reads this line (GatewayUnreachable).
+        message: `start-up policy sync failed, retrying in ${delayMs} ms (attempt ${attempt}): ${configSync.lastError ?? "the gateway's config is not applied yet"}`,
+        fields: { attempt, retry_ms: delayMs },
+      });
       await sleep(delayMs, this.stopping.signal);
     }
   }

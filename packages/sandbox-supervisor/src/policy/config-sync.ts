@@ -64,6 +64,8 @@ export class ConfigSync {
   private rules: PolicyRules | undefined;
   /** GetSandboxConfig calls made (tests observe coalescing with it). */
   fetches = 0;
+  /** Why the last sync failed (undefined: it did not). */
+  lastError: string | undefined;
 
   constructor(private readonly options: ConfigSyncOptions) {}
 
@@ -152,9 +154,11 @@ export class ConfigSync {
       }
       this.apply(config);
       await this.flushReport(client);
+      this.lastError = undefined;
     } catch (error) {
       if (this.stopped.signal.aborted) return;
       const failure = OpenShellError.from(error);
+      this.lastError = failure.message;
       logger.warn(
         { reason, code: failure.code },
         `policy sync failed, retrying on the next change or poll: ${failure.message}`,
