@@ -1,7 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type PlatformEvent, SandboxPhase } from "@openshell/proto";
+import { create } from "@bufbuild/protobuf";
+import { type PlatformEvent, SandboxPhase, sandboxv1 } from "@openshell/proto";
 import {
   makeStateDir,
   type RunningGateway,
@@ -159,5 +162,82 @@ describe("VM sandbox lifecycle through the gateway", () => {
     expect(restart?.type).toBe("Warning");
     expect(restart?.message).toContain("VM exited unexpectedly (signal SIGKILL); restarting, attempt 1 of 5");
     expect(qemuPidsUnder(gw.stateDir)).toHaveLength(1);
+  }, 300_000);
+
+  it("a VM sandbox's network goes only through the policy proxy: allowed host works, others 403, direct connects fail", async () => {
+    // Host services the sandbox reaches as 10.0.2.2 (QEMU's alias of the host's loopback).
+    const answer = (request: IncomingMessage, response: ServerResponse) =>
+      response.end(`hello ${request.url}`);
+    const allowed = createServer(answer);
+    const other = createServer(answer);
+    await new Promise<void>((resolve) => allowed.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    const allowedPort = (allowed.address() as AddressInfo).port;
+    const otherPort = (other.address() as AddressInfo).port;
+    try {
+      const gw = await vmGateway();
+      const policy = create(sandboxv1.SandboxPolicySchema, {
+        version: 1,
+        filesystem: {
+          includeWorkdir: true,
+          readOnly: ["/usr", "/lib", "/proc", "/dev/urandom", "/etc", "/opt/openshell/node"],
+          readWrite: ["/sandbox", "/tmp", "/dev/null"],
+        },
+        landlock: { compatibility: "best_effort" },
+        process: { runAsUser: "sandbox", runAsGroup: "sandbox" },
+        networkPolicies: {
+          host_api: {
+            name: "host-api",
+            endpoints: [{ host: "10.0.2.2", port: allowedPort, ports: [allowedPort] }],
+            binaries: [{ path: "/usr/bin/curl" }],
+          },
+        },
+      });
+      const created = await gw.grpc.createSandbox({ name: "proxied", spec: { policy } });
+      const id = created.sandbox?.id as string;
+      await waitForPhase(gw, "proxied", SandboxPhase.READY, READY_TIMEOUT_MS);
+      const run = async (script: string) =>
+        execOutput(gw.grpc.execSandbox({ sandboxId: id, command: ["sh", "-c", script] }));
+      const curl = "curl -sS -m 20 -w ' %{http_code}'";
+      // The child environment names the proxy (§3.7).
+      expect((await run("echo $HTTP_PROXY $NO_PROXY")).stdout.trim()).toBe(
+        "http://10.200.0.1:3128 127.0.0.1,localhost,::1",
+      );
+      // Absolute-form (forward) and CONNECT to the allowed host service.
+      expect((await run(`${curl} http://10.0.2.2:${allowedPort}/fwd`)).stdout).toBe("hello /fwd 200");
+      expect((await run(`${curl} -p http://10.0.2.2:${allowedPort}/tunnel`)).stdout).toBe(
+        "hello /tunnel 200",
+      );
+      // Another port of the same host: not in the policy.
+      expect((await run(`${curl} http://10.0.2.2:${otherPort}/`)).stdout).toBe(
+        `{"error":"policy_denied","detail":"CONNECT 10.0.2.2:${otherPort} not permitted by policy"} 403`,
+      );
+      // Another binary than curl: denied.
+      const python = await run(
+        `python3 -c 'import urllib.request as u; u.urlopen("http://10.0.2.2:${allowedPort}/py")' 2>&1 | grep -o 'HTTP Error 403: Forbidden'`,
+      );
+      expect(python.stdout.trim(), python.stderr).toBe("HTTP Error 403: Forbidden");
+      // A connect that ignores the proxy fails at once (connection refused), and is logged.
+      const direct = await run(
+        `curl -sS -m 20 --noproxy '*' http://10.0.2.2:${allowedPort}/; echo " exit=$?"`,
+      );
+      expect(direct.stdout.trim()).toBe("exit=7");
+      // The proxy's and the bypass monitor's events reach the gateway's log of the sandbox.
+      const sandboxLog = async () =>
+        (await gw.grpc.getSandboxLogs({ sandboxId: id, lines: 1000 })).logs
+          .map((line) => line.message)
+          .join("\n");
+      await waitFor(
+        async () => (await sandboxLog()).includes("bypass attempt tcp 10.200.0.2"),
+        10_000,
+        "no bypass event in the sandbox's log",
+      );
+      const text = await sandboxLog();
+      expect(text).toContain("NET:OPEN [INFO] ALLOWED curl(");
+      expect(text).toMatch(/NET:REFUSE \[MEDIUM\] BLOCKED python3[.\d]*\(\d+\) -> 10\.0\.2\.2/);
+    } finally {
+      allowed.close();
+      other.close();
+    }
   }, 300_000);
 });
