@@ -1,8 +1,10 @@
+import { dirname, join } from "node:path";
 import { Backoff, emitOcsf, type Logger, sleep } from "@openshell/core";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { LogShipper } from "./logs/log-shipper.js";
 import { EgressProxy } from "./network/egress-proxy.js";
 import { HostAliasOpener } from "./network/host-alias.js";
+import { NetnsConnector } from "./network/netns-connector.js";
 import { SandboxNetwork } from "./network/sandbox-network.js";
 import { ConfigSync } from "./policy/config-sync.js";
 import { PolicyState } from "./policy/policy-state.js";
@@ -21,6 +23,7 @@ export class SandboxSupervisor {
   private configSync: ConfigSync | undefined;
   private network: SandboxNetwork | undefined;
   private proxy: EgressProxy | undefined;
+  private netnsConnector: NetnsConnector | undefined;
   /** The start-up sync's connection until the session takes it over. */
   private startupConnection: GatewayConnection | undefined;
   private readonly stopping = new AbortController();
@@ -101,6 +104,11 @@ export class SandboxSupervisor {
       });
       this.childNetnsPath = network.netnsPath;
       childEnv = network.childEnvironment();
+      this.netnsConnector = new NetnsConnector(
+        network.name,
+        join(dirname(config.sshSocketPath), "netns-connect.sock"),
+        logger,
+      );
     }
 
     // 3. SSH server, 4. session.
@@ -110,6 +118,9 @@ export class SandboxSupervisor {
       workdir: config.workdir,
       env: { OPENSHELL_SANDBOX_NAME: config.sandboxName, ...childEnv },
       logger,
+      connectLoopback: this.netnsConnector
+        ? (host, port) => (this.netnsConnector as NetnsConnector).connect(host, port)
+        : undefined,
       confinement: config.testOnlyNoIsolation
         ? undefined
         : {
@@ -179,6 +190,7 @@ export class SandboxSupervisor {
     await this.logShipper?.flush();
     this.startupConnection?.close();
     await this.sshServer?.close();
+    this.netnsConnector?.close();
     await this.proxy?.close();
     await this.network?.destroy();
     emitOcsf(this.logger, { class: "LIFECYCLE", activity: "STOP", message: "openshell-sandbox stopped" });

@@ -28,6 +28,23 @@ export class DirectTcpipForwarder {
       reject();
       return;
     }
+    const connectInNamespace = this.context.connectLoopback;
+    if (connectInNamespace) {
+      // The sandbox's services listen in its network namespace, not the supervisor's.
+      connectInNamespace(host, port).then(
+        ({ socket, remoteAddress }) => {
+          this.sockets.add(socket);
+          socket.once("close", () => this.sockets.delete(socket));
+          socket.on("error", () => socket.destroy());
+          this.connected(accept, reject, socket, remoteAddress, host, destination);
+        },
+        (error: Error) => {
+          this.fail(`direct-tcpip: failed to connect to ${destination}: ${error.message}`, destination);
+          reject();
+        },
+      );
+      return;
+    }
     const socket = net.connect({ host, port, allowHalfOpen: true });
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
@@ -41,20 +58,32 @@ export class DirectTcpipForwarder {
       reject();
     });
     socket.once("connect", () => {
-      // "localhost" is resolved by the resolver; check where it actually led.
-      if (!isLoopbackAddress(socket.remoteAddress)) {
-        socket.destroy();
-        this.refuse(`direct-tcpip rejected: ${host} resolved to ${socket.remoteAddress}`, destination);
-        reject();
-        return;
-      }
-      channel = accept();
-      if (!channel) {
-        socket.destroy();
-        return;
-      }
-      this.bridge(channel, socket);
+      channel = this.connected(accept, reject, socket, socket.remoteAddress, host, destination);
     });
+  }
+
+  private connected(
+    accept: () => ServerChannel | undefined,
+    reject: () => void,
+    socket: net.Socket,
+    remoteAddress: string | undefined,
+    host: string,
+    destination: string,
+  ): ServerChannel | undefined {
+    // "localhost" is resolved by the resolver; check where it actually led.
+    if (!isLoopbackAddress(remoteAddress)) {
+      socket.destroy();
+      this.refuse(`direct-tcpip rejected: ${host} resolved to ${remoteAddress}`, destination);
+      reject();
+      return undefined;
+    }
+    const channel = accept();
+    if (!channel) {
+      socket.destroy();
+      return undefined;
+    }
+    this.bridge(channel, socket);
+    return channel;
   }
 
   dispose(): void {

@@ -28,6 +28,8 @@ export interface SandboxSshServerOptions {
    * only switch user (the test-only supervisor mode and the SSH test harness).
    */
   confinement?: Omit<ChildConfinerOptions, "user" | "workdir" | "logger">;
+  /** Where `ssh -L` connects (the sandbox's network namespace); default: this process's own. */
+  connectLoopback?: SshServerContext["connectLoopback"];
 }
 
 // ssh2's index also loads its client, agent, key generator and HTTP agents; the server module
@@ -81,6 +83,7 @@ export class SandboxSshServer {
       confiner: options.confinement
         ? new ChildConfiner({ ...options.confinement, user, workdir, logger: options.logger })
         : undefined,
+      connectLoopback: options.connectLoopback,
     };
     if (!context.sftpServerPath) {
       options.logger.warn("no sftp-server found; sftp, scp and editor remote sessions will not work");

@@ -1,5 +1,6 @@
 import type { Logger } from "@openshell/core";
 import type { ChildConfiner } from "../confinement/child-confiner.js";
+import type { LoopbackConnection } from "../network/netns-connector.js";
 import type { RunAsUser } from "./run-as-user.js";
 
 /** What every connection and channel handler of one SandboxSshServer shares. */
@@ -18,4 +19,9 @@ export interface SshServerContext {
    * undefined only for test-only supervisors (--test-only-no-isolation) and the SSH test harness.
    */
   confiner: ChildConfiner | undefined;
+  /**
+   * Connects `ssh -L` destinations inside the sandbox's network namespace (undefined: the
+   * supervisor's own, where the test-only supervisors' children also run).
+   */
+  connectLoopback?: (host: string, port: number) => Promise<LoopbackConnection>;
 }
