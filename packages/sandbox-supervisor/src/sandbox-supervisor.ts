@@ -46,11 +46,12 @@ export class SandboxSupervisor {
   }
 
   /**
-   * Start-up order (§3.3): the policy first, then the network, then the SSH server and the
-   * session. The start-up policy sync (GetSandboxConfig, and when the gateway has none the image's
-   * policy synced back, baseline paths added) completes before any child can run and before the
-   * session makes the sandbox Ready: run after SessionAccepted, it superseded a `policy set` made
-   * right after Ready with the supervisor's own start-up version.
+   * Start-up (§3.3): the start-up policy sync (GetSandboxConfig, and when the gateway has none the
+   * image's policy synced back, baseline paths added), the network namespace with its proxy and the
+   * SSH server all complete before the session starts. The session makes the sandbox Ready and is
+   * the only way a child can start, so no child runs before its policy and its network are in
+   * place. (The sync used to run after SessionAccepted: a `policy set` right after Ready was then
+   * superseded by the supervisor's own start-up version.)
    */
   async start(): Promise<void> {
     const { config, logger } = this;
@@ -80,55 +81,28 @@ export class SandboxSupervisor {
       discoveryRoot: config.policyDiscoveryRoot,
     });
     this.configSync = configSync;
-    // 1. Policy. The connection is handed to the session afterwards.
+    // The connection is handed to the session afterwards.
     const connection = new GatewayConnection(config.endpoint, config.tls, config.keepalive);
     this.startupConnection = connection;
     this.logShipper?.setClient(connection.client);
     configSync.setClient(connection.client);
-    await this.startupPolicySync(configSync);
-    if (this.stopping.signal.aborted) return;
-
-    // 2. Network: every child's only way out is the proxy. Fails closed (the supervisor exits).
-    let childEnv: Record<string, string> = {};
-    if (!config.testOnlyNoIsolation) {
-      const network = await SandboxNetwork.create({ logger });
-      const hostAlias = new HostAliasOpener(logger);
-      this.network = network;
-      this.proxy = await EgressProxy.start({
-        host: network.hostAddress,
-        port: network.proxyPort,
-        logger,
-        decisions: () => this.policyState.policy?.network,
-        procNetDir: () => network.procNetDir,
-        beforeDial: (address, port) => hostAlias.open(address, port),
-      });
-      this.childNetnsPath = network.netnsPath;
-      childEnv = network.childEnvironment();
+    // Policy, network and SSH server are set up side by side (each waits on the gateway or on
+    // processes it spawns: one after the other cost seconds in a VM under TCG). The session, which
+    // makes the sandbox Ready and is the only way a child can start, waits for all three.
+    const isolated = !config.testOnlyNoIsolation;
+    if (isolated) {
       this.netnsConnector = new NetnsConnector(
-        network.name,
+        SandboxNetwork.defaultName,
         join(dirname(config.sshSocketPath), "netns-connect.sock"),
         logger,
       );
     }
-
-    // 3. SSH server, 4. session.
-    this.sshServer = await SandboxSshServer.start({
-      socketPath: config.sshSocketPath,
-      runAsUser: config.runAsUser,
-      workdir: config.workdir,
-      env: { OPENSHELL_SANDBOX_NAME: config.sandboxName, ...childEnv },
-      logger,
-      connectLoopback: this.netnsConnector
-        ? (host, port) => (this.netnsConnector as NetnsConnector).connect(host, port)
-        : undefined,
-      confinement: config.testOnlyNoIsolation
-        ? undefined
-        : {
-            launcherPath: config.launcherPath,
-            policyState: this.policyState,
-            netnsPath: () => this.childNetnsPath,
-          },
-    });
+    await Promise.all([
+      this.startupPolicySync(configSync),
+      isolated ? this.startNetwork() : undefined,
+      this.startSshServer(isolated ? SandboxNetwork.defaultChildEnvironment() : {}),
+    ]);
+    if (this.stopping.signal.aborted || !this.sshServer) return;
     if (!config.testOnlyNoIsolation) {
       // Fail closed, and say so now rather than at the first child.
       const problem = this.sshServer.confinementProblem();
@@ -162,6 +136,44 @@ export class SandboxSupervisor {
     this.startupConnection = undefined;
     configSync.start();
     this.session.start();
+  }
+
+  /** The namespace and the proxy: every child's only way out. Fails closed (the supervisor exits). */
+  private async startNetwork(): Promise<void> {
+    const { logger } = this;
+    const network = await SandboxNetwork.create({ logger });
+    this.network = network;
+    const hostAlias = new HostAliasOpener(logger);
+    this.proxy = await EgressProxy.start({
+      host: network.hostAddress,
+      port: network.proxyPort,
+      logger,
+      decisions: () => this.policyState.policy?.network,
+      procNetDir: () => network.procNetDir,
+      beforeDial: (address, port) => hostAlias.open(address, port),
+    });
+    this.childNetnsPath = network.netnsPath;
+  }
+
+  private async startSshServer(childEnv: Record<string, string>): Promise<void> {
+    const { config, logger } = this;
+    this.sshServer = await SandboxSshServer.start({
+      socketPath: config.sshSocketPath,
+      runAsUser: config.runAsUser,
+      workdir: config.workdir,
+      env: { OPENSHELL_SANDBOX_NAME: config.sandboxName, ...childEnv },
+      logger,
+      connectLoopback: this.netnsConnector
+        ? (host, port) => (this.netnsConnector as NetnsConnector).connect(host, port)
+        : undefined,
+      confinement: config.testOnlyNoIsolation
+        ? undefined
+        : {
+            launcherPath: config.launcherPath,
+            policyState: this.policyState,
+            netnsPath: () => this.childNetnsPath,
+          },
+    });
   }
 
   /** Syncs until the gateway's config is applied, retrying (1 s doubling to 30 s) while it fails. */

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
@@ -76,6 +77,15 @@ export class SandboxNetwork {
     private readonly logger: Logger,
   ) {}
 
+  /** The namespace's name in a sandbox (`/run/netns/openshell-sandbox`). */
+  static readonly defaultName: string = SANDBOX_NETWORK_DEFAULTS.name;
+
+  /** `childEnvironment()` of a network on the default addresses, known before it exists. */
+  static defaultChildEnvironment(): Record<string, string> {
+    const d = SANDBOX_NETWORK_DEFAULTS;
+    return proxyEnvironment(`http://${d.hostAddress}:${d.proxyPort}`);
+  }
+
   /** The namespace children join (`setns`, or the launcher's `--netns`). */
   get netnsPath(): string {
     return `/run/netns/${this.name}`;
@@ -117,27 +127,33 @@ export class SandboxNetwork {
     const prefix = options.prefixLength ?? d.prefixLength;
     try {
       // A namespace left by a previous supervisor of this sandbox (a crash) is replaced.
-      await run("ip", ["netns", "delete", name]).catch(() => undefined);
-      await run("ip", ["link", "delete", network.vethHost]).catch(() => undefined);
-      await run("ip", ["netns", "add", name]);
-      await run("ip", [
-        "link",
-        "add",
-        network.vethHost,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        vethSandbox,
-        "netns",
-        name,
-      ]);
-      await run("ip", ["addr", "add", `${network.hostAddress}/${prefix}`, "dev", network.vethHost]);
-      await run("ip", ["link", "set", network.vethHost, "up"]);
-      await run("ip", ["-n", name, "link", "set", "lo", "up"]);
-      await run("ip", ["-n", name, "addr", "add", `${network.sandboxAddress}/${prefix}`, "dev", vethSandbox]);
-      await run("ip", ["-n", name, "link", "set", vethSandbox, "up"]);
-      await run("ip", ["-n", name, "route", "add", "default", "via", network.hostAddress]);
+      if (existsSync(network.netnsPath)) await run("ip", ["netns", "delete", name]).catch(() => undefined);
+      if (existsSync(`/sys/class/net/${network.vethHost}`)) {
+        await run("ip", ["link", "delete", network.vethHost]).catch(() => undefined);
+      }
+      // Three processes in all (batches): each exec costs tens of ms in a VM under TCG.
+      await run(
+        "ip",
+        ["-batch", "-"],
+        [
+          `netns add ${name}`,
+          `link add ${network.vethHost} type veth peer name ${vethSandbox} netns ${name}`,
+          `addr add ${network.hostAddress}/${prefix} dev ${network.vethHost}`,
+          `link set ${network.vethHost} up`,
+          "",
+        ].join("\n"),
+      );
+      await run(
+        "ip",
+        ["-n", name, "-batch", "-"],
+        [
+          "link set lo up",
+          `addr add ${network.sandboxAddress}/${prefix} dev ${vethSandbox}`,
+          `link set ${vethSandbox} up`,
+          `route add default via ${network.hostAddress}`,
+          "",
+        ].join("\n"),
+      );
       await run("ip", ["netns", "exec", name, "nft", "-f", "-"], network.rules());
       await network.startMonitor(onBypass);
     } catch (error) {
@@ -178,19 +194,7 @@ export class SandboxNetwork {
    * so they are left out rather than point at nothing).
    */
   childEnvironment(): Record<string, string> {
-    const proxy = this.proxyUrl;
-    const noProxy = "127.0.0.1,localhost,::1";
-    return {
-      ALL_PROXY: proxy,
-      HTTP_PROXY: proxy,
-      HTTPS_PROXY: proxy,
-      http_proxy: proxy,
-      https_proxy: proxy,
-      grpc_proxy: proxy,
-      NO_PROXY: noProxy,
-      no_proxy: noProxy,
-      NODE_USE_ENV_PROXY: "1",
-    };
+    return proxyEnvironment(this.proxyUrl);
   }
 
   /** Stops the monitor and deletes the namespace (which deletes the veth pair with it). */
@@ -258,6 +262,22 @@ export class SandboxNetwork {
       onBypass?.(attempt);
     });
   }
+}
+
+/** §3.7's proxy variables for children. */
+function proxyEnvironment(proxy: string): Record<string, string> {
+  const noProxy = "127.0.0.1,localhost,::1";
+  return {
+    ALL_PROXY: proxy,
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    grpc_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    NODE_USE_ENV_PROXY: "1",
+  };
 }
 
 /**
