@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { type PlatformEvent, SandboxPhase, sandboxv1 } from "@openshell/proto";
+import { type PlatformEvent, PolicyStatus, SandboxPhase, sandboxv1 } from "@openshell/proto";
 import {
   makeStateDir,
   type RunningGateway,
@@ -217,6 +217,24 @@ describe("VM sandbox lifecycle through the gateway", () => {
         `python3 -c 'import urllib.request as u; u.urlopen("http://10.0.2.2:${allowedPort}/py")' 2>&1 | grep -o 'HTTP Error 403: Forbidden'`,
       );
       expect(python.stdout.trim(), python.stderr).toBe("HTTP Error 403: Forbidden");
+      // A policy change (python3 added to the rule) applies to the next connection once LOADED.
+      const current = (await gw.grpc.getSandboxPolicyStatus({ name: "proxied", version: 0 })).revision;
+      const changed = create(sandboxv1.SandboxPolicySchema, current?.policy);
+      changed.networkPolicies.host_api?.binaries.push(
+        create(sandboxv1.NetworkBinarySchema, { path: "/usr/bin/python3*" }),
+      );
+      const { version } = await gw.grpc.updateConfig({ name: "proxied", policy: changed });
+      await waitFor(
+        async () =>
+          (await gw.grpc.getSandboxPolicyStatus({ name: "proxied", version })).revision?.status ===
+          PolicyStatus.LOADED,
+        30_000,
+        `policy version ${version} was not LOADED`,
+      );
+      const allowedPython = await run(
+        `python3 -c 'import urllib.request as u; print(u.urlopen("http://10.0.2.2:${allowedPort}/py").read().decode())'`,
+      );
+      expect(allowedPython.stdout.trim(), allowedPython.stderr).toBe("hello /py");
       // A connect that ignores the proxy fails at once (connection refused), and is logged.
       const direct = await run(
         `curl -sS -m 20 --noproxy '*' http://10.0.2.2:${allowedPort}/; echo " exit=$?"`,
