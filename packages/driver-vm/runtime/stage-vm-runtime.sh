@@ -16,10 +16,11 @@
 # <key> hashes every input by content only (these runtime scripts, the supervisor bundle, the
 # launcher's C source and build script, the native modules' paths relative to the clone, the Node
 # version, the kernel package version): two clones of one commit share one runtime. When
-# <key>/manifest.json exists the script only prints the runtime dir (fast path). Otherwise it builds in temp dirs, moves the result into place with
-# one rename, points `current` at it and removes older runtimes no running process uses and no
-# lease (<old>/leases/*) pins; a running driver is safe either way (it hard-linked what it boots
-# into its own state). Needs root (mmdebstrap, file ownership inside the image).
+# <key>/manifest.json exists the script only prints the runtime dir (fast path). Otherwise it
+# builds in temp dirs, moves the result into place with one rename, points `current` at it and
+# removes older runtimes no running process uses and no lease (<old>/leases/*) pins; a running
+# driver is safe either way (it hard-linked what it boots into its own state). Needs root
+# (mmdebstrap, file ownership inside the image).
 # Prints the runtime dir (<dir>/<key>) on stdout; progress and errors go to stderr.
 #
 #   --print-key   print <key> for the current inputs and exit (builds nothing)
