@@ -64,7 +64,9 @@ describe("VM runtime (stage-vm-runtime.sh, openshell-vm-init, boot-check.sh)", (
       );
       // Landlock is an active LSM in the guest kernel and the launcher enforces it (issue 13).
       expect(run.output).toMatch(/selftest confinement: lsm=\S*\blandlock\b/);
-      expect(run.output).toMatch(/"event":"landlock","status":"prepared","abi":"\d+","rules":"1","skipped":"0"/);
+      expect(run.output).toMatch(
+        /"event":"landlock","status":"prepared","abi":"\d+","rules":"1","skipped":"0"/,
+      );
       expect(run.output).toContain('{"event":"landlock","status":"enforced"}');
       // Of the host's loopback only the gateway's port (boot-check's endpoint is port 1; item 8).
       expect(run.output).toContain("host firewall: host alias 10.0.2.2 open on the gateway port 1 only");
