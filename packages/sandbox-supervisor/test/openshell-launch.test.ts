@@ -179,7 +179,7 @@ describe.skipIf(!isRoot)("openshell-launch (native launcher, host kernel)", () =
         source,
         'int main(void){long r;__asm__ volatile("int $0x80":"=a"(r):"a"(20L));return r>0?0:1;}\n',
       );
-      execFileSync("gcc", ["-static", "-O0", "-o", binary, source]);
+      execFileSync("/usr/bin/gcc", ["-static", "-O0", "-o", binary, source]);
       expect(spawnSync(binary).status).toBe(0); // unconfined it works
       const run = launch(baseArgs(), [binary]);
       expect(run.signal).toBe("SIGSYS");
