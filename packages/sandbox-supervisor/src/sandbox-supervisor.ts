@@ -4,7 +4,9 @@ import type { SupervisorConfig } from "./config/supervisor-config.js";
 import type { LogShipper } from "./logs/log-shipper.js";
 import { EgressProxy } from "./network/egress-proxy.js";
 import { HostAliasOpener } from "./network/host-alias.js";
+import { createL7Stage } from "./network/l7-stage.js";
 import { NetnsConnector } from "./network/netns-connector.js";
+import { DEFAULT_TLS_DIR, SandboxCa } from "./network/sandbox-ca.js";
 import { SandboxNetwork } from "./network/sandbox-network.js";
 import { ConfigSync } from "./policy/config-sync.js";
 import { PolicyState } from "./policy/policy-state.js";
@@ -141,7 +143,18 @@ export class SandboxSupervisor {
   /** The namespace and the proxy: every child's only way out. Fails closed (the supervisor exits). */
   private async startNetwork(): Promise<void> {
     const { logger } = this;
-    const network = await SandboxNetwork.create({ logger });
+    // The sandbox CA exists before any child starts (Node reads NODE_EXTRA_CA_CERTS at its start);
+    // its key stays in this process. ~3 ms (node:crypto, no X.509 library).
+    const started = performance.now();
+    const ca = SandboxCa.create();
+    ca.writeFiles(DEFAULT_TLS_DIR);
+    emitOcsf(logger, {
+      class: "CONFIG",
+      activity: "LOADED",
+      message: `sandbox CA created, ${DEFAULT_TLS_DIR}/openshell-ca.pem and ca-bundle.pem written (${(performance.now() - started).toFixed(1)} ms)`,
+      fields: { tls_dir: DEFAULT_TLS_DIR },
+    });
+    const network = await SandboxNetwork.create({ logger, tlsDir: DEFAULT_TLS_DIR });
     this.network = network;
     const hostAlias = new HostAliasOpener(logger);
     this.proxy = await EgressProxy.start({
@@ -151,6 +164,7 @@ export class SandboxSupervisor {
       decisions: () => this.policyState.policy?.network,
       procNetDir: () => network.procNetDir,
       beforeDial: (address, port) => hostAlias.open(address, port),
+      tunnelStage: createL7Stage({ logger, ca }),
     });
     this.childNetnsPath = network.netnsPath;
   }
