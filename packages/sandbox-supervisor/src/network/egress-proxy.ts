@@ -290,7 +290,12 @@ export class EgressProxy {
         },
       });
       if (!verdict.forward) {
-        const body = decisions.l7DeniedBody(endpoint.ruleKey, head.method, originTarget, verdict.reason ?? "denied");
+        const body = decisions.l7DeniedBody(
+          endpoint.ruleKey,
+          head.method,
+          originTarget,
+          verdict.reason ?? "denied",
+        );
         client.end(
           `HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n${decisions.policyHeader}: ${endpoint.ruleKey}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
         );
@@ -318,7 +323,13 @@ export class EgressProxy {
       fields: {
         ...netFields(target, identity, decision.policyName, undefined, "FORWARD"),
         dst_ip: upstream.remoteAddress,
-        ...(verdict ? { http_method: head.method, l7_decision: verdict.allowed ? "allow" : "audit", l7_rule: verdict.rule } : {}),
+        ...(verdict
+          ? {
+              http_method: head.method,
+              l7_decision: verdict.allowed ? "allow" : "audit",
+              l7_rule: verdict.rule,
+            }
+          : {}),
       },
     });
     // One request per connection: the upstream closes after its response, and so does the client.

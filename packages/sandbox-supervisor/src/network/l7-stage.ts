@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { connect as tlsConnect, rootCertificates, TLSSocket } from "node:tls";
+import { rootCertificates, TLSSocket, connect as tlsConnect } from "node:tls";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { AllowedTunnel, TunnelStage } from "./egress-proxy.js";
 import { relay } from "./egress-proxy.js";
@@ -123,7 +123,13 @@ async function terminateTls(tunnel: AllowedTunnel, options: L7StageOptions): Pro
       activity: "FAIL",
       severity: "MEDIUM",
       message: `${identity.label} -> ${target.host}:${target.port}: upstream TLS failed: ${failure.message} [policy:${decision.policyName}]`,
-      fields: { dst_host: target.host, dst_port: target.port, pid: identity.pid, binary: identity.path, reason: failure.message },
+      fields: {
+        dst_host: target.host,
+        dst_port: target.port,
+        pid: identity.pid,
+        binary: identity.path,
+        reason: failure.message,
+      },
     });
     upstream.destroy();
     client.once("secure", () => {
@@ -177,7 +183,15 @@ function parseHead(head: Buffer): ParsedHead | string {
   }
   // Both framings at once is how requests are smuggled past a proxy.
   if (hasTransferEncoding && contentLength !== undefined) return "both Transfer-Encoding and Content-Length";
-  return { method, target, version, lines: lines.slice(1), chunked, contentLength: contentLength ?? 0, upgrade };
+  return {
+    method,
+    target,
+    version,
+    lines: lines.slice(1),
+    chunked,
+    contentLength: contentLength ?? 0,
+    upgrade,
+  };
 }
 
 /**
@@ -223,7 +237,12 @@ function inspectHttp(
           severity: "HIGH",
           disposition: "BLOCKED",
           message: `${identity.label} -> ${dest.host}:${dest.port}: unsolicited 101 Switching Protocols from the server (no Upgrade was requested); connection closed [policy:${decision.policyName}]`,
-          fields: { dst_host: dest.host, dst_port: dest.port, binary: identity.path, policy: decision.policyName },
+          fields: {
+            dst_host: dest.host,
+            dst_port: dest.port,
+            binary: identity.path,
+            policy: decision.policyName,
+          },
         });
         closeBoth();
         return;
@@ -259,7 +278,8 @@ function inspectHttp(
         upstream.end();
         return;
       }
-      if (head === "too-large") return refuse(431, "Request Header Fields Too Large", "request head exceeds 8192 bytes\n");
+      if (head === "too-large")
+        return refuse(431, "Request Header Fields Too Large", "request head exceeds 8192 bytes\n");
       const parsed = parseHead(head);
       if (typeof parsed === "string") return refuse(400, "Bad Request", `${parsed}\n`);
       const { method, target } = parsed;
@@ -297,7 +317,12 @@ function inspectHttp(
         },
       });
       if (!verdict.forward) {
-        const body = decisions.l7DeniedBody(endpoint.ruleKey, method, target, verdict.reason ?? "denied by policy");
+        const body = decisions.l7DeniedBody(
+          endpoint.ruleKey,
+          method,
+          target,
+          verdict.reason ?? "denied by policy",
+        );
         denial = `HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n${decisions.policyHeader}: ${endpoint.ruleKey}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
         reader.detach();
         // Let the upstream finish the response it owes, then answer and close.
@@ -321,7 +346,12 @@ function inspectHttp(
             class: "HTTP",
             activity: "UPGRADE",
             message: `${identity.label} -> ${dest.host}:${dest.port}: protocol upgraded (101); the rest of the connection is relayed without L7 inspection [policy:${decision.policyName}]`,
-            fields: { dst_host: dest.host, dst_port: dest.port, binary: identity.path, policy: decision.policyName },
+            fields: {
+              dst_host: dest.host,
+              dst_port: dest.port,
+              binary: identity.path,
+              policy: decision.policyName,
+            },
           });
           const rest = reader.detach();
           if (rest.length > 0) upstream.write(rest);

@@ -1,10 +1,4 @@
-import {
-  createHash,
-  generateKeyPairSync,
-  type KeyObject,
-  randomBytes,
-  sign,
-} from "node:crypto";
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -238,7 +232,10 @@ function x500Name(commonName: string): Buffer {
 
 /** UTCTime before 2050, GeneralizedTime from then on (RFC 5280 §4.1.2.5). */
 function time(date: Date): Buffer {
-  const iso = date.toISOString().replace(/[-:T]/g, "").replace(/\.\d+Z$/, "Z"); // YYYYMMDDHHMMSSZ
+  const iso = date
+    .toISOString()
+    .replace(/[-:T]/g, "")
+    .replace(/\.\d+Z$/, "Z"); // YYYYMMDDHHMMSSZ
   return date.getUTCFullYear() < 2050
     ? tlv(0x17, Buffer.from(iso.slice(2), "ascii"))
     : tlv(0x18, Buffer.from(iso, "ascii"));
@@ -253,7 +250,9 @@ function serialNumber(): Buffer {
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (the last 65 bytes for P-256). */
 function subjectKeyId(spki: Buffer): Buffer {
-  return createHash("sha1").update(spki.subarray(spki.length - 65)).digest();
+  return createHash("sha1")
+    .update(spki.subarray(spki.length - 65))
+    .digest();
 }
 
 function pem(der: Buffer): string {
@@ -278,7 +277,7 @@ function ipv6Bytes(address: string): Buffer {
   const right = tail === undefined ? [] : expand(parse(tail));
   const groups = [...left, ...new Array(8 - left.length - right.length).fill(0), ...right];
   const bytes = Buffer.alloc(16);
-  groups.forEach((group, index) => bytes.writeUInt16BE(group, index * 2));
+  for (const [index, group] of groups.entries()) bytes.writeUInt16BE(group, index * 2);
   return bytes;
 }
 
