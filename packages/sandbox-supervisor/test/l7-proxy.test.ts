@@ -100,6 +100,13 @@ network_policies:
         tunnelStage: createL7Stage({ logger, ca, upstreamCa: [testCa] }),
       });
       const answer = (request: IncomingMessage, response: ServerResponse) => {
+        if (request.url === "/repos/sneaky-101") {
+          // A 101 nobody asked for: the server tries to take the connection out of HTTP.
+          request.socket.write(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n",
+          );
+          return;
+        }
         let length = 0;
         request.on("data", (chunk: Buffer) => {
           length += chunk.length;
@@ -109,6 +116,11 @@ network_policies:
       const tls = { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) };
       for (const name of ["enforce", "audit", "skip", "plain"] as const) {
         const server = name === "plain" ? createHttpServer(answer) : createHttpsServer(tls, answer);
+        // An upgrade the client asked for: after the 101 the socket echoes raw bytes.
+        server.on("upgrade", (_request: IncomingMessage, socket: import("node:stream").Duplex) => {
+          socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+          socket.pipe(socket);
+        });
         await new Promise<void>((resolve) => server.listen(0, network.hostAddress, resolve));
         ports[name] = (server.address() as { port: number }).port;
         servers.push(server);
@@ -269,6 +281,36 @@ conn.request("DELETE", "/repos/one"); r = conn.getresponse(); print(r.status, r.
       expect(tunnelled.stdout).toMatch(/^\{"error":"policy_denied".*\n403$/s);
       const tunnelOk = await curl("-p", url(ports.plain, "/repos/t", "http"));
       expect(tunnelOk.stdout).toBe("hello GET /repos/t 0\n200");
+    });
+
+    it("an upgrade the client asked for (101) makes the rest of the connection raw; an unsolicited 101 is a finding and closes", async () => {
+      const exchange = (path: string, upgrade: boolean) => `import socket, ssl, os
+s = socket.create_connection(("${network.hostAddress}", ${network.proxyPort}), timeout=10)
+s.sendall(b"CONNECT ${HOST}:${ports.enforce} HTTP/1.1\\r\\n\\r\\n")
+assert s.recv(4096).startswith(b"HTTP/1.1 200")
+t = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"]).wrap_socket(s, server_hostname="${HOST}")
+t.sendall(b"GET ${path} HTTP/1.1\\r\\nHost: ${HOST}\\r\\n${upgrade ? "Upgrade: echo\\r\\nConnection: Upgrade\\r\\n" : ""}\\r\\n")
+head = t.recv(4096)
+print(head.split(b"\\r\\n")[0].decode())
+try:
+    t.sendall(b"not http at all\\n")
+    print("echo:", t.recv(4096).decode().strip() or "<closed>")
+except (OSError, ssl.SSLError) as e:
+    print("echo: <closed>", type(e).__name__)`;
+      const upgraded = await runInNamespace(network, ["python3", "-c", exchange("/repos/ws", true)], env());
+      expect(upgraded.stdout.trim().split("\n")).toEqual([
+        "HTTP/1.1 101 Switching Protocols",
+        "echo: not http at all",
+      ]);
+      expect(lines.some((line) => String(line.msg).startsWith("HTTP:UPGRADE"))).toBe(true);
+      const sneaky = await runInNamespace(
+        network,
+        ["python3", "-c", exchange("/repos/sneaky-101", false)],
+        env(),
+      );
+      expect(sneaky.stdout).toMatch(/echo: <closed>/);
+      const finding = lines.find((line) => String(line.msg).startsWith("FINDING:BLOCKED [HIGH] BLOCKED"));
+      expect(finding?.msg).toMatch(/unsolicited 101 Switching Protocols/);
     });
   },
 );
