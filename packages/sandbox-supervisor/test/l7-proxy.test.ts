@@ -14,6 +14,14 @@ import { SandboxCa } from "../src/network/sandbox-ca.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
 import { canCreateNamespaces, captureLogger, createTestNetwork, runInNamespace } from "./network-harness.js";
 
+async function waitForLine(lines: Array<Record<string, unknown>>, pattern: RegExp): Promise<void> {
+  const started = Date.now();
+  while (!lines.some((line) => pattern.test(String(line.msg)))) {
+    if (Date.now() - started > 5000) throw new Error(`no log line matches ${pattern}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** In the test PKI's server certificate, so the upstream check passes against the test CA. */
 const HOST = "host.openshell.internal";
 
@@ -260,6 +268,18 @@ conn.request("DELETE", "/repos/one"); r = conn.getresponse(); print(r.status, r.
       // The sandbox bundle does not know the test server's CA: the server's certificate reached curl.
       const untrusted = await curl(url(ports.skip, "/anything"));
       expect(untrusted.code).toBe(60);
+      // And a client that does not trust the sandbox CA fails on a terminated endpoint, logged.
+      const noCa = await runInNamespace(network, [
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "--cacert",
+        join(workDir, "pki", "ca.crt"),
+        url(ports.enforce, "/repos/x"),
+      ]);
+      expect(noCa.code).toBe(60);
+      await waitForLine(lines, /TLS handshake with the client failed/);
       const trusted = await curl(
         "--cacert",
         join(workDir, "pki", "ca.crt"),

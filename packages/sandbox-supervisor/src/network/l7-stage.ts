@@ -113,7 +113,21 @@ async function terminateTls(tunnel: AllowedTunnel, options: L7StageOptions): Pro
     });
     return;
   }
-  client.on("error", () => {
+  let secured = false;
+  client.once("secure", () => {
+    secured = true;
+  });
+  client.on("error", (error) => {
+    // A client that refuses the leaf (it does not use the sandbox CA bundle) ends here.
+    if (!secured) {
+      emitOcsf(logger, {
+        class: "NET",
+        activity: "FAIL",
+        severity: "LOW",
+        message: `${identity.label} -> ${target.host}:${target.port}: TLS handshake with the client failed: ${error.message} (does it trust the sandbox CA, e.g. through SSL_CERT_FILE?) [policy:${decision.policyName}]`,
+        fields: { dst_host: target.host, dst_port: target.port, pid: identity.pid, binary: identity.path },
+      });
+    }
     client.destroy();
     upstream.destroy();
   });
