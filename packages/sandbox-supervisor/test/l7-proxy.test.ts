@@ -85,8 +85,8 @@ network_policies:
       workDir = mkdtempSync(join(tmpdir(), "l7-test-"));
       chmodSync(workDir, 0o755);
       tlsDir = join(workDir, "openshell-tls");
-      const ca = SandboxCa.create();
-      ca.writeFiles(tlsDir);
+      const ca = await SandboxCa.create();
+      await ca.writeFiles(tlsDir);
       const pkiDir = join(workDir, "pki");
       mkdirSync(pkiDir);
       const pki = await makeTestPki(pkiDir);

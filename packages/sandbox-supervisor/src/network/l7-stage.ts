@@ -97,9 +97,10 @@ async function terminateTls(tunnel: AllowedTunnel, options: L7StageOptions): Pro
   const failure = await upstreamReady;
   let client: TLSSocket;
   try {
+    const secureContext = await options.ca.contextFor(target.host);
     client = new TLSSocket(tunnel.client, {
       isServer: true,
-      secureContext: options.ca.contextFor(target.host),
+      secureContext,
       ALPNProtocols: ["http/1.1"],
     });
   } catch (error) {

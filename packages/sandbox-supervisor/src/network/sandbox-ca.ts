@@ -1,8 +1,17 @@
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from "node:crypto";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
+import { promisify } from "node:util";
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+/** ECDSA signing in the libuv threadpool (node:crypto's callback form). */
+const signAsync = (data: Buffer, key: KeyObject) =>
+  new Promise<Buffer>((resolve, reject) =>
+    sign("sha256", data, key, (error, signature) => (error ? reject(error) : resolve(signature))),
+  );
+const newKeyPair = () => generateKeyPairAsync("ec", { namedCurve: "P-256" });
 
 /** Where the sandbox CA is written (§3.7); children read it through the CA variables. */
 export const DEFAULT_TLS_DIR = "/etc/openshell-tls";
@@ -47,10 +56,12 @@ export function caEnvironment(dir: string = DEFAULT_TLS_DIR): Record<string, str
  * @peculiar/x509 as the gateway PKI is: importing that library costs 300–600 ms of CPU on the host
  * (its ASN.1 schema and tsyringe load at import), ~14× under TCG, and the CA must exist before the
  * first child starts (Node reads NODE_EXTRA_CA_CERTS at its start). Made this way the CA costs a
- * key generation and one signature (~3 ms), and a leaf about the same.
+ * key generation and one signature (~3 ms warm on the host), and a leaf about the same; both run in
+ * the libuv threadpool (under TCG the first one, OpenSSL's set-up included, took 0.6 s of the main
+ * thread when synchronous, while the policy sync and the SSH server were starting beside it).
  */
 export class SandboxCa {
-  private readonly leaves = new Map<string, SecureContext>();
+  private readonly leaves = new Map<string, Promise<SecureContext>>();
 
   private constructor(
     private readonly key: KeyObject,
@@ -59,13 +70,13 @@ export class SandboxCa {
     readonly certPem: string,
   ) {}
 
-  static create(commonName = "OpenShell Sandbox CA"): SandboxCa {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  static async create(commonName = "OpenShell Sandbox CA"): Promise<SandboxCa> {
+    const { privateKey, publicKey } = await newKeyPair();
     const spki = publicKey.export({ type: "spki", format: "der" });
     const keyId = subjectKeyId(spki);
     const name = x500Name(commonName);
     const now = Date.now();
-    const der = certificate(privateKey, {
+    const der = await certificate(privateKey, {
       serial: serialNumber(),
       issuer: name,
       subject: name,
@@ -82,26 +93,34 @@ export class SandboxCa {
   }
 
   /** Writes the CA and the combined bundle to `dir` (0755, files 0644: the sandbox user reads them). */
-  writeFiles(dir: string = DEFAULT_TLS_DIR): Record<string, string> {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    chmodSync(dir, 0o755);
-    const system = SYSTEM_BUNDLES.map(readIfExists).find((text) => text !== undefined) ?? "";
+  async writeFiles(dir: string = DEFAULT_TLS_DIR): Promise<Record<string, string>> {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chmod(dir, 0o755);
+    let system = "";
+    for (const path of SYSTEM_BUNDLES) {
+      const text = await readIfExists(path);
+      if (text !== undefined) {
+        system = text;
+        break;
+      }
+    }
     const separator = system === "" || system.endsWith("\n") ? "" : "\n";
-    writeAtomic(join(dir, CA_FILE), this.certPem);
-    writeAtomic(join(dir, BUNDLE_FILE), `${system}${separator}${this.certPem}`);
+    await writeAtomic(join(dir, CA_FILE), this.certPem);
+    await writeAtomic(join(dir, BUNDLE_FILE), `${system}${separator}${this.certPem}`);
     return caEnvironment(dir);
   }
 
   /** A TLS server context presenting a leaf for `host` (cached, least recently used dropped). */
-  contextFor(host: string): SecureContext {
+  contextFor(host: string): Promise<SecureContext> {
     const cached = this.leaves.get(host);
     if (cached) {
       this.leaves.delete(host);
       this.leaves.set(host, cached);
       return cached;
     }
-    const { cert, key } = this.issueLeaf(host);
-    const context = createSecureContext({ cert, key });
+    const context = this.issueLeaf(host).then(({ cert, key }) => createSecureContext({ cert, key }));
+    // A failed issue is not cached: the next connection tries again.
+    context.catch(() => this.leaves.get(host) === context && this.leaves.delete(host));
     this.leaves.set(host, context);
     if (this.leaves.size > LEAF_CACHE_SIZE) {
       const oldest = this.leaves.keys().next().value;
@@ -115,8 +134,8 @@ export class SandboxCa {
   }
 
   /** A leaf for `host` (PEM cert and PKCS#8 key). */
-  issueLeaf(host: string): { cert: string; key: string } {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  async issueLeaf(host: string): Promise<{ cert: string; key: string }> {
+    const { privateKey, publicKey } = await newKeyPair();
     const spki = publicKey.export({ type: "spki", format: "der" });
     const now = Date.now();
     const bare = host.replace(/^\[(.*)\]$/, "$1");
@@ -125,7 +144,7 @@ export class SandboxCa {
       version === 0
         ? tlv(0x82, Buffer.from(bare, "ascii"))
         : tlv(0x87, version === 4 ? ipv4Bytes(bare) : ipv6Bytes(bare));
-    const der = certificate(this.key, {
+    const der = await certificate(this.key, {
       serial: serialNumber(),
       issuer: this.name,
       subject: x500Name(bare.length <= 64 ? bare : "openshell-leaf"),
@@ -169,7 +188,7 @@ interface CertificateFields {
   extensions: Buffer[];
 }
 
-function certificate(signingKey: KeyObject, fields: CertificateFields): Buffer {
+async function certificate(signingKey: KeyObject, fields: CertificateFields): Promise<Buffer> {
   const algorithm = seq(oid(OID.ecdsaWithSha256));
   const tbs = seq(
     tlv(0xa0, int(Buffer.from([2]))), // v3
@@ -182,7 +201,7 @@ function certificate(signingKey: KeyObject, fields: CertificateFields): Buffer {
     tlv(0xa3, seq(...fields.extensions)),
   );
   // node:crypto signs ECDSA in DER (dsaEncoding "der"), as X.509 wants it.
-  const signature = sign("sha256", tbs, signingKey);
+  const signature = await signAsync(tbs, signingKey);
   return seq(tbs, algorithm, bitString(signature, 0));
 }
 
@@ -281,17 +300,17 @@ function ipv6Bytes(address: string): Buffer {
   return bytes;
 }
 
-function readIfExists(path: string): string | undefined {
+async function readIfExists(path: string): Promise<string | undefined> {
   try {
-    return readFileSync(path, "utf8");
+    return await readFile(path, "utf8");
   } catch {
     return undefined;
   }
 }
 
-function writeAtomic(path: string, text: string): void {
+async function writeAtomic(path: string, text: string): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, text, { mode: 0o644 });
-  chmodSync(temp, 0o644);
-  renameSync(temp, path);
+  await writeFile(temp, text, { mode: 0o644 });
+  await chmod(temp, 0o644);
+  await rename(temp, path);
 }
