@@ -76,6 +76,8 @@ export class SupervisorProcesses {
         OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
         OPENSHELL_TEST_ONLY_NO_ISOLATION: "1",
+        // ocsf_json_enabled writes beside the supervisor's log, not to the host's /var/log.
+        OPENSHELL_OCSF_LOG_DIR: join(this.dir, `${sandbox.id}.ocsf`),
         ...passThrough(process.env, [
           "OPENSHELL_KEEPALIVE_INTERVAL_MS",
           "OPENSHELL_KEEPALIVE_TIMEOUT_MS",
