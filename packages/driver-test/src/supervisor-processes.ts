@@ -64,7 +64,15 @@ export class SupervisorProcesses {
       return existing;
     }
     const log = openSync(join(this.dir, `${sandbox.id}.log`), "a");
-    const child = spawn(process.execPath, [this.config.script, ...this.config.extraArgs], {
+    // The socket path (under the state dir) goes in argv, not env: a test's removeStateDir finds
+    // and ends every process whose argv names its state dir, so no supervisor outlives its test.
+    const argv = [
+      this.config.script,
+      "--ssh-socket-path",
+      this.socketPath(sandbox.id),
+      ...this.config.extraArgs,
+    ];
+    const child = spawn(process.execPath, argv, {
       detached: true,
       stdio: ["ignore", log, log],
       env: {
@@ -73,9 +81,10 @@ export class SupervisorProcesses {
         OPENSHELL_SANDBOX: sandbox.name,
         OPENSHELL_ENDPOINT: this.config.endpoint,
         OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
-        OPENSHELL_SSH_SOCKET_PATH: this.socketPath(sandbox.id),
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
         OPENSHELL_TEST_ONLY_NO_ISOLATION: "1",
+        // ocsf_json_enabled writes beside the supervisor's log, not to the host's /var/log.
+        OPENSHELL_OCSF_LOG_DIR: join(this.dir, `${sandbox.id}.ocsf`),
         ...passThrough(process.env, [
           "OPENSHELL_KEEPALIVE_INTERVAL_MS",
           "OPENSHELL_KEEPALIVE_TIMEOUT_MS",

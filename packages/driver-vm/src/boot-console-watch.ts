@@ -85,3 +85,50 @@ export function parseBootLine(line: string): BootNews | undefined {
     );
   return failed ? { kind: "unreachable", detail: failed[1] ?? "" } : undefined;
 }
+
+/** How much of the console's end `supervisorFatalAtStart` reads, and the longest reason it gives. */
+const FATAL_SCAN_BYTES = 64 * 1024;
+const FATAL_MAX_CHARS = 600;
+
+/**
+ * Why the supervisor of the console's last boot stopped (its `fatal` log line, e.g. fail closed:
+ * `platform sandbox unavailable and the sandbox requires confinement: …`), escaped and cut; undefined
+ * when the last boot has none. Read from the file itself: the console tail cuts lines too short.
+ */
+export function supervisorFatalAtStart(consoleLog: string): string | undefined {
+  let text: string;
+  try {
+    const fd = openSync(consoleLog, "r");
+    try {
+      const size = statSync(consoleLog).size;
+      const length = Math.min(size, FATAL_SCAN_BYTES);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      text = buffer.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const lines = text.split("\n");
+  const bootStart = lines.findLastIndex((line) => line.startsWith("OPENSHELL-VM-INIT ready"));
+  let reason: string | undefined;
+  for (const line of lines.slice(bootStart + 1)) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const record = JSON.parse(line) as { name?: string; level?: string; msg?: unknown };
+      if (record.name === "openshell-sandbox" && record.level === "fatal" && typeof record.msg === "string") {
+        reason = record.msg;
+      }
+    } catch {
+      // not a log record
+    }
+  }
+  // The guest wrote it: control characters (terminal escapes, bidi overrides) shown as escapes.
+  return reason?.slice(0, FATAL_MAX_CHARS).replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+    /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u{${c.charCodeAt(0).toString(16)}}`,
+  );
+}

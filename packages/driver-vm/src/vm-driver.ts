@@ -14,7 +14,7 @@ import {
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
-import { BootConsoleWatch } from "./boot-console-watch.js";
+import { BootConsoleWatch, supervisorFatalAtStart } from "./boot-console-watch.js";
 import { bootDeadlineMs } from "./boot-deadline.js";
 import {
   type CrashRestartLimits,
@@ -435,7 +435,9 @@ export class VmDriver {
    * its disk after a growing delay, and give up (ProcessExited, an error) after too many crashes.
    */
   private crashed(record: VmRecord): void {
-    const cause = record.instance.exitCause();
+    // A supervisor that stopped at start says why (e.g. it fails closed without confinement).
+    const fatal = supervisorFatalAtStart(record.instance.paths.consoleLog);
+    const cause = `${record.instance.exitCause()}${fatal ? `; the supervisor stopped: ${fatal}` : ""}`;
     const tail = record.instance.consoleTail(CONSOLE_TAIL_LINES);
     const decision = record.crashes.onCrash();
     this.options.logger.warn({ sandbox_id: record.sandbox.id, cause, ...decision }, "VM exited unexpectedly");

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-config.js";
 import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
+import { OcsfJsonlWriter } from "./logs/ocsf-jsonl.js";
 import { SandboxSupervisor } from "./sandbox-supervisor.js";
 
 async function main(): Promise<number> {
@@ -24,18 +25,25 @@ async function main(): Promise<number> {
   }
   const config = parsed.config;
   const shipper = new LogShipper(config.sandboxId, { authorization: `Bearer ${config.supervisorToken}` });
+  // OCSF events as JSONL while the `ocsf_json_enabled` setting is on (§3.11), read per event.
+  let supervisor: SandboxSupervisor | undefined;
+  const ocsfJsonl = new OcsfJsonlWriter({
+    enabled: () => supervisor?.policyState.ocsfJsonEnabled ?? false,
+    dir: config.ocsfLogDir,
+  });
   const logger = createLogger({
     name: "openshell-sandbox",
     level: config.logLevel,
     destination: pino.multistream([
       { level: "trace", stream: pino.destination({ dest: 1, sync: true }) },
       { level: "info", stream: shipper },
+      { level: "info", stream: ocsfJsonl },
     ]),
   });
   // The supervisor's secrets stay out of every child it starts.
   delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
   delete process.env.NODE_COMPILE_CACHE; // the sandbox VM's init sets it for the supervisor alone
-  const supervisor = new SandboxSupervisor(config, logger, shipper);
+  supervisor = new SandboxSupervisor(config, logger, shipper);
   // Handlers first: a SIGTERM during start-up must still stop cleanly.
   const stopRequested = new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);

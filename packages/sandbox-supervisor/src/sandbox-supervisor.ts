@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
-import { Backoff, emitOcsf, type Logger, sleep } from "@openshell/core";
+import { Backoff, emitOcsf, type Logger, OpenShellError, sleep } from "@openshell/core";
 import type { SupervisorConfig } from "./config/supervisor-config.js";
+import { launcherProblem } from "./confinement/child-confiner.js";
 import type { LogShipper } from "./logs/log-shipper.js";
 import { EgressProxy } from "./network/egress-proxy.js";
 import { HostAliasOpener } from "./network/host-alias.js";
@@ -93,6 +94,9 @@ export class SandboxSupervisor {
     // makes the sandbox Ready and is the only way a child can start, waits for all three.
     const isolated = !config.testOnlyNoIsolation;
     if (isolated) {
+      // Fail closed before anything starts: without the launcher no child can ever run.
+      const missing = launcherProblem(config.launcherPath);
+      if (missing) this.platformSandboxUnavailable(missing);
       this.netnsConnector = new NetnsConnector(
         SandboxNetwork.defaultName,
         join(dirname(config.sshSocketPath), "netns-connect.sock"),
@@ -105,19 +109,11 @@ export class SandboxSupervisor {
       this.startSshServer(isolated ? SandboxNetwork.defaultChildEnvironment() : {}),
     ]);
     if (this.stopping.signal.aborted || !this.sshServer) return;
-    if (!config.testOnlyNoIsolation) {
-      // Fail closed, and say so now rather than at the first child.
-      const problem = this.sshServer.confinementProblem();
-      if (problem) {
-        emitOcsf(logger, {
-          class: "FINDING",
-          activity: "BLOCKED",
-          severity: "CRITICAL",
-          disposition: "BLOCKED",
-          message: `platform-sandbox-unavailable: every shell, command and sftp session will be refused: ${problem}`,
-          fields: { finding: "platform-sandbox-unavailable", launcher: config.launcherPath },
-        });
-      }
+    if (isolated) {
+      // Fail closed: the installed policy's confinement is checked (`openshell-launch --check`)
+      // before the sandbox can be Ready; a sandbox where no child could run goes to ERROR instead.
+      const problem = await this.sshServer.confinementProblem();
+      if (problem) this.platformSandboxUnavailable(problem);
     }
     this.session = new SupervisorSession({
       sandboxId: config.sandboxId,
@@ -138,6 +134,26 @@ export class SandboxSupervisor {
     this.startupConnection = undefined;
     configSync.start();
     this.session.start();
+  }
+
+  /**
+   * The fatal finding (shipped by `main` before it exits non-zero, like a network that cannot be
+   * set up): children cannot be confined, so none may run and the sandbox must not look Ready.
+   */
+  private platformSandboxUnavailable(reason: string): never {
+    const { config, logger } = this;
+    emitOcsf(logger, {
+      class: "FINDING",
+      activity: "BLOCKED",
+      severity: "FATAL",
+      disposition: "BLOCKED",
+      message: `platform-sandbox-unavailable: children cannot be confined, the supervisor exits: ${reason}`,
+      fields: { finding: "platform-sandbox-unavailable", launcher: config.launcherPath, reason },
+    });
+    throw new OpenShellError(
+      "failed_precondition",
+      `platform sandbox unavailable and the sandbox requires confinement: ${reason}`,
+    );
   }
 
   /** The namespace and the proxy: every child's only way out. Fails closed (the supervisor exits). */

@@ -28,6 +28,9 @@ describe.skipIf(process.getuid?.() !== 0)("supervisor without network isolation"
         "nobody",
         "--workdir",
         dir,
+        // An executable launcher, so the network (not the launcher check) is what fails.
+        "--launcher",
+        "/bin/true",
       ],
       {
         env: {

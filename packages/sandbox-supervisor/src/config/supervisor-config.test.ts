@@ -56,6 +56,16 @@ describe("parseSupervisorCommand", () => {
     );
   });
 
+  it("writes the OCSF JSONL files to /var/log unless told otherwise", () => {
+    expect(parseSupervisorCommand([], env)).toMatchObject({ config: { ocsfLogDir: "/var/log" } });
+    expect(parseSupervisorCommand(["--ocsf-log-dir", "/x"], env)).toMatchObject({
+      config: { ocsfLogDir: "/x" },
+    });
+    expect(parseSupervisorCommand([], { ...env, OPENSHELL_OCSF_LOG_DIR: "/y" })).toMatchObject({
+      config: { ocsfLogDir: "/y" },
+    });
+  });
+
   it("refuses to start listing every missing or malformed setting", () => {
     expect(() => parseSupervisorCommand([], {})).toThrow(
       /--sandbox-id \(or OPENSHELL_SANDBOX_ID\) is required[\s\S]*--sandbox \(or OPENSHELL_SANDBOX\)[\s\S]*OPENSHELL_ENDPOINT[\s\S]*OPENSHELL_SUPERVISOR_TOKEN/,

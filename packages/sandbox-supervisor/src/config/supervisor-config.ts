@@ -30,6 +30,8 @@ export interface SupervisorConfig {
   policyDiscoveryRoot: string;
   /** The native launcher every child starts through (identity, Landlock, seccomp, netns). */
   launcherPath: string;
+  /** Where the OCSF JSONL files go while `ocsf_json_enabled` is on (`openshell-ocsf.<date>.log`). */
+  ocsfLogDir: string;
   /**
    * TEST-ONLY: children run unconfined (no launcher, no network namespace). Only the host-process
    * test driver sets it; without it the supervisor never starts a child it cannot confine.
@@ -108,7 +110,15 @@ export const SUPERVISOR_FLAGS = {
     default: DEFAULT_LAUNCHER_PATH,
     arg: "PATH",
     description:
-      "native launcher that confines every child (identity, Landlock, seccomp, network namespace); children are refused when it cannot",
+      "native launcher that confines every child (identity, Landlock, seccomp, network namespace); the supervisor exits at start when it cannot",
+  },
+  "ocsf-log-dir": {
+    type: "string",
+    env: "OPENSHELL_OCSF_LOG_DIR",
+    default: "/var/log",
+    arg: "DIR",
+    description:
+      "where OCSF events are appended as JSONL (openshell-ocsf.<date>.log, daily, 3 kept) while the ocsf_json_enabled setting is on",
   },
   "test-only-no-isolation": {
     type: "boolean",
@@ -226,6 +236,7 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       policyPollIntervalSecs: values["policy-poll-interval-secs"],
       policyDiscoveryRoot: values["policy-discovery-root"],
       launcherPath: values.launcher,
+      ocsfLogDir: values["ocsf-log-dir"],
       testOnlyNoIsolation: values["test-only-no-isolation"],
     },
   };

@@ -40,6 +40,16 @@ export interface ChildConfinerOptions {
   policyWaitMs?: number;
 }
 
+/** Why `launcherPath` cannot be run (undefined: it is executable). */
+export function launcherProblem(launcherPath: string): string | undefined {
+  try {
+    accessSync(launcherPath, constants.X_OK);
+    return undefined;
+  } catch (error) {
+    return `the confinement launcher ${launcherPath} is not executable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); build it with packages/sandbox-supervisor/native/build.sh and pass --launcher, or stage the VM runtime again`;
+  }
+}
+
 /** What a child is started as: the launcher, running `file args` once confined. */
 export interface ConfinedCommand {
   file: string;
@@ -60,20 +70,35 @@ export class ChildConfiner {
 
   /** Fails with the reason when the launcher is missing (the supervisor says so at start). */
   launcherProblem(): string | undefined {
-    const { launcherPath } = this.options;
-    try {
-      accessSync(launcherPath, constants.X_OK);
-      return undefined;
-    } catch (error) {
-      return `the confinement launcher ${launcherPath} is not executable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); build it with packages/sandbox-supervisor/native/build.sh and pass --launcher, or stage the VM runtime again`;
-    }
+    return launcherProblem(this.options.launcherPath);
   }
 
   /** The launcher command line for `file args`; throws (children are refused) when it cannot confine. */
   async wrap(file: string, args: string[], cwd: string): Promise<ConfinedCommand> {
     const problem = this.launcherProblem();
     if (problem) throw new OpenShellError("failed_precondition", `refusing to start: ${problem}`);
-    const confinement = await this.current();
+    const flags = await this.checked(await this.current());
+    return { file: this.options.launcherPath, args: [...flags, "--workdir", cwd, "--", file, ...args] };
+  }
+
+  /**
+   * The start-up probe (fail closed): why the installed policy's confinement cannot be applied
+   * (launcher missing, the policy's identity unknown, `openshell-launch --check` failing), or
+   * undefined when it can. Without an installed policy only the launcher is looked at.
+   */
+  async probe(): Promise<string | undefined> {
+    const missing = this.launcherProblem();
+    if (missing || !this.options.policyState.policy) return missing;
+    try {
+      await this.checked(await this.current());
+      return undefined;
+    } catch (error) {
+      return (error as Error).message.replace(/^refusing to start: /, "");
+    }
+  }
+
+  /** Checks a confinement once (shared by concurrent children); resolves to its launcher flags. */
+  private async checked(confinement: Confinement): Promise<string[]> {
     const flags = launcherFlags(confinement);
     const key = JSON.stringify(flags);
     let check = this.checks.get(key);
@@ -84,7 +109,7 @@ export class ChildConfiner {
       check.catch(() => this.checks.delete(key));
     }
     await check;
-    return { file: this.options.launcherPath, args: [...flags, "--workdir", cwd, "--", file, ...args] };
+    return flags;
   }
 
   /** The confinement the installed policy asks for (waits for the first policy). */

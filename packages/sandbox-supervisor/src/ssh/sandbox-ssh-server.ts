@@ -107,9 +107,12 @@ export class SandboxSshServer {
     return server;
   }
 
-  /** Why children cannot be confined (undefined: they can, or the server does not confine). */
-  confinementProblem(): string | undefined {
-    return this.context.confiner?.launcherProblem();
+  /**
+   * Why children cannot be confined with the installed policy (launcher missing, `--check`
+   * failing); undefined: they can, or the server does not confine.
+   */
+  confinementProblem(): Promise<string | undefined> {
+    return this.context.confiner?.probe() ?? Promise.resolve(undefined);
   }
 
   /** Stops listening, hangs up every child, then ends every connection. Idempotent. */

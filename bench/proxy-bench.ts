@@ -1,0 +1,440 @@
+// Egress proxy benchmarks for issue 13 ("Measure"). Host as root: a real sandbox network namespace
+// (the supervisor's SandboxNetwork: veth, nftables, bypass monitor) and the supervisor's
+// EgressProxy on its host side, wired the way the supervisor's host tests wire them, with an L4
+// policy that allows curl and python3 to an HTTP and an HTTPS server this bench runs (in a child
+// process) on the host. Clients run inside the namespace as nobody (`ip netns exec … setpriv`).
+// Baseline in the same run: the same curl, as nobody, in a second namespace with a plain veth route
+// to the same servers (no proxy, no nftables).
+//  1. bulk download of N MiB: HTTPS through CONNECT and plain HTTP through the forward path, each
+//     against the same download direct (goal >= 0.8 of direct);
+//  2. added latency per small request (p50/p99): keep-alive (one curl, many URLs: the CONNECT tunnel
+//     is reused) and a new connection per request (HTTPS and plain HTTP), each vs direct
+//     (goal: p50 < 2 ms added);
+//  3. proxy RSS with 100 idle CONNECT tunnels open vs the proxy idle (measured first, before the
+//     bulk downloads grow the heap; printed last).
+// L7 (TLS termination) is not built yet: its figure is printed as pending.
+// Usage: bash bench/run.sh proxy-bench.ts [--mib 256] [--runs 5] [--requests 600] [--rounds 3] [--tunnels 100]
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { parsePolicyYaml } from "@openshell/policy";
+import { EgressProxy } from "@openshell/sandbox-supervisor/network/egress-proxy";
+import { createNetworkDecisions } from "@openshell/sandbox-supervisor/network/network-decisions";
+import { captureLogger, createTestNetwork } from "@openshell/sandbox-supervisor/test/network-harness";
+import { makeTestPki } from "@openshell/testing/test-pki";
+import { rssMiB } from "./proc-stats.js";
+import { median, quantile } from "./stats.js";
+
+const execFileAsync = promisify(execFile);
+
+const { values } = parseArgs({
+  options: {
+    mib: { type: "string", default: "256" },
+    runs: { type: "string", default: "5" },
+    requests: { type: "string", default: "600" },
+    rounds: { type: "string", default: "3" },
+    tunnels: { type: "string", default: "100" },
+  },
+});
+const MIB = Number(values.mib);
+const RUNS = Number(values.runs);
+const REQUESTS = Number(values.requests);
+const ROUNDS = Number(values.rounds);
+const TUNNELS = Number(values.tunnels);
+
+/** In the test PKI's server certificate; the proxy resolves it to the namespace's host address. */
+const HOST = "host.openshell.internal";
+const TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The HTTP and HTTPS servers, in their own process (the proxy's event loop is not theirs). */
+const SERVER_SCRIPT = `
+const http = require("node:http"), https = require("node:https"), fs = require("node:fs");
+const [cert, key, ...addresses] = process.argv.slice(1);
+const chunk = Buffer.alloc(1 << 20);
+function answer(req, res) {
+  const bulk = /^\\/bulk\\/(\\d+)$/.exec(req.url);
+  if (!bulk) { res.writeHead(200, { "content-length": 3 }); res.end("ok\\n"); return; }
+  let left = Number(bulk[1]);
+  res.writeHead(200, { "content-length": left * chunk.length, "content-type": "application/octet-stream" });
+  const pump = () => {
+    while (left > 0) { left--; if (!res.write(chunk)) return void res.once("drain", pump); }
+    res.end();
+  };
+  pump();
+}
+const tls = { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
+(async () => {
+  let httpPort = 0, httpsPort = 0;
+  for (const address of addresses) {
+    const h = http.createServer(answer);
+    await new Promise((ok) => h.listen(httpPort, address, ok));
+    httpPort = h.address().port;
+    const s = https.createServer(tls, answer);
+    await new Promise((ok) => s.listen(httpsPort, address, ok));
+    httpsPort = s.address().port;
+  }
+  process.stdout.write(JSON.stringify({ httpPort, httpsPort }) + "\\n");
+})();
+`;
+
+/**
+ * The ceiling: a plain Node byte forwarder in its own process (what the proxy does per tunnel once
+ * a connection is admitted, without the rest), listening on the baseline namespace's host side.
+ */
+const FORWARDER_SCRIPT = `
+const net = require("node:net");
+const [listenAddress, targetAddress, ...ports] = process.argv.slice(1);
+const out = {};
+let pending = ports.length;
+for (const port of ports) {
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect(Number(port), targetAddress);
+    upstream.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => { client.destroy(); upstream.destroy(); };
+    client.on("error", end);
+    upstream.on("error", end);
+  });
+  server.listen(0, listenAddress, () => {
+    out[port] = server.address().port;
+    if (--pending === 0) process.stdout.write(JSON.stringify(out) + "\\n");
+  });
+}
+`;
+
+/** A second namespace with a plain route to the host: the no-proxy baseline. */
+class DirectNamespace {
+  readonly name = `pbdirect-${process.pid % 100_000}`;
+  readonly vethHost = `pbdh${process.pid % 100_000}`;
+  readonly hostAddress: string;
+  readonly address: string;
+  constructor() {
+    const subnet = 16 + ((process.pid * 11) % 200);
+    this.hostAddress = `10.252.${subnet}.1`;
+    this.address = `10.252.${subnet}.2`;
+  }
+  create(): void {
+    execFileSync("ip", ["-batch", "-"], {
+      env: { PATH: TOOL_PATH },
+      input: [
+        `netns add ${this.name}`,
+        `link add ${this.vethHost} type veth peer name pbds${process.pid % 100_000} netns ${this.name}`,
+        `addr add ${this.hostAddress}/24 dev ${this.vethHost}`,
+        `link set ${this.vethHost} up`,
+        "",
+      ].join("\n"),
+    });
+    execFileSync("ip", ["-n", this.name, "-batch", "-"], {
+      env: { PATH: TOOL_PATH },
+      input: [
+        "link set lo up",
+        `addr add ${this.address}/24 dev pbds${process.pid % 100_000}`,
+        `link set pbds${process.pid % 100_000} up`,
+        "",
+      ].join("\n"),
+    });
+  }
+  destroy(): void {
+    for (const args of [
+      ["netns", "delete", this.name],
+      ["link", "delete", this.vethHost],
+    ]) {
+      try {
+        execFileSync("ip", args, { env: { PATH: TOOL_PATH }, stdio: "ignore" });
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Runs `command` in namespace `netns` as nobody; stdout. */
+async function asNobody(netns: string, command: string[], env: Record<string, string>): Promise<string> {
+  const { stdout } = await execFileAsync(
+    "ip",
+    ["netns", "exec", netns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...command],
+    { env: { PATH: TOOL_PATH, HOME: "/tmp", ...env }, timeout: 600_000, maxBuffer: 64 << 20 },
+  );
+  return stdout;
+}
+
+const fmtRate = (xs: number[]) =>
+  `${median(xs).toFixed(0)} [${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}] MB/s`;
+const fmtLatency = (xs: number[]) =>
+  `p50 ${median(xs).toFixed(2)} ms, p99 ${quantile(xs, 0.99).toFixed(2)} ms (n=${xs.length})`;
+
+async function main() {
+  if (process.getuid?.() !== 0) throw new Error("proxy-bench needs root (network namespaces)");
+  const { logger, lines } = captureLogger();
+  const pkiDir = mkdtempSync(join(tmpdir(), "proxy-bench-"));
+  const direct = new DirectNamespace();
+  let network: Awaited<ReturnType<typeof createTestNetwork>> | undefined;
+  let proxy: EgressProxy | undefined;
+  let servers: ReturnType<typeof spawn> | undefined;
+  let forwarder: ReturnType<typeof spawn> | undefined;
+  try {
+    console.log(
+      `# proxy-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs, ${REQUESTS} requests x ${ROUNDS} rounds, ${TUNNELS} tunnels  (${new Date().toISOString()}, load ${(
+        await import("node:os")
+      )
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")})`,
+    );
+    const pki = await makeTestPki(pkiDir);
+    chmodSync(pkiDir, 0o755); // curl runs as nobody
+    chmodSync(pki.ca, 0o644);
+    network = await createTestNetwork(logger);
+    direct.create();
+    const sandbox = network;
+    servers = spawn(
+      process.execPath,
+      ["-e", SERVER_SCRIPT, pki.serverCert, pki.serverKey, sandbox.hostAddress, direct.hostAddress],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const { httpPort, httpsPort } = await new Promise<{ httpPort: number; httpsPort: number }>(
+      (ready, reject) => {
+        servers?.stdout?.once("data", (d: Buffer) => ready(JSON.parse(String(d))));
+        servers?.once("exit", (code) => reject(new Error(`servers exited ${code}`)));
+      },
+    );
+    forwarder = spawn(
+      process.execPath,
+      ["-e", FORWARDER_SCRIPT, direct.hostAddress, sandbox.hostAddress, String(httpPort), String(httpsPort)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const forwarded = await new Promise<Record<string, number>>((ready, reject) => {
+      forwarder?.stdout?.once("data", (d: Buffer) => ready(JSON.parse(String(d))));
+      forwarder?.once("exit", (code) => reject(new Error(`forwarder exited ${code}`)));
+    });
+    const decisions = createNetworkDecisions(
+      parsePolicyYaml(`version: 1
+network_policies:
+  bench:
+    name: bench
+    endpoints:
+      - host: ${HOST}
+        ports: [${httpPort}, ${httpsPort}]
+        allowed_ips: ["${sandbox.hostAddress}"]
+    binaries:
+      - { path: /usr/bin/curl }
+      - { path: /usr/bin/python3* }
+`),
+    );
+    proxy = await EgressProxy.start({
+      host: sandbox.hostAddress,
+      port: sandbox.proxyPort,
+      logger,
+      decisions: () => decisions,
+      procNetDir: () => sandbox.procNetDir,
+      resolve: async (host) => {
+        if (host === HOST) return [sandbox.hostAddress];
+        throw new Error(`ENOTFOUND ${host}`);
+      },
+    });
+    const idleRssAtStart = rssMiB(process.pid);
+
+    const proxyEnv = sandbox.childEnvironment();
+    const resolveDirect = [
+      "--resolve",
+      `${HOST}:${httpPort}:${direct.hostAddress}`,
+      "--resolve",
+      `${HOST}:${httpsPort}:${direct.hostAddress}`,
+    ];
+    const viaForwarder = [httpPort, httpsPort].flatMap((port) => [
+      "--connect-to",
+      `${HOST}:${port}:${direct.hostAddress}:${forwarded[port]}`,
+    ]);
+    const curl = (through: "proxy" | "direct" | "forwarder", args: string[]) =>
+      through === "proxy"
+        ? asNobody(sandbox.name, ["curl", "-sS", "--cacert", pki.ca, ...args], proxyEnv)
+        : asNobody(
+            direct.name,
+            [
+              "curl",
+              "-sS",
+              "--noproxy",
+              "*",
+              "--cacert",
+              pki.ca,
+              ...(through === "direct" ? resolveDirect : viaForwarder),
+              ...args,
+            ],
+            {},
+          );
+    const url = (scheme: "http" | "https", path: string) =>
+      `${scheme}://${HOST}:${scheme === "http" ? httpPort : httpsPort}${path}`;
+
+    // Warm-up: every path once (the first CONNECT hashes curl's binary for trust-on-first-use).
+    for (const through of ["proxy", "direct", "forwarder"] as const) {
+      for (const scheme of ["http", "https"] as const) {
+        const body = await curl(through, [url(scheme, "/small")]);
+        if (body !== "ok\n")
+          throw new Error(`${through} ${scheme}: unexpected answer ${JSON.stringify(body)}`);
+      }
+    }
+
+    // 3. RSS with idle tunnels, first (before the bulk downloads grow the heap).
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = rssMiB(process.pid);
+    const idleHeap = process.memoryUsage().heapUsed / 1048576;
+    const holder = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        sandbox.name,
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "python3",
+        "-c",
+        `import socket, sys
+socks = []
+for i in range(${TUNNELS}):
+    s = socket.create_connection(("${sandbox.hostAddress}", ${sandbox.proxyPort}))
+    s.sendall(b"CONNECT ${HOST}:${httpsPort} HTTP/1.1\\r\\nHost: ${HOST}:${httpsPort}\\r\\n\\r\\n")
+    answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    socks.append(s)
+print("open", len(socks), flush=True)
+sys.stdin.read()`,
+      ],
+      { env: { PATH: TOOL_PATH, HOME: "/tmp" }, stdio: ["pipe", "pipe", "inherit"] },
+    );
+    await new Promise<void>((ready, reject) => {
+      holder.stdout?.once("data", (d: Buffer) =>
+        String(d).startsWith("open") ? ready() : reject(new Error(String(d))),
+      );
+      holder.once("exit", (code) => reject(new Error(`tunnel holder exited ${code}`)));
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const tunnelsRss = rssMiB(process.pid);
+    const tunnelsHeap = process.memoryUsage().heapUsed / 1048576;
+    holder.stdin?.end();
+    await new Promise((r) => holder.once("exit", r));
+    const rssReport = [
+      `  idle (after one request of each kind)  : ${idleRss.toFixed(1)} MiB RSS, JS heap used ${idleHeap.toFixed(1)} MiB`,
+      `  ${TUNNELS} idle CONNECT tunnels open          : ${tunnelsRss.toFixed(1)} MiB RSS (+${(tunnelsRss - idleRss).toFixed(1)} MiB, ${(((tunnelsRss - idleRss) * 1024) / TUNNELS).toFixed(0)} KiB per tunnel), JS heap used ${tunnelsHeap.toFixed(1)} MiB (+${(((tunnelsHeap - idleHeap) * 1024) / TUNNELS).toFixed(0)} KiB per tunnel)`,
+    ];
+    lines.length = 0;
+
+    // 1. Bulk.
+    const bulk: Record<string, number[]> = {};
+    const add = (table: Record<string, number[]>, key: string, xs: number[]) => {
+      table[key] = [...(table[key] ?? []), ...xs];
+    };
+    for (let run = 0; run < RUNS; run++) {
+      for (const scheme of ["https", "http"] as const) {
+        for (const through of ["direct", "proxy", "forwarder"] as const) {
+          const out = await curl(through, [
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total}",
+            url(scheme, `/bulk/${MIB}`),
+          ]);
+          const [size, seconds] = out.trim().split(" ").map(Number);
+          if (size !== MIB * 1048576) throw new Error(`${through} ${scheme}: ${size} bytes`);
+          add(bulk, `${scheme} ${through}`, [size / 1e6 / (seconds as number)]);
+        }
+      }
+      lines.length = 0;
+    }
+    console.log("\n1. bulk download, curl as nobody in the namespace (MB/s, p50 [min–max] over runs)");
+    for (const scheme of ["https", "http"] as const) {
+      const d = bulk[`${scheme} direct`] ?? [];
+      const p = bulk[`${scheme} proxy`] ?? [];
+      const how = scheme === "https" ? "CONNECT tunnel (L4)" : "forward path (absolute-form)";
+      console.log(`  ${scheme.padEnd(5)} direct                      : ${fmtRate(d)}`);
+      const f = bulk[`${scheme} forwarder`] ?? [];
+      console.log(
+        `  ${scheme.padEnd(5)} ${how.padEnd(28)}: ${fmtRate(p)}  ratio ${(median(p) / median(d)).toFixed(2)}`,
+      );
+      console.log(
+        `  ${scheme.padEnd(5)} plain Node forwarder (ceiling): ${fmtRate(f)}  ratio ${(median(f) / median(d)).toFixed(2)}`,
+      );
+    }
+    console.log("  https L7 (TLS termination)         : pending (not built yet)");
+
+    // 2. Latency per small request.
+    const variants = [
+      { key: "https keep-alive", scheme: "https", close: false },
+      { key: "https new connection", scheme: "https", close: true },
+      { key: "http new connection", scheme: "http", close: true },
+    ] as const;
+    const latency: Record<string, number[]> = {};
+    const perRound = Math.ceil(REQUESTS / ROUNDS);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const variant of variants) {
+        for (const through of ["direct", "proxy"] as const) {
+          const args = ["-w", "\\nT %{time_total} %{num_connects}\\n"];
+          if (variant.close) args.push("-H", "Connection: close");
+          for (let i = 0; i < perRound; i++) args.push(url(variant.scheme, "/small"));
+          const out = await curl(through, args);
+          const samples = out
+            .split("\n")
+            .filter((l) => l.startsWith("T "))
+            .map((l) => l.split(" ").map(Number));
+          if (samples.length !== perRound)
+            throw new Error(`${variant.key} ${through}: ${samples.length} answers`);
+          // keep-alive: the first transfer opens the connection; the rest reuse it.
+          const kept = variant.close ? samples : samples.slice(1);
+          if (!variant.close && kept.some((s) => s[2] !== 0))
+            throw new Error(`${variant.key} ${through}: reconnected`);
+          add(
+            latency,
+            `${variant.key} ${through}`,
+            kept.map((s) => (s[1] as number) * 1000),
+          );
+        }
+      }
+      lines.length = 0;
+    }
+    console.log("\n2. small request (3-byte body), curl's time_total per transfer");
+    for (const variant of variants) {
+      const d = latency[`${variant.key} direct`] ?? [];
+      const p = latency[`${variant.key} proxy`] ?? [];
+      console.log(`  ${variant.key.padEnd(21)} direct : ${fmtLatency(d)}`);
+      console.log(
+        `  ${variant.key.padEnd(21)} proxy  : ${fmtLatency(p)}  added p50 ${(median(p) - median(d)).toFixed(2)} ms, p99 ${(quantile(p, 0.99) - quantile(d, 0.99)).toFixed(2)} ms`,
+      );
+    }
+
+    console.log(
+      "\n3. proxy process memory (the bench process: the proxy, the namespace's handles, the logger)",
+    );
+    console.log(`  at start                               : ${idleRssAtStart.toFixed(1)} MiB RSS`);
+    for (const line of rssReport) console.log(line);
+    console.log(`  after 1. and 2.                        : ${rssMiB(process.pid).toFixed(1)} MiB RSS`);
+
+    console.log(
+      `\n${JSON.stringify({
+        mib: MIB,
+        bulk: Object.fromEntries(Object.entries(bulk).map(([k, v]) => [k, Number(median(v).toFixed(1))])),
+        latencyP50: Object.fromEntries(
+          Object.entries(latency).map(([k, v]) => [k, Number(median(v).toFixed(3))]),
+        ),
+        latencyP99: Object.fromEntries(
+          Object.entries(latency).map(([k, v]) => [k, Number(quantile(v, 0.99).toFixed(3))]),
+        ),
+        rss: { start: idleRssAtStart, idle: idleRss, tunnels: tunnelsRss, idleHeap, tunnelsHeap },
+        l7: "pending",
+      })}`,
+    );
+  } finally {
+    await proxy?.close();
+    servers?.kill();
+    forwarder?.kill();
+    await network?.destroy();
+    direct.destroy();
+    rmSync(pkiDir, { recursive: true, force: true });
+  }
+}
+
+await main();
