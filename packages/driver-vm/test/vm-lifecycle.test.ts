@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -13,6 +14,7 @@ import {
 } from "@openshell/testing/gateway-harness";
 import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
 import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
+import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterEach, describe, expect, it } from "vitest";
 
 const VM_DRIVER_DIR = join(findRepoRoot(import.meta.dirname), "packages", "driver-vm", "dist");
@@ -170,10 +172,24 @@ describe("VM sandbox lifecycle through the gateway", () => {
       response.end(`hello ${request.url}`);
     const allowed = createServer(answer);
     const other = createServer(answer);
+    // An L7 `rest` endpoint over plain HTTP, and one over HTTPS whose certificate the guest cannot
+    // verify (the test PKI's CA is not in the guest's trust store; its SANs lack 10.0.2.2).
+    const rest = createServer(answer);
+    const pkiDir = makeStateDir();
+    dirs.push(pkiDir);
+    const pki = await makeTestPki(pkiDir);
+    const tlsServer = createHttpsServer(
+      { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) },
+      answer,
+    );
     await new Promise<void>((resolve) => allowed.listen(0, "127.0.0.1", resolve));
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => rest.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
     const allowedPort = (allowed.address() as AddressInfo).port;
     const otherPort = (other.address() as AddressInfo).port;
+    const restPort = (rest.address() as AddressInfo).port;
+    const tlsPort = (tlsServer.address() as AddressInfo).port;
     try {
       const gw = await vmGateway();
       const policy = create(sandboxv1.SandboxPolicySchema, {
@@ -189,6 +205,18 @@ describe("VM sandbox lifecycle through the gateway", () => {
           host_api: {
             name: "host-api",
             endpoints: [{ host: "10.0.2.2", port: allowedPort, ports: [allowedPort] }],
+            binaries: [{ path: "/usr/bin/curl" }],
+          },
+          host_rest: {
+            name: "host-rest",
+            endpoints: [restPort, tlsPort].map((port) => ({
+              host: "10.0.2.2",
+              port,
+              ports: [port],
+              protocol: "rest",
+              enforcement: "enforce",
+              rules: [{ allow: { method: "GET", path: "/repos/**" } }],
+            })),
             binaries: [{ path: "/usr/bin/curl" }],
           },
         },
@@ -208,6 +236,20 @@ describe("VM sandbox lifecycle through the gateway", () => {
       expect((await run(`${curl} -p http://10.0.2.2:${allowedPort}/tunnel`)).stdout).toBe(
         "hello /tunnel 200",
       );
+      // L7 (§3.8): the CA variables name the sandbox CA's files, readable by the sandbox user.
+      expect(
+        (await run("echo $SSL_CERT_FILE $NODE_EXTRA_CA_CERTS; test -r $CURL_CA_BUNDLE && echo readable"))
+          .stdout,
+      ).toBe("/etc/openshell-tls/ca-bundle.pem /etc/openshell-tls/openshell-ca.pem\nreadable\n");
+      // An enforce rule: GET allowed, POST 403 with upstream's body and X-OpenShell-Policy.
+      expect((await run(`${curl} http://10.0.2.2:${restPort}/repos/a`)).stdout).toBe("hello /repos/a 200");
+      const post = await run(`curl -sS -m 20 -i -X POST -p http://10.0.2.2:${restPort}/repos/a`);
+      expect(post.stdout).toMatch(/HTTP\/1\.1 403 Forbidden\r\n[\s\S]*X-OpenShell-Policy: host_rest\r\n/);
+      expect(post.stdout).toContain('{"error":"policy_denied","policy":"host_rest","rule":"POST /repos/a"');
+      // HTTPS: curl trusts the proxy's leaf for 10.0.2.2 through CURL_CA_BUNDLE; the proxy's own
+      // check of the server fails (its CA is not the guest's), so curl gets the 502 that says so.
+      const tls = await run(`${curl} https://10.0.2.2:${tlsPort}/repos/a`);
+      expect(tls.stdout, tls.stderr).toMatch(/^upstream TLS to 10\.0\.2\.2:\d+ failed: .* 502$/s);
       // Another port of the same host: not in the policy.
       expect((await run(`${curl} http://10.0.2.2:${otherPort}/`)).stdout).toBe(
         `{"error":"policy_denied","detail":"CONNECT 10.0.2.2:${otherPort} not permitted by policy"} 403`,
@@ -253,9 +295,14 @@ describe("VM sandbox lifecycle through the gateway", () => {
       const text = await sandboxLog();
       expect(text).toContain("NET:OPEN [INFO] ALLOWED curl(");
       expect(text).toMatch(/NET:REFUSE \[MEDIUM\] BLOCKED python3[.\d]*\(\d+\) -> 10\.0\.2\.2/);
+      expect(text).toMatch(
+        /HTTP:POST \[MEDIUM\] BLOCKED curl\(\d+\) -> POST http:\/\/10\.0\.2\.2:\d+\/repos\/a \[policy:host-rest/,
+      );
     } finally {
       allowed.close();
       other.close();
+      rest.close();
+      tlsServer.close();
     }
   }, 300_000);
 });

@@ -5,7 +5,9 @@ import { launcherProblem } from "./confinement/child-confiner.js";
 import type { LogShipper } from "./logs/log-shipper.js";
 import { EgressProxy } from "./network/egress-proxy.js";
 import { HostAliasOpener } from "./network/host-alias.js";
+import { createL7Stage } from "./network/l7-stage.js";
 import { NetnsConnector } from "./network/netns-connector.js";
+import { DEFAULT_TLS_DIR, SandboxCa } from "./network/sandbox-ca.js";
 import { SandboxNetwork } from "./network/sandbox-network.js";
 import { ConfigSync } from "./policy/config-sync.js";
 import { PolicyState } from "./policy/policy-state.js";
@@ -157,7 +159,29 @@ export class SandboxSupervisor {
   /** The namespace and the proxy: every child's only way out. Fails closed (the supervisor exits). */
   private async startNetwork(): Promise<void> {
     const { logger } = this;
-    const network = await SandboxNetwork.create({ logger });
+    // The namespace's ip/nft processes run while the CA is made (key and signature in the
+    // threadpool). The CA exists before any child starts (Node reads NODE_EXTRA_CA_CERTS at its
+    // start); its key stays in this process.
+    const creating = SandboxNetwork.create({ logger, tlsDir: DEFAULT_TLS_DIR });
+    creating.catch(() => undefined); // awaited below; not unhandled while the CA is made
+    let ca: SandboxCa;
+    try {
+      const started = performance.now();
+      ca = await SandboxCa.create();
+      const made = performance.now();
+      await ca.writeFiles(DEFAULT_TLS_DIR);
+      emitOcsf(logger, {
+        class: "CONFIG",
+        activity: "LOADED",
+        message: `sandbox CA created (${(made - started).toFixed(1)} ms), ${DEFAULT_TLS_DIR}/openshell-ca.pem and ca-bundle.pem written (${(performance.now() - made).toFixed(1)} ms)`,
+        fields: { tls_dir: DEFAULT_TLS_DIR },
+      });
+    } catch (error) {
+      // A namespace failure is the first reason (it is thrown from here when there is one).
+      await (await creating).destroy();
+      throw new Error(`sandbox CA could not be written to ${DEFAULT_TLS_DIR}: ${(error as Error).message}`);
+    }
+    const network = await creating;
     this.network = network;
     const hostAlias = new HostAliasOpener(logger);
     this.proxy = await EgressProxy.start({
@@ -167,6 +191,7 @@ export class SandboxSupervisor {
       decisions: () => this.policyState.policy?.network,
       procNetDir: () => network.procNetDir,
       beforeDial: (address, port) => hostAlias.open(address, port),
+      tunnelStage: createL7Stage({ logger, ca }),
     });
     this.childNetnsPath = network.netnsPath;
   }

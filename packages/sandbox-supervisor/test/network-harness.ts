@@ -34,7 +34,11 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 let counter = 0;
 
 /** A namespace with a name and subnet of its own (tests run beside other helpers' namespaces). */
-export async function createTestNetwork(logger: Logger, proxyPort = 3128): Promise<SandboxNetwork> {
+export async function createTestNetwork(
+  logger: Logger,
+  proxyPort = 3128,
+  tlsDir?: string,
+): Promise<SandboxNetwork> {
   counter++;
   const id = `${process.pid % 10_000}${counter}`;
   const subnet = 16 + ((process.pid * 7 + counter * 13) % 200);
@@ -46,6 +50,7 @@ export async function createTestNetwork(logger: Logger, proxyPort = 3128): Promi
     proxyPort,
     vethHost: `osh${id}`.slice(0, 15),
     vethSandbox: `oss${id}`.slice(0, 15),
+    tlsDir,
   });
 }
 

@@ -11,12 +11,14 @@ const HEAD_TIMEOUT_MS = 30_000;
 const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;
 
 /** What an allowed connection looks like to the stage that carries its bytes. */
-interface AllowedTunnel {
+export interface AllowedTunnel {
   client: Socket;
   upstream: Socket;
   target: ConnectTarget;
   decision: EndpointDecision;
   identity: ProcessIdentity;
+  /** The policy the connection was decided with (its L7 403 body). */
+  decisions: NetworkDecisions;
   /** Bytes the client sent after the CONNECT head (already read from the socket). */
   clientHead: Buffer;
 }
@@ -25,7 +27,7 @@ interface AllowedTunnel {
  * Carries an allowed CONNECT tunnel. The default relays bytes both ways; the TLS/L7 stage replaces
  * it per connection (it may look at `decision.endpoint` to choose: `protocol: rest`, `tls: skip`).
  */
-type TunnelStage = (tunnel: AllowedTunnel) => void;
+export type TunnelStage = (tunnel: AllowedTunnel) => void;
 
 export interface EgressProxyOptions {
   /** Where to listen: the host side of the veth (10.200.0.1:3128). */
@@ -203,7 +205,7 @@ export class EgressProxy {
       respondJson(client, 403, decisions.ssrfDeniedBody(target, ssrf.kind));
       return undefined;
     }
-    return { identity, decision, addresses };
+    return { identity, decision, addresses, decisions };
   }
 
   private async identify(client: Socket): Promise<ProcessIdentity | string> {
@@ -227,7 +229,7 @@ export class EgressProxy {
   private async connect(client: Socket, head: RequestHead, target: ConnectTarget): Promise<void> {
     const admitted = await this.admit(client, target, "CONNECT");
     if (!admitted) return;
-    const { identity, decision, addresses } = admitted;
+    const { identity, decision, addresses, decisions } = admitted;
     let upstream: Socket;
     try {
       upstream = await dial(addresses, target.port, this.options.beforeDial);
@@ -249,14 +251,61 @@ export class EgressProxy {
       },
     });
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    const tunnel: AllowedTunnel = { client, upstream, target, decision, identity, clientHead: head.rest };
+    const tunnel: AllowedTunnel = {
+      client,
+      upstream,
+      target,
+      decision,
+      identity,
+      decisions,
+      clientHead: head.rest,
+    };
     (this.options.tunnelStage ?? relay)(tunnel);
   }
 
   private async forward(client: Socket, head: RequestHead, url: URL, target: ConnectTarget): Promise<void> {
     const admitted = await this.admit(client, target, "FORWARD");
     if (!admitted) return;
-    const { identity, decision, addresses } = admitted;
+    const { identity, decision, addresses, decisions } = admitted;
+    // `protocol: rest` over plain http:// in absolute form: the one request is decided here.
+    const { endpoint } = decision;
+    const originTarget = `${url.pathname}${url.search}`;
+    const verdict =
+      endpoint.inspection === "rest" && !endpoint.tlsSkip
+        ? endpoint.l7?.evaluateRequest({ method: head.method, target: originTarget })
+        : undefined;
+    if (verdict && !verdict.allowed) {
+      emitOcsf(this.options.logger, {
+        class: "HTTP",
+        activity: head.method,
+        severity: verdict.forward ? "LOW" : "MEDIUM",
+        disposition: verdict.forward ? "ALLOWED" : "BLOCKED",
+        message: `${identity.label} -> ${head.method} ${url.href} [policy:${decision.policyName} reason:${verdict.reason ?? "-"} mode:${verdict.mode}${verdict.forward ? " audit:forwarded" : ""}]`,
+        fields: {
+          ...netFields(target, identity, decision.policyName, verdict.reason, "FORWARD"),
+          http_method: head.method,
+          http_target: originTarget,
+          l7_decision: verdict.forward ? "audit" : "deny",
+          l7_mode: verdict.mode,
+        },
+      });
+      if (!verdict.forward) {
+        const body = decisions.l7DeniedBody(
+          endpoint.ruleKey,
+          head.method,
+          originTarget,
+          verdict.reason ?? "denied",
+        );
+        client.end(
+          `HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n${decisions.policyHeader}: ${endpoint.ruleKey}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+        return;
+      }
+    }
+    const forwardTarget =
+      verdict?.canonicalPath === undefined
+        ? originTarget
+        : `${verdict.canonicalPath}${verdict.query === undefined ? "" : `?${verdict.query}`}`;
     let upstream: Socket;
     try {
       upstream = await dial(addresses, target.port, this.options.beforeDial);
@@ -270,10 +319,17 @@ export class EgressProxy {
       class: "HTTP",
       activity: head.method,
       disposition: "ALLOWED",
-      message: `${identity.label} -> ${head.method} ${url.href} [policy:${decision.policyName} engine:compiled]`,
+      message: `${identity.label} -> ${head.method} ${url.href} [policy:${decision.policyName} engine:compiled${verdict?.rule ? ` rule:${verdict.rule}` : ""}]`,
       fields: {
         ...netFields(target, identity, decision.policyName, undefined, "FORWARD"),
         dst_ip: upstream.remoteAddress,
+        ...(verdict
+          ? {
+              http_method: head.method,
+              l7_decision: verdict.allowed ? "allow" : "audit",
+              l7_rule: verdict.rule,
+            }
+          : {}),
       },
     });
     // One request per connection: the upstream closes after its response, and so does the client.
@@ -281,14 +337,14 @@ export class EgressProxy {
       (line) => !/^(proxy-[a-z-]*|connection|keep-alive)\s*:/i.test(line),
     );
     const requestHead = [
-      `${head.method} ${url.pathname}${url.search} ${head.version}`,
+      `${head.method} ${forwardTarget} ${head.version}`,
       ...headers,
       "Connection: close",
       "",
       "",
     ].join("\r\n");
     upstream.write(requestHead);
-    relay({ client, upstream, target, decision, identity, clientHead: head.rest });
+    relay({ client, upstream, target, decision, identity, decisions, clientHead: head.rest });
   }
 
   private upstreamFailed(
@@ -315,7 +371,7 @@ export class EgressProxy {
 }
 
 /** The raw relay: bytes both ways, half-close passed on, either side's error ends both. */
-function relay({ client, upstream, clientHead }: AllowedTunnel): void {
+export function relay({ client, upstream, clientHead }: AllowedTunnel): void {
   if (clientHead.length > 0) upstream.write(clientHead);
   client.pipe(upstream);
   upstream.pipe(client);

@@ -5,6 +5,8 @@ import {
   checkResolvedAddresses,
   compileNetworkPolicy,
   isInternalAddress,
+  l7DeniedBody,
+  POLICY_HEADER,
   policyDeniedBody,
   type SsrfDenyKind,
   ssrfDeniedBody,
@@ -43,6 +45,10 @@ export interface NetworkDecisions {
   ): AddressCheck;
   policyDeniedBody(target: ConnectTarget): string;
   ssrfDeniedBody(target: ConnectTarget, kind: SsrfDenyKind): string;
+  /** The body of an L7 `enforce` 403 (upstream's), sent with `policyHeader: <ruleKey>`. */
+  l7DeniedBody(ruleKey: string, method: string, target: string, reason: string): string;
+  /** `X-OpenShell-Policy`. */
+  readonly policyHeader: string;
 }
 
 /** Compiles `policy`'s network part; throws (the policy is refused) when it does not compile. */
@@ -72,5 +78,7 @@ export function createNetworkDecisions(policy: sandboxv1.SandboxPolicy): Network
     },
     policyDeniedBody: (target) => policyDeniedBody(target.host, target.port),
     ssrfDeniedBody: (target, kind) => ssrfDeniedBody(target.host, target.port, kind),
+    l7DeniedBody,
+    policyHeader: POLICY_HEADER,
   };
 }

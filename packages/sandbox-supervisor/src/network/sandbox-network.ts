@@ -4,6 +4,7 @@ import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
+import { caEnvironment, DEFAULT_TLS_DIR } from "./sandbox-ca.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -17,10 +18,10 @@ const SANDBOX_NETWORK_DEFAULTS = {
 } as const;
 
 /**
- * §3.7's CA variables come with TLS termination, which writes the sandbox CA to
+ * §3.7's CA variables: the supervisor writes the sandbox CA (`SandboxCa`) to
  * /etc/openshell-tls/openshell-ca.pem (NODE_EXTRA_CA_CERTS) and the system bundle plus it to
  * /etc/openshell-tls/ca-bundle.pem (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
- * GIT_SSL_CAINFO); those paths are reserved for it.
+ * GIT_SSL_CAINFO) before any child starts.
  */
 
 /** The table installed inside the namespace (the guest's own host firewall is `inet openshell`). */
@@ -43,6 +44,8 @@ export interface SandboxNetworkOptions {
   /** veth names (at most 15 bytes); default `veth-h-<suffix>`/`veth-s-<suffix>` from the name. */
   vethHost?: string;
   vethSandbox?: string;
+  /** Where the sandbox CA files are (the CA variables of `childEnvironment()`); none: no variables. */
+  tlsDir?: string;
 }
 
 /** A connect that ignored the proxy, as the nftables trace saw its first packet. */
@@ -75,15 +78,16 @@ export class SandboxNetwork {
     readonly proxyPort: number,
     readonly vethHost: string,
     private readonly logger: Logger,
+    private readonly tlsDir: string | undefined,
   ) {}
 
   /** The namespace's name in a sandbox (`/run/netns/openshell-sandbox`). */
   static readonly defaultName: string = SANDBOX_NETWORK_DEFAULTS.name;
 
   /** `childEnvironment()` of a network on the default addresses, known before it exists. */
-  static defaultChildEnvironment(): Record<string, string> {
+  static defaultChildEnvironment(tlsDir: string = DEFAULT_TLS_DIR): Record<string, string> {
     const d = SANDBOX_NETWORK_DEFAULTS;
-    return proxyEnvironment(`http://${d.hostAddress}:${d.proxyPort}`);
+    return proxyEnvironment(`http://${d.hostAddress}:${d.proxyPort}`, tlsDir);
   }
 
   /** The namespace children join (`setns`, or the launcher's `--netns`). */
@@ -122,6 +126,7 @@ export class SandboxNetwork {
       options.proxyPort ?? d.proxyPort,
       options.vethHost ?? `veth-h-${suffix}`,
       options.logger,
+      options.tlsDir,
     );
     const vethSandbox = options.vethSandbox ?? `veth-s-${suffix}`;
     const prefix = options.prefixLength ?? d.prefixLength;
@@ -189,12 +194,9 @@ export class SandboxNetwork {
 `;
   }
 
-  /**
-   * §3.7's proxy variables (and the CA variables the TLS part fills in: the files do not exist yet,
-   * so they are left out rather than point at nothing).
-   */
+  /** §3.7's proxy variables, and the CA variables when the network knows where the CA is. */
   childEnvironment(): Record<string, string> {
-    return proxyEnvironment(this.proxyUrl);
+    return proxyEnvironment(this.proxyUrl, this.tlsDir);
   }
 
   /** Stops the monitor and deletes the namespace (which deletes the veth pair with it). */
@@ -265,9 +267,10 @@ export class SandboxNetwork {
 }
 
 /** §3.7's proxy variables for children. */
-function proxyEnvironment(proxy: string): Record<string, string> {
+function proxyEnvironment(proxy: string, tlsDir: string | undefined): Record<string, string> {
   const noProxy = "127.0.0.1,localhost,::1";
   return {
+    ...(tlsDir === undefined ? {} : caEnvironment(tlsDir)),
     ALL_PROXY: proxy,
     HTTP_PROXY: proxy,
     HTTPS_PROXY: proxy,
