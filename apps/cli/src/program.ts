@@ -91,7 +91,7 @@ remote command's own exit code.`,
       {
         name: "policy",
         aliases: ["pol"],
-        description: "versioned sandbox policies, enforced in the sandbox (L7 rules not yet)",
+        description: "versioned sandbox policies, enforced in the sandbox",
       },
       [
         command(policySetCommand, () => import("./commands/policy/set-handler.js")),

@@ -22,10 +22,10 @@ gateway stores it as a new version (the same policy again keeps its version) and
 sandbox's supervisor at once; the supervisor validates it and reports it loaded or failed. A
 policy that fails to load leaves the previous version in force.
 
-Enforced in the sandbox: network_policies at L4 (host, port, binary, SSRF checks; everything else
-gets a 403 from the egress proxy), filesystem_policy (Landlock), process identity and the seccomp
-blocklist for every shell, command and sftp session. NOT YET ENFORCED: L7 rules (protocol: rest,
-TLS termination): such an endpoint is allowed at L4 only.
+Enforced in the sandbox: network_policies (host, port, binary, SSRF checks; everything else gets a
+403 from the egress proxy; protocol: rest endpoints have their TLS terminated with the sandbox's CA
+and every HTTP request checked against the L7 rules), filesystem_policy (Landlock), process
+identity and the seccomp blocklist for every shell, command and sftp session.
 
 Only network_policies are live-updatable; filesystem paths may only be added, landlock and
 process are fixed when the sandbox starts.

@@ -40,6 +40,6 @@ The gateway merges the changes into the sandbox's latest policy as a new version
 another update lands at the same time). --dry-run merges here against the latest version and
 prints the difference. Generated rule names are allow_<host>_<port>.
 
-Network rules apply to the sandbox's next connection once loaded; L7 rules (protocol: rest) are
-NOT YET ENFORCED (allowed at L4 only). --wait exit codes: 0 loaded, 1 failed to load, 124 timeout.`,
+Network rules apply to the sandbox's next connection once loaded (L7 rules of protocol: rest
+endpoints to its next request). --wait exit codes: 0 loaded, 1 failed to load, 124 timeout.`,
 });
