@@ -32,8 +32,14 @@ const config: KnipConfig = {
     },
     "apps/cli": {
       // Not imported: a native dependency kept beside the bundle (tsup `native`), which dockerode's
-      // docker-modem requires at run time for ssh:// Docker hosts.
-      ignoreDependencies: ["ssh2"],
+      // docker-modem requires at run time for ssh:// Docker hosts. The gateway and driver packages
+      // are found by package resolution at run time (bootstrap's gateway-binaries.ts), the test
+      // driver only in the workspace.
+      ignoreDependencies: ["ssh2", "@openshell/gateway", "@openshell/driver-vm", "@openshell/driver-test"],
+    },
+    "packages/driver-vm": {
+      // Its supervisor bundle goes into the guest image (runtime/stage-vm-runtime.sh resolves it).
+      ignoreDependencies: ["@openshell/sandbox-supervisor"],
     },
   },
 };

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { defineConfig, type Options } from "tsup";
 
@@ -25,6 +26,11 @@ const builtinsThroughRequire: EsbuildPlugin = {
   },
 };
 
+/** The one version of every package (root package.json; `node scripts/set-version.mjs X` moves them all). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
 /**
  * The one way every binary is bundled: a single ESM file with a shebang, everything inlined so it
  * starts fast, except native addons, which stay real dependencies beside the bundle. The banner
@@ -49,6 +55,8 @@ export function binaryBundle(options: {
       js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
     clean: true,
+    // Read by @openshell/core's OPENSHELL_VERSION: --version, Health, the supervisor's hello.
+    define: { "process.env.OPENSHELL_BUILD_VERSION": JSON.stringify(VERSION) },
     // Splitting turns dynamic import() into chunks loaded on demand (the CLI's fast start).
     splitting: options.splitting ?? false,
     sourcemap: false,
