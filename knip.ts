@@ -20,7 +20,7 @@ const config: KnipConfig = {
   ],
   workspaces: {
     ".": {
-      // scripts/lib/native-closure.mjs is run by scripts/setup.sh.
+      // scripts/*.mjs are run by path (set-version.mjs by hand and by pack-release.sh).
       entry: ["scripts/**/*.{ts,mjs}"],
     },
     bench: {
@@ -38,6 +38,8 @@ const config: KnipConfig = {
       ignoreDependencies: ["ssh2", "@openshell/gateway", "@openshell/driver-vm", "@openshell/driver-test"],
     },
     "packages/driver-vm": {
+      // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).
+      entry: ["runtime/**/*.mjs", "src/main.ts"],
       // Its supervisor bundle goes into the guest image (runtime/stage-vm-runtime.sh resolves it).
       ignoreDependencies: ["@openshell/sandbox-supervisor"],
     },

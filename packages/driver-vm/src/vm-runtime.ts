@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { OpenShellError } from "@openshell/core";
 
 /** The staged guest: kernel, initramfs and the base disk every sandbox overlays. */
@@ -22,7 +23,11 @@ export interface VmRuntime {
   manifest: Record<string, unknown>;
 }
 
-export const STAGE_COMMAND = "bash packages/driver-vm/runtime/stage-vm-runtime.sh";
+/**
+ * The staging script of this driver's own package (src/ and dist/ are both one level below it):
+ * a checkout's packages/driver-vm/runtime, or the installed @openshell/driver-vm package's.
+ */
+const STAGE_COMMAND = `bash ${fileURLToPath(new URL("../runtime/stage-vm-runtime.sh", import.meta.url))}`;
 
 export function defaultRuntimeRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.OPENSHELL_VM_RUNTIME_DIR) return env.OPENSHELL_VM_RUNTIME_DIR;
@@ -37,7 +42,7 @@ export function locateVmRuntime(root: string = defaultRuntimeRoot()): VmRuntime 
   if (!existsSync(manifestPath)) {
     throw new OpenShellError(
       "failed_precondition",
-      `VM runtime not staged at ${root} (no current/manifest.json); run '${STAGE_COMMAND}' (bash scripts/setup.sh does it) or set OPENSHELL_VM_RUNTIME_DIR`,
+      `VM runtime not staged at ${root} (no current/manifest.json); run '${STAGE_COMMAND}' (openshell gateway start and bash scripts/setup.sh do it) or set OPENSHELL_VM_RUNTIME_DIR`,
     );
   }
   const dir = realpathSync(current);

@@ -178,7 +178,9 @@ describe("openshell-driver-vm process", () => {
       join(dir, "none"),
     ]);
     expect(noRuntime.code).toBe(2);
-    expect(noRuntime.stderr).toContain("bash packages/driver-vm/runtime/stage-vm-runtime.sh");
+    expect(noRuntime.stderr).toContain(
+      `bash ${join(dirname(DRIVER), "..", "runtime", "stage-vm-runtime.sh")}`,
+    );
   });
 
   it("validates what a VM cannot honour, reports unknown deletes, and refuses a duplicate id", async () => {
