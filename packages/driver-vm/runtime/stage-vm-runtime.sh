@@ -154,7 +154,7 @@ NATIVE_VERSIONS=""
 for dep in "${NATIVE_DEPS[@]}"; do
   p=$(package_dir "$dep" "$SUPERVISOR_PKG_DIR") || p=
   [ -n "$p" ] || die "$dep does not resolve from $SUPERVISOR_PKG_DIR (run pnpm install / bash scripts/setup.sh, or reinstall openshell)"
-  v=$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$p/package.json" | head -1)
+  v=$("$NODE_BIN" -p 'require(process.argv[1]).version' "$p/package.json") || die "cannot read $p/package.json"
   NATIVE_VERSIONS+="$dep@$v " # by version, not path: clones and npm installs share the cache
 done
 mkdir -p "$RUNTIME_DIR" || die "cannot create $RUNTIME_DIR"

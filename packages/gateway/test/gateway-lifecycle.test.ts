@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { OPENSHELL_VERSION } from "@openshell/core";
 import {
   SandboxPhase,
   type SandboxStreamEvent,
@@ -211,6 +212,47 @@ describe("watch and gateway-owned readiness", () => {
     abort.abort();
   });
 
+  it("reports a supervisor of another version than the gateway's as a Warning event", async () => {
+    const gw = await gateway();
+    const sandbox = (await gw.grpc.createSandbox({ spec: {}, name: "versions" })).sandbox!;
+    const mismatches: string[] = [];
+    const abort = new AbortController();
+    const watching = (async () => {
+      for await (const event of gw.grpc.watchSandbox(
+        { id: sandbox.id, followEvents: true },
+        { signal: abort.signal },
+      )) {
+        if (event.payload.case === "event" && event.payload.value.reason === "SupervisorVersionMismatch")
+          mismatches.push(`${event.payload.value.type}: ${event.payload.value.message}`);
+      }
+    })().catch(() => undefined);
+    const connect = async (version: string) => {
+      const outbound = supervisorStream(sandbox.id, version);
+      const session = gw.grpc.connectSupervisor(outbound.iterable, {
+        signal: abort.signal,
+        headers: { authorization: `Bearer ${supervisorTokenOf(gw.stateDir, sandbox.id)}` },
+      });
+      expect((await session[Symbol.asyncIterator]().next()).value?.payload.case).toBe("sessionAccepted");
+      return outbound;
+    };
+
+    const same = await connect(OPENSHELL_VERSION);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(mismatches).toEqual([]);
+    same.end();
+    const older = await connect("0.0.1-older");
+    await waitFor(
+      () => mismatches.length > 0,
+      5000,
+      () => "no SupervisorVersionMismatch event",
+    );
+    expect(mismatches[0]).toContain("Warning: the sandbox's supervisor is version 0.0.1-older");
+    expect(mismatches[0]).toContain(`the gateway ${OPENSHELL_VERSION}`);
+    older.end();
+    abort.abort();
+    await watching;
+  });
+
   it("after a restart a sandbox is READY again only once its supervisor is back", async () => {
     const gw = await gateway();
     const sandbox = (await gw.grpc.createSandbox({ spec: {}, name: "restarted" })).sandbox!;
@@ -357,14 +399,14 @@ describe("crashes and restarts", () => {
   });
 });
 
-function supervisorStream(sandboxId: string) {
+function supervisorStream(sandboxId: string, version = OPENSHELL_VERSION) {
   let close: () => void = () => undefined;
   const ended = new Promise<void>((resolve) => {
     close = resolve;
   });
   async function* iterable() {
     yield create(SupervisorMessageSchema, {
-      payload: { case: "hello", value: { sandboxId, instanceId: "test-instance" } },
+      payload: { case: "hello", value: { sandboxId, instanceId: "test-instance", version } },
     });
     await ended;
   }

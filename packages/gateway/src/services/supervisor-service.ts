@@ -1,16 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { AsyncQueue, type Logger, OpenShellError } from "@openshell/core";
+import { AsyncQueue, type Logger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
 import {
   GatewayHeartbeatSchema,
   type GatewayMessage,
   GatewayMessageSchema,
+  PlatformEventSchema,
   SessionAcceptedSchema,
   type SupervisorMessage,
 } from "@openshell/proto";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
+import type { SandboxEventHub } from "../events/sandbox-event-hub.js";
 import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
 import type { ConfigChangeNotifier } from "../sessions/config-change-notifier.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
@@ -26,6 +28,7 @@ export interface SupervisorServiceDeps {
   credentials: SupervisorCredentials;
   configChanges: Pick<ConfigChangeNotifier, "message">;
   logger: Logger;
+  hub: Pick<SandboxEventHub, "publishPlatformEvent">;
   heartbeatIntervalMs?: number;
 }
 
@@ -73,7 +76,11 @@ export async function* connectSupervisor(
     shutdown: () => outbound.close(),
   };
   const superseded = deps.sessions.register(sandboxId, session);
-  log.info({ superseded: superseded?.sessionId }, "supervisor session established");
+  log.info(
+    { superseded: superseded?.sessionId, supervisor_version: hello.version || undefined },
+    "supervisor session established",
+  );
+  reportVersionMismatch(deps, sandboxId, hello.version, log);
 
   const heartbeatMs = deps.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_SECS * 1000;
   const heartbeat = setInterval(
@@ -129,4 +136,34 @@ export async function* connectSupervisor(
 
 function message(payload: GatewayMessage["payload"]): GatewayMessage {
   return create(GatewayMessageSchema, { payload });
+}
+
+/**
+ * A supervisor of another version than this gateway (a VM runtime staged by another release, or a
+ * supervisor older than the version field: empty) still gets its session, but the mismatch is
+ * logged and shown as a Warning event on the sandbox, with the fix.
+ */
+function reportVersionMismatch(
+  deps: SupervisorServiceDeps,
+  sandboxId: string,
+  supervisorVersion: string,
+  log: Logger,
+): void {
+  if (supervisorVersion === OPENSHELL_VERSION) return;
+  const shown = supervisorVersion || "unknown (older than the version field)";
+  log.warn(
+    { supervisor_version: supervisorVersion, gateway_version: OPENSHELL_VERSION },
+    "the sandbox's supervisor runs another version than the gateway",
+  );
+  deps.hub.publishPlatformEvent(
+    sandboxId,
+    create(PlatformEventSchema, {
+      timestampMs: BigInt(Date.now()),
+      source: "gateway",
+      type: "Warning",
+      reason: "SupervisorVersionMismatch",
+      message: `the sandbox's supervisor is version ${shown}, the gateway ${OPENSHELL_VERSION}: the sandbox was created from the VM runtime of another release; recreate it (openshell sandbox delete, then create: gateway start stages this release's runtime) so both run one version`,
+      metadata: { supervisor_version: supervisorVersion, gateway_version: OPENSHELL_VERSION },
+    }),
+  );
 }

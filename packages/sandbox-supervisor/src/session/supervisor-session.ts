@@ -1,6 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { AsyncQueue, Backoff, emitOcsf, type Logger, OpenShellError, sleep } from "@openshell/core";
+import {
+  AsyncQueue,
+  Backoff,
+  emitOcsf,
+  type Logger,
+  OPENSHELL_VERSION,
+  OpenShellError,
+  sleep,
+} from "@openshell/core";
 import { type SupervisorMessage, SupervisorMessageSchema } from "@openshell/proto";
 import { bridgeRelay } from "../relay/relay-bridge.js";
 import { GatewayConnection, type Keepalive } from "./gateway-connection.js";
@@ -98,7 +106,10 @@ export class SupervisorSession {
     );
     outbound.push(
       create(SupervisorMessageSchema, {
-        payload: { case: "hello", value: { sandboxId: options.sandboxId, instanceId: this.instanceId } },
+        payload: {
+          case: "hello",
+          value: { sandboxId: options.sandboxId, instanceId: this.instanceId, version: OPENSHELL_VERSION },
+        },
       }),
     );
     let heartbeat: NodeJS.Timeout | undefined;
