@@ -318,6 +318,14 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(pid !== undefined && isAlive(pid)).toBe(true);
       expectOk(await openshell(user, ["gateway", "stop"], 180_000), "openshell gateway stop");
       expect(pid !== undefined && isAlive(pid)).toBe(false);
+
+      // A required native module that does not load: the start fails and says how to fix it.
+      const addon = join(modules, "better-sqlite3", "prebuilds", `${process.platform}-${process.arch}.node`);
+      writeFileSync(addon, "not an ELF file");
+      const broken = await openshell(user, ["gateway", "start", "--port", String(port)], START_TIMEOUT_MS);
+      expect(broken.code).not.toBe(0);
+      expect(broken.stderr).toContain("better-sqlite3's native addon does not load");
+      expect(broken.stderr).toContain("npm install -g openshell");
     },
     2 * START_TIMEOUT_MS,
   );

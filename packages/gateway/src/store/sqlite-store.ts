@@ -33,6 +33,7 @@ export class SqliteStore implements Store {
     const inMemory = path === ":memory:" || path === "";
     if (!inMemory) mkdirSync(dirname(path), { recursive: true });
     let sqlite: Database.Database;
+    if (!inMemory) assertSqliteLoads();
     try {
       sqlite = new Database(inMemory ? ":memory:" : path);
     } catch (error) {
@@ -314,4 +315,21 @@ function policyFromRow(row: PolicyRow): PolicyRevisionRecord {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
   return typeof code === "string" && code.startsWith("SQLITE_CONSTRAINT");
+}
+
+/**
+ * better-sqlite3 loads its native addon at the first `new Database()`: an in-memory database first
+ * tells a broken install (an addon for another platform or Node, a missing file) apart from a bad
+ * database path, and says how to fix it.
+ */
+function assertSqliteLoads(): void {
+  try {
+    new Database(":memory:").close();
+  } catch (error) {
+    throw new OpenShellError(
+      "failed_precondition",
+      `better-sqlite3's native addon does not load on Node ${process.version} (${process.platform}-${process.arch}): ${(error as Error).message}. Reinstall with this Node (npm install -g openshell): better-sqlite3 ships prebuilt binaries for Linux, macOS and Windows; elsewhere it builds with python3, make and g++`,
+      { cause: error },
+    );
+  }
 }
