@@ -134,7 +134,11 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     };
   }
 
-  async function install(name: string, extraArgs: string[]): Promise<{ prefix: string; home: string }> {
+  async function install(
+    name: string,
+    extraArgs: string[],
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): Promise<{ prefix: string; home: string }> {
     const prefix = join(root, `${name}-prefix`);
     const home = join(root, name);
     mkdirSync(home, { recursive: true });
@@ -151,7 +155,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
           ...extraArgs,
           `openshell@${VERSION}`,
         ],
-        { env: userEnv(prefix, home), cwd: home, timeoutMs: INSTALL_TIMEOUT_MS },
+        { env: { ...userEnv(prefix, home), ...extraEnv }, cwd: home, timeoutMs: INSTALL_TIMEOUT_MS },
       ),
       `npm install -g openshell ${extraArgs.join(" ")}`,
     );
@@ -233,7 +237,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
 
   afterAll(async () => {
     // Gateways this test started (its CLI records their pids), then verdaccio: by pid only.
-    for (const name of ["u1", "u2"]) {
+    for (const name of ["u1", "u2", "u3"]) {
       const pid = gatewayPid({ home: join(root, name) });
       if (pid !== undefined && isAlive(pid)) started.push(pid);
     }
@@ -298,12 +302,15 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   );
 
   it(
-    "installs with --omit=optional (no cpu-features) and the gateway still starts",
+    "installs with --omit=optional; without the optional native parts the gateway still starts",
     async () => {
       const user = await install("u2", ["--omit=optional"]);
       const modules = join(user.prefix, "lib", "node_modules", "openshell", "node_modules");
-      expect(existsSync(join(modules, "cpu-features"))).toBe(false);
       expect(existsSync(join(modules, "better-sqlite3"))).toBe(true);
+      // npm ignores --omit for global installs (npm/cli#8284): cpu-features is there anyway. Remove
+      // the optional native parts by hand, as a host without a compiler ends up.
+      rmSync(join(modules, "cpu-features"), { recursive: true, force: true });
+      rmSync(join(modules, "ssh2", "lib", "protocol", "crypto", "build"), { recursive: true, force: true });
 
       expect(expectOk(await openshell(user, ["--version"]), "openshell --version").stdout.trim()).toBe(
         VERSION,
@@ -328,5 +335,27 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(broken.stderr).toContain("npm install -g openshell");
     },
     2 * START_TIMEOUT_MS,
+  );
+
+  it(
+    "installs without a compiler: node-pty is skipped, the CLI works, and gateway start says what to install",
+    async () => {
+      // CC/CXX that always fail: every native build (node-pty, ssh2's crypto, cpu-features) fails.
+      const user = await install("u3", [], { CC: "/bin/false", CXX: "/bin/false" });
+      const modules = join(user.prefix, "lib", "node_modules", "openshell", "node_modules");
+      expect(existsSync(join(modules, "node-pty"))).toBe(false);
+      expect(
+        existsSync(join(modules, "ssh2", "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node")),
+      ).toBe(false);
+      expect(expectOk(await openshell(user, ["--version"]), "openshell --version").stdout.trim()).toBe(
+        VERSION,
+      );
+      const start = await openshell(user, ["gateway", "start", "--port", String(await freePort())]);
+      expect(start.code, start.stderr).not.toBe(0);
+      expect(start.stderr).toContain("node-pty is not installed beside the supervisor");
+      expect(start.stderr).toContain("apt-get install -y build-essential python3");
+      expect(gatewayPid(user)).toBeUndefined();
+    },
+    INSTALL_TIMEOUT_MS,
   );
 });

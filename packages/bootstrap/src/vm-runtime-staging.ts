@@ -63,7 +63,7 @@ export async function ensureVmRuntimeStaged(
   if (code !== 0) {
     throw new OpenShellError(
       "failed_precondition",
-      `the VM runtime for this version is not staged, and staging it failed (${script}):\n${tail.join("\n")}`,
+      `cannot stage the VM runtime of this version (${script}):\n${tail.join("\n")}`,
     );
   }
   return stdout.trim().split("\n").pop();

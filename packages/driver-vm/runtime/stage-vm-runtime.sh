@@ -153,7 +153,9 @@ SUPERVISOR_SHA=$(sha256sum "$SUPERVISOR_BUNDLE" | cut -d' ' -f1)
 NATIVE_VERSIONS=""
 for dep in "${NATIVE_DEPS[@]}"; do
   p=$(package_dir "$dep" "$SUPERVISOR_PKG_DIR") || p=
-  [ -n "$p" ] || die "$dep does not resolve from $SUPERVISOR_PKG_DIR (run pnpm install / bash scripts/setup.sh, or reinstall openshell)"
+  # node-pty is optional in the package (a CLI without it still installs) but the guest needs it:
+  # npm skips it when its native build fails (no Linux prebuilds: it needs python3, make and g++).
+  [ -n "$p" ] || die "$dep is not installed beside the supervisor ($SUPERVISOR_PKG_DIR): the sandboxes need it, and npm skips it when its native build fails; install a compiler (apt-get install -y build-essential python3) and reinstall (npm install -g openshell; in a checkout: pnpm install)"
   v=$("$NODE_BIN" -p 'require(process.argv[1]).version' "$p/package.json") || die "cannot read $p/package.json"
   NATIVE_VERSIONS+="$dep@$v " # by version, not path: clones and npm installs share the cache
 done
