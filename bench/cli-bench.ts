@@ -2,7 +2,8 @@
 // node process each, as a shell runs it) against `node -e 0` measured in the same run, interleaved
 // so that machine noise hits every command alike; plus each process's peak RSS. Target: `openshell
 // --version` p50 under 150 ms.
-// Usage: bash bench/run.sh cli-bench.ts [--runs 30]
+// Usage: bash bench/run.sh cli-bench.ts [--runs 30] [--cli PATH]
+// --cli times another bundle, e.g. an npm install's <prefix>/lib/node_modules/openshell/dist/openshell.js.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +11,9 @@ import { parseArgs } from "node:util";
 import { findRepoRoot } from "@openshell/testing/process";
 import { median, quantile } from "./stats.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "30" } } });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "30" }, cli: { type: "string" } },
+});
 const RUNS = Number(values.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1)
   throw new Error(`--runs: '${values.runs}' is not a positive integer`);
@@ -19,7 +22,7 @@ const TARGET_MS = 150;
 const RSS_RUNS = 5;
 
 const REPO = findRepoRoot(import.meta.dirname);
-const CLI = join(REPO, "apps", "cli", "dist", "openshell.js");
+const CLI = values.cli ?? join(REPO, "apps", "cli", "dist", "openshell.js");
 if (!existsSync(CLI)) {
   console.error(`cli-bench: ${CLI} does not exist: run bash scripts/setup.sh first`);
   process.exit(1);
