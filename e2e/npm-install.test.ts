@@ -152,6 +152,9 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
           prefix,
           "--no-audit",
           "--no-fund",
+          // What the README says to run: npm 11.16+ asks for it, npm 12 runs no dependency
+          // install script without it (node-pty has no Linux prebuilds and builds in its own).
+          "--allow-scripts=node-pty,ssh2,cpu-features",
           ...extraArgs,
           `openshell@${VERSION}`,
         ],
@@ -237,7 +240,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
 
   afterAll(async () => {
     // Gateways this test started (its CLI records their pids), then verdaccio: by pid only.
-    for (const name of ["u1", "u2", "u3"]) {
+    for (const name of ["u1", "u2", "u3", "u4"]) {
       const pid = gatewayPid({ home: join(root, name) });
       if (pid !== undefined && isAlive(pid)) started.push(pid);
     }
@@ -354,6 +357,22 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(start.code, start.stderr).not.toBe(0);
       expect(start.stderr).toContain("node-pty is not installed beside the supervisor");
       expect(start.stderr).toContain("apt-get install -y build-essential python3");
+      expect(gatewayPid(user)).toBeUndefined();
+    },
+    INSTALL_TIMEOUT_MS,
+  );
+
+  it(
+    "installs without install scripts (npm 12's default): gateway start says how to reinstall",
+    async () => {
+      const user = await install("u4", ["--ignore-scripts"]);
+      expect(expectOk(await openshell(user, ["--version"]), "openshell --version").stdout.trim()).toBe(
+        VERSION,
+      );
+      const start = await openshell(user, ["gateway", "start", "--port", String(await freePort())]);
+      expect(start.code, start.stderr).not.toBe(0);
+      expect(start.stderr).toContain("has no native addon that loads");
+      expect(start.stderr).toContain("npm install -g --allow-scripts=node-pty,ssh2,cpu-features openshell");
       expect(gatewayPid(user)).toBeUndefined();
     },
     INSTALL_TIMEOUT_MS,
