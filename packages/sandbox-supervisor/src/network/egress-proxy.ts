@@ -2,7 +2,7 @@ import { lookup } from "node:dns/promises";
 import { createConnection, createServer, isIP, type Server, type Socket } from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
-import { BinaryTrustCache, type ProcessIdentity, resolvePeerProcess } from "./process-identity.js";
+import { BinaryTrustCache, type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 const MAX_REQUEST_HEAD_BYTES = 8192;
@@ -65,6 +65,7 @@ export class EgressProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly trust = new BinaryTrustCache();
+  private readonly identities = new ProcessIdentityResolver();
 
   private constructor(private readonly options: EgressProxyOptions) {
     this.server = createServer((socket) => this.accept(socket));
@@ -215,7 +216,7 @@ export class EgressProxy {
       return "process identity unavailable (client gone)";
     }
     try {
-      const identity = await resolvePeerProcess(
+      const identity = await this.identities.resolve(
         procNetDir,
         { address: client.remoteAddress, port: client.remotePort },
         { address: client.localAddress, port: client.localPort },
