@@ -12,14 +12,14 @@ describe("supervisor without its confinement launcher", () => {
   const dir = sharedScratchDir("launcher-fail-closed-");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("exits 1 with the finding and the reason", async () => {
+  it("exits 78 (failed closed) with the finding and the reason", async () => {
     const launcher = join(dir, "missing", "openshell-launch");
     const { code, output, lines } = await runSupervisorUntilExit({
       sandbox: "launcher-fail-closed",
       dir,
       args: ["--run-as-user", "nobody", "--workdir", dir, "--launcher", launcher],
     });
-    expect(code, output).toBe(1);
+    expect(code, output).toBe(78); // SUPERVISOR_EXIT.failedClosed
     const finding = lines.find((line) => line.finding === "platform-sandbox-unavailable");
     expect(finding?.msg).toMatch(
       /^FINDING:BLOCKED \[FATAL\] BLOCKED platform-sandbox-unavailable: children cannot be confined, the supervisor exits: the confinement launcher .*missing\/openshell-launch is not executable \(ENOENT\)/,

@@ -11,7 +11,7 @@ describe.skipIf(process.getuid?.() !== 0)("supervisor without network isolation"
   const dir = sharedScratchDir("fail-closed-");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("exits 1 with the reason when the namespace cannot be created", async () => {
+  it("exits 78 (failed closed) with the reason when the namespace cannot be created", async () => {
     const { code, output, lines } = await runSupervisorUntilExit({
       sandbox: "fail-closed",
       dir,
@@ -19,7 +19,7 @@ describe.skipIf(process.getuid?.() !== 0)("supervisor without network isolation"
       // An executable launcher, so the network (not the launcher check) is what fails.
       args: ["--run-as-user", "nobody", "--workdir", dir, "--launcher", "/bin/true"],
     });
-    expect(code, output).toBe(1);
+    expect(code, output).toBe(78); // SUPERVISOR_EXIT.failedClosed
     const fatal = lines.find((line) => line.level === "fatal");
     expect(fatal?.msg).toMatch(/^network namespace creation failed and proxy mode requires isolation: /);
     expect(output).not.toContain("supervisor session established");
