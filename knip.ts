@@ -15,7 +15,6 @@ const config: KnipConfig = {
     "qemu-img",
     "qemu-system-x86_64",
     "script",
-    "setpriv",
     "umount",
   ],
   workspaces: {

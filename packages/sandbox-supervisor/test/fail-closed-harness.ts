@@ -15,7 +15,7 @@ export function sharedScratchDir(prefix: string): string {
 }
 
 /** One JSON line of the supervisor's log (pino; findings carry their fields). */
-export interface SupervisorLogLine {
+interface SupervisorLogLine {
   level: string | number;
   msg: string;
   finding?: string;
