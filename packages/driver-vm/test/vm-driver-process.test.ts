@@ -266,6 +266,56 @@ describe("openshell-driver-vm process", () => {
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 120_000);
 
+  it("a supervisor that fails closed puts the sandbox in ERROR at once with its reason, without restarting the VM", async () => {
+    const dir = stateDir();
+    const { client } = await startDriver(dir);
+    const id = "55555555-6666-7777-8888-999999999999";
+    const consoleLog = join(dir, "sandboxes", id, "console.log");
+    // No confinement launcher at that path: the supervisor fails closed at start (exit 78).
+    await client.createSandbox({
+      sandbox: {
+        id,
+        name: "fails-closed",
+        spec: {
+          supervisorToken: "oss1.test.token",
+          environment: { OPENSHELL_LAUNCHER: "/nonexistent/openshell-launch" },
+        },
+      },
+    });
+    const events = await collectEvents(
+      client,
+      (event) =>
+        event.payload.case === "platformEvent" &&
+        event.payload.value.sandboxId === id &&
+        ["SupervisorFailedClosed", "Restarting", "ProcessExited"].includes(
+          event.payload.value.event?.reason ?? "",
+        ),
+      120_000,
+    );
+    const reasons = events.flatMap((event) =>
+      event.payload.case === "platformEvent" && event.payload.value.sandboxId === id
+        ? [event.payload.value.event?.reason]
+        : [],
+    );
+    expect(reasons.at(-1), readFileSync(consoleLog, "utf8").slice(-4000)).toBe("SupervisorFailedClosed");
+    const ready = (await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions.find(
+      (c) => c.type === "Ready",
+    );
+    expect(ready).toMatchObject({ status: "False", reason: "SupervisorFailedClosed" });
+    expect(ready?.message).toMatch(
+      /^the sandbox supervisor failed closed, so the VM was not restarted: platform sandbox unavailable and the sandbox requires confinement: the confinement launcher \/nonexistent\/openshell-launch is not executable \(ENOENT\)/,
+    );
+    expect(readFileSync(consoleLog, "utf8")).toContain("OPENSHELL-VM-INIT supervisor exited status=78");
+    // Longer than the first restart's delay: no second boot.
+    await sleep(3_000);
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect(readFileSync(consoleLog, "utf8").split("OPENSHELL-VM-INIT ready").length - 1).toBe(1);
+    expect((await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0]?.reason).toBe(
+      "SupervisorFailedClosed",
+    );
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 180_000);
+
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();
     const { client } = await startDriver(dir);
