@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
@@ -103,13 +103,18 @@ export async function describeNotReady(
   if (id) parts.push(await watchedClues(client, id));
   if (id && clues.vmStateDir) {
     const consoleLog = join(clues.vmStateDir, "sandboxes", id, "console.log");
-    parts.push(
-      `VM console (${consoleLog}), tail:`,
-      existsSync(consoleLog) ? readFileSync(consoleLog, "utf8").slice(-CLUE_TAIL_CHARS) : "(no console log)",
-    );
+    parts.push(`VM console (${consoleLog}), tail:`, fileTail(consoleLog));
   }
   if (clues.gatewayLog) parts.push("gateway log, tail:", clues.gatewayLog().slice(-CLUE_TAIL_CHARS));
   return parts.join("\n");
+}
+
+function fileTail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").slice(-CLUE_TAIL_CHARS);
+  } catch (error) {
+    return `(${(error as Error).message})`;
+  }
 }
 
 /** The platform events and log lines the gateway still holds for the sandbox (its tails). */
