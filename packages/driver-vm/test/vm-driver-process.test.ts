@@ -15,8 +15,16 @@ import { dirname, join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
 import type { compute } from "@openshell/proto";
-import { rpcFailure } from "@openshell/testing/gateway-harness";
-import { pidsOf } from "@openshell/testing/process";
+import { SandboxPhase } from "@openshell/proto";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  rpcFailure,
+  startGateway,
+} from "@openshell/testing/gateway-harness";
+import { freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultRuntimeRoot } from "../src/vm-runtime.js";
 
@@ -315,6 +323,69 @@ describe("openshell-driver-vm process", () => {
     );
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 180_000);
+
+  it("the supervisor's workload (tail -f /dev/null) runs confined in the VM: sandbox user, no capabilities, the sandbox netns", async () => {
+    const gwState = makeStateDir();
+    const port = await freePort();
+    let gw: RunningGateway | undefined;
+    try {
+      gw = await startGateway({
+        stateDir: gwState,
+        port,
+        driver: { name: "vm", dir: dirname(DRIVER) },
+        extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", "512"],
+        startTimeoutMs: 30_000,
+      });
+      const id = (await gw.grpc.createSandbox({ name: "workload-box", spec: {} })).sandbox?.id ?? "";
+      await waitForPhase(gw, "workload-box", SandboxPhase.READY, 180_000, {
+        vmStateDir: join(gwState, "drv"),
+      });
+      // From an exec (itself confined, in the sandbox netns): the workload's process, found by its
+      // command line; its status; the interfaces of its network namespace.
+      const script = [
+        "for p in /proc/[0-9]*; do",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script; ${…} is the shell's
+        '  case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in "tail -f /dev/null ") pid=${p#/proc/} ;; esac;',
+        "done;",
+        "grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status | tr -s '\\t' ' ';",
+        "cut -d: -f1 /proc/$pid/net/dev | tail -n +3 | tr -d ' ' | sort | tr '\\n' ' '",
+      ].join(" "); // exec refuses line breaks in arguments
+      let exec = await execOutput(gw.grpc.execSandbox({ sandboxId: id, command: ["sh", "-c", script] }));
+      await waitFor(
+        async () => {
+          exec = await execOutput(gw!.grpc.execSandbox({ sandboxId: id, command: ["sh", "-c", script] }));
+          return exec.stdout.includes("Uid:");
+        },
+        30_000,
+        () => `no workload found: ${JSON.stringify(exec)}`,
+      );
+      const [uid, capEff, noNewPrivs, seccomp, interfaces] = exec.stdout.trim().split("\n");
+      expect(uid).toBe("Uid: 10001 10001 10001 10001");
+      expect([capEff, noNewPrivs, seccomp]).toEqual([
+        "CapEff: 0000000000000000",
+        "NoNewPrivs: 1",
+        "Seccomp: 2",
+      ]);
+      // The sandbox namespace: loopback and its veth, not the VM's eth0.
+      expect(interfaces?.trim()).toMatch(/^lo veth-s-\S+$/);
+      const logs = await gw.grpc.getSandboxLogs({ sandboxId: id, lines: 2000 });
+      const launch = logs.logs.find((line) => line.message.startsWith("PROC:LAUNCH [INFO] workload tail("));
+      expect(launch?.message).toMatch(
+        /^PROC:LAUNCH \[INFO\] workload tail\(\d+\) \[cmd:tail -f \/dev\/null\]$/,
+      );
+      expect(launch?.fields.confined).toBe("true");
+      await gw.grpc.deleteSandbox({ name: "workload-box" });
+      await waitFor(
+        async () => (await gw!.grpc.listSandboxes({})).sandboxes.length === 0,
+        60_000,
+        () => "delete",
+      );
+    } finally {
+      await gw?.stop("SIGTERM");
+      for (const pid of qemuPidsUnder(gwState)) process.kill(pid, "SIGKILL");
+      removeStateDir(gwState);
+    }
+  }, 300_000);
 
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();
