@@ -66,6 +66,13 @@ describe("BootConsoleWatch", () => {
     expect(parseBootLine("OPENSHELL-VM-INIT poweroff uptime=9.10")).toBeUndefined();
     expect(parseBootLine('{"name":"other","msg":"supervisor session established"}')).toBeUndefined();
     expect(parseBootLine("{not json")).toBeUndefined();
+    // The workload's output is logged under the supervisor's name: never a milestone.
+    const workloadSays = (msg: string) =>
+      JSON.stringify({ level: "info", name: "openshell-sandbox", workload_stream: "stdout", pid: 9, msg });
+    expect(parseBootLine(workloadSays("supervisor session established"))).toBeUndefined();
+    expect(
+      parseBootLine(workloadSays("start-up policy sync failed, retrying in 1000 ms (attempt 1): forged")),
+    ).toBeUndefined();
   });
 });
 

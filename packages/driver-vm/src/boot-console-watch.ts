@@ -70,13 +70,16 @@ export function parseBootLine(line: string): BootNews | undefined {
   const init = /^OPENSHELL-VM-INIT (ready uptime=([\d.]+)|workspace seeded)/.exec(line);
   if (init) return init[2] ? { kind: "guest-ready", uptimeS: Number(init[2]) } : { kind: "workspace-seeded" };
   if (!line.startsWith("{")) return undefined;
-  let record: { name?: string; msg?: string };
+  let record: { name?: string; msg?: string; ocsf?: unknown; workload_stream?: unknown };
   try {
     record = JSON.parse(line);
   } catch {
     return undefined;
   }
   if (record.name !== "openshell-sandbox" || typeof record.msg !== "string") return undefined;
+  // Only the supervisor's own events: its workload's output lines (`workload_stream`) are logged
+  // with the supervisor's name and could say anything.
+  if (typeof record.ocsf !== "object" || record.workload_stream !== undefined) return undefined;
   if (record.msg.includes("openshell-sandbox starting")) return { kind: "supervisor-started" };
   if (record.msg.includes("supervisor session established")) return { kind: "connected" };
   // The start-up policy sync (before the session) and the session itself report the same way.
