@@ -15,6 +15,8 @@ const pythonConnect = (url: string) =>
 /**
  * node speaking CONNECT to the proxy itself (HTTP_PROXY's address), so the 403 body is seen: which
  * of the proxy's checks refused (policy_denied or ssrf_denied). The process is node either way.
+ * The first connection node opens waits for the proxy's trust-on-first-use hash of the 127 MB node
+ * binary (~25 s under TCG), so no client-side timeout here.
  */
 const nodeConnect = (host: string) =>
   `node -e 'const crlf = String.fromCharCode(13, 10); const s = require("net").connect(3128, "10.200.0.1", () => s.write(["CONNECT ${host}:443 HTTP/1.1", "Host: ${host}:443", "", ""].join(crlf))); s.on("data", (d) => process.stdout.write(d)); s.on("error", (e) => console.log("error:", e.message)); s.on("close", () => console.log("closed"))'`;
@@ -34,7 +36,7 @@ describe("example policies through the CLI", () => {
 
   const sh = async (script: string) => {
     const result = await user.run(["sandbox", "exec", "agent", "--", "sh", "-c", script], {
-      timeoutMs: 60_000,
+      timeoutMs: 120_000,
     });
     expect(result.code, `${script}\n${result.stderr}`).toBe(0);
     return result.stdout;
