@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 
 /** Who opened a connection to the proxy (§3.8 identity resolution). */
 export interface ProcessIdentity {
@@ -40,9 +40,10 @@ const PIDS_PER_SLICE = 256;
  * re-read after that, and a lookup the cached view cannot answer re-reads every PID's namespace
  * (a cached PID may have been reused or have entered the namespace since).
  *
- * procfs reads other than the TCP table are synchronous on purpose: each is a few microseconds of
- * kernel memory, while an awaited call costs a threadpool round trip (the old per-descriptor
- * `await readlink` scan of every process took 35–75 ms per connection on a loaded host).
+ * procfs reads are synchronous on purpose: each is a few microseconds of kernel memory (the TCP
+ * table: see `socketInode`), while an awaited call costs a threadpool round trip (the old
+ * per-descriptor `await readlink` scan of every process took 35–75 ms per connection on a loaded
+ * host).
  */
 export class ProcessIdentityResolver {
   /** pid → `net:[inode]` as last read (dropped when the pid is no longer listed). */
@@ -65,7 +66,7 @@ export class ProcessIdentityResolver {
     peer: PeerAddress,
     proxy: PeerAddress,
   ): Promise<ProcessIdentity | undefined> {
-    const inode = await socketInode(procNetDir, peer, proxy);
+    const inode = socketInode(procNetDir, peer, proxy);
     if (inode === undefined) return undefined;
     const namespace = readLink(`${procNetDir.replace(/\/net\/?$/, "")}/ns/net`);
     if (namespace === undefined) return undefined;
@@ -156,16 +157,14 @@ function readLink(path: string): string | undefined {
   }
 }
 
-async function socketInode(
-  procNetDir: string,
-  peer: PeerAddress,
-  proxy: PeerAddress,
-): Promise<string | undefined> {
+function socketInode(procNetDir: string, peer: PeerAddress, proxy: PeerAddress): string | undefined {
   const ipv6 = peer.address.includes(":") && !peer.address.startsWith("::ffff:");
-  // Asynchronous, unlike the other reads: the kernel walks every bucket of the namespace's TCP hash
-  // table for it (the host's 262144 by default: 5-13 ms on a loaded 2-core host), which must not
-  // hold the event loop while other tunnels relay.
-  const table = await readFile(`${procNetDir}/${ipv6 ? "tcp6" : "tcp"}`, "utf8");
+  // The kernel walks every bucket of the namespace's TCP hash table for this read: 0.08 ms for a
+  // namespace with a table of its own (net.ipv4.tcp_child_ehash_entries set when it is created),
+  // 5-13 ms through the host's shared 262144 buckets on the loaded 2-core test host (a small guest's
+  // is far smaller). Read synchronously all the same: measured, an asynchronous read added a
+  // threadpool round trip of a few milliseconds per connection under load (bench/README.md).
+  const table = readText(`${procNetDir}/${ipv6 ? "tcp6" : "tcp"}`);
   const local = ipv6 ? undefined : `${hexIpv4(peer.address.replace(/^::ffff:/, ""))}:${hexPort(peer.port)}`;
   const remote = ipv6
     ? undefined
