@@ -30,8 +30,13 @@ import type { VmRuntime } from "./vm-runtime.js";
 const run = promisify(execFile);
 
 const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
-/** The supervisor's workload in a VM (upstream's VM driver sets the same): runs until the VM stops. */
-const GUEST_WORKLOAD = "tail -f /dev/null";
+/**
+ * The supervisor's workload in a VM: runs until the VM stops. Upstream's VM driver sets
+ * `tail -f /dev/null`, but tail opens /dev/null after Landlock, so under a policy whose filesystem
+ * paths leave /dev/null out (e.g. read_only [/usr], read_write [/sandbox, /tmp]) it exits at once and
+ * the VM restarts; `sleep infinity` needs nothing but its binary.
+ */
+const GUEST_WORKLOAD = "sleep infinity";
 const MONITOR_INTERVAL_MS = 500;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 // The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.

@@ -324,7 +324,7 @@ describe("openshell-driver-vm process", () => {
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 180_000);
 
-  it("the supervisor's workload (tail -f /dev/null) runs confined in the VM: sandbox user, no capabilities, the sandbox netns", async () => {
+  it("the supervisor's workload (sleep infinity) runs confined in the VM: sandbox user, no capabilities, the sandbox netns", async () => {
     const gwState = makeStateDir();
     const port = await freePort();
     let gw: RunningGateway | undefined;
@@ -345,7 +345,7 @@ describe("openshell-driver-vm process", () => {
       const script = [
         "for p in /proc/[0-9]*; do",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script; ${…} is the shell's
-        '  case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in "tail -f /dev/null ") pid=${p#/proc/} ;; esac;',
+        '  case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in "sleep infinity ") pid=${p#/proc/} ;; esac;',
         "done;",
         "grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status | tr -s '\\t' ' ';",
         "cut -d: -f1 /proc/$pid/net/dev | tail -n +3 | tr -d ' ' | sort | tr '\\n' ' '",
@@ -369,10 +369,8 @@ describe("openshell-driver-vm process", () => {
       // The sandbox namespace: loopback and its veth, not the VM's eth0.
       expect(interfaces?.trim()).toMatch(/^lo veth-s-\S+$/);
       const logs = await gw.grpc.getSandboxLogs({ sandboxId: id, lines: 2000 });
-      const launch = logs.logs.find((line) => line.message.startsWith("PROC:LAUNCH [INFO] workload tail("));
-      expect(launch?.message).toMatch(
-        /^PROC:LAUNCH \[INFO\] workload tail\(\d+\) \[cmd:tail -f \/dev\/null\]$/,
-      );
+      const launch = logs.logs.find((line) => line.message.startsWith("PROC:LAUNCH [INFO] workload sleep("));
+      expect(launch?.message).toMatch(/^PROC:LAUNCH \[INFO\] workload sleep\(\d+\) \[cmd:sleep infinity\]$/);
       expect(launch?.fields.confined).toBe("true");
       await gw.grpc.deleteSandbox({ name: "workload-box" });
       await waitFor(

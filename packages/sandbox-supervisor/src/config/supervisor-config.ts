@@ -10,7 +10,7 @@ import {
 import { DEFAULT_LAUNCHER_PATH } from "../confinement/child-confiner.js";
 
 export const DEFAULT_SSH_SOCKET_PATH = "/run/openshell/ssh.sock";
-/** Upstream's default workload; the drivers set a long-running one (the VM driver `tail -f /dev/null`). */
+/** Upstream's default workload; the drivers set a long-running one (`sleep infinity`). */
 const DEFAULT_WORKLOAD = ["/bin/bash"];
 
 export interface SupervisorTlsFiles {
