@@ -15,8 +15,8 @@ const pythonConnect = (url: string) =>
 /**
  * node speaking CONNECT to the proxy itself (HTTP_PROXY's address), so the 403 body is seen: which
  * of the proxy's checks refused (policy_denied or ssrf_denied). The process is node either way.
- * The first connection node opens waits for the proxy's trust-on-first-use hash of the 127 MB node
- * binary (~25 s under TCG), so no client-side timeout here.
+ * (The proxy hashes a binary for trust-on-first-use in the background: node's first connection is
+ * answered at once, though its 127 MB take ~25 s to hash under TCG.)
  */
 const nodeConnect = (host: string) =>
   `node -e 'const crlf = String.fromCharCode(13, 10); const s = require("net").connect(3128, "10.200.0.1", () => s.write(["CONNECT ${host}:443 HTTP/1.1", "Host: ${host}:443", "", ""].join(crlf))); s.on("data", (d) => process.stdout.write(d)); s.on("error", (e) => console.log("error:", e.message)); s.on("close", () => console.log("closed"))'`;
@@ -136,8 +136,8 @@ describe("example policies through the CLI", () => {
     expect(text).toMatch(
       /NET:REFUSE \[MEDIUM\] BLOCKED curl\(\d+\) -> registry\.npmjs\.org:443 \[policy:npm-registry reason:/,
     );
-    // The allowed connections name their rule in the log line's fields (the DNS failure's message
-    // does not): NET:OPEN with the internet, NET:FAIL "DNS resolution failed" here.
+    // The allowed connections name their rule in the log line and its fields: NET:OPEN with the
+    // internet, NET:FAIL "DNS resolution failed ... [policy:github-git]" here.
     const lines = (
       await user.run(["logs", "agent", "-n", "1000", "--source", "sandbox", "-o", "json"])
     ).stdout
@@ -151,8 +151,10 @@ describe("example policies through the CLI", () => {
         ).test(line.message),
       );
       expect(decided.length, `${binary} -> github.com in\n${text}`).toBeGreaterThan(0);
-      for (const line of decided)
+      for (const line of decided) {
+        expect(line.message).toContain("[policy:github-git");
         expect(line.fields).toMatchObject({ policy: "github-git", dst_host: "github.com" });
+      }
     }
     expect(text).toMatch(
       /NET:OPEN \[INFO\] ALLOWED node\(\d+\) -> registry\.npmjs\.org:443 \[policy:npm-registry|NET:REFUSE \[MEDIUM\] BLOCKED node\(\d+\) -> registry\.npmjs\.org:443 \[policy:npm-registry reason:ssrf: registry\.npmjs\.org resolves to internal address/,

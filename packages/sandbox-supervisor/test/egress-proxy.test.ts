@@ -20,6 +20,7 @@ const NAMES = {
   other: "other.test",
   metadata: "metadata.test",
   unlisted: "unlisted-ip.test",
+  unresolvable: "no-such-name.test",
 };
 
 describe.skipIf(!canCreateNamespaces)("egress proxy in a real namespace (curl and python3 as nobody)", () => {
@@ -44,6 +45,7 @@ network_policies:
         allowed_ips: ["${network.hostAddress}"]
       - { host: ${NAMES.metadata}, port: ${httpsPort}, allowed_ips: ["10.0.0.0/8"] }
       - { host: ${NAMES.unlisted}, port: ${httpsPort} }
+      - { host: ${NAMES.unresolvable}, port: ${httpsPort} }
     binaries:
 ${binaries.map((path) => `      - { path: ${path} }`).join("\n")}
 ${extra}`;
@@ -130,6 +132,18 @@ ${extra}`;
       (line) => String(line.msg).startsWith("NET:REFUSE") && line.dst_host === NAMES.other,
     );
     expect(event?.msg).toMatch(/curl\(\d+\) -> other\.test:\d+ \[policy:- reason:.*not in policy/);
+  });
+
+  it("an allowed host whose name does not resolve gets 502, logged with the rule that allowed it", async () => {
+    const failed = await curl(`https://${NAMES.unresolvable}:${httpsPort}/`);
+    expect(failed.code).toBe(56);
+    expect(failed.stderr).toMatch(/502/);
+    const event = lines.find(
+      (line) => String(line.msg).startsWith("NET:FAIL") && line.dst_host === NAMES.unresolvable,
+    );
+    expect(event?.msg).toMatch(
+      /curl\(\d+\) -> no-such-name\.test:\d+: DNS resolution failed: ENOTFOUND no-such-name\.test \[policy:host-api\]$/,
+    );
   });
 
   it("denies a binary the policy does not name while curl is allowed, and a policy change applies to the next connection", async () => {

@@ -1,8 +1,9 @@
 import { lookup } from "node:dns/promises";
 import { createConnection, createServer, isIP, type Server, type Socket } from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
+import { BinaryTrustCache } from "./binary-trust.js";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
-import { BinaryTrustCache, type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
+import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 const MAX_REQUEST_HEAD_BYTES = 8192;
@@ -181,7 +182,7 @@ export class EgressProxy {
         class: "NET",
         activity: "FAIL",
         severity: "LOW",
-        message: `${identity.label} -> ${hostPort}: DNS resolution failed: ${(error as Error).message}`,
+        message: `${identity.label} -> ${hostPort}: DNS resolution failed: ${(error as Error).message} [policy:${decision.policyName}]`,
         fields: netFields(target, identity, decision.policyName, "dns", what),
       });
       respond(client, 502, "Bad Gateway", `cannot resolve ${target.host}\n`);

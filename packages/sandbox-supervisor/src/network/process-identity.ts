@@ -1,6 +1,4 @@
-import { createHash } from "node:crypto";
-import { createReadStream, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { stat } from "node:fs/promises";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** Who opened a connection to the proxy (§3.8 identity resolution). */
 export interface ProcessIdentity {
@@ -228,52 +226,4 @@ function readText(path: string): string {
   } catch {
     return "";
   }
-}
-
-/**
- * Trust on first use of binaries (§3.8): the first SHA-256 seen for a path is kept; a later
- * different hash means the binary was replaced under the same name and its connections are denied.
- * The hash is recomputed only when the file's device, inode, size or mtime change.
- */
-export class BinaryTrustCache {
-  private readonly trusted = new Map<string, { hash: string; key: string }>();
-
-  /** `undefined`: trusted; otherwise why not. */
-  async check(pid: number, path: string, procRoot = "/proc"): Promise<string | undefined> {
-    const exe = `${procRoot}/${pid}/exe`;
-    let key: string;
-    try {
-      const info = await stat(exe);
-      key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
-    } catch (error) {
-      return `cannot read the binary of pid ${pid}: ${(error as Error).message}`;
-    }
-    const known = this.trusted.get(path);
-    if (known?.key === key) return undefined;
-    let hash: string;
-    try {
-      hash = await sha256File(exe);
-    } catch (error) {
-      return `cannot hash ${path}: ${(error as Error).message}`;
-    }
-    if (!known) {
-      this.trusted.set(path, { hash, key });
-      return undefined;
-    }
-    if (known.hash === hash) {
-      this.trusted.set(path, { hash, key });
-      return undefined;
-    }
-    return `binary '${path}' changed since first use (sha256 ${known.hash.slice(0, 12)} -> ${hash.slice(0, 12)})`;
-  }
-}
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (chunk) => hash.update(chunk))
-      .on("error", reject)
-      .on("end", () => resolve(hash.digest("hex")));
-  });
 }
