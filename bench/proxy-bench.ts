@@ -2,26 +2,31 @@
 // (the supervisor's SandboxNetwork: veth, nftables, bypass monitor) and the supervisor's
 // EgressProxy on its host side, wired the way the supervisor's host tests wire them, with an L4
 // policy that allows curl and python3 to an HTTP and an HTTPS server this bench runs (in a child
-// process) on the host. Clients run inside the namespace as nobody (`ip netns exec … setpriv`).
+// process) on the host, and an L7 rule (`protocol: rest`, GET allowed: TLS terminated with the
+// sandbox CA, every request checked) for a second HTTPS port of the same server. Clients run inside
+// the namespace as nobody (`ip netns exec … setpriv`).
 // Baseline in the same run: the same curl, as nobody, in a second namespace with a plain veth route
 // to the same servers (no proxy, no nftables).
-//  1. bulk download of N MiB: HTTPS through CONNECT and plain HTTP through the forward path, each
-//     against the same download direct (goal >= 0.8 of direct);
+//  1. bulk download of N MiB: HTTPS through CONNECT (L4 and L7) and plain HTTP through the forward
+//     path, each against the same download direct (goals >= 0.8 of direct for L4, >= 0.5 for L7);
 //  2. added latency per small request (p50/p99): keep-alive (one curl, many URLs: the CONNECT tunnel
-//     is reused) and a new connection per request (HTTPS and plain HTTP), each vs direct
-//     (goal: p50 < 2 ms added);
-//  3. proxy RSS with 100 idle CONNECT tunnels open vs the proxy idle (measured first, before the
-//     bulk downloads grow the heap; printed last).
-// L7 (TLS termination) is not built yet: its figure is printed as pending.
+//     is reused; with L7 every request is checked) and a new connection per request (HTTPS L4 and
+//     L7, plain HTTP), each vs direct (goal: p50 < 2 ms added);
+//  3. proxy RSS with 100 idle CONNECT tunnels open, then 100 L7 connections (TLS terminated, one
+//     request done on each) vs the proxy idle (measured first, before the bulk downloads grow the
+//     heap; printed last).
 // Usage: bash bench/run.sh proxy-bench.ts [--mib 256] [--runs 5] [--requests 600] [--rounds 3] [--tunnels 100]
+//   [--netns-ehash N]  (the sandbox namespace gets a TCP hash table of N buckets of its own)
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { parsePolicyYaml } from "@openshell/policy";
 import { EgressProxy } from "@openshell/sandbox-supervisor/network/egress-proxy";
+import { createL7Stage } from "@openshell/sandbox-supervisor/network/l7-stage";
 import { createNetworkDecisions } from "@openshell/sandbox-supervisor/network/network-decisions";
+import { SandboxCa } from "@openshell/sandbox-supervisor/network/sandbox-ca";
 import { captureLogger, createTestNetwork } from "@openshell/sandbox-supervisor/test/network-harness";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { rssMiB } from "./proc-stats.js";
@@ -36,6 +41,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "600" },
     rounds: { type: "string", default: "3" },
     tunnels: { type: "string", default: "100" },
+    "netns-ehash": { type: "string" },
   },
 });
 const MIB = Number(values.mib);
@@ -43,6 +49,9 @@ const RUNS = Number(values.runs);
 const REQUESTS = Number(values.requests);
 const ROUNDS = Number(values.rounds);
 const TUNNELS = Number(values.tunnels);
+/** Gives the sandbox namespace a TCP hash table of its own of this size (see below); unset: shared. */
+const NETNS_EHASH = values["netns-ehash"] === undefined ? undefined : Number(values["netns-ehash"]);
+const CHILD_EHASH_SYSCTL = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
 
 /** In the test PKI's server certificate; the proxy resolves it to the namespace's host address. */
 const HOST = "host.openshell.internal";
@@ -75,7 +84,9 @@ const tls = { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
     await new Promise((ok) => s.listen(httpsPort, address, ok));
     httpsPort = s.address().port;
   }
-  process.stdout.write(JSON.stringify({ httpPort, httpsPort }) + "\\n");
+  const l7 = https.createServer(tls, answer);
+  await new Promise((ok) => l7.listen(0, addresses[0], ok));
+  process.stdout.write(JSON.stringify({ httpPort, httpsPort, l7Port: l7.address().port }) + "\\n");
 })();
 `;
 
@@ -177,7 +188,7 @@ async function main() {
   let forwarder: ReturnType<typeof spawn> | undefined;
   try {
     console.log(
-      `# proxy-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs, ${REQUESTS} requests x ${ROUNDS} rounds, ${TUNNELS} tunnels  (${new Date().toISOString()}, load ${(
+      `# proxy-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs, ${REQUESTS} requests x ${ROUNDS} rounds, ${TUNNELS} tunnels${NETNS_EHASH === undefined ? "" : `, namespace TCP hash ${NETNS_EHASH}`}  (${new Date().toISOString()}, load ${(
         await import("node:os")
       )
         .loadavg()
@@ -187,7 +198,23 @@ async function main() {
     const pki = await makeTestPki(pkiDir);
     chmodSync(pkiDir, 0o755); // curl runs as nobody
     chmodSync(pki.ca, 0o644);
-    network = await createTestNetwork(logger);
+    // The sandbox CA, as the supervisor makes it at start; its files in the bench's own directory.
+    const ca = await SandboxCa.create();
+    const tlsDir = join(pkiDir, "openshell-tls");
+    await ca.writeFiles(tlsDir);
+    const sandboxCaFile = join(tlsDir, "openshell-ca.pem");
+    // Process identity reads the namespace's /proc/<pid>/net/tcp once per connection; the kernel
+    // walks every bucket of the namespace's TCP hash table for it, which by default is the host's
+    // (262144 buckets here: ~5-13 ms a read). `--netns-ehash N` sets net.ipv4.tcp_child_ehash_entries
+    // (kernel >= 6.1, read when a namespace is created) to N for the sandbox namespace's creation
+    // only, then puts the host's value back: what the supervisor would get by setting it.
+    const previousEhash = NETNS_EHASH === undefined ? undefined : readFileSync(CHILD_EHASH_SYSCTL, "utf8");
+    try {
+      if (NETNS_EHASH !== undefined) writeFileSync(CHILD_EHASH_SYSCTL, `${NETNS_EHASH}\n`);
+      network = await createTestNetwork(logger, 3128, tlsDir);
+    } finally {
+      if (previousEhash !== undefined) writeFileSync(CHILD_EHASH_SYSCTL, previousEhash);
+    }
     direct.create();
     const sandbox = network;
     servers = spawn(
@@ -195,12 +222,14 @@ async function main() {
       ["-e", SERVER_SCRIPT, pki.serverCert, pki.serverKey, sandbox.hostAddress, direct.hostAddress],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
-    const { httpPort, httpsPort } = await new Promise<{ httpPort: number; httpsPort: number }>(
-      (ready, reject) => {
-        servers?.stdout?.once("data", (d: Buffer) => ready(JSON.parse(String(d))));
-        servers?.once("exit", (code) => reject(new Error(`servers exited ${code}`)));
-      },
-    );
+    const { httpPort, httpsPort, l7Port } = await new Promise<{
+      httpPort: number;
+      httpsPort: number;
+      l7Port: number;
+    }>((ready, reject) => {
+      servers?.stdout?.once("data", (d: Buffer) => ready(JSON.parse(String(d))));
+      servers?.once("exit", (code) => reject(new Error(`servers exited ${code}`)));
+    });
     forwarder = spawn(
       process.execPath,
       ["-e", FORWARDER_SCRIPT, direct.hostAddress, sandbox.hostAddress, String(httpPort), String(httpsPort)],
@@ -219,6 +248,13 @@ network_policies:
       - host: ${HOST}
         ports: [${httpPort}, ${httpsPort}]
         allowed_ips: ["${sandbox.hostAddress}"]
+      - host: ${HOST}
+        port: ${l7Port}
+        protocol: rest
+        enforcement: enforce
+        allowed_ips: ["${sandbox.hostAddress}"]
+        rules:
+          - allow: { method: GET, path: "/**" }
     binaries:
       - { path: /usr/bin/curl }
       - { path: /usr/bin/python3* }
@@ -234,6 +270,8 @@ network_policies:
         if (host === HOST) return [sandbox.hostAddress];
         throw new Error(`ENOTFOUND ${host}`);
       },
+      // The supervisor's stage: L4 endpoints get the raw relay, `protocol: rest` ones TLS/L7.
+      tunnelStage: createL7Stage({ logger, ca, upstreamCa: [readFileSync(pki.ca, "utf8")] }),
     });
     const idleRssAtStart = rssMiB(process.pid);
 
@@ -248,9 +286,15 @@ network_policies:
       "--connect-to",
       `${HOST}:${port}:${direct.hostAddress}:${forwarded[port]}`,
     ]);
-    const curl = (through: "proxy" | "direct" | "forwarder", args: string[]) =>
-      through === "proxy"
-        ? asNobody(sandbox.name, ["curl", "-sS", "--cacert", pki.ca, ...args], proxyEnv)
+    type Through = "proxy" | "l7" | "direct" | "forwarder";
+    const curl = (through: Through, args: string[]) =>
+      through === "proxy" || through === "l7"
+        ? asNobody(
+            sandbox.name,
+            // L7: the client sees the proxy's leaf, signed by the sandbox CA.
+            ["curl", "-sS", "--cacert", through === "l7" ? sandboxCaFile : pki.ca, ...args],
+            proxyEnv,
+          )
         : asNobody(
             direct.name,
             [
@@ -265,13 +309,14 @@ network_policies:
             ],
             {},
           );
-    const url = (scheme: "http" | "https", path: string) =>
-      `${scheme}://${HOST}:${scheme === "http" ? httpPort : httpsPort}${path}`;
+    const url = (scheme: "http" | "https", path: string, through?: Through) =>
+      `${scheme}://${HOST}:${scheme === "http" ? httpPort : through === "l7" ? l7Port : httpsPort}${path}`;
 
-    // Warm-up: every path once (the first CONNECT hashes curl's binary for trust-on-first-use).
-    for (const through of ["proxy", "direct", "forwarder"] as const) {
-      for (const scheme of ["http", "https"] as const) {
-        const body = await curl(through, [url(scheme, "/small")]);
+    // Warm-up: every path once (the first CONNECT hashes curl's binary for trust-on-first-use, the
+    // first L7 connection makes the leaf and OpenSSL's first server context).
+    for (const through of ["proxy", "l7", "direct", "forwarder"] as const) {
+      for (const scheme of through === "l7" ? (["https"] as const) : (["http", "https"] as const)) {
+        const body = await curl(through, [url(scheme, "/small", through)]);
         if (body !== "ok\n")
           throw new Error(`${through} ${scheme}: unexpected answer ${JSON.stringify(body)}`);
       }
@@ -281,46 +326,66 @@ network_policies:
     await new Promise((r) => setTimeout(r, 2000));
     const idleRss = rssMiB(process.pid);
     const idleHeap = process.memoryUsage().heapUsed / 1048576;
-    const holder = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        sandbox.name,
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-        "python3",
-        "-c",
-        `import socket, sys
+    /** Opens `TUNNELS` connections through the proxy from python3 in the namespace; RSS and heap with them open. */
+    const holdConnections = async (l7: boolean) => {
+      const holder = spawn(
+        "ip",
+        [
+          "netns",
+          "exec",
+          sandbox.name,
+          "setpriv",
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "--",
+          "python3",
+          "-c",
+          `import socket, ssl, sys
+port = ${l7 ? l7Port : httpsPort}
+context = ssl.create_default_context(cafile="${sandboxCaFile}")
 socks = []
 for i in range(${TUNNELS}):
     s = socket.create_connection(("${sandbox.hostAddress}", ${sandbox.proxyPort}))
-    s.sendall(b"CONNECT ${HOST}:${httpsPort} HTTP/1.1\\r\\nHost: ${HOST}:${httpsPort}\\r\\n\\r\\n")
+    s.sendall(b"CONNECT ${HOST}:%d HTTP/1.1\\r\\nHost: ${HOST}:%d\\r\\n\\r\\n" % (port, port))
     answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 200"), answer
+    if ${l7 ? "True" : "False"}:
+        s = context.wrap_socket(s, server_hostname="${HOST}")
+        s.sendall(b"GET /small HTTP/1.1\\r\\nHost: ${HOST}\\r\\n\\r\\n")
+        answer = b""
+        while not answer.endswith(b"ok\\n"):
+            answer += s.recv(4096)
     socks.append(s)
 print("open", len(socks), flush=True)
 sys.stdin.read()`,
-      ],
-      { env: { PATH: TOOL_PATH, HOME: "/tmp" }, stdio: ["pipe", "pipe", "inherit"] },
-    );
-    await new Promise<void>((ready, reject) => {
-      holder.stdout?.once("data", (d: Buffer) =>
-        String(d).startsWith("open") ? ready() : reject(new Error(String(d))),
+        ],
+        { env: { PATH: TOOL_PATH, HOME: "/tmp" }, stdio: ["pipe", "pipe", "inherit"] },
       );
-      holder.once("exit", (code) => reject(new Error(`tunnel holder exited ${code}`)));
-    });
-    await new Promise((r) => setTimeout(r, 2000));
-    const tunnelsRss = rssMiB(process.pid);
-    const tunnelsHeap = process.memoryUsage().heapUsed / 1048576;
-    holder.stdin?.end();
-    await new Promise((r) => holder.once("exit", r));
+      try {
+        await new Promise<void>((ready, reject) => {
+          holder.stdout?.once("data", (d: Buffer) =>
+            String(d).startsWith("open") ? ready() : reject(new Error(String(d))),
+          );
+          holder.once("exit", (code) => reject(new Error(`connection holder exited ${code}`)));
+        });
+        await new Promise((r) => setTimeout(r, 2000));
+        return { rss: rssMiB(process.pid), heap: process.memoryUsage().heapUsed / 1048576 };
+      } finally {
+        const exited = new Promise((r) => holder.once("exit", r));
+        holder.stdin?.end();
+        if (holder.exitCode === null) await exited;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    };
+    const tunnels = await holdConnections(false);
+    const tunnelsRss = tunnels.rss;
+    const tunnelsHeap = tunnels.heap;
+    const l7Connections = await holdConnections(true);
     const rssReport = [
       `  idle (after one request of each kind)  : ${idleRss.toFixed(1)} MiB RSS, JS heap used ${idleHeap.toFixed(1)} MiB`,
       `  ${TUNNELS} idle CONNECT tunnels open          : ${tunnelsRss.toFixed(1)} MiB RSS (+${(tunnelsRss - idleRss).toFixed(1)} MiB, ${(((tunnelsRss - idleRss) * 1024) / TUNNELS).toFixed(0)} KiB per tunnel), JS heap used ${tunnelsHeap.toFixed(1)} MiB (+${(((tunnelsHeap - idleHeap) * 1024) / TUNNELS).toFixed(0)} KiB per tunnel)`,
+      `  ${TUNNELS} L7 connections open (TLS, 1 GET) : ${l7Connections.rss.toFixed(1)} MiB RSS (+${(l7Connections.rss - idleRss).toFixed(1)} MiB, ${(((l7Connections.rss - idleRss) * 1024) / TUNNELS).toFixed(0)} KiB per connection), JS heap used ${l7Connections.heap.toFixed(1)} MiB (+${(((l7Connections.heap - idleHeap) * 1024) / TUNNELS).toFixed(0)} KiB per connection)`,
     ];
     lines.length = 0;
 
@@ -331,13 +396,17 @@ sys.stdin.read()`,
     };
     for (let run = 0; run < RUNS; run++) {
       for (const scheme of ["https", "http"] as const) {
-        for (const through of ["direct", "proxy", "forwarder"] as const) {
+        const paths =
+          scheme === "https"
+            ? (["direct", "proxy", "l7", "forwarder"] as const)
+            : (["direct", "proxy", "forwarder"] as const);
+        for (const through of paths) {
           const out = await curl(through, [
             "-o",
             "/dev/null",
             "-w",
             "%{size_download} %{time_total}",
-            url(scheme, `/bulk/${MIB}`),
+            url(scheme, `/bulk/${MIB}`, through),
           ]);
           const [size, seconds] = out.trim().split(" ").map(Number);
           if (size !== MIB * 1048576) throw new Error(`${through} ${scheme}: ${size} bytes`);
@@ -356,26 +425,31 @@ sys.stdin.read()`,
       console.log(
         `  ${scheme.padEnd(5)} ${how.padEnd(28)}: ${fmtRate(p)}  ratio ${(median(p) / median(d)).toFixed(2)}`,
       );
+      if (scheme === "https") {
+        const l = bulk["https l7"] ?? [];
+        console.log(
+          `  https L7 (TLS terminated, rest rule): ${fmtRate(l)}  ratio ${(median(l) / median(d)).toFixed(2)}`,
+        );
+      }
       console.log(
         `  ${scheme.padEnd(5)} plain Node forwarder (ceiling): ${fmtRate(f)}  ratio ${(median(f) / median(d)).toFixed(2)}`,
       );
     }
-    console.log("  https L7 (TLS termination)         : pending (not built yet)");
 
     // 2. Latency per small request.
     const variants = [
-      { key: "https keep-alive", scheme: "https", close: false },
-      { key: "https new connection", scheme: "https", close: true },
-      { key: "http new connection", scheme: "http", close: true },
+      { key: "https keep-alive", scheme: "https", close: false, paths: ["direct", "proxy", "l7"] },
+      { key: "https new connection", scheme: "https", close: true, paths: ["direct", "proxy", "l7"] },
+      { key: "http new connection", scheme: "http", close: true, paths: ["direct", "proxy"] },
     ] as const;
     const latency: Record<string, number[]> = {};
     const perRound = Math.ceil(REQUESTS / ROUNDS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const variant of variants) {
-        for (const through of ["direct", "proxy"] as const) {
+        for (const through of variant.paths) {
           const args = ["-w", "\\nT %{time_total} %{num_connects}\\n"];
           if (variant.close) args.push("-H", "Connection: close");
-          for (let i = 0; i < perRound; i++) args.push(url(variant.scheme, "/small"));
+          for (let i = 0; i < perRound; i++) args.push(url(variant.scheme, "/small", through));
           const out = await curl(through, args);
           const samples = out
             .split("\n")
@@ -399,11 +473,13 @@ sys.stdin.read()`,
     console.log("\n2. small request (3-byte body), curl's time_total per transfer");
     for (const variant of variants) {
       const d = latency[`${variant.key} direct`] ?? [];
-      const p = latency[`${variant.key} proxy`] ?? [];
       console.log(`  ${variant.key.padEnd(21)} direct : ${fmtLatency(d)}`);
-      console.log(
-        `  ${variant.key.padEnd(21)} proxy  : ${fmtLatency(p)}  added p50 ${(median(p) - median(d)).toFixed(2)} ms, p99 ${(quantile(p, 0.99) - quantile(d, 0.99)).toFixed(2)} ms`,
-      );
+      for (const through of variant.paths.slice(1)) {
+        const p = latency[`${variant.key} ${through}`] ?? [];
+        console.log(
+          `  ${variant.key.padEnd(21)} ${through === "l7" ? "L7   " : "proxy"}  : ${fmtLatency(p)}  added p50 ${(median(p) - median(d)).toFixed(2)} ms, p99 ${(quantile(p, 0.99) - quantile(d, 0.99)).toFixed(2)} ms`,
+        );
+      }
     }
 
     console.log(
@@ -423,8 +499,15 @@ sys.stdin.read()`,
         latencyP99: Object.fromEntries(
           Object.entries(latency).map(([k, v]) => [k, Number(quantile(v, 0.99).toFixed(3))]),
         ),
-        rss: { start: idleRssAtStart, idle: idleRss, tunnels: tunnelsRss, idleHeap, tunnelsHeap },
-        l7: "pending",
+        rss: {
+          start: idleRssAtStart,
+          idle: idleRss,
+          tunnels: tunnelsRss,
+          l7Connections: l7Connections.rss,
+          idleHeap,
+          tunnelsHeap,
+          l7ConnectionsHeap: l7Connections.heap,
+        },
       })}`,
     );
   } finally {

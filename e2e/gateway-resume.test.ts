@@ -7,7 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OpenShell } from "@openshell/proto";
 import { CLI, CliSandboxUser } from "@openshell/testing/cli-harness";
 import { freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
-import { sshOptionsVia } from "@openshell/testing/sandbox-harness";
+import { describeNotReady, sshOptionsVia } from "@openshell/testing/sandbox-harness";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 
@@ -56,12 +56,19 @@ describe("local gateway resume", { timeout: 300_000 }, () => {
     const result = await cli(["sandbox", "get", name, "-o", "json"]);
     return result.code === 0 ? JSON.parse(result.stdout) : undefined;
   };
+  /** Waits for READY; on timeout the error says why not (conditions, events, VM console, gateway log). */
   const waitReady = (name: string) =>
     waitFor(
       async () => (await sandboxJson(name))?.phase === "SANDBOX_PHASE_READY",
       READY_TIMEOUT_MS,
-      () => `sandbox ${name} did not come back READY`,
-    );
+      `sandbox ${name} did not come back READY within ${READY_TIMEOUT_MS / 1000} s`,
+    ).catch(async (error: Error) => {
+      const why = await describeNotReady(grpc(), name, {
+        vmStateDir: join(user.gatewayStateDir(), "vm"),
+        gatewayLog: () => user.gatewayLog(),
+      });
+      throw new Error(`${error.message}\n${why}`);
+    });
   const qemuPidOf = (sandboxId: string) => pidsOf(/^qemu-system/, sandboxId);
   const driverPids = () => pidsOf(/openshell-driver-vm/, user.root);
   const grpc = () => {

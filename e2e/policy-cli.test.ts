@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { ensureSandboxProcessIdentity, parsePolicyYaml, policyToYaml } from "@openshell/policy";
+import { EVERY_FIELD_POLICY_YAML, EXAMPLE_POLICY_YAML } from "@openshell/policy/test-fixtures";
 import { PolicyStatus, SandboxPhase, sandboxv1 } from "@openshell/proto";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import {
@@ -21,122 +22,11 @@ import {
 } from "@openshell/testing/sandbox-harness";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
-/** Upstream's complete example policy (spec §4.4). */
-const UPSTREAM_EXAMPLE = `version: 1
-filesystem_policy:
-  include_workdir: true
-  read_only: [/usr, /lib, /proc, /dev/urandom, /app, /etc, /var/log]
-  read_write: [/sandbox, /tmp, /dev/null]
-landlock:
-  compatibility: best_effort
-process:
-  run_as_user: sandbox
-  run_as_group: sandbox
-network_policies:
-  claude_code:
-    name: claude_code
-    endpoints:
-      - { host: api.anthropic.com, port: 443 }
-      - { host: statsig.anthropic.com, port: 443 }
-    binaries:
-      - { path: /usr/local/bin/claude }
-      - { path: /usr/bin/node }
-  github_api:
-    name: github-api-readonly
-    endpoints:
-      - host: api.github.com
-        port: 443
-        protocol: rest
-        enforcement: enforce
-        access: read-only
-        deny_rules:
-          - { method: GET, path: "/repos/*/secrets/**" }
-    binaries:
-      - { path: /usr/bin/curl }
-      - { path: /usr/bin/gh }
-  github_git:
-    name: github-ssh-over-https
-    endpoints:
-      - host: github.com
-        port: 443
-        protocol: rest
-        enforcement: enforce
-        rules:
-          - allow: { method: GET,  path: "/**/info/refs*" }
-          - allow: { method: POST, path: "/**/git-upload-pack" }
-          - allow: { method: GET, path: "/search", query: { q: "repo:*", page: { any: ["1", "2"] } } }
-    binaries:
-      - { path: /usr/bin/git }
-  internal_db:
-    name: internal
-    endpoints:
-      - host: db.internal.corp
-        ports: [5432, 5433]
-        allowed_ips: ["10.0.5.0/24"]
-    binaries:
-      - { path: "/usr/bin/*" }
-  wildcard_cdn:
-    name: cdn
-    endpoints:
-      - { host: "*.cdn.example.com", port: 443, tls: skip }
-    binaries:
-      - { path: "/home/*/.local/bin/**" }
-`;
-
-/** Every field of the schema set at least once (the static part equals EVERY_FIELD_BASE's). */
-const EVERY_FIELD = `version: 7
-filesystem_policy:
-  include_workdir: false
-  read_only: [/usr, /lib]
-  read_write: [/sandbox]
-landlock:
-  compatibility: hard_requirement
-process:
-  run_as_user: sandbox
-  run_as_group: sandbox
-network_policies:
-  zeta:
-    name: last-rule
-    endpoints:
-      - host: api.example.com
-        port: 8443
-        protocol: rest
-        tls: skip
-        enforcement: audit
-        rules:
-          - allow:
-              method: GET
-              path: /v1/**
-              command: ""
-              query:
-                tag: { any: ["a-*", "b-*"] }
-                slug: "x-*"
-        deny_rules:
-          - method: DELETE
-            path: /v1/admin/**
-            query:
-              force: "true"
-        allowed_ips: ["10.0.0.0/24", 10.0.1.5]
-        allow_encoded_slash: true
-      - host: db.example.com
-        ports: [5432, 5433]
-        protocol: sql
-        enforcement: audit
-        access: full
-        deny_rules:
-          - { command: DROP }
-    binaries:
-      - { path: /usr/bin/psql, harness: true }
-  alpha:
-    endpoints:
-      - { host: "**.cdn.example.com", port: 443, access: read-write, protocol: rest }
-`;
-
 /** Anything a terminal would act on (tab and line feed aside). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: what this test looks for
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
-/** The static part of EVERY_FIELD: what its sandbox is created with. */
+/** The static part of EVERY_FIELD_POLICY_YAML: what its sandbox is created with. */
 const EVERY_FIELD_BASE = `version: 1
 filesystem_policy:
   include_workdir: false
@@ -268,8 +158,8 @@ describe("openshell policy and settings", () => {
 
   it("upstream's example and a policy with every field round-trip through policy set --wait / policy get --full", async () => {
     for (const [name, yaml] of [
-      ["example", UPSTREAM_EXAMPLE],
-      ["every", EVERY_FIELD],
+      ["example", EXAMPLE_POLICY_YAML],
+      ["every", EVERY_FIELD_POLICY_YAML],
     ] as const) {
       const set = await cli(["policy", "set", name, "--policy", file(`${name}.yaml`, yaml), "--wait"]);
       expect(set.code, set.stderr).toBe(0);

@@ -198,6 +198,8 @@ describe("VM sandboxes (QEMU microVM)", () => {
           "call('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))",
           "call('netlink-socket', libc.socket(16, 3, 0))",
           "call('packet-socket', libc.socket(17, 3, 0))",
+          // AF_INET SOCK_RAW ICMP: EPERM without CAP_NET_RAW (seccomp lets AF_INET through).
+          "call('raw-socket', libc.socket(2, 3, 1))",
         ].join("\n"),
       ).toString("base64")}'))"`,
       "unshare -U true 2>&1 | tail -1",
@@ -216,6 +218,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
       "mount EPERM",
       "netlink-socket EPERM",
       "packet-socket EPERM",
+      "raw-socket EPERM",
       "unshare: unshare failed: Operation not permitted",
     ];
     const execConfined = await collectExec(gw, sandboxId, ["bash", "-c", confinementProbe]);

@@ -11,4 +11,5 @@ export * from "./quantity.js";
 export * from "./relay-frame-codec.js";
 export * from "./serial-lock.js";
 export * from "./service-errors.js";
+export * from "./supervisor-exit.js";
 export * from "./version.js";

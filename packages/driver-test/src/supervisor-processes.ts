@@ -83,6 +83,9 @@ export class SupervisorProcesses {
         OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
         OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || "debug",
         OPENSHELL_TEST_ONLY_NO_ISOLATION: "1",
+        // A workload that runs until the sandbox stops (as upstream's Kubernetes driver sets it);
+        // a test's `-- COMMAND` in OPENSHELL_TEST_DRIVER_SUPERVISOR_ARGS replaces it.
+        OPENSHELL_SANDBOX_COMMAND: "sleep infinity",
         // ocsf_json_enabled writes beside the supervisor's log, not to the host's /var/log.
         OPENSHELL_OCSF_LOG_DIR: join(this.dir, `${sandbox.id}.ocsf`),
         ...passThrough(process.env, [

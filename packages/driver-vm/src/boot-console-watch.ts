@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { SUPERVISOR_EXIT } from "@openshell/core";
 
 /** What a booting VM's console says: the guest init's milestones and the supervisor's gateway link. */
 export type BootNews =
@@ -69,13 +70,16 @@ export function parseBootLine(line: string): BootNews | undefined {
   const init = /^OPENSHELL-VM-INIT (ready uptime=([\d.]+)|workspace seeded)/.exec(line);
   if (init) return init[2] ? { kind: "guest-ready", uptimeS: Number(init[2]) } : { kind: "workspace-seeded" };
   if (!line.startsWith("{")) return undefined;
-  let record: { name?: string; msg?: string };
+  let record: { name?: string; msg?: string; ocsf?: unknown; workload_stream?: unknown };
   try {
     record = JSON.parse(line);
   } catch {
     return undefined;
   }
   if (record.name !== "openshell-sandbox" || typeof record.msg !== "string") return undefined;
+  // Only the supervisor's own events: its workload's output lines (`workload_stream`) are logged
+  // with the supervisor's name and could say anything.
+  if (typeof record.ocsf !== "object" || record.workload_stream !== undefined) return undefined;
   if (record.msg.includes("openshell-sandbox starting")) return { kind: "supervisor-started" };
   if (record.msg.includes("supervisor session established")) return { kind: "connected" };
   // The start-up policy sync (before the session) and the session itself report the same way.
@@ -86,7 +90,7 @@ export function parseBootLine(line: string): BootNews | undefined {
   return failed ? { kind: "unreachable", detail: failed[1] ?? "" } : undefined;
 }
 
-/** How much of the console's end `supervisorFatalAtStart` reads, and the longest reason it gives. */
+/** How much of the console's end the exit readers scan, and the longest reason they give. */
 const FATAL_SCAN_BYTES = 64 * 1024;
 const FATAL_MAX_CHARS = 600;
 
@@ -96,6 +100,50 @@ const FATAL_MAX_CHARS = 600;
  * when the last boot has none. Read from the file itself: the console tail cuts lines too short.
  */
 export function supervisorFatalAtStart(consoleLog: string): string | undefined {
+  return readLastBoot(consoleLog).fatal;
+}
+
+/** How the guest's last boot ended, as its console tells (see `guestExit`). */
+export type GuestExit =
+  /** The supervisor could not start and failed closed (exit SUPERVISOR_EXIT.failedClosed with a fatal line). */
+  | { kind: "failed-closed"; reason: string }
+  /** The supervisor's workload exited, and with it the supervisor. */
+  | { kind: "workload-exited"; detail: string }
+  /** Anything else: a crash (QEMU killed, kernel panic, the supervisor died some other way). */
+  | { kind: "other" };
+
+/**
+ * Tells a supervisor that failed closed (restarting cannot help: the sandbox goes to ERROR with its
+ * reason) and a workload that exited from a crash, by the last boot's console: the guest init's
+ * `supervisor exited status=N` line, the supervisor's `fatal` line and its workload's `PROC:TERMINATE`
+ * record (matched by its fields, which the workload's own output lines cannot set). Everything
+ * quoted from it is escaped and cut: the console is the guest's.
+ */
+export function guestExit(consoleLog: string): GuestExit {
+  const boot = readLastBoot(consoleLog);
+  if (boot.status === SUPERVISOR_EXIT.failedClosed && boot.fatal && !boot.workloadExit) {
+    return { kind: "failed-closed", reason: boot.fatal };
+  }
+  const end = boot.workloadExit;
+  if (!end) return { kind: "other" };
+  const detail = end.timedOut
+    ? `the sandbox's workload ran past its timeout and was killed (exit code ${SUPERVISOR_EXIT.workloadTimeout})`
+    : end.signal
+      ? `the sandbox's workload was killed by ${escapeGuestText(end.signal, 16)}`
+      : `the sandbox's workload exited with code ${end.code ?? "unknown"}`;
+  return { kind: "workload-exited", detail };
+}
+
+interface LastBoot {
+  /** The guest init's `supervisor exited status=N`. */
+  status: number | undefined;
+  /** The supervisor's last `fatal` line, escaped and cut. */
+  fatal: string | undefined;
+  workloadExit: { code: number | undefined; signal: string | undefined; timedOut: boolean } | undefined;
+}
+
+function readLastBoot(consoleLog: string): LastBoot {
+  const boot: LastBoot = { status: undefined, fatal: undefined, workloadExit: undefined };
   let text: string;
   try {
     const fd = openSync(consoleLog, "r");
@@ -109,24 +157,39 @@ export function supervisorFatalAtStart(consoleLog: string): string | undefined {
       closeSync(fd);
     }
   } catch {
-    return undefined;
+    return boot;
   }
   const lines = text.split("\n");
   const bootStart = lines.findLastIndex((line) => line.startsWith("OPENSHELL-VM-INIT ready"));
-  let reason: string | undefined;
   for (const line of lines.slice(bootStart + 1)) {
+    const exited = /^OPENSHELL-VM-INIT supervisor exited status=(\d{1,3}) /.exec(line);
+    if (exited) boot.status = Number(exited[1]);
     if (!line.startsWith("{")) continue;
+    let record: Record<string, unknown>;
     try {
-      const record = JSON.parse(line) as { name?: string; level?: string; msg?: unknown };
-      if (record.name === "openshell-sandbox" && record.level === "fatal" && typeof record.msg === "string") {
-        reason = record.msg;
-      }
+      record = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      // not a log record
+      continue; // not a log record
+    }
+    if (record.name !== "openshell-sandbox") continue;
+    if (record.level === "fatal" && typeof record.msg === "string") {
+      boot.fatal = escapeGuestText(record.msg, FATAL_MAX_CHARS);
+    }
+    const ocsf = record.ocsf as { class?: unknown; activity?: unknown } | undefined;
+    if (record.workload === true && ocsf?.class === "PROC" && ocsf.activity === "TERMINATE") {
+      boot.workloadExit = {
+        code: typeof record.exit_code === "number" ? record.exit_code : undefined,
+        signal: typeof record.signal === "string" ? record.signal : undefined,
+        timedOut: record.timed_out === true,
+      };
     }
   }
-  // The guest wrote it: control characters (terminal escapes, bidi overrides) shown as escapes.
-  return reason?.slice(0, FATAL_MAX_CHARS).replace(
+  return boot;
+}
+
+/** Guest text for a message: cut to `maxChars`, control characters (terminal escapes, bidi overrides) as escapes. */
+function escapeGuestText(text: string, maxChars: number): string {
+  return text.slice(0, maxChars).replace(
     // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
     /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u{${c.charCodeAt(0).toString(16)}}`,

@@ -14,7 +14,7 @@ import {
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
-import { BootConsoleWatch, supervisorFatalAtStart } from "./boot-console-watch.js";
+import { BootConsoleWatch, guestExit, supervisorFatalAtStart } from "./boot-console-watch.js";
 import { bootDeadlineMs } from "./boot-deadline.js";
 import {
   type CrashRestartLimits,
@@ -30,6 +30,13 @@ import type { VmRuntime } from "./vm-runtime.js";
 const run = promisify(execFile);
 
 const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
+/**
+ * The supervisor's workload in a VM: runs until the VM stops. Upstream's VM driver sets
+ * `tail -f /dev/null`, but tail opens /dev/null after Landlock, so under a policy whose filesystem
+ * paths leave /dev/null out (e.g. read_only [/usr], read_write [/sandbox, /tmp]) it exits at once and
+ * the VM restarts; `sleep infinity` needs nothing but its binary.
+ */
+const GUEST_WORKLOAD = "sleep infinity";
 const MONITOR_INTERVAL_MS = 500;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 // The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.
@@ -411,6 +418,7 @@ export class VmDriver {
       OPENSHELL_SANDBOX: sandbox.name,
       OPENSHELL_SUPERVISOR_TOKEN: sandbox.spec?.supervisorToken ?? "",
       OPENSHELL_SSH_SOCKET_PATH: GUEST_SSH_SOCKET,
+      OPENSHELL_SANDBOX_COMMAND: GUEST_WORKLOAD,
       OPENSHELL_LOG_LEVEL: sandbox.spec?.logLevel || this.options.logLevel,
       ...(sandbox.spec?.template?.environment ?? {}),
       ...(sandbox.spec?.environment ?? {}),
@@ -431,19 +439,47 @@ export class VmDriver {
   }
 
   /**
-   * A VM that should be running is gone (killed, OOM, QEMU or guest failure): boot it again from
-   * its disk after a growing delay, and give up (ProcessExited, an error) after too many crashes.
+   * A VM that should be running is gone. A supervisor that failed closed (the guest init reports its
+   * exit code SUPERVISOR_EXIT.failedClosed after its fatal line) would fail the same way again: the
+   * sandbox goes to ERROR at once with its reason and is not restarted. Otherwise (killed, OOM, QEMU
+   * or guest failure, and the sandbox's workload exiting, which ends its supervisor as a container's
+   * entrypoint ends the container) it boots again from its disk after a growing delay, and gives up
+   * (ProcessExited, an error) after too many of these in the crash window.
    */
   private crashed(record: VmRecord): void {
-    // A supervisor that stopped at start says why (e.g. it fails closed without confinement).
-    const fatal = supervisorFatalAtStart(record.instance.paths.consoleLog);
-    const cause = `${record.instance.exitCause()}${fatal ? `; the supervisor stopped: ${fatal}` : ""}`;
+    const { consoleLog } = record.instance.paths;
+    const exit = guestExit(consoleLog);
     const tail = record.instance.consoleTail(CONSOLE_TAIL_LINES);
+    if (exit.kind === "failed-closed") {
+      record.wanted = "stopped";
+      const message = `the sandbox supervisor failed closed, so the VM was not restarted: ${exit.reason}. Fix the cause, then start the sandbox again or delete it`;
+      this.options.logger.warn(
+        { sandbox_id: record.sandbox.id, reason: exit.reason },
+        "supervisor failed closed",
+      );
+      this.setReady(record, "False", "SupervisorFailedClosed", message);
+      this.events.platformEvent(
+        record.sandbox.id,
+        "Warning",
+        "SupervisorFailedClosed",
+        `${message}; console tail:\n${tail}`,
+      );
+      return;
+    }
+    // A supervisor that stopped at start says why.
+    const fatal = supervisorFatalAtStart(consoleLog);
+    const what =
+      exit.kind === "workload-exited"
+        ? exit.detail
+        : `VM exited unexpectedly (${record.instance.exitCause()}${fatal ? `; the supervisor stopped: ${fatal}` : ""})`;
     const decision = record.crashes.onCrash();
-    this.options.logger.warn({ sandbox_id: record.sandbox.id, cause, ...decision }, "VM exited unexpectedly");
+    this.options.logger.warn(
+      { sandbox_id: record.sandbox.id, cause: what, ...decision },
+      "VM exited unexpectedly",
+    );
     if (!decision.restart) {
       record.wanted = "stopped";
-      const message = `VM exited unexpectedly (${cause}), ${decision.crashes} times within ${decision.windowMs / 60_000} minutes; not restarting it again. Start it again or delete it`;
+      const message = `${what}, ${decision.crashes} times within ${decision.windowMs / 60_000} minutes; not restarting it again. Start it again or delete it`;
       this.setReady(record, "False", "ProcessExited", message);
       this.events.platformEvent(
         record.sandbox.id,
@@ -453,7 +489,7 @@ export class VmDriver {
       );
       return;
     }
-    const message = `VM exited unexpectedly (${cause}); restarting, attempt ${decision.attempt} of ${decision.of}`;
+    const message = `${what}; restarting, attempt ${decision.attempt} of ${decision.of}`;
     // Reason Starting: the sandbox is provisioning again, not in error, while it waits and boots.
     this.setReady(record, "False", "Starting", message);
     this.events.platformEvent(

@@ -15,8 +15,16 @@ import { dirname, join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
 import type { compute } from "@openshell/proto";
-import { rpcFailure } from "@openshell/testing/gateway-harness";
-import { pidsOf } from "@openshell/testing/process";
+import { SandboxPhase } from "@openshell/proto";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  rpcFailure,
+  startGateway,
+} from "@openshell/testing/gateway-harness";
+import { freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultRuntimeRoot } from "../src/vm-runtime.js";
 
@@ -267,6 +275,117 @@ describe("openshell-driver-vm process", () => {
     expect(reasons.slice(0, -1)).toEqual(["Booting", "WorkspaceSeeded", "GuestReady", "SupervisorStarted"]);
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 120_000);
+
+  it("a supervisor that fails closed puts the sandbox in ERROR at once with its reason, without restarting the VM", async () => {
+    const dir = stateDir();
+    const { client } = await startDriver(dir);
+    const id = "55555555-6666-7777-8888-999999999999";
+    const consoleLog = join(dir, "sandboxes", id, "console.log");
+    // No confinement launcher at that path: the supervisor fails closed at start (exit 78).
+    await client.createSandbox({
+      sandbox: {
+        id,
+        name: "fails-closed",
+        spec: {
+          supervisorToken: "oss1.test.token",
+          environment: { OPENSHELL_LAUNCHER: "/nonexistent/openshell-launch" },
+        },
+      },
+    });
+    const events = await collectEvents(
+      client,
+      (event) =>
+        event.payload.case === "platformEvent" &&
+        event.payload.value.sandboxId === id &&
+        ["SupervisorFailedClosed", "Restarting", "ProcessExited"].includes(
+          event.payload.value.event?.reason ?? "",
+        ),
+      120_000,
+    );
+    const reasons = events.flatMap((event) =>
+      event.payload.case === "platformEvent" && event.payload.value.sandboxId === id
+        ? [event.payload.value.event?.reason]
+        : [],
+    );
+    expect(reasons.at(-1), readFileSync(consoleLog, "utf8").slice(-4000)).toBe("SupervisorFailedClosed");
+    const ready = (await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions.find(
+      (c) => c.type === "Ready",
+    );
+    expect(ready).toMatchObject({ status: "False", reason: "SupervisorFailedClosed" });
+    expect(ready?.message).toMatch(
+      /^the sandbox supervisor failed closed, so the VM was not restarted: platform sandbox unavailable and the sandbox requires confinement: the confinement launcher \/nonexistent\/openshell-launch is not executable \(ENOENT\)/,
+    );
+    expect(readFileSync(consoleLog, "utf8")).toContain("OPENSHELL-VM-INIT supervisor exited status=78");
+    // Longer than the first restart's delay: no second boot.
+    await sleep(3_000);
+    expect(qemuPidsUnder(dir)).toEqual([]);
+    expect(readFileSync(consoleLog, "utf8").split("OPENSHELL-VM-INIT ready").length - 1).toBe(1);
+    expect((await client.getSandbox({ sandboxId: id })).sandbox?.status?.conditions[0]?.reason).toBe(
+      "SupervisorFailedClosed",
+    );
+    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 180_000);
+
+  it("the supervisor's workload (sleep infinity) runs confined in the VM: sandbox user, no capabilities, the sandbox netns", async () => {
+    const gwState = makeStateDir();
+    const port = await freePort();
+    let gw: RunningGateway | undefined;
+    try {
+      gw = await startGateway({
+        stateDir: gwState,
+        port,
+        driver: { name: "vm", dir: dirname(DRIVER) },
+        extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", "512"],
+        startTimeoutMs: 30_000,
+      });
+      const id = (await gw.grpc.createSandbox({ name: "workload-box", spec: {} })).sandbox?.id ?? "";
+      await waitForPhase(gw, "workload-box", SandboxPhase.READY, 180_000, {
+        vmStateDir: join(gwState, "drv"),
+      });
+      // From an exec (itself confined, in the sandbox netns): the workload's process, found by its
+      // command line; its status; the interfaces of its network namespace.
+      const script = [
+        "for p in /proc/[0-9]*; do",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script; ${…} is the shell's
+        '  case "$(tr "\\0" " " < $p/cmdline 2>/dev/null)" in "sleep infinity ") pid=${p#/proc/} ;; esac;',
+        "done;",
+        "grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status | tr -s '\\t' ' ';",
+        "cut -d: -f1 /proc/$pid/net/dev | tail -n +3 | tr -d ' ' | sort | tr '\\n' ' '",
+      ].join(" "); // exec refuses line breaks in arguments
+      let exec = await execOutput(gw.grpc.execSandbox({ sandboxId: id, command: ["sh", "-c", script] }));
+      await waitFor(
+        async () => {
+          exec = await execOutput(gw!.grpc.execSandbox({ sandboxId: id, command: ["sh", "-c", script] }));
+          return exec.stdout.includes("Uid:");
+        },
+        30_000,
+        () => `no workload found: ${JSON.stringify(exec)}`,
+      );
+      const [uid, capEff, noNewPrivs, seccomp, interfaces] = exec.stdout.trim().split("\n");
+      expect(uid).toBe("Uid: 10001 10001 10001 10001");
+      expect([capEff, noNewPrivs, seccomp]).toEqual([
+        "CapEff: 0000000000000000",
+        "NoNewPrivs: 1",
+        "Seccomp: 2",
+      ]);
+      // The sandbox namespace: loopback and its veth, not the VM's eth0.
+      expect(interfaces?.trim()).toMatch(/^lo veth-s-\S+$/);
+      const logs = await gw.grpc.getSandboxLogs({ sandboxId: id, lines: 2000 });
+      const launch = logs.logs.find((line) => line.message.startsWith("PROC:LAUNCH [INFO] workload sleep("));
+      expect(launch?.message).toMatch(/^PROC:LAUNCH \[INFO\] workload sleep\(\d+\) \[cmd:sleep infinity\]$/);
+      expect(launch?.fields.confined).toBe("true");
+      await gw.grpc.deleteSandbox({ name: "workload-box" });
+      await waitFor(
+        async () => (await gw!.grpc.listSandboxes({})).sandboxes.length === 0,
+        60_000,
+        () => "delete",
+      );
+    } finally {
+      await gw?.stop("SIGTERM");
+      for (const pid of qemuPidsUnder(gwState)) process.kill(pid, "SIGKILL");
+      removeStateDir(gwState);
+    }
+  }, 300_000);
 
   it("StopSandbox powers the VM off and keeps its disk; StartSandbox boots the same disk again", async () => {
     const dir = stateDir();

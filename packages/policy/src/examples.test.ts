@@ -50,6 +50,31 @@ describe("examples/policies", () => {
     expect(allowed("example.com", "/usr/bin/curl")).toBe(false);
   });
 
+  it("coding-agent's api.github.com is inspected at L7: reads and writes pass, deletions are refused", () => {
+    const decision = connect("coding-agent.yaml", "api.github.com", "/usr/bin/curl");
+    if (!decision.allowed) throw new Error(decision.reason);
+    expect(decision.endpoint).toMatchObject({ ruleKey: "github_api", inspection: "rest", tlsSkip: false });
+    const l7 = decision.endpoint.l7;
+    const verdict = (method: string, target: string) => l7?.evaluateRequest({ method, target });
+    expect(verdict("GET", "/repos/a/b")).toMatchObject({ allowed: true, mode: "enforce" });
+    expect(verdict("POST", "/repos/a/b/issues")).toMatchObject({ allowed: true });
+    expect(verdict("PATCH", "/repos/a/b")).toMatchObject({ allowed: true });
+    // The deny rule names the deletion; read-write lists no DELETE anywhere else either.
+    expect(verdict("DELETE", "/repos/a/b")).toMatchObject({
+      allowed: false,
+      forward: false,
+      rule: "DELETE /repos/*/*",
+      reason: "DELETE /repos/a/b blocked by deny rule",
+    });
+    expect(verdict("DELETE", "/repos/a/b/issues/1/labels/x")).toMatchObject({
+      allowed: false,
+      forward: false,
+    });
+    // The other GitHub hosts are L4 only (git's own protocol is not inspected).
+    const git = connect("coding-agent.yaml", "github.com", "/usr/bin/git");
+    expect(git.allowed && git.endpoint.inspection).toBe("none");
+  });
+
   it("deny-all allows nothing", () => {
     expect(Object.keys(load("deny-all.yaml").networkPolicies)).toEqual([]);
     expect(connect("deny-all.yaml", "github.com", "/usr/bin/git").allowed).toBe(false);

@@ -3,58 +3,9 @@ import { sandboxv1 } from "@openshell/proto";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { restrictiveDefaultPolicy } from "./default-policy.js";
-import { EXAMPLE_POLICY_YAML } from "./example-policy.fixture.js";
+import { EVERY_FIELD_POLICY_YAML, EXAMPLE_POLICY_YAML } from "./example-policy.fixture.js";
 import { parsePolicyYaml } from "./policy-yaml-parser.js";
 import { policyToYaml } from "./policy-yaml-writer.js";
-
-/** Every field of the schema set at least once. */
-const EVERY_FIELD_YAML = `version: 7
-filesystem_policy:
-  include_workdir: false
-  read_only: [/usr, /lib]
-  read_write: [/sandbox]
-landlock:
-  compatibility: hard_requirement
-process:
-  run_as_user: sandbox
-  run_as_group: sandbox
-network_policies:
-  zeta:
-    name: last-rule
-    endpoints:
-      - host: api.example.com
-        port: 8443
-        protocol: rest
-        tls: skip
-        enforcement: audit
-        rules:
-          - allow:
-              method: GET
-              path: /v1/**
-              command: ""
-              query:
-                tag: { any: ["a-*", "b-*"] }
-                slug: "x-*"
-        deny_rules:
-          - method: DELETE
-            path: /v1/admin/**
-            query:
-              force: "true"
-        allowed_ips: ["10.0.0.0/24", 10.0.1.5]
-        allow_encoded_slash: true
-      - host: db.example.com
-        ports: [5432, 5433]
-        protocol: sql
-        enforcement: audit
-        access: full
-        deny_rules:
-          - { command: DROP }
-    binaries:
-      - { path: /usr/bin/psql, harness: true }
-  alpha:
-    endpoints:
-      - { host: "**.cdn.example.com", port: 443, access: read-write, protocol: rest }
-`;
 
 function proto(text: string): sandboxv1.SandboxPolicy {
   return parsePolicyYaml(text);
@@ -63,7 +14,7 @@ function proto(text: string): sandboxv1.SandboxPolicy {
 describe("policyToYaml", () => {
   for (const [name, text] of [
     ["the §4.4 example", EXAMPLE_POLICY_YAML],
-    ["a policy with every field", EVERY_FIELD_YAML],
+    ["a policy with every field", EVERY_FIELD_POLICY_YAML],
   ] as const) {
     it(`round-trips ${name}: YAML → proto → YAML → proto is the same policy and the YAML is stable`, () => {
       const first = proto(text);
@@ -75,7 +26,7 @@ describe("policyToYaml", () => {
   }
 
   it("writes upstream's key names and shapes", () => {
-    const doc = parse(policyToYaml(proto(EVERY_FIELD_YAML)));
+    const doc = parse(policyToYaml(proto(EVERY_FIELD_POLICY_YAML)));
     expect(Object.keys(doc)).toEqual([
       "version",
       "filesystem_policy",

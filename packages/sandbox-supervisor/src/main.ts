@@ -1,4 +1,4 @@
-import { createLogger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
+import { createLogger, OPENSHELL_VERSION, OpenShellError, SUPERVISOR_EXIT } from "@openshell/core";
 import { pino } from "pino";
 import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-config.js";
 import { installLightHeaders } from "./light-headers.js";
@@ -13,7 +13,7 @@ async function main(): Promise<number> {
     parsed = parseSupervisorCommand(process.argv.slice(2), process.env);
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
+    return SUPERVISOR_EXIT.usage;
   }
   if (parsed.kind === "help") {
     process.stdout.write(supervisorUsage());
@@ -56,11 +56,19 @@ async function main(): Promise<number> {
   } catch (error) {
     const failure = OpenShellError.from(error);
     logger.fatal({ code: failure.code }, failure.message);
-    // Undo what started (the network namespace) and ship the reason before exiting non-zero.
+    // Undo what started (the network namespace) and ship the reason before exiting: failed closed.
     await supervisor.stop().catch(() => undefined);
-    return 1;
+    return SUPERVISOR_EXIT.failedClosed;
   }
-  if (!stopFirst) await stopRequested;
+  if (!stopFirst) {
+    // §3.3 step 16: the workload's end is the supervisor's, with its exit code; a stop ends it first.
+    const exit = await Promise.race([supervisor.workloadExited(), stopRequested.then(() => undefined)]);
+    if (exit) {
+      logger.info({ exit_code: exit.exitCode }, "the workload exited; stopping");
+      await supervisor.stop();
+      return exit.exitCode;
+    }
+  }
   logger.info("stopping");
   await supervisor.stop();
   return 0;

@@ -14,11 +14,12 @@ import { PolicyState } from "./policy/policy-state.js";
 import { GatewayConnection } from "./session/gateway-connection.js";
 import { RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, SupervisorSession } from "./session/supervisor-session.js";
 import { SandboxSshServer } from "./ssh/index.js";
+import { type WorkloadExit, WorkloadProcess } from "./workload/workload-process.js";
 
 /**
  * Wires the supervisor's parts: the policy state kept in line with the gateway, the sandbox network
  * namespace and its egress proxy, the SSH server on the Unix socket whose children are confined,
- * the gateway session and log shipping.
+ * the gateway session, log shipping and the entrypoint workload.
  */
 export class SandboxSupervisor {
   private sshServer: SandboxSshServer | undefined;
@@ -30,6 +31,10 @@ export class SandboxSupervisor {
   /** The start-up sync's connection until the session takes it over. */
   private startupConnection: GatewayConnection | undefined;
   private readonly stopping = new AbortController();
+  /** The workload's start (its spawn may still be in progress when a stop comes). */
+  private workloadStart: Promise<WorkloadProcess | undefined> | undefined;
+  /** The workload's pid once it runs (the proxy's process identity may bind to it). */
+  workloadPid: number | undefined = undefined;
   /** The installed policy and settings (the enforcement issue consumes it). */
   readonly policyState = new PolicyState();
   /**
@@ -134,6 +139,32 @@ export class SandboxSupervisor {
     this.startupConnection = undefined;
     configSync.start();
     this.session.start();
+    // §3.3 step 14: the workload, after the session task, confined like every SSH child.
+    this.workloadStart = this.startWorkload(this.sshServer);
+    await this.workloadStart;
+  }
+
+  /** Settles when the workload has exited (undefined when it never started, e.g. a stop came first). */
+  async workloadExited(): Promise<WorkloadExit | undefined> {
+    const workload = await this.workloadStart?.catch(() => undefined);
+    return workload?.exited;
+  }
+
+  private async startWorkload(sshServer: SandboxSshServer): Promise<WorkloadProcess | undefined> {
+    const { config, logger } = this;
+    if (this.stopping.signal.aborted) return undefined;
+    const workload = await WorkloadProcess.start({
+      command: config.command,
+      workdir: config.workdir,
+      ...sshServer.children,
+      timeoutSecs: config.timeoutSecs,
+      interactive: config.interactive,
+      logger,
+    });
+    this.workloadPid = workload.pid;
+    // A stop that came while it was being spawned.
+    if (this.stopping.signal.aborted) void workload.terminate();
+    return workload;
   }
 
   /**
@@ -236,8 +267,13 @@ export class SandboxSupervisor {
     }
   }
 
+  /** Stops the workload first (SIGTERM, SIGKILL after a grace period), then everything else. */
   async stop(): Promise<void> {
     this.stopping.abort();
+    const workload = await this.workloadStart?.catch(() => undefined);
+    await workload?.terminate();
+    // While the session's connection is still up: the workload's last lines and its end.
+    await this.logShipper?.drain();
     await this.configSync?.stop();
     await this.session?.stop();
     await this.logShipper?.flush();

@@ -1,9 +1,11 @@
+import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parsePolicyYaml } from "@openshell/policy";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +20,7 @@ const NAMES = {
   other: "other.test",
   metadata: "metadata.test",
   unlisted: "unlisted-ip.test",
+  unresolvable: "no-such-name.test",
 };
 
 describe.skipIf(!canCreateNamespaces)("egress proxy in a real namespace (curl and python3 as nobody)", () => {
@@ -42,6 +45,7 @@ network_policies:
         allowed_ips: ["${network.hostAddress}"]
       - { host: ${NAMES.metadata}, port: ${httpsPort}, allowed_ips: ["10.0.0.0/8"] }
       - { host: ${NAMES.unlisted}, port: ${httpsPort} }
+      - { host: ${NAMES.unresolvable}, port: ${httpsPort} }
     binaries:
 ${binaries.map((path) => `      - { path: ${path} }`).join("\n")}
 ${extra}`;
@@ -130,6 +134,18 @@ ${extra}`;
     expect(event?.msg).toMatch(/curl\(\d+\) -> other\.test:\d+ \[policy:- reason:.*not in policy/);
   });
 
+  it("an allowed host whose name does not resolve gets 502, logged with the rule that allowed it", async () => {
+    const failed = await curl(`https://${NAMES.unresolvable}:${httpsPort}/`);
+    expect(failed.code).toBe(56);
+    expect(failed.stderr).toMatch(/502/);
+    const event = lines.find(
+      (line) => String(line.msg).startsWith("NET:FAIL") && line.dst_host === NAMES.unresolvable,
+    );
+    expect(event?.msg).toMatch(
+      /curl\(\d+\) -> no-such-name\.test:\d+: DNS resolution failed: ENOTFOUND no-such-name\.test \[policy:host-api\]$/,
+    );
+  });
+
   it("denies a binary the policy does not name while curl is allowed, and a policy change applies to the next connection", async () => {
     const script = `import urllib.request, urllib.error
 try:
@@ -192,6 +208,54 @@ except urllib.error.HTTPError as e:
     }
     expect(lines.some((line) => line.reason === "bypass" && line.dst_port === httpPort)).toBe(true);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "attributes a connection to a process that joined the namespace after the proxy saw it outside, and never to one that left it",
+    async () => {
+      install(policy(["/usr/bin/curl", "/usr/bin/python3*"]));
+      // Root /usr/bin/python3 in the test's namespace; it joins the sandbox's, connects, and (second
+      // connection) leaves again before it sends its CONNECT, still holding the socket.
+      const connectLine = `b"CONNECT ${NAMES.allowed}:${httpsPort} HTTP/1.1\\r\\n\\r\\n"`;
+      const script = `import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+def status(s):
+    s.sendall(${connectLine})
+    print(s.recv(4096).split(b"\\r\\n")[0].decode(), flush=True)
+print("ready", flush=True)
+sys.stdin.readline()
+assert libc.setns(os.open("${network.netnsPath}", os.O_RDONLY), CLONE_NEWNET) == 0
+status(socket.create_connection(("${network.hostAddress}", ${network.proxyPort})))
+s = socket.create_connection(("${network.hostAddress}", ${network.proxyPort}))
+assert libc.unshare(CLONE_NEWNET) == 0
+status(s)
+sys.stdin.readline()`;
+      const child = spawn("/usr/bin/python3", ["-c", script], { stdio: "pipe" });
+      const output = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const next = async () => String((await output.next()).value);
+      try {
+        expect(await next()).toBe("ready");
+        // A connection the proxy attributes while python3 is still outside the namespace.
+        expect((await curl(`https://${NAMES.allowed}:${httpsPort}/seen`)).stdout).toBe(
+          "hello GET /seen\n200",
+        );
+        child.stdin.write("go\n");
+        expect(await next()).toBe("HTTP/1.1 200 Connection Established");
+        const opened = lines.find(
+          (line) => String(line.msg).startsWith("NET:OPEN") && line.pid === child.pid,
+        );
+        expect(opened?.binary).toMatch(/^\/usr\/bin\/python3/);
+        expect(await next()).toBe("HTTP/1.1 403 Forbidden");
+        const refused = lines.find(
+          (line) => String(line.msg).startsWith("NET:REFUSE") && /no process owns/.test(String(line.reason)),
+        );
+        expect(refused?.msg).toMatch(/^NET:REFUSE \[MEDIUM\] BLOCKED unknown -> /);
+      } finally {
+        child.kill();
+        install(policy(["/usr/bin/curl"]));
+      }
+    },
+  );
 
   it("answers 431 past 8192 bytes of head, 400 to https:// in absolute form and to nonsense", async () => {
     const exchange = (request: string) =>

@@ -1,9 +1,7 @@
-import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { SUPERVISOR_BIN } from "@openshell/testing/sandbox-harness";
 import { afterAll, describe, expect, it } from "vitest";
+import { runSupervisorUntilExit, sharedScratchDir } from "./fail-closed-harness.js";
 
 /**
  * Fail closed (issue 13): a supervisor without its confinement launcher logs the fatal finding
@@ -11,47 +9,17 @@ import { afterAll, describe, expect, it } from "vitest";
  * unreachable; it never goes on to look Ready with children that can only be refused.
  */
 describe("supervisor without its confinement launcher", () => {
-  const dir = mkdtempSync(join(tmpdir(), "launcher-fail-closed-"));
-  chmodSync(dir, 0o777);
+  const dir = sharedScratchDir("launcher-fail-closed-");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("exits 1 with the finding and the reason", async () => {
+  it("exits 78 (failed closed) with the finding and the reason", async () => {
     const launcher = join(dir, "missing", "openshell-launch");
-    const child = spawn(
-      process.execPath,
-      [SUPERVISOR_BIN, "--run-as-user", "nobody", "--workdir", dir, "--launcher", launcher],
-      {
-        env: {
-          PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-          OPENSHELL_SANDBOX_ID: "launcher-fail-closed",
-          OPENSHELL_SANDBOX: "launcher-fail-closed",
-          OPENSHELL_ENDPOINT: "http://127.0.0.1:1",
-          OPENSHELL_SUPERVISOR_TOKEN: "token",
-          OPENSHELL_SSH_SOCKET_PATH: join(dir, "run", "ssh.sock"),
-          OPENSHELL_LOG_LEVEL: "info",
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
+    const { code, output, lines } = await runSupervisorUntilExit({
+      sandbox: "launcher-fail-closed",
+      dir,
+      args: ["--run-as-user", "nobody", "--workdir", dir, "--launcher", launcher],
     });
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      child.on("exit", (exitCode) => {
-        clearTimeout(timer);
-        resolve(exitCode);
-      });
-    });
-    expect(code, output).toBe(1);
-    const lines = output
-      .split("\n")
-      .filter((line) => line.startsWith("{"))
-      .map((line) => JSON.parse(line) as { level: string | number; msg: string; finding?: string });
+    expect(code, output).toBe(78); // SUPERVISOR_EXIT.failedClosed
     const finding = lines.find((line) => line.finding === "platform-sandbox-unavailable");
     expect(finding?.msg).toMatch(
       /^FINDING:BLOCKED \[FATAL\] BLOCKED platform-sandbox-unavailable: children cannot be confined, the supervisor exits: the confinement launcher .*missing\/openshell-launch is not executable \(ENOENT\)/,

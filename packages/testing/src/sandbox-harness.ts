@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ExecSandboxEvent, SandboxPhase } from "@openshell/proto";
+import type { Client } from "@connectrpc/connect";
+import { type ExecSandboxEvent, type OpenShell, SandboxPhase } from "@openshell/proto";
 import {
   type GatewayTls,
   makeStateDir,
@@ -64,11 +65,98 @@ export async function startGatewayWithSupervisors(options: {
   });
 }
 
+/** Where `describeNotReady` finds what it quotes besides the gateway's own view of the sandbox. */
+export interface NotReadyClues {
+  /** The VM driver's state dir: the tail of the sandbox's `sandboxes/<id>/console.log` is quoted. */
+  vmStateDir?: string;
+  /** The gateway's log; its tail is quoted. */
+  gatewayLog?: () => string;
+}
+
+const CLUE_TAIL_CHARS = 4000;
+/** How long the watch that replays a sandbox's platform events and log tail may take. */
+const CLUE_WATCH_MS = 3000;
+
+/**
+ * Why a sandbox is where it is, for a test's failure message: its phase and conditions, its
+ * platform events and log tail (from WatchSandbox), the tail of its VM console and of the gateway
+ * log. Never throws: what cannot be read says so.
+ */
+export async function describeNotReady(
+  client: Client<typeof OpenShell>,
+  name: string,
+  clues: NotReadyClues = {},
+): Promise<string> {
+  const parts: string[] = [];
+  let id = "";
+  try {
+    const sandbox = (await client.getSandbox({ name }, { timeoutMs: CLUE_WATCH_MS })).sandbox;
+    id = sandbox?.id ?? "";
+    parts.push(`sandbox ${name} (${id}): phase ${SandboxPhase[sandbox?.phase ?? SandboxPhase.UNSPECIFIED]}`);
+    for (const c of sandbox?.status?.conditions ?? [])
+      parts.push(
+        `  condition ${c.type}=${c.status} ${c.reason}: ${c.message} (since ${c.lastTransitionTime})`,
+      );
+  } catch (error) {
+    parts.push(`sandbox ${name}: GetSandbox failed: ${(error as Error).message}`);
+  }
+  if (id) parts.push(await watchedClues(client, id));
+  if (id && clues.vmStateDir) {
+    const consoleLog = join(clues.vmStateDir, "sandboxes", id, "console.log");
+    parts.push(`VM console (${consoleLog}), tail:`, fileTail(consoleLog));
+  }
+  if (clues.gatewayLog) parts.push("gateway log, tail:", clues.gatewayLog().slice(-CLUE_TAIL_CHARS));
+  return parts.join("\n");
+}
+
+function fileTail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").slice(-CLUE_TAIL_CHARS);
+  } catch (error) {
+    return `(${(error as Error).message})`;
+  }
+}
+
+/** The platform events and log lines the gateway still holds for the sandbox (its tails). */
+async function watchedClues(client: Client<typeof OpenShell>, id: string): Promise<string> {
+  const lines: string[] = [];
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), CLUE_WATCH_MS);
+  try {
+    const stream = client.watchSandbox(
+      { id, followEvents: true, followLogs: true, logTailLines: 40 },
+      { signal: controller.signal },
+    );
+    for await (const item of stream) {
+      const p = item.payload;
+      const at = (ms: bigint) => new Date(Number(ms)).toISOString();
+      if (p.case === "event")
+        lines.push(
+          `  event ${at(p.value.timestampMs)} ${p.value.type} ${p.value.reason}: ${p.value.message}`,
+        );
+      else if (p.case === "log")
+        lines.push(
+          `  log ${at(p.value.timestampMs)} [${p.value.source}] ${p.value.level} ${p.value.message}`,
+        );
+    }
+  } catch (error) {
+    if (!controller.signal.aborted) lines.push(`  (WatchSandbox failed: ${(error as Error).message})`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return `platform events and sandbox log, tails:\n${lines.join("\n") || "  (none)"}`;
+}
+
+/**
+ * Waits until the sandbox is in `phase`; on timeout the error says why not (`describeNotReady`:
+ * conditions, events, the gateway's log, and the VM console when `clues.vmStateDir` is given).
+ */
 export async function waitForPhase(
   gw: RunningGateway,
   name: string,
   phase: SandboxPhase,
   timeoutMs = 20_000,
+  clues: Omit<NotReadyClues, "gatewayLog"> = {},
 ) {
   let last: SandboxPhase | undefined;
   await waitFor(
@@ -79,7 +167,10 @@ export async function waitForPhase(
     timeoutMs,
     () =>
       `sandbox ${name} did not reach ${SandboxPhase[phase]} (last ${last === undefined ? "none" : SandboxPhase[last]})`,
-  );
+  ).catch(async (error: Error) => {
+    const why = await describeNotReady(gw.grpc, name, { ...clues, gatewayLog: gw.output });
+    throw new Error(`${error.message} within ${timeoutMs / 1000} s\n${why}`);
+  });
 }
 
 export function supervisorPid(stateDir: string, sandboxId: string): number {

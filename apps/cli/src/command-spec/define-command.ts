@@ -164,56 +164,55 @@ interface ValueSettings {
   complete: Completion;
 }
 
-function string(
-  flags: string,
-  description: string,
-  settings: ValueSettings & { default: string },
-): OptionSpec<string>;
-function string(flags: string, description: string, settings: ValueSettings): OptionSpec<string | undefined>;
-function string(
-  flags: string,
-  description: string,
-  settings: ValueSettings & { default?: string },
-): OptionSpec<string | undefined> {
-  const defaultValue = settings.default;
-  return {
-    flags,
-    description,
-    complete: settings.complete,
-    repeatable: false,
-    parse: defaultValue === undefined ? { kind: "string" } : { kind: "string", defaultValue },
-    read: defaultValue === undefined ? optionalString : requiredString,
-  };
+/** An option that takes one value: of type V when it has a default, else V or undefined. */
+interface ValueOptionBuilder<V> {
+  (flags: string, description: string, settings: ValueSettings & { default: V }): OptionSpec<V>;
+  (flags: string, description: string, settings: ValueSettings): OptionSpec<V | undefined>;
 }
 
-function integer(
-  flags: string,
-  description: string,
-  settings: ValueSettings & { default: number },
-): OptionSpec<number>;
-function integer(flags: string, description: string, settings: ValueSettings): OptionSpec<number | undefined>;
-function integer(
-  flags: string,
-  description: string,
-  settings: ValueSettings & { default?: number },
-): OptionSpec<number | undefined> {
-  const defaultValue = settings.default;
-  return {
-    flags,
-    description,
-    complete: settings.complete,
-    repeatable: false,
-    parse: defaultValue === undefined ? { kind: "integer" } : { kind: "integer", defaultValue },
-    read: defaultValue === undefined ? optionalNumber : requiredNumber,
-  };
+/**
+ * The builder of a one-value option kind: `parse` tells commander the kind and the default,
+ * `optional` reads the value of an option without a default, `required` of one with a default.
+ */
+function valueOption<V>(
+  parse: (defaultValue: V | undefined) => OptionParse,
+  optional: (value: unknown) => V | undefined,
+  required: (value: unknown) => V,
+): ValueOptionBuilder<V> {
+  function build(flags: string, description: string, settings: ValueSettings & { default: V }): OptionSpec<V>;
+  function build(flags: string, description: string, settings: ValueSettings): OptionSpec<V | undefined>;
+  function build(
+    flags: string,
+    description: string,
+    settings: ValueSettings & { default?: V },
+  ): OptionSpec<V | undefined> {
+    const defaultValue = settings.default;
+    return {
+      flags,
+      description,
+      complete: settings.complete,
+      repeatable: false,
+      parse: parse(defaultValue),
+      read: defaultValue === undefined ? optional : required,
+    };
+  }
+  return build;
 }
 
 /** The option kinds. Each one's value type is what its `read` returns. */
 export const option = {
   /** `--name <name>`: a string, or undefined (or the default) when not given. */
-  string,
+  string: valueOption<string>(
+    (defaultValue) => ({ kind: "string", defaultValue }),
+    optionalString,
+    requiredString,
+  ),
   /** `--port <port>`: a non-negative integer; anything else exits 2 ("'x' is not a non-negative integer"). */
-  integer,
+  integer: valueOption<number>(
+    (defaultValue) => ({ kind: "integer", defaultValue }),
+    optionalNumber,
+    requiredNumber,
+  ),
   /** `--docker`: true when given. */
   flag(flags: string, description: string): OptionSpec<boolean> {
     return {

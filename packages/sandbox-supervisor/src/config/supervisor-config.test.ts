@@ -26,6 +26,31 @@ describe("parseSupervisorCommand", () => {
     });
   });
 
+  it("takes the workload from after --, else OPENSHELL_SANDBOX_COMMAND split on whitespace, else /bin/bash", () => {
+    const command = (argv: string[], extra: Record<string, string> = {}) => {
+      const parsed = parseSupervisorCommand(argv, { ...env, ...extra });
+      return parsed.kind === "run" ? parsed.config.command : undefined;
+    };
+    expect(command([])).toEqual(["/bin/bash"]);
+    expect(command([], { OPENSHELL_SANDBOX_COMMAND: "  tail  -f\t/dev/null " })).toEqual([
+      "tail",
+      "-f",
+      "/dev/null",
+    ]);
+    expect(command(["--", "sleep", "--help"], { OPENSHELL_SANDBOX_COMMAND: "tail -f /dev/null" })).toEqual([
+      "sleep",
+      "--help",
+    ]);
+    expect(command([], { OPENSHELL_SANDBOX_COMMAND: "   " })).toEqual(["/bin/bash"]);
+    expect(parseSupervisorCommand(["-w", "/w", "-t", "5", "-i"], env)).toMatchObject({
+      config: { workdir: "/w", timeoutSecs: 5, interactive: true },
+    });
+    expect(parseSupervisorCommand([], env)).toMatchObject({ config: { timeoutSecs: 0, interactive: false } });
+    expect(() => parseSupervisorCommand(["--timeout=-1"], env)).toThrow("--timeout '-1'");
+    expect(supervisorUsage()).toMatch(/-t, --timeout SECS/);
+    expect(supervisorUsage()).toContain("OPENSHELL_SANDBOX_COMMAND");
+  });
+
   it("reads the policy poll interval and discovery root from flags or env", () => {
     const parsed = parseSupervisorCommand(["--policy-discovery-root", "/tmp/image"], {
       ...env,

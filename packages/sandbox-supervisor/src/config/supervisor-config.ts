@@ -1,8 +1,17 @@
 import { existsSync } from "node:fs";
-import { type FlagTable, flagHelp, LOG_LEVELS, OpenShellError, parseFlags } from "@openshell/core";
+import {
+  type FlagTable,
+  flagHelp,
+  LOG_LEVELS,
+  OpenShellError,
+  parseFlags,
+  SUPERVISOR_EXIT,
+} from "@openshell/core";
 import { DEFAULT_LAUNCHER_PATH } from "../confinement/child-confiner.js";
 
 export const DEFAULT_SSH_SOCKET_PATH = "/run/openshell/ssh.sock";
+/** Upstream's default workload; the drivers set a long-running one (`sleep infinity`). */
+const DEFAULT_WORKLOAD = ["/bin/bash"];
 
 export interface SupervisorTlsFiles {
   ca: string;
@@ -22,8 +31,15 @@ export interface SupervisorConfig {
   tls: SupervisorTlsFiles | undefined;
   /** HTTP/2 keepalive towards the gateway (OPENSHELL_KEEPALIVE_INTERVAL_MS / _TIMEOUT_MS tune it). */
   keepalive: { intervalMs: number; timeoutMs: number };
-  /** The workload to run (empty: none; the supervisor then runs until stopped). */
+  /**
+   * The entrypoint workload (§3.1): the arguments after `--`, else OPENSHELL_SANDBOX_COMMAND split
+   * on whitespace, else `/bin/bash`. The supervisor exits when it exits, with its exit code.
+   */
   command: string[];
+  /** Seconds the workload may run (0: no limit); then it is killed and the supervisor exits 124. */
+  timeoutSecs: number;
+  /** The workload keeps the supervisor's stdin (else it reads /dev/null). */
+  interactive: boolean;
   /** Fallback poll of GetSandboxConfig (changes are pushed on the session). */
   policyPollIntervalSecs: number;
   /** Where `etc/openshell/policy.yaml` (else `etc/navigator/policy.yaml`) is looked for. */
@@ -79,7 +95,32 @@ export const SUPERVISOR_FLAGS = {
     arg: "NAME",
     description: "user for shells and commands",
   },
-  workdir: { type: "string", short: "w", default: "/sandbox", arg: "DIR", description: "working directory" },
+  workdir: {
+    type: "string",
+    short: "w",
+    default: "/sandbox",
+    arg: "DIR",
+    description: "working directory of the workload, shells and commands",
+  },
+  timeout: {
+    type: "int",
+    short: "t",
+    default: 0,
+    min: 0,
+    arg: "SECS",
+    description: `kill the workload after SECS seconds and exit ${SUPERVISOR_EXIT.workloadTimeout} (0: no limit)`,
+  },
+  interactive: {
+    type: "boolean",
+    short: "i",
+    description: "the workload reads the supervisor's stdin (else /dev/null)",
+  },
+  "sandbox-command": {
+    type: "string",
+    env: "OPENSHELL_SANDBOX_COMMAND",
+    envOnly: true,
+    description: `the workload when no COMMAND follows --, split on whitespace (default ${DEFAULT_WORKLOAD.join(" ")})`,
+  },
   "log-level": {
     type: "enum",
     env: "OPENSHELL_LOG_LEVEL",
@@ -169,7 +210,7 @@ export const supervisorUsage = (): string =>
   flagHelp(SUPERVISOR_FLAGS, {
     usage: "openshell-sandbox [options] [-- COMMAND...]",
     description:
-      "The sandbox supervisor: dials out to the gateway (ConnectSupervisor), serves SSH on a Unix socket\nand bridges the relays the gateway asks for. Runs as root inside the sandbox.",
+      "The sandbox supervisor: dials out to the gateway (ConnectSupervisor), serves SSH on a Unix socket,\nbridges the relays the gateway asks for and runs the sandbox's workload COMMAND, confined; it exits\nwith the workload's exit code. Runs as root inside the sandbox.",
   });
 
 /** Parses flags and env (flags win); every problem is reported with the flag or variable to fix. */
@@ -232,7 +273,9 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       logLevel: values["log-level"],
       tls,
       keepalive: { intervalMs: values["keepalive-interval-ms"], timeoutMs: values["keepalive-timeout-ms"] },
-      command: positionals,
+      command: workloadCommand(positionals, values["sandbox-command"]),
+      timeoutSecs: values.timeout,
+      interactive: values.interactive,
       policyPollIntervalSecs: values["policy-poll-interval-secs"],
       policyDiscoveryRoot: values["policy-discovery-root"],
       launcherPath: values.launcher,
@@ -240,4 +283,11 @@ export function parseSupervisorCommand(argv: string[], env: NodeJS.ProcessEnv): 
       testOnlyNoIsolation: values["test-only-no-isolation"],
     },
   };
+}
+
+/** The arguments after `--`, else OPENSHELL_SANDBOX_COMMAND split on whitespace, else the default. */
+function workloadCommand(positionals: string[], fromEnv: string | undefined): string[] {
+  if (positionals.length > 0) return positionals;
+  const words = fromEnv?.split(/\s+/).filter(Boolean) ?? [];
+  return words.length > 0 ? words : [...DEFAULT_WORKLOAD];
 }

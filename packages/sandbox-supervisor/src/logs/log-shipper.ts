@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import { sleep } from "@openshell/core";
 import { type OpenShell, type SandboxLogLine, SandboxLogLineSchema } from "@openshell/proto";
 
 /** Upstream LogPushLayer: flush at 50 lines or every 500 ms; the gateway takes 100 per batch. */
@@ -52,6 +53,31 @@ export class LogShipper {
     if (client && this.buffer.length > 0) void this.flush();
   }
 
+  /**
+   * Ships everything buffered while a connection is up (a stopping supervisor's last lines: the
+   * workload's end), waiting for a send in flight; gives up on a failed send or after `timeoutMs`.
+   */
+  async drain(timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      timer = setTimeout(() => resolve("expired"), timeoutMs);
+    });
+    try {
+      while (this.client && this.buffer.length > 0 && Date.now() < deadline) {
+        if (this.sending) {
+          if ((await Promise.race([sleep(20), expired])) === "expired") return;
+          continue;
+        }
+        const before = this.buffer.length;
+        if ((await Promise.race([this.flush(), expired])) === "expired") return;
+        if (this.buffer.length >= before) return; // the send failed
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -76,6 +102,9 @@ export class LogShipper {
       this.timer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
   }
 }
+
+/** How long a stopping supervisor waits for its last lines to reach the gateway. */
+const DRAIN_TIMEOUT_MS = 3_000;
 
 function parseRecord(line: string): SandboxLogLine | undefined {
   let json: Record<string, unknown>;

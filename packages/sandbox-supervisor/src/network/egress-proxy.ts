@@ -1,8 +1,9 @@
 import { lookup } from "node:dns/promises";
 import { createConnection, createServer, isIP, type Server, type Socket } from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
+import { BinaryTrustCache } from "./binary-trust.js";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
-import { BinaryTrustCache, type ProcessIdentity, resolvePeerProcess } from "./process-identity.js";
+import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 const MAX_REQUEST_HEAD_BYTES = 8192;
@@ -65,6 +66,7 @@ export class EgressProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly trust = new BinaryTrustCache();
+  private readonly identities = new ProcessIdentityResolver();
 
   private constructor(private readonly options: EgressProxyOptions) {
     this.server = createServer((socket) => this.accept(socket));
@@ -180,7 +182,7 @@ export class EgressProxy {
         class: "NET",
         activity: "FAIL",
         severity: "LOW",
-        message: `${identity.label} -> ${hostPort}: DNS resolution failed: ${(error as Error).message}`,
+        message: `${identity.label} -> ${hostPort}: DNS resolution failed: ${(error as Error).message} [policy:${decision.policyName}]`,
         fields: netFields(target, identity, decision.policyName, "dns", what),
       });
       respond(client, 502, "Bad Gateway", `cannot resolve ${target.host}\n`);
@@ -215,7 +217,7 @@ export class EgressProxy {
       return "process identity unavailable (client gone)";
     }
     try {
-      const identity = await resolvePeerProcess(
+      const identity = await this.identities.resolve(
         procNetDir,
         { address: client.remoteAddress, port: client.remotePort },
         { address: client.localAddress, port: client.localPort },

@@ -108,6 +108,15 @@ export class SandboxSshServer {
   }
 
   /**
+   * How this server's children start (user, variables, confinement): the supervisor starts its
+   * workload the same way, so it gets the same confinement and environment as a shell.
+   */
+  get children(): Pick<SshServerContext, "user" | "env" | "confiner" | "switchUser"> {
+    const { user, env, confiner, switchUser } = this.context;
+    return { user, env, confiner, switchUser };
+  }
+
+  /**
    * Why children cannot be confined with the installed policy (launcher missing, `--check`
    * failing); undefined: they can, or the server does not confine.
    */
