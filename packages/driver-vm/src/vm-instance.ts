@@ -19,6 +19,9 @@ import { OpenShellError, signalIfRunning, sleep, waitUntilGone } from "@openshel
 import { consoleTail } from "./console-text.js";
 import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
 
+/** QEMU writes its pidfile within milliseconds; a loaded host can take seconds. */
+const PIDFILE_TIMEOUT_MS = 30_000;
+
 const run = promisify(execFile);
 const POWER_BUTTON_REPEAT_MS = 1_000;
 /** sun_path holds 108 bytes with its NUL; stay a little below. */
@@ -180,9 +183,14 @@ export class VmInstance {
     }
   }
 
-  /** Starts QEMU detached (it outlives the driver) and resolves once it wrote its pidfile. */
+  /**
+   * Starts QEMU detached (it outlives the driver) and resolves once it wrote its pidfile. A QEMU
+   * that has not written it by `pidfileTimeoutMs` is killed before the launch fails, so no VM runs
+   * that the driver does not track.
+   */
   async launch(
     launch: Omit<QemuLaunch, "disk" | "envFile" | "consoleLog" | "pidFile" | "qmpSocket">,
+    pidfileTimeoutMs = PIDFILE_TIMEOUT_MS,
   ): Promise<number> {
     const existing = this.runningPid();
     if (existing) return existing;
@@ -214,12 +222,21 @@ export class VmInstance {
       );
     });
     const started = (async () => {
-      for (let i = 0; i < 100; i++) {
+      const deadline = Date.now() + pidfileTimeoutMs;
+      while (Date.now() < deadline) {
         const pid = this.runningPid();
         if (pid) return pid;
         await sleep(50);
       }
-      throw new OpenShellError("internal", `QEMU did not write its pidfile: ${this.qemuLogTail()}`);
+      try {
+        if (child.pid) process.kill(child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      throw new OpenShellError(
+        "internal",
+        `QEMU did not write its pidfile within ${pidfileTimeoutMs / 1000} s (killed): ${this.qemuLogTail()}`,
+      );
     })();
     return Promise.race([started, failed]);
   }

@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { waitFor } from "@openshell/testing/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SANDBOX_TCP_EHASH_ENTRIES } from "../src/network/own-tcp-hash-table.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
 import { canCreateNamespaces, captureLogger, createTestNetwork, runInNamespace } from "./network-harness.js";
 
@@ -11,7 +12,10 @@ describe.skipIf(!canCreateNamespaces)("sandbox network namespace (root, iproute2
   let proxyStandIn: Server;
   let other: Server;
 
+  let hostChildEhash: string;
+
   beforeAll(async () => {
+    hostChildEhash = readFileSync("/proc/sys/net/ipv4/tcp_child_ehash_entries", "utf8").trim();
     network = await createTestNetwork(logger);
     // Something listening on the proxy address and on another port of the host side.
     proxyStandIn = createServer((socket) => socket.end("proxy\n"));
@@ -43,6 +47,13 @@ describe.skipIf(!canCreateNamespaces)("sandbox network namespace (root, iproute2
       no_proxy: "127.0.0.1,localhost,::1",
       NODE_USE_ENV_PROXY: "1",
     });
+  });
+
+  it("has its own small TCP hash table (the proxy reads net/tcp per connection) and leaves the host's sysctl as it was", async () => {
+    const inside = await runInNamespace(network, ["cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
+    // Negative would mean "shares the initial namespace's table" (the kernel's sysctl documentation).
+    expect(inside.stdout.trim()).toBe(String(SANDBOX_TCP_EHASH_ENTRIES));
+    expect(readFileSync("/proc/sys/net/ipv4/tcp_child_ehash_entries", "utf8").trim()).toBe(hostChildEhash);
   });
 
   it("reaches the proxy's address and port and loopback, nothing else", async () => {

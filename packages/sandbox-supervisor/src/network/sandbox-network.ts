@@ -4,6 +4,7 @@ import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
+import { withOwnTcpHashTable } from "./own-tcp-hash-table.js";
 import { caEnvironment, DEFAULT_TLS_DIR } from "./sandbox-ca.js";
 
 const execFileAsync = promisify(execFile);
@@ -137,16 +138,18 @@ export class SandboxNetwork {
         await run("ip", ["link", "delete", network.vethHost]).catch(() => undefined);
       }
       // Three processes in all (batches): each exec costs tens of ms in a VM under TCG.
-      await run(
-        "ip",
-        ["-batch", "-"],
-        [
-          `netns add ${name}`,
-          `link add ${network.vethHost} type veth peer name ${vethSandbox} netns ${name}`,
-          `addr add ${network.hostAddress}/${prefix} dev ${network.vethHost}`,
-          `link set ${network.vethHost} up`,
-          "",
-        ].join("\n"),
+      await withOwnTcpHashTable(() =>
+        run(
+          "ip",
+          ["-batch", "-"],
+          [
+            `netns add ${name}`,
+            `link add ${network.vethHost} type veth peer name ${vethSandbox} netns ${name}`,
+            `addr add ${network.hostAddress}/${prefix} dev ${network.vethHost}`,
+            `link set ${network.vethHost} up`,
+            "",
+          ].join("\n"),
+        ),
       );
       await run(
         "ip",
