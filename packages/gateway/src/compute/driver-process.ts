@@ -37,8 +37,12 @@ const HEALTHY_UPTIME_MS = 60_000;
  * GetCapabilities, restarts it with backoff when it crashes, and stops it (stdin closed, then SIGTERM,
  * then SIGKILL). The driver exits by itself when the gateway dies, because its stdin pipe closes.
  */
-/** How long a driver gets to stop its workloads cleanly (VMs shut down) before SIGKILL. */
-const DRIVER_STOP_GRACE_MS = 20_000;
+/**
+ * How long a driver gets to stop its workloads cleanly before SIGKILL: the VM driver's worst case
+ * is 5 s power button + 12 s shutdown + 5 s SIGTERM + 2 s after SIGKILL (its STOP_TIMINGS), all VMs
+ * at once; a driver killed mid-stop leaves VMs to be adopted instead of shut down.
+ */
+const DRIVER_STOP_GRACE_MS = 30_000;
 
 export class DriverProcess {
   readonly socketPath: string;
