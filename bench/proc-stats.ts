@@ -7,3 +7,14 @@ export function rssMiB(pid: number): number {
     .find((l) => l.startsWith("VmRSS:"));
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ; 100 on every Linux we run on). */
+const USER_HZ = 100;
+
+/** CPU time (user + system, all threads) a process has used so far, in ms (10 ms resolution). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+}

@@ -29,7 +29,7 @@ import { createNetworkDecisions } from "@openshell/sandbox-supervisor/network/ne
 import { SandboxCa } from "@openshell/sandbox-supervisor/network/sandbox-ca";
 import { captureLogger, createTestNetwork } from "@openshell/sandbox-supervisor/test/network-harness";
 import { makeTestPki } from "@openshell/testing/test-pki";
-import { rssMiB } from "./proc-stats.js";
+import { cpuMs, rssMiB } from "./proc-stats.js";
 import { median, quantile } from "./stats.js";
 
 const execFileAsync = promisify(execFile);
@@ -391,6 +391,9 @@ sys.stdin.read()`,
 
     // 1. Bulk.
     const bulk: Record<string, number[]> = {};
+    /** CPU ms per MiB moved: of the relaying process, and of the server (the same work on every path). */
+    const relayCpu: Record<string, number[]> = {};
+    const serverCpu: Record<string, number[]> = {};
     const add = (table: Record<string, number[]>, key: string, xs: number[]) => {
       table[key] = [...(table[key] ?? []), ...xs];
     };
@@ -401,6 +404,11 @@ sys.stdin.read()`,
             ? (["direct", "proxy", "l7", "forwarder"] as const)
             : (["direct", "proxy", "forwarder"] as const);
         for (const through of paths) {
+          // The relaying process: the proxy is this process, the forwarder its own.
+          const relayer =
+            through === "forwarder" ? forwarder?.pid : through === "direct" ? undefined : process.pid;
+          const cpuBefore = relayer === undefined ? 0 : cpuMs(relayer);
+          const serverCpuBefore = cpuMs(servers.pid as number);
           const out = await curl(through, [
             "-o",
             "/dev/null",
@@ -411,6 +419,9 @@ sys.stdin.read()`,
           const [size, seconds] = out.trim().split(" ").map(Number);
           if (size !== MIB * 1048576) throw new Error(`${through} ${scheme}: ${size} bytes`);
           add(bulk, `${scheme} ${through}`, [size / 1e6 / (seconds as number)]);
+          add(serverCpu, `${scheme} ${through}`, [(cpuMs(servers.pid as number) - serverCpuBefore) / MIB]);
+          if (relayer !== undefined)
+            add(relayCpu, `${scheme} ${through}`, [(cpuMs(relayer) - cpuBefore) / MIB]);
         }
       }
       lines.length = 0;
@@ -433,6 +444,19 @@ sys.stdin.read()`,
       }
       console.log(
         `  ${scheme.padEnd(5)} plain Node forwarder (ceiling): ${fmtRate(f)}  ratio ${(median(f) / median(d)).toFixed(2)}`,
+      );
+    }
+
+    console.log(
+      "\n   CPU per MiB moved (ms, p50 over runs; /proc/<pid>/stat, 10 ms ticks): relaying process vs the server",
+    );
+    for (const key of Object.keys(relayCpu)) {
+      const forwarderKey = `${key.split(" ")[0]} forwarder`;
+      const ratio = key.endsWith("forwarder")
+        ? ""
+        : `  ${(median(relayCpu[key] ?? []) / median(relayCpu[forwarderKey] ?? [])).toFixed(2)}x the forwarder`;
+      console.log(
+        `  ${key.padEnd(16)}: relay ${median(relayCpu[key] ?? []).toFixed(2)}${ratio}; server ${median(serverCpu[key] ?? []).toFixed(2)} (direct: ${median(serverCpu[`${key.split(" ")[0]} direct`] ?? []).toFixed(2)})`,
       );
     }
 
@@ -493,6 +517,9 @@ sys.stdin.read()`,
       `\n${JSON.stringify({
         mib: MIB,
         bulk: Object.fromEntries(Object.entries(bulk).map(([k, v]) => [k, Number(median(v).toFixed(1))])),
+        relayCpuMsPerMiB: Object.fromEntries(
+          Object.entries(relayCpu).map(([k, v]) => [k, Number(median(v).toFixed(3))]),
+        ),
         latencyP50: Object.fromEntries(
           Object.entries(latency).map(([k, v]) => [k, Number(median(v).toFixed(3))]),
         ),

@@ -4,6 +4,7 @@ import { emitOcsf, type Logger } from "@openshell/core";
 import { BinaryTrustCache } from "./binary-trust.js";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
 import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
+import { RelayUpstream } from "./raw-relay.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 export const MAX_REQUEST_HEAD_BYTES = 8192;
@@ -25,10 +26,14 @@ export interface AllowedTunnel {
 }
 
 /**
- * Carries an allowed CONNECT tunnel. The default relays bytes both ways; the TLS/L7 stage replaces
- * it per connection (it may look at `decision.endpoint` to choose: `protocol: rest`, `tls: skip`).
+ * Carries the allowed CONNECT tunnels that need more than bytes relayed both ways (the TLS/L7
+ * stage: `protocol: rest` endpoints without `tls: skip`). The others get the raw relay, decided
+ * before the upstream is dialed (it is dialed for the relay).
  */
-export type TunnelStage = (tunnel: AllowedTunnel) => void;
+export interface TunnelStage {
+  inspects(decision: EndpointDecision): boolean;
+  open(tunnel: AllowedTunnel): void;
+}
 
 export interface EgressProxyOptions {
   /** Where to listen: the host side of the veth (10.200.0.1:3128). */
@@ -232,9 +237,16 @@ export class EgressProxy {
     const admitted = await this.admit(client, target, "CONNECT");
     if (!admitted) return;
     const { identity, decision, addresses, decisions } = admitted;
+    const stage = this.options.tunnelStage?.inspects(decision) ? this.options.tunnelStage : undefined;
     let upstream: Socket;
+    let relayUpstream: RelayUpstream | undefined;
     try {
-      upstream = await dial(addresses, target.port, this.options.beforeDial);
+      if (stage) {
+        upstream = await dial(addresses, target.port, this.options.beforeDial, connectPlain);
+      } else {
+        relayUpstream = await dial(addresses, target.port, this.options.beforeDial, connectForRelay);
+        upstream = relayUpstream.socket;
+      }
     } catch (error) {
       this.upstreamFailed(client, target, identity, decision, error);
       return;
@@ -253,16 +265,8 @@ export class EgressProxy {
       },
     });
     client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    const tunnel: AllowedTunnel = {
-      client,
-      upstream,
-      target,
-      decision,
-      identity,
-      decisions,
-      clientHead: head.rest,
-    };
-    (this.options.tunnelStage ?? relay)(tunnel);
+    if (relayUpstream) return relayUpstream.relayTo(client, head.rest);
+    stage?.open({ client, upstream, target, decision, identity, decisions, clientHead: head.rest });
   }
 
   private async forward(client: Socket, head: RequestHead, url: URL, target: ConnectTarget): Promise<void> {
@@ -308,13 +312,14 @@ export class EgressProxy {
       verdict?.canonicalPath === undefined
         ? originTarget
         : `${verdict.canonicalPath}${verdict.query === undefined ? "" : `?${verdict.query}`}`;
-    let upstream: Socket;
+    let relayUpstream: RelayUpstream;
     try {
-      upstream = await dial(addresses, target.port, this.options.beforeDial);
+      relayUpstream = await dial(addresses, target.port, this.options.beforeDial, connectForRelay);
     } catch (error) {
       this.upstreamFailed(client, target, identity, decision, error);
       return;
     }
+    const upstream = relayUpstream.socket;
     this.sockets.add(upstream);
     upstream.on("close", () => this.sockets.delete(upstream));
     emitOcsf(this.options.logger, {
@@ -346,7 +351,7 @@ export class EgressProxy {
       "",
     ].join("\r\n");
     upstream.write(requestHead);
-    relay({ client, upstream, target, decision, identity, decisions, clientHead: head.rest });
+    relayUpstream.relayTo(client, head.rest);
   }
 
   private upstreamFailed(
@@ -370,21 +375,6 @@ export class EgressProxy {
       `cannot connect to ${target.host}:${target.port}: ${(error as Error).message}\n`,
     );
   }
-}
-
-/** The raw relay: bytes both ways, half-close passed on, either side's error ends both. */
-export function relay({ client, upstream, clientHead }: AllowedTunnel): void {
-  if (clientHead.length > 0) upstream.write(clientHead);
-  client.pipe(upstream);
-  upstream.pipe(client);
-  const end = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on("error", end);
-  upstream.on("error", end);
-  client.on("close", () => upstream.destroySoon());
-  upstream.on("close", () => client.destroySoon());
 }
 
 function netFields(
@@ -464,33 +454,43 @@ async function resolveAll(host: string): Promise<string[]> {
 }
 
 /** Connects to the first address that answers. */
-async function dial(
+async function dial<T>(
   addresses: string[],
   port: number,
   beforeDial: EgressProxyOptions["beforeDial"],
-): Promise<Socket> {
+  connect: (address: string, port: number) => Promise<T>,
+): Promise<T> {
   let lastError: unknown = new Error("no address");
   for (const address of addresses) {
     try {
       await beforeDial?.(address, port);
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
-        socket.once("connect", () => {
-          socket.setTimeout(0);
-          socket.setNoDelay(true);
-          resolve(socket);
-        });
-        socket.once("timeout", () => {
-          socket.destroy();
-          reject(new Error(`timed out after ${UPSTREAM_CONNECT_TIMEOUT_MS} ms`));
-        });
-        socket.once("error", reject);
-      });
+      return await connect(address, port);
     } catch (error) {
       lastError = error;
     }
   }
   throw lastError;
+}
+
+const connectForRelay = (address: string, port: number) =>
+  RelayUpstream.connect(address, port, UPSTREAM_CONNECT_TIMEOUT_MS);
+
+/** An upstream connection whose bytes a tunnel stage reads (Node's own reads). */
+function connectPlain(address: string, port: number): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
+    socket.once("connect", () => {
+      socket.setTimeout(0);
+      socket.setNoDelay(true);
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      reject(new Error(`timed out after ${UPSTREAM_CONNECT_TIMEOUT_MS} ms`));
+    });
+    socket.once("error", reject);
+  });
 }
 
 function policyDenied(target: ConnectTarget): string {

@@ -81,7 +81,8 @@ network_policies:
     const proxySide = await accepted;
     const upstream = connect(port, "127.0.0.1");
     await new Promise((resolve) => upstream.once("connect", resolve));
-    stage({
+    expect(stage.inspects(decision)).toBe(true);
+    stage.open({
       client: proxySide,
       upstream,
       target: { host: HOST, port },

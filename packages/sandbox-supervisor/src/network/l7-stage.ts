@@ -10,7 +10,7 @@ import {
 } from "node:tls";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { AllowedTunnel, TunnelStage } from "./egress-proxy.js";
-import { MAX_REQUEST_HEAD_BYTES, relay } from "./egress-proxy.js";
+import { MAX_REQUEST_HEAD_BYTES } from "./egress-proxy.js";
 import type { SandboxCa } from "./sandbox-ca.js";
 
 /** A chunk-size or trailer line longer than this is a malformed body. */
@@ -35,7 +35,7 @@ export interface L7StageOptions {
  * is inspected as it is. Each HTTP/1.1 request on the connection (keep-alive: every one) is decided
  * by the endpoint's L7 rules on its method and canonical request-target: `enforce` answers a
  * denied request with a 403 JSON body and `X-OpenShell-Policy` and closes; `audit` logs it and
- * forwards it. `tls: skip` and non-rest endpoints get the raw relay.
+ * forwards it. `tls: skip` and non-rest endpoints are not its (the proxy relays them raw).
  */
 export function createL7Stage(options: L7StageOptions): TunnelStage {
   // One client context for every upstream connection: building one per connection (what
@@ -43,17 +43,17 @@ export function createL7Stage(options: L7StageOptions): TunnelStage {
   const upstreamContext = createSecureContext({
     ca: options.upstreamCa ? [...rootCertificates, ...options.upstreamCa] : undefined,
   });
-  return (tunnel) => {
-    const { endpoint } = tunnel.decision;
-    if (endpoint.inspection !== "rest" || endpoint.tlsSkip) return relay(tunnel);
-    void firstByte(tunnel).then(
-      (first) => {
-        if (first === undefined) return closeTunnel(tunnel);
-        if (first === 0x16) return terminateTls(tunnel, options, upstreamContext);
-        return inspectHttp(tunnel.client, tunnel.upstream, tunnel, options.logger, "http");
-      },
-      () => closeTunnel(tunnel),
-    );
+  return {
+    inspects: ({ endpoint }) => endpoint.inspection === "rest" && !endpoint.tlsSkip,
+    open: (tunnel) =>
+      void firstByte(tunnel).then(
+        (first) => {
+          if (first === undefined) return closeTunnel(tunnel);
+          if (first === 0x16) return terminateTls(tunnel, options, upstreamContext);
+          return inspectHttp(tunnel.client, tunnel.upstream, tunnel, options.logger, "http");
+        },
+        () => closeTunnel(tunnel),
+      ),
   };
 }
 
