@@ -125,11 +125,14 @@ export async function* connectSupervisor(
     context.signal.removeEventListener("abort", onAbort);
     outbound.close();
     void readInbound;
-    if (deps.sessions.removeIfCurrent(sandboxId, sessionId)) {
+    const removal = deps.sessions.removeIfCurrent(sandboxId, sessionId);
+    if (removal === "removed") {
       log.info("supervisor session ended");
       await deps.runtime.supervisorSessionDisconnected(sandboxId);
-    } else {
+    } else if (removal === "superseded") {
       log.info("superseded supervisor session ended");
+    } else {
+      log.info("supervisor session closed: the gateway is shutting down");
     }
   }
 }

@@ -58,10 +58,17 @@ describe("SupervisorSessionRegistry", () => {
     expect(registry.register("sb", first)).toBeUndefined();
     expect(registry.register("sb", second)).toBe(first);
     expect(first.isOpen()).toBe(false);
-    expect(registry.removeIfCurrent("sb", "s1")).toBe(false);
+    expect(registry.removeIfCurrent("sb", "s1")).toBe("superseded");
     expect(registry.get("sb")).toBe(second);
-    expect(registry.removeIfCurrent("sb", "s2")).toBe(true);
+    expect(registry.removeIfCurrent("sb", "s2")).toBe("removed");
     expect(registry.has("sb")).toBe(false);
+  });
+
+  it("tells a session that ended because the gateway shut down from a superseded one", () => {
+    const registry = new SupervisorSessionRegistry();
+    registry.register("sb", fakeSession("s1"));
+    registry.shutdownAll();
+    expect(registry.removeIfCurrent("sb", "s1")).toBe("gateway-shutdown");
   });
 
   it("waits for a session with backoff and fails UNAVAILABLE after the timeout", async () => {

@@ -52,6 +52,8 @@ export class SupervisorSessionRegistry {
   private readonly pending = new Map<string, PendingRelay>();
   private readonly sessionChangeListeners = new Set<(sandboxId: string) => void>();
   private reaper: NodeJS.Timeout | undefined;
+  /** Set by shutdownAll: sessions that end from then on were ended by the gateway. */
+  private shutDown = false;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -83,11 +85,16 @@ export class SupervisorSessionRegistry {
     return previous;
   }
 
-  removeIfCurrent(sandboxId: string, sessionId: string): boolean {
-    if (this.sessions.get(sandboxId)?.sessionId !== sessionId) return false;
+  /**
+   * Removes the session when it is still the sandbox's current one; else says why it was not:
+   * a newer session superseded it, or the gateway is shutting down (shutdownAll removed it).
+   */
+  removeIfCurrent(sandboxId: string, sessionId: string): "removed" | "superseded" | "gateway-shutdown" {
+    if (this.sessions.get(sandboxId)?.sessionId !== sessionId)
+      return this.shutDown ? "gateway-shutdown" : "superseded";
     this.sessions.delete(sandboxId);
     this.sessionChanged(sandboxId);
-    return true;
+    return "removed";
   }
 
   has(sandboxId: string): boolean {
@@ -256,6 +263,7 @@ export class SupervisorSessionRegistry {
   }
 
   shutdownAll(): void {
+    this.shutDown = true;
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = undefined;
     const sandboxIds = [...this.sessions.keys()];
