@@ -23,11 +23,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { parsePolicyYaml } from "@openshell/policy";
-import { EgressProxy } from "@openshell/sandbox-supervisor/network/egress-proxy";
+import type { EgressProxy } from "@openshell/sandbox-supervisor/network/egress-proxy";
 import { createL7Stage } from "@openshell/sandbox-supervisor/network/l7-stage";
 import { createNetworkDecisions } from "@openshell/sandbox-supervisor/network/network-decisions";
 import { SandboxCa } from "@openshell/sandbox-supervisor/network/sandbox-ca";
-import { captureLogger, createTestNetwork } from "@openshell/sandbox-supervisor/test/network-harness";
+import {
+  captureLogger,
+  createTestNetwork,
+  startTestProxy,
+} from "@openshell/sandbox-supervisor/test/network-harness";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { cpuMs, rssMiB } from "./proc-stats.js";
 import { median, quantile } from "./stats.js";
@@ -260,16 +264,9 @@ network_policies:
       - { path: /usr/bin/python3* }
 `),
     );
-    proxy = await EgressProxy.start({
-      host: sandbox.hostAddress,
-      port: sandbox.proxyPort,
-      logger,
+    proxy = await startTestProxy(sandbox, logger, {
       decisions: () => decisions,
-      procNetDir: () => sandbox.procNetDir,
-      resolve: async (host) => {
-        if (host === HOST) return [sandbox.hostAddress];
-        throw new Error(`ENOTFOUND ${host}`);
-      },
+      hosts: { [HOST]: [sandbox.hostAddress] },
       // The supervisor's stage: L4 endpoints get the raw relay, `protocol: rest` ones TLS/L7.
       tunnelStage: createL7Stage({ logger, ca, upstreamCa: [readFileSync(pki.ca, "utf8")] }),
     });

@@ -9,10 +9,16 @@ import { createInterface } from "node:readline";
 import { parsePolicyYaml } from "@openshell/policy";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EgressProxy } from "../src/network/egress-proxy.js";
+import type { EgressProxy } from "../src/network/egress-proxy.js";
 import { createNetworkDecisions, type NetworkDecisions } from "../src/network/network-decisions.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
-import { canCreateNamespaces, captureLogger, createTestNetwork, runInNamespace } from "./network-harness.js";
+import {
+  canCreateNamespaces,
+  captureLogger,
+  createTestNetwork,
+  runInNamespace,
+  startTestProxy,
+} from "./network-harness.js";
 
 /** The test's DNS: names the policy uses, resolved by the proxy to addresses on the host side. */
 const NAMES = {
@@ -67,17 +73,13 @@ ${extra}`;
 
   beforeAll(async () => {
     network = await createTestNetwork(logger);
-    proxy = await EgressProxy.start({
-      host: network.hostAddress,
-      port: network.proxyPort,
-      logger,
+    proxy = await startTestProxy(network, logger, {
       decisions: () => decisions,
-      procNetDir: () => network.procNetDir,
-      resolve: async (host) => {
-        if (host === NAMES.metadata) return ["169.254.169.254"];
-        if (host === NAMES.allowed || host === NAMES.unlisted || host === NAMES.other)
-          return [network.hostAddress];
-        throw new Error(`ENOTFOUND ${host}`);
+      hosts: {
+        [NAMES.metadata]: ["169.254.169.254"],
+        [NAMES.allowed]: [network.hostAddress],
+        [NAMES.unlisted]: [network.hostAddress],
+        [NAMES.other]: [network.hostAddress],
       },
     });
     pkiDir = mkdtempSync(join(tmpdir(), "proxy-test-"));

@@ -7,12 +7,18 @@ import { join } from "node:path";
 import { parsePolicyYaml } from "@openshell/policy";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EgressProxy } from "../src/network/egress-proxy.js";
+import type { EgressProxy } from "../src/network/egress-proxy.js";
 import { createL7Stage } from "../src/network/l7-stage.js";
 import { createNetworkDecisions, type NetworkDecisions } from "../src/network/network-decisions.js";
 import { SandboxCa } from "../src/network/sandbox-ca.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
-import { canCreateNamespaces, captureLogger, createTestNetwork, runInNamespace } from "./network-harness.js";
+import {
+  canCreateNamespaces,
+  captureLogger,
+  createTestNetwork,
+  runInNamespace,
+  startTestProxy,
+} from "./network-harness.js";
 
 async function waitForLine(lines: Array<Record<string, unknown>>, pattern: RegExp): Promise<void> {
   const started = Date.now();
@@ -95,16 +101,9 @@ network_policies:
       chmodSync(pki.ca, 0o644);
 
       network = await createTestNetwork(logger, 3128, tlsDir);
-      proxy = await EgressProxy.start({
-        host: network.hostAddress,
-        port: network.proxyPort,
-        logger,
+      proxy = await startTestProxy(network, logger, {
         decisions: () => decisions,
-        procNetDir: () => network.procNetDir,
-        resolve: async (host) => {
-          if (host === HOST) return [network.hostAddress];
-          throw new Error(`ENOTFOUND ${host}`);
-        },
+        hosts: { [HOST]: [network.hostAddress] },
         tunnelStage: createL7Stage({ logger, ca, upstreamCa: [testCa] }),
       });
       const answer = (request: IncomingMessage, response: ServerResponse) => {

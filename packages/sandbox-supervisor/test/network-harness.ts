@@ -1,6 +1,8 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createLogger, type Logger } from "@openshell/core";
+import { EgressProxy, type TunnelStage } from "../src/network/egress-proxy.js";
+import type { NetworkDecisions } from "../src/network/network-decisions.js";
 import { SandboxNetwork } from "../src/network/sandbox-network.js";
 
 const execFileAsync = promisify(execFile);
@@ -94,4 +96,33 @@ export async function runInNamespace(
       ms: performance.now() - started,
     };
   }
+}
+
+/**
+ * The supervisor's egress proxy on `network`'s host side, as the supervisor wires it. `hosts`
+ * stands in for DNS (a name it does not list fails as ENOTFOUND); `tunnelStage` as the supervisor's
+ * TLS/L7 stage when given.
+ */
+export function startTestProxy(
+  network: SandboxNetwork,
+  logger: Logger,
+  options: {
+    decisions: () => NetworkDecisions | undefined;
+    hosts: Record<string, string[]>;
+    tunnelStage?: TunnelStage;
+  },
+): Promise<EgressProxy> {
+  return EgressProxy.start({
+    host: network.hostAddress,
+    port: network.proxyPort,
+    logger,
+    decisions: options.decisions,
+    procNetDir: () => network.procNetDir,
+    resolve: async (host) => {
+      const addresses = options.hosts[host];
+      if (addresses) return addresses;
+      throw new Error(`ENOTFOUND ${host}`);
+    },
+    tunnelStage: options.tunnelStage,
+  });
 }
