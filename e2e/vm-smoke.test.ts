@@ -6,15 +6,14 @@ import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
-  startGateway,
+  startVmGateway,
 } from "@openshell/testing/gateway-harness";
-import { findRepoRoot, freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
+import { findRepoRoot, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
 import { execOutput, run, sshOptions, waitForPhase } from "@openshell/testing/sandbox-harness";
-import { makeTestPki, type TestPki } from "@openshell/testing/test-pki";
+import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterEach, describe, expect, it } from "vitest";
 
-const REPO = findRepoRoot(import.meta.dirname);
-const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
+const _REPO = findRepoRoot(import.meta.dirname);
 /** TCG boots a guest and its Node supervisor in seconds; leave room for a loaded CI machine. */
 const READY_TIMEOUT_MS = 120_000;
 
@@ -29,33 +28,6 @@ function consoleLogs(stateDir: string): string {
   } catch {
     return "(no consoles)";
   }
-}
-
-async function startVmGateway(stateDir: string, port?: number, pki?: TestPki): Promise<RunningGateway> {
-  const chosen = port ?? (await freePort());
-  const scheme = pki ? "https" : "http";
-  return startGateway({
-    stateDir,
-    port: chosen,
-    dbUrl: `sqlite:${join(stateDir, "gateway.db")}`,
-    driver: { name: "vm", dir: VM_DRIVER_DIR },
-    extraArgs: [
-      "--grpc-endpoint",
-      `${scheme}://127.0.0.1:${chosen}`,
-      "--vm-mem-mib",
-      "1024",
-      ...(pki ? ["--vm-tls-ca", pki.ca, "--vm-tls-cert", pki.clientCert, "--vm-tls-key", pki.clientKey] : []),
-    ],
-    tls: pki
-      ? {
-          cert: pki.serverCert,
-          key: pki.serverKey,
-          clientCa: pki.ca,
-          client: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
-        }
-      : undefined,
-    startTimeoutMs: 30_000,
-  });
 }
 
 function collectExec(gw: RunningGateway, sandboxId: string, command: string[]) {
@@ -94,7 +66,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
   it("smoke: create, exec, ssh, write and read /sandbox, delete, no qemu left", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway(stateDir);
+    const gw = await startVmGateway({ stateDir, memMib: 1024 });
     gateways.push(gw);
     const sandboxId = (await gw.grpc.createSandbox({ name: "vm-smoke", spec: {} })).sandbox!.id;
     await waitForPhase(gw, "vm-smoke", SandboxPhase.READY, READY_TIMEOUT_MS);
@@ -249,7 +221,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
     const pki = await makeTestPki(mkdtempSync(join(stateDir, "pki-")));
-    const gw = await startVmGateway(stateDir, undefined, pki);
+    const gw = await startVmGateway({ stateDir, pki, memMib: 1024 });
     gateways.push(gw);
     const sandboxId = (await gw.grpc.createSandbox({ name: "vm-tls", spec: {} })).sandbox!.id;
     await waitForPhase(gw, "vm-tls", SandboxPhase.READY, READY_TIMEOUT_MS);
@@ -273,7 +245,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
   it("a clean gateway stop powers the VM off and keeps its disk; the next start boots it with /sandbox intact", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway(stateDir);
+    const gw = await startVmGateway({ stateDir, memMib: 1024 });
     gateways.push(gw);
     const sandboxId = (await gw.grpc.createSandbox({ name: "vm-reboot", spec: {} })).sandbox!.id;
     await waitForPhase(gw, "vm-reboot", SandboxPhase.READY, READY_TIMEOUT_MS);
@@ -287,7 +259,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
       "OPENSHELL-VM-INIT poweroff",
     );
 
-    const again = await startVmGateway(stateDir, gw.port);
+    const again = await startVmGateway({ stateDir, port: gw.port, memMib: 1024 });
     gateways.push(again);
     await waitForPhase(again, "vm-reboot", SandboxPhase.READY, READY_TIMEOUT_MS);
     const pids = qemuPidsUnder(stateDir);
@@ -299,7 +271,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
   it("lifetime: SIGKILL of the gateway leaves the VM running and a restarted gateway adopts it; SIGTERM stops it", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway(stateDir);
+    const gw = await startVmGateway({ stateDir, memMib: 1024 });
     gateways.push(gw);
     const sandboxId = (await gw.grpc.createSandbox({ name: "vm-keep", spec: {} })).sandbox!.id;
     await waitForPhase(gw, "vm-keep", SandboxPhase.READY, READY_TIMEOUT_MS);
@@ -311,7 +283,7 @@ describe("VM sandboxes (QEMU microVM)", () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(isAlive(qemuPid as number)).toBe(true);
 
-    const again = await startVmGateway(stateDir, gw.port);
+    const again = await startVmGateway({ stateDir, port: gw.port, memMib: 1024 });
     gateways.push(again);
     await waitForPhase(again, "vm-keep", SandboxPhase.READY, READY_TIMEOUT_MS);
     expect(qemuPidsUnder(stateDir)).toEqual([qemuPid]);

@@ -21,9 +21,9 @@ import {
   type RunningGateway,
   removeStateDir,
   rpcFailure,
-  startGateway,
+  startVmGateway,
 } from "@openshell/testing/gateway-harness";
-import { freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { pidsOf, waitFor } from "@openshell/testing/process";
 import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultRuntimeRoot } from "../src/vm-runtime.js";
@@ -328,16 +328,9 @@ describe("openshell-driver-vm process", () => {
 
   it("the supervisor's workload (sleep infinity) runs confined in the VM: sandbox user, no capabilities, the sandbox netns", async () => {
     const gwState = makeStateDir();
-    const port = await freePort();
     let gw: RunningGateway | undefined;
     try {
-      gw = await startGateway({
-        stateDir: gwState,
-        port,
-        driver: { name: "vm", dir: dirname(DRIVER) },
-        extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", "512"],
-        startTimeoutMs: 30_000,
-      });
+      gw = await startVmGateway({ stateDir: gwState });
       const id = (await gw.grpc.createSandbox({ name: "workload-box", spec: {} })).sandbox?.id ?? "";
       await waitForPhase(gw, "workload-box", SandboxPhase.READY, 180_000, {
         vmStateDir: join(gwState, "drv"),

@@ -10,14 +10,13 @@ import {
   makeStateDir,
   type RunningGateway,
   removeStateDir,
-  startGateway,
+  startVmGateway,
 } from "@openshell/testing/gateway-harness";
-import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { pidsOf, waitFor } from "@openshell/testing/process";
 import { execOutput, waitForPhase } from "@openshell/testing/sandbox-harness";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterEach, describe, expect, it } from "vitest";
 
-const VM_DRIVER_DIR = join(findRepoRoot(import.meta.dirname), "packages", "driver-vm", "dist");
 const READY_TIMEOUT_MS = 180_000;
 const MiB = 2 ** 20;
 
@@ -76,14 +75,7 @@ describe("VM sandbox lifecycle through the gateway", () => {
   async function vmGateway(): Promise<RunningGateway> {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const port = await freePort();
-    const gw = await startGateway({
-      stateDir,
-      port,
-      driver: { name: "vm", dir: VM_DRIVER_DIR },
-      extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", "512"],
-      startTimeoutMs: 30_000,
-    });
+    const gw = await startVmGateway({ stateDir });
     gateways.push(gw);
     return gw;
   }

@@ -7,12 +7,15 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { signalIfRunning } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { findRepoRoot, freePort, isAlive, pidsOf, stopChild, waitFor } from "./process.js";
+import type { TestPki } from "./test-pki.js";
 
 const REPO = findRepoRoot();
 /** The built gateway; OPENSHELL_TEST_GATEWAY_BIN runs another build (benchmarks compare two). */
 export const GATEWAY_BIN =
   process.env.OPENSHELL_TEST_GATEWAY_BIN ?? join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
 export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
+/** The built VM driver. */
+export const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
 
 export interface GatewayTls {
   cert: string;
@@ -155,4 +158,40 @@ export async function rpcFailure(promise: Promise<unknown>): Promise<{ code: num
     return { code: failure.code, message: failure.rawMessage };
   }
   throw new Error("expected the call to fail");
+}
+
+/**
+ * The real gateway with the VM driver (microVM sandboxes under QEMU), its guests dialing it on
+ * 127.0.0.1 (`--grpc-endpoint`). With `pki`: mTLS, the guests presenting the PKI's client
+ * certificate.
+ */
+export async function startVmGateway(options: {
+  stateDir: string;
+  port?: number;
+  memMib?: number;
+  pki?: TestPki;
+}): Promise<RunningGateway> {
+  const { stateDir, pki } = options;
+  const port = options.port ?? (await freePort());
+  return startGateway({
+    stateDir,
+    port,
+    driver: { name: "vm", dir: VM_DRIVER_DIR },
+    extraArgs: [
+      "--grpc-endpoint",
+      `${pki ? "https" : "http"}://127.0.0.1:${port}`,
+      "--vm-mem-mib",
+      String(options.memMib ?? 512),
+      ...(pki ? ["--vm-tls-ca", pki.ca, "--vm-tls-cert", pki.clientCert, "--vm-tls-key", pki.clientKey] : []),
+    ],
+    tls: pki
+      ? {
+          cert: pki.serverCert,
+          key: pki.serverKey,
+          clientCa: pki.ca,
+          client: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+        }
+      : undefined,
+    startTimeoutMs: 30_000,
+  });
 }
