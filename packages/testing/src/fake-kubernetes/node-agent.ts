@@ -261,9 +261,12 @@ export class FakeNodeAgent {
       startTime: now(),
     };
     this.pods.set(uid, work);
-    void this.run(work).catch((error: unknown) => {
-      if (error instanceof PodCancelled || work.cancelled) return;
-      this.event(work, "Warning", "FailedSync", `fake kubelet: ${(error as Error).message}`);
+    // Not inside the API server's change dispatch: start on the next turn.
+    setImmediate(() => {
+      this.run(work).catch((error: unknown) => {
+        if (error instanceof PodCancelled || work.cancelled) return;
+        this.event(work, "Warning", "FailedSync", `fake kubelet: ${(error as Error).message}`);
+      });
     });
   }
 
@@ -387,6 +390,7 @@ export class FakeNodeAgent {
       if (volume.emptyDir !== undefined) {
         const name = `fake-emptydir-${work.uid}-${volume.name}`;
         await this.docker(["volume", "create", "--label", `${POD_UID_LABEL}=${work.uid}`, name]);
+        await this.forgetIfCancelled(work, ["volume", "rm", "-f", name]);
         work.ownedDockerVolumes.push(name);
         work.volumes.set(volume.name, { kind: "volume", source: name });
       } else if (volume.persistentVolumeClaim) {
@@ -588,9 +592,10 @@ export class FakeNodeAgent {
       throw new Error(`cannot create container ${container.name}: ${created.stderr.trim()}`);
     }
     const id = created.stdout.trim();
+    await this.forgetIfCancelled(work, ["rm", "-f", id]);
     this.event(work, "Normal", "Created", `Created container: ${container.name}`, "kubelet", container.name);
     const started = await this.docker(["start", id], true);
-    this.check(work);
+    await this.forgetIfCancelled(work, ["rm", "-f", id]);
     if (started.code !== 0) {
       status.state = { waiting: { reason: "RunContainerError", message: started.stderr.trim() } };
       this.event(
@@ -625,11 +630,15 @@ export class FakeNodeAgent {
 
   private async waitFor(work: PodWork, status: ContainerStatus): Promise<Terminated> {
     const id = String(status.containerID).replace("docker://", "");
-    await this.docker(["wait", id], true);
-    this.check(work);
-    const inspected = await this.docker(["inspect", id], true);
-    const state =
-      (JSON.parse(inspected.stdout || "[{}]")[0] as { State?: Record<string, unknown> }).State ?? {};
+    let state: Record<string, unknown> = {};
+    for (;;) {
+      // No timeout: a sandbox runs for as long as the test wants; removing the container ends it.
+      await runDocker(["wait", id], { host: this.options.dockerHost, allowFailure: true });
+      this.check(work);
+      const inspected = await this.docker(["inspect", id], true);
+      state = (JSON.parse(inspected.stdout || "[{}]")[0] as { State?: Record<string, unknown> }).State ?? {};
+      if (state.Running !== true) break;
+    }
     const exitCode = Number(state.ExitCode ?? 137);
     return {
       exitCode,
@@ -795,6 +804,13 @@ export class FakeNodeAgent {
     const pod = this.api.get(this.api.type("pods"), work.namespace, work.name);
     if (!pod || pod.metadata?.uid !== work.uid) throw new PodCancelled();
     return pod;
+  }
+
+  /** A pod deleted while Docker was creating something for it: undo that (teardown already ran). */
+  private async forgetIfCancelled(work: PodWork, undo: string[]): Promise<void> {
+    if (!work.cancelled) return;
+    await this.docker(undo, true);
+    throw new PodCancelled();
   }
 
   private check(work: PodWork): void {
