@@ -3,6 +3,10 @@
  * driver's tests rely on (REST shapes, watch resumption, 410, Status objects, GC, 403) is checked
  * against the real client rather than assumed.
  */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ApisApi,
   CoreV1Api,
@@ -354,5 +358,104 @@ describe("fake Kubernetes API server against @kubernetes/client-node", () => {
     await server.resume();
     const list = (await api.listNamespacedCustomObject(SANDBOX)) as { items: KubernetesObject[] };
     expect(list.items.map((item) => item.metadata?.name)).toEqual(["a"]);
+  });
+  it("keeps status out of main-path writes and spec out of /status writes; finalizers hold a delete", async () => {
+    const api = config.makeApiClient(CustomObjectsApi);
+    const created = (await api.createNamespacedCustomObject({
+      ...SANDBOX,
+      body: { ...sandbox("s"), status: { conditions: [{ type: "Ready", status: "True" }] } },
+    })) as Record<string, unknown>;
+    expect(created.status).toBeUndefined();
+    const withStatus = (await api.replaceNamespacedCustomObjectStatus({
+      ...SANDBOX,
+      name: "s",
+      body: { ...created, spec: { replicas: 5 }, status: { phase: "x" } },
+    })) as { spec: { replicas: number }; status: unknown };
+    expect(withStatus.spec.replicas).toBe(1);
+    expect(withStatus.status).toEqual({ phase: "x" });
+
+    const finalized = (await api.patchNamespacedCustomObject({
+      ...SANDBOX,
+      name: "s",
+      body: [{ op: "add", path: "/metadata/finalizers", value: ["test/hold"] }],
+    })) as KubernetesObject;
+    expect(finalized.metadata?.finalizers).toEqual(["test/hold"]);
+    const deleting = (await api.deleteNamespacedCustomObject({ ...SANDBOX, name: "s" })) as KubernetesObject;
+    expect(deleting.metadata?.deletionTimestamp).toBeTruthy();
+    expect(server.get(server.type("sandboxes"), NS, "s")).toBeDefined();
+    await api.patchNamespacedCustomObject({
+      ...SANDBOX,
+      name: "s",
+      body: [{ op: "remove", path: "/metadata/finalizers" }],
+    });
+    expect(server.get(server.type("sandboxes"), NS, "s")).toBeUndefined();
+  });
+
+  it("sends DELETED when an object stops matching a watch's label selector", async () => {
+    const api = config.makeApiClient(CustomObjectsApi);
+    await api.createNamespacedCustomObject({ ...SANDBOX, body: sandbox("l", { team: "a" }) });
+    const events: string[] = [];
+    const controller = await new Watch(config).watch(
+      `/apis/agents.x-k8s.io/v1alpha1/namespaces/${NS}/sandboxes`,
+      { labelSelector: "team=a" },
+      (type, object: KubernetesObject) => events.push(`${type} ${object.metadata?.labels?.team}`),
+      () => undefined,
+    );
+    await waitUntil(() => events.length === 1, "the initial ADDED");
+    await api.patchNamespacedCustomObject(
+      { ...SANDBOX, name: "l", body: { metadata: { labels: { team: "b" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await api.patchNamespacedCustomObject(
+      { ...SANDBOX, name: "l", body: { metadata: { labels: { team: "a" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await waitUntil(() => events.length === 3, "DELETED then ADDED");
+    expect(events).toEqual(["ADDED a", "DELETED b", "ADDED a"]);
+    controller.abort();
+  });
+
+  it("answers a compacted watch with HTTP 410 when configured so", async () => {
+    const strict = new FakeKubernetesApiServer({ expiredAsHttp: true });
+    await strict.start();
+    try {
+      const strictConfig = new KubeConfig();
+      strictConfig.loadFromString(strict.kubeconfig());
+      strict.create(strict.type("pods"), { metadata: { name: "p" }, spec: {} }, "default");
+      strict.compact();
+      const error = await new Promise<unknown>((resolve) => {
+        void new Watch(strictConfig).watch(
+          "/api/v1/namespaces/default/pods",
+          { resourceVersion: "1" },
+          () => undefined,
+          resolve,
+        );
+      });
+      expect((error as { statusCode: number }).statusCode).toBe(410);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it("serves an in-cluster client (service account files under a prefix, KUBERNETES_SERVICE_*)", async () => {
+    const prefix = mkdtempSync(join(tmpdir(), "fake-sa-"));
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    try {
+      Object.assign(process.env, server.writeInClusterFiles(prefix, NS));
+      const inCluster = new KubeConfig();
+      inCluster.loadFromCluster(prefix);
+      const list = await inCluster.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: NS });
+      expect(list.items).toEqual([]);
+      expect(inCluster.getContextObject(inCluster.getCurrentContext())?.namespace).toBe(NS);
+    } finally {
+      for (const [key, value] of [
+        ["KUBERNETES_SERVICE_HOST", saved.host],
+        ["KUBERNETES_SERVICE_PORT", saved.port],
+      ] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      rmSync(prefix, { recursive: true, force: true });
+    }
   });
 });

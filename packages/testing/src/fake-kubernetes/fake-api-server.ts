@@ -64,6 +64,7 @@ import {
 export type { KubeObject } from "./kube-selectors.js";
 
 export const SANDBOX_GROUP = "agents.x-k8s.io";
+const SERVICE_ACCOUNT_DIR = "var/run/secrets/kubernetes.io/serviceaccount";
 
 export interface ResourceType extends StatusTarget {
   /** "" for the core group. */
@@ -232,10 +233,12 @@ export class FakeKubernetesApiServer {
   }
 
   /**
-   * What a pod's service account gives client-node's `loadFromCluster(dir)`: `token`, `ca.crt` and
-   * `namespace` under `dir`, plus the KUBERNETES_SERVICE_HOST/PORT environment to set.
+   * What a pod's service account gives client-node's `loadFromCluster(prefix)`: `token`, `ca.crt`
+   * and `namespace` under `<prefix>/var/run/secrets/kubernetes.io/serviceaccount/`, plus the
+   * KUBERNETES_SERVICE_HOST/PORT environment to set.
    */
-  writeInClusterFiles(dir: string, namespace: string): Record<string, string> {
+  writeInClusterFiles(prefix: string, namespace: string): Record<string, string> {
+    const dir = join(prefix, SERVICE_ACCOUNT_DIR);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "token"), "fake-in-cluster-token");
     writeFileSync(join(dir, "ca.crt"), this.caCert);
