@@ -19,7 +19,8 @@
  *   readOnlyRootFilesystem, allowPrivilegeEscalation), memory/cpu limits, `hostAliases`, and
  *   `host.openshell.internal` as the pod network's gateway (the host) unless the pod names it. As
  *   Kubernetes runs pods without seccomp unless asked, containers run `seccomp=unconfined` unless
- *   the pod asks for `RuntimeDefault`.
+ *   the pod asks for `RuntimeDefault`. Volumes start empty (`volume-nocopy`) and memory limits come
+ *   without swap, as on a node.
  * - Pod status: phase Pending/Running/Succeeded/Failed, conditions, podIP, init and container
  *   statuses (waiting reasons, running, terminated with exit code and `OOMKilled`/`Completed`/
  *   `Error`, restartCount); a main container that exits is restarted with `BackOff` under
@@ -560,7 +561,9 @@ export class FakeNodeAgent {
     if (security.allowPrivilegeEscalation === false) args.push("--security-opt", "no-new-privileges");
     if (security.seccompProfile?.type !== "RuntimeDefault") args.push("--security-opt", "seccomp=unconfined");
     const memory = container.resources?.limits?.memory;
-    if (memory) args.push("--memory", String(parseQuantity(memory)));
+    // No swap, as on a Kubernetes node: over the limit is an OOM kill.
+    if (memory)
+      args.push("--memory", String(parseQuantity(memory)), "--memory-swap", String(parseQuantity(memory)));
     const cpu = container.resources?.limits?.cpu;
     if (cpu) args.push("--cpus", String(parseQuantity(cpu)));
     if (container.workingDir) args.push("--workdir", container.workingDir);
@@ -575,7 +578,12 @@ export class FakeNodeAgent {
       const readOnly = mount.readOnly ? ",readonly" : "";
       if (source.kind === "volume") {
         const sub = mount.subPath ? `,volume-subpath=${mount.subPath}` : "";
-        args.push("--mount", `type=volume,src=${source.source},dst=${mount.mountPath}${sub}${readOnly}`);
+        // volume-nocopy: a PVC or emptyDir starts empty; Docker would otherwise copy the image's
+        // files at the mount path into a fresh volume (and hide what workspace-init does).
+        args.push(
+          "--mount",
+          `type=volume,src=${source.source},dst=${mount.mountPath},volume-nocopy${sub}${readOnly}`,
+        );
       } else {
         const path = mount.subPath ? join(source.source, mount.subPath) : source.source;
         args.push("--mount", `type=bind,src=${path},dst=${mount.mountPath}${readOnly}`);
