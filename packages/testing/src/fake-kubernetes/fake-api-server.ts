@@ -378,7 +378,9 @@ export class FakeKubernetesApiServer {
       if (namespace !== undefined && !key.startsWith(`${prefix}/`)) continue;
       if (matches(object)) items.push(structuredClone(object));
     }
-    return items.sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
+    // The apiserver lists in key order: namespace, then name.
+    const order = (object: KubeObject) => `${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
+    return items.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   }
 
   create(resource: ResourceType, body: KubeObject, namespace?: string): KubeObject {
