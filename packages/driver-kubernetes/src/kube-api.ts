@@ -8,6 +8,8 @@ import {
   type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
+  Observable,
+  type ObservableMiddleware,
   type V1Pod,
   type V1Secret,
   Watch,
@@ -87,18 +89,17 @@ export function loadKubeConfig(options: KubeConnectOptions): { config: KubeConfi
 
 /**
  * A timeout on every call: the generated client passes a request's signal to fetch, so a middleware
- * that sets one bounds the whole call, body included. client-node runs the options' middleware
- * through `wrapOptions`, which expects promise middleware although the type says observable.
+ * that sets one bounds the whole call, body included.
  */
 function timeoutOptions(ms: number): ConfigurationOptions {
-  const middleware = {
-    pre: async (context: { setSignal(signal: AbortSignal): void }) => {
+  const middleware: ObservableMiddleware = {
+    pre: (context) => {
       context.setSignal(AbortSignal.timeout(ms));
-      return context;
+      return new Observable(Promise.resolve(context));
     },
-    post: async <R>(response: R) => response,
+    post: (response) => new Observable(Promise.resolve(response)),
   };
-  return { middleware: [middleware], middlewareMergeStrategy: "append" } as unknown as ConfigurationOptions;
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
 }
 
 export interface SandboxList {
@@ -248,6 +249,26 @@ export class KubeApi {
     const result = await this.orUndefined(() =>
       this.call(this.coreCall("delete", "persistentvolumeclaims", name), () =>
         this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }, this.options),
+      ),
+    );
+    return result !== undefined;
+  }
+
+  /**
+   * Takes the claim out of its `Sandbox`'s ownership (the controller makes the Sandbox own its
+   * PVCs), so deleting the Sandbox leaves it: `--keep-workspace`. False when there is no such claim.
+   */
+  async releaseClaim(name: string): Promise<boolean> {
+    const result = await this.orUndefined(() =>
+      this.call(this.coreCall("patch", "persistentvolumeclaims", name), () =>
+        this.core.patchNamespacedPersistentVolumeClaim(
+          {
+            name,
+            namespace: this.namespace,
+            body: [{ op: "add", path: "/metadata/ownerReferences", value: [] }],
+          },
+          this.options,
+        ),
       ),
     );
     return result !== undefined;

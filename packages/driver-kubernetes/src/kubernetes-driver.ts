@@ -266,17 +266,16 @@ export class KubernetesDriver {
     const resource = await this.find(id, name);
     if (!resource) return false;
     const sandboxName = resource.metadata.name;
+    const claims = (resource.spec?.volumeClaimTemplates ?? []).flatMap((template) =>
+      template.metadata?.name ? [claimName(template.metadata.name, sandboxName)] : [],
+    );
+    // The controller makes the Sandbox own its claims: kept ones leave its ownership first.
+    if (this.options.keepWorkspace) for (const claim of claims) await this.api.releaseClaim(claim);
     const deleted = await this.api.deleteSandbox(sandboxName);
-    // The owner reference lets the garbage collector do this; doing it too costs one call and does
-    // not depend on the Secret's owner patch having succeeded.
+    // Owner references let the garbage collector do these; doing them too costs a call each and
+    // does not depend on the Secret's owner patch having succeeded or on the controller's owners.
     await this.api.deleteSecret(supervisorSecretName(sandboxName));
-    if (!this.options.keepWorkspace) {
-      const templates = resource.spec?.volumeClaimTemplates ?? [];
-      for (const template of templates) {
-        const templateName = template.metadata?.name;
-        if (templateName) await this.api.deleteClaim(claimName(templateName, sandboxName));
-      }
-    }
+    if (!this.options.keepWorkspace) for (const claim of claims) await this.api.deleteClaim(claim);
     return deleted;
   }
 
