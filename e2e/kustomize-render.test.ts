@@ -120,11 +120,10 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
       "core events": ["get", "list", "watch"],
       "events.k8s.io events": ["get", "list", "watch"],
       "core secrets": ["create", "delete", "get", "list", "patch", "watch"],
-      "core persistentvolumeclaims": ["delete", "get", "list", "watch"],
+      "core persistentvolumeclaims": ["delete", "get", "list", "patch", "watch"],
     });
     expect(grants(find(base, "ClusterRole", "openshell-driver").rules)).toEqual({
       "core nodes": ["get", "list"],
-      "apiextensions.k8s.io customresourcedefinitions/sandboxes.agents.x-k8s.io": ["get"],
     });
     for (const kind of ["RoleBinding", "ClusterRoleBinding"]) {
       const binding = find(base, kind, "openshell-driver");
