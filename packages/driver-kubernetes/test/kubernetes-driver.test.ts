@@ -225,6 +225,37 @@ describe("openshell-driver-kubernetes against the fake API server", () => {
       namespace: NS,
     });
 
+    // What the pod's own status says (here: the supervisor image cannot be pulled) is published once.
+    const pod = get(f, "pods", "brave-otter") as KubeObject & { status?: Record<string, unknown> };
+    const waiting = {
+      waiting: {
+        reason: "ImagePullBackOff",
+        message: 'Back-off pulling image "example/openshell-gateway:1"',
+      },
+    };
+    f.api.update(
+      f.api.type("pods"),
+      {
+        ...pod,
+        status: {
+          ...pod.status,
+          phase: "Pending",
+          initContainerStatuses: [{ name: "openshell-supervisor", state: waiting }],
+        },
+      },
+      NS,
+      "status",
+    );
+    await waitFor(
+      () => platformEvents(driver, "id-1").some((e) => e.reason === "ImagePullBackOff"),
+      10_000,
+      "the pod's ImagePullBackOff did not become a platform event",
+    );
+    const pull = platformEvents(driver, "id-1").filter((e) => e.reason === "ImagePullBackOff");
+    expect(pull.map((e) => [e.type, e.message])).toEqual([
+      ["Warning", 'container openshell-supervisor: Back-off pulling image "example/openshell-gateway:1"'],
+    ]);
+
     await client.stopSandbox({ sandboxId: "id-1", sandboxName: "brave-otter" });
     expect((get(f, "sandboxes", "brave-otter") as { spec: { replicas?: number } }).spec.replicas).toBe(0);
     await waitFor(() => get(f, "pods", "brave-otter") === undefined, 10_000, "pod not removed by stop");
