@@ -1,12 +1,19 @@
-import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseGatewayCommand } from "@openshell/gateway";
 import { REPO } from "@openshell/testing/cli-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import { checkKubernetesObject } from "./kubernetes-object-schema.js";
+import {
+  containerEnv,
+  findObject,
+  gatewayContainer,
+  type K8sObject,
+  KUBECTL,
+  kubectlUnavailable,
+  renderKustomize,
+} from "./kustomize.js";
 
 /**
  * deploy/kubernetes rendered offline with `kubectl kustomize` (Debian's kubernetes-client, whose
@@ -14,36 +21,13 @@ import { checkKubernetesObject } from "./kubernetes-object-schema.js";
  * Kubernetes object schemas: what `kubectl apply -k` would send, minus a cluster (none can be had
  * on these machines). The gateway's own flag parser reads the container's args and env.
  */
-const KUBECTL = process.env.KUBECTL || "kubectl";
 const DEPLOY = join(REPO, "deploy", "kubernetes");
-const kubectlVersion = spawnSync(KUBECTL, ["version", "--client"], { encoding: "utf8" });
-const kubectlMissing = kubectlVersion.error !== undefined || kubectlVersion.status !== 0;
+const kubectlMissing = kubectlUnavailable();
 if (kubectlMissing) {
   console.warn(
-    `kustomize-render: SKIPPED, '${KUBECTL}' cannot run (${kubectlVersion.error?.message ?? kubectlVersion.stderr}); install it with 'apt-get install kubernetes-client' (scripts/setup.sh does)`,
+    `kustomize-render: SKIPPED, '${KUBECTL}' cannot run (${kubectlMissing}); install it with 'apt-get install kubernetes-client' (scripts/setup.sh does)`,
   );
 }
-
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field below
-type K8sObject = Record<string, any>;
-
-function render(dir: string): K8sObject[] {
-  const result = spawnSync(KUBECTL, ["kustomize", dir], { encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${result.stderr}`);
-  // A plain YAML parser: @kubernetes/client-node's loadAllYaml drops the fields its models lack.
-  return parseAllDocuments(result.stdout).map((document) => {
-    if (document.errors.length > 0)
-      throw new Error(`kubectl kustomize ${dir}: ${document.errors[0]?.message}`);
-    return document.toJS() as K8sObject;
-  });
-}
-
-const find = (objects: K8sObject[], kind: string, name = "openshell") => {
-  const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
-  if (!found) throw new Error(`no ${kind} ${name} in ${objects.map((o) => `${o.kind}/${o.metadata?.name}`)}`);
-  return found;
-};
-
 /** "apiGroup resource[/names]" -> sorted verbs, so a rule split or merged differently still compares. */
 function grants(rules: K8sObject[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
@@ -59,14 +43,10 @@ function grants(rules: K8sObject[]): Record<string, string[]> {
   return out;
 }
 
-const gatewayContainer = (objects: K8sObject[]) =>
-  find(objects, "StatefulSet").spec.template.spec.containers.find((c: K8sObject) => c.name === "gateway");
-
 /** The gateway's config as it would parse inside the pod (env values only; no valueFrom used). */
 function gatewayConfig(objects: K8sObject[]) {
   const container = gatewayContainer(objects);
-  const env = Object.fromEntries((container.env ?? []).map((e: K8sObject) => [e.name, e.value]));
-  const parsed = parseGatewayCommand(container.args ?? [], env);
+  const parsed = parseGatewayCommand(container.args ?? [], containerEnv(container));
   if (parsed.kind !== "run") throw new Error(`the gateway would not run: ${parsed.kind}`);
   return parsed.config;
 }
@@ -80,14 +60,14 @@ const everyString = (value: unknown): string[] =>
         ? Object.entries(value).flatMap(([k, v]) => [k, ...everyString(v)])
         : [];
 
-describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () => {
+describe.skipIf(kubectlMissing !== undefined)("deploy/kubernetes renders valid objects", () => {
   let scratch = "";
   let base: K8sObject[] = [];
   let mtls: K8sObject[] = [];
   beforeAll(() => {
     scratch = mkdtempSync(join(tmpdir(), "openshell-kustomize-"));
-    base = render(join(DEPLOY, "base"));
-    mtls = render(join(DEPLOY, "overlays", "mtls"));
+    base = renderKustomize(join(DEPLOY, "base"));
+    mtls = renderKustomize(join(DEPLOY, "overlays", "mtls"));
   });
   afterAll(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -114,7 +94,7 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
   });
 
   it("RBAC: exactly the least the Kubernetes driver needs, bound to the gateway's account", () => {
-    expect(grants(find(base, "Role", "openshell-driver").rules)).toEqual({
+    expect(grants(findObject(base, "Role", "openshell-driver").rules)).toEqual({
       "agents.x-k8s.io sandboxes": ["create", "delete", "get", "list", "patch", "update", "watch"],
       "core pods": ["get", "list", "watch"],
       "core events": ["get", "list", "watch"],
@@ -122,11 +102,11 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
       "core secrets": ["create", "delete", "get", "list", "patch", "watch"],
       "core persistentvolumeclaims": ["delete", "get", "list", "patch", "watch"],
     });
-    expect(grants(find(base, "ClusterRole", "openshell-driver").rules)).toEqual({
+    expect(grants(findObject(base, "ClusterRole", "openshell-driver").rules)).toEqual({
       "core nodes": ["get", "list"],
     });
     for (const kind of ["RoleBinding", "ClusterRoleBinding"]) {
-      const binding = find(base, kind, "openshell-driver");
+      const binding = findObject(base, kind, "openshell-driver");
       expect(binding.roleRef).toEqual({
         apiGroup: "rbac.authorization.k8s.io",
         kind: kind.replace("Binding", ""),
@@ -136,13 +116,13 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
         { kind: "ServiceAccount", name: "openshell", namespace: "openshell" },
       ]);
     }
-    expect(find(base, "StatefulSet").spec.template.spec.serviceAccountName).toBe("openshell");
+    expect(findObject(base, "StatefulSet").spec.template.spec.serviceAccountName).toBe("openshell");
   });
 
   it("gateway: one replica, its store on a PVC, the kubernetes driver, probes on the health port", () => {
-    const set = find(base, "StatefulSet");
+    const set = findObject(base, "StatefulSet");
     expect(set.spec.replicas).toBe(1);
-    expect(set.spec.serviceName).toBe(find(base, "Service").metadata.name);
+    expect(set.spec.serviceName).toBe(findObject(base, "Service").metadata.name);
     expect(set.spec.volumeClaimTemplates.map((t: K8sObject) => t.metadata.name)).toEqual(["data"]);
     const container = gatewayContainer(base);
     expect(container.image).toMatch(/^openshell\/gateway:\d+\.\d+\.\d+/);
@@ -164,7 +144,7 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
     expect(container.startupProbe.httpGet).toEqual({ path: "/healthz", port: "health" });
     expect(container.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "health" });
     expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "health" });
-    const service = find(base, "Service");
+    const service = findObject(base, "Service");
     expect(service.spec.ports).toEqual([
       { name: "grpc", port: config.port, targetPort: "grpc", protocol: "TCP" },
     ]);
@@ -172,7 +152,7 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
   });
 
   it("gateway: non-root, read-only root filesystem, no capabilities, no hostPath anywhere", () => {
-    const pod = find(base, "StatefulSet").spec.template.spec;
+    const pod = findObject(base, "StatefulSet").spec.template.spec;
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
     expect(gatewayContainer(base).securityContext).toEqual({
       allowPrivilegeEscalation: false,
@@ -193,7 +173,7 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
       clientCa: "/etc/openshell-tls/client-ca/ca.crt",
     });
     expect(config.grpcEndpoint).toBe(`https://openshell.openshell.svc.cluster.local:${config.port}`);
-    const pod = find(mtls, "StatefulSet").spec.template.spec;
+    const pod = findObject(mtls, "StatefulSet").spec.template.spec;
     const secretVolumes = Object.fromEntries(
       pod.volumes.filter((v: K8sObject) => v.secret).map((v: K8sObject) => [v.name, v.secret.secretName]),
     );
@@ -214,7 +194,7 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
     const withoutTls = (objects: K8sObject[]) => objects.filter((o) => o.kind !== "StatefulSet");
     expect(withoutTls(mtls)).toEqual(withoutTls(base));
     // deploy/kubernetes itself is the mTLS overlay.
-    expect(render(DEPLOY)).toEqual(mtls);
+    expect(renderKustomize(DEPLOY)).toEqual(mtls);
   });
 
   it("the checks fail on a broken base (a misspelt field, a wrong type, a missing required field)", () => {
@@ -229,14 +209,14 @@ describe.skipIf(kubectlMissing)("deploy/kubernetes renders valid objects", () =>
         .replace("periodSeconds: 10", 'periodSeconds: "10"')
         .replace("serviceName: openshell", "serviceName: openshell\n  selectors: {}"),
     );
-    const problems = render(broken).flatMap(checkKubernetesObject);
+    const problems = renderKustomize(broken).flatMap(checkKubernetesObject);
     expect(problems.sort()).toEqual([
       "StatefulSet.spec.selectors: unknown field (V1StatefulSetSpec has no such field)",
       'StatefulSet.spec.template.spec.containers[0].livenessProbe.periodSeconds: expected a number, got string "10"',
       "StatefulSet.spec.template.spec.containers[0].readinessProbes: unknown field (V1Container has no such field)",
     ]);
     writeFileSync(file, original.replace("- name: gateway\n", "- nam: gateway\n"));
-    expect(render(broken).flatMap(checkKubernetesObject).sort()).toEqual([
+    expect(renderKustomize(broken).flatMap(checkKubernetesObject).sort()).toEqual([
       "StatefulSet.spec.template.spec.containers[0].nam: unknown field (V1Container has no such field)",
       "StatefulSet.spec.template.spec.containers[0].name: required",
     ]);
