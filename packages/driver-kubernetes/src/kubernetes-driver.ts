@@ -9,7 +9,9 @@ import {
   buildSandboxResource,
   buildSupervisorSecret,
   claimName,
+  LABEL_MANAGED_BY,
   LABEL_SANDBOX_ID,
+  MANAGED_BY,
   MANAGED_SELECTOR,
   ownerReference,
   type SandboxResource,
@@ -181,10 +183,11 @@ export class KubernetesDriver {
   private validate(sandbox: compute.DriverSandbox | undefined): compute.DriverSandbox {
     if (!sandbox?.id) throw new OpenShellError("invalid_argument", "sandbox.id is required");
     if (!sandbox.name) throw new OpenShellError("invalid_argument", "sandbox.name is required");
-    if (!/^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$/.test(sandbox.name)) {
+    // The pod is named after the sandbox, and a pod's name is its hostname: a DNS label.
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(sandbox.name)) {
       throw new OpenShellError(
         "invalid_argument",
-        `sandbox name '${sandbox.name}' is not usable as a Kubernetes name: lowercase letters, digits and '-', at most 52 characters, starting and ending with a letter or digit`,
+        `sandbox name '${sandbox.name}' is not usable as a Kubernetes name: lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit`,
       );
     }
     if (sandbox.spec?.gpu && !this.supportsGpu)
@@ -279,8 +282,12 @@ export class KubernetesDriver {
     return deleted;
   }
 
+  /** Only resources this driver made (its label): a namesake someone else made is not ours to touch. */
   private async find(id: string, name: string): Promise<SandboxResource | undefined> {
-    if (name) return this.sandboxes.get(name) ?? (await this.api.getSandbox(name));
+    if (name) {
+      const resource = this.sandboxes.get(name) ?? (await this.api.getSandbox(name));
+      return resource?.metadata.labels?.[LABEL_MANAGED_BY] === MANAGED_BY ? resource : undefined;
+    }
     for (const resource of this.sandboxes.values()) if (sandboxIdOf(resource) === id) return resource;
     return undefined;
   }

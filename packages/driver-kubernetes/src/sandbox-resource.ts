@@ -21,8 +21,8 @@ const SANDBOX_KIND = "Sandbox";
 export const SANDBOX_RESOURCE = `${SANDBOX_PLURAL}.${SANDBOX_GROUP}`;
 
 export const LABEL_SANDBOX_ID = "openshell.ai/sandbox-id";
-const LABEL_MANAGED_BY = "openshell.ai/managed-by";
-const MANAGED_BY = "openshell";
+export const LABEL_MANAGED_BY = "openshell.ai/managed-by";
+export const MANAGED_BY = "openshell";
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 
 /** Where the supervisor lives in every sandbox pod (the agent container's entrypoint). */

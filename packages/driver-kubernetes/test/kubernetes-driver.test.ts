@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectToDriver, type DriverConnection } from "@openshell/driver-sdk";
@@ -90,6 +91,20 @@ async function startDriver(f: Fixture, extra: string[] = []): Promise<RunningDri
     () => existsSync(socket),
     20_000,
     () => `driver did not serve: ${stderr}`,
+    child,
+  );
+  // The socket file exists from bind(), a moment before listen(): wait until a call is answered.
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const probe = net.connect(socket, () => {
+          probe.destroy();
+          resolve(true);
+        });
+        probe.on("error", () => resolve(false));
+      }),
+    20_000,
+    () => `driver did not accept connections: ${stderr}`,
     child,
   );
   const connection = connectToDriver(socket);
@@ -276,6 +291,20 @@ describe("openshell-driver-kubernetes against the fake API server", () => {
     expect(get(f, "persistentvolumeclaims", "workspace-brave-otter")).toBeUndefined();
     await waitFor(() => deletedIds(driver).includes("id-1"), 10_000, "no deleted event");
     expect((await client.deleteSandbox({ sandboxId: "", sandboxName: "brave-otter" })).deleted).toBe(false);
+    // A namesake Sandbox someone else made (no openshell.ai/managed-by label) is not the driver's.
+    f.api.create(
+      f.api.type("sandboxes"),
+      {
+        apiVersion: "agents.x-k8s.io/v1alpha1",
+        kind: "Sandbox",
+        metadata: { name: "foreign" },
+        spec: { podTemplate: {} },
+      },
+      NS,
+    );
+    expect((await client.deleteSandbox({ sandboxId: "", sandboxName: "foreign" })).deleted).toBe(false);
+    await expect(client.stopSandbox({ sandboxId: "", sandboxName: "foreign" })).rejects.toThrow(/not found/);
+    expect(get(f, "sandboxes", "foreign")).toBeDefined();
     await expect(client.getSandbox({ sandboxId: "", sandboxName: "brave-otter" })).rejects.toThrow(
       /not found/,
     );
