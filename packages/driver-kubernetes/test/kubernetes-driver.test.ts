@@ -379,6 +379,29 @@ describe("openshell-driver-kubernetes against the fake API server", () => {
     ).toBe(true);
   });
 
+  it("doctor says what the cluster offers, and why not", async () => {
+    const f = await fixture();
+    const args = [DRIVER, "doctor", "--kubeconfig", f.kubeconfig, "--namespace", NS];
+    const run = (): Promise<{ code: number | null; stdout: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "ignore"] });
+        let stdout = "";
+        child.stdout.on("data", (chunk) => {
+          stdout += chunk;
+        });
+        child.on("exit", (code) => resolve({ code, stdout }));
+      });
+    const healthy = await run();
+    expect(healthy.code).toBe(0);
+    expect(healthy.stdout).toContain(`cluster: ${f.api.url} (namespace ${NS})`);
+    expect(healthy.stdout).toContain("Sandbox API: agents.x-k8s.io/v1alpha1");
+    expect(healthy.stdout).toContain("GPU nodes: no");
+    f.api.forbid("list", "pods");
+    const forbidden = await run();
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stdout).toContain("may not list pods in namespace 'openshell'");
+  });
+
   it("fails at start with the fix: no kubeconfig, unreachable API, forbidden, missing CRD", async () => {
     const f = await fixture();
     const socket = join(f.dir, "x.sock");
