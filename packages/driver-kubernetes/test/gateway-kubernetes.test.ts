@@ -83,6 +83,40 @@ describe("openshell-gateway --drivers kubernetes (fake API server)", () => {
     await waitFor(() => get("pods", "k8s-one") !== undefined, 10_000, "no pod");
     expect((await gw.grpc.getSandbox({ name: "k8s-one" })).sandbox?.phase).toBe(SandboxPhase.PROVISIONING);
 
+    // Why the pod waits reaches WatchSandbox (what `sandbox create` prints): a Kubernetes Event.
+    const watch = new AbortController();
+    const reasons: string[] = [];
+    const following = (async () => {
+      try {
+        for await (const event of gw.grpc.watchSandbox(
+          { id, followEvents: true },
+          { signal: watch.signal },
+        )) {
+          if (event.payload.case === "event")
+            reasons.push(`${event.payload.value.source}/${event.payload.value.reason}`);
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    api.create(api.type("events"), {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "k8s-one.1", namespace: NS },
+      involvedObject: { kind: "Pod", name: "k8s-one", namespace: NS },
+      type: "Warning",
+      reason: "FailedScheduling",
+      message: "0/1 nodes are available: 1 Insufficient memory.",
+      lastTimestamp: new Date().toISOString(),
+    } as KubeObject);
+    await waitFor(
+      () => reasons.includes("kubernetes/FailedScheduling"),
+      10_000,
+      () => `events seen: ${reasons}`,
+    );
+    watch.abort();
+    await following;
+
     // A gateway restart: the resource stays, the new gateway's driver adopts it.
     await gw.stop("SIGTERM");
     expect(get("sandboxes", "k8s-one")).toBeDefined();
