@@ -233,6 +233,22 @@ describe("openshell-driver-kubernetes against the fake API server", () => {
       10_000,
       "the Event did not become a platform event",
     );
+    // And one about its workspace claim (storage that cannot be provisioned keeps the pod pending).
+    f.api.create(f.api.type("events"), {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "workspace-brave-otter.1", namespace: NS },
+      involvedObject: { kind: "PersistentVolumeClaim", name: "workspace-brave-otter", namespace: NS },
+      type: "Warning",
+      reason: "ProvisioningFailed",
+      message: 'storageclass.storage.k8s.io "fast" not found',
+      count: 1,
+    } as KubeObject);
+    await waitFor(
+      () => platformEvents(driver, "id-1").some((e) => e.reason === "ProvisioningFailed"),
+      10_000,
+      "the claim's Event did not become a platform event",
+    );
     const scheduling = platformEvents(driver, "id-1").find((e) => e.reason === "FailedScheduling");
     expect(scheduling?.metadata).toMatchObject({
       involved_kind: "Pod",
