@@ -250,7 +250,12 @@ describe("fake node agent on a private Docker daemon", () => {
     );
     expect(
       (
-        await daemon.docker(["ps", "-aq", "--filter", "label=fake-kubelet.openshell.test/pod-uid"])
+        await daemon.docker([
+          "ps",
+          "-aq",
+          "--filter",
+          `label=fake-kubelet.openshell.test/pod-uid=${pod.metadata?.uid}`,
+        ])
       ).stdout.trim(),
     ).toBe("");
   });

@@ -37,6 +37,7 @@ import type { FakeKubernetesApiServer, KubeObject, StoreChange } from "./fake-ap
 
 export const FAKE_NODE_NAME = "fake-node";
 const POD_UID_LABEL = "fake-kubelet.openshell.test/pod-uid";
+const PVC_LABEL = "fake-kube.openshell.test/pvc";
 
 export interface NodeAgentOptions {
   /** The private daemon's DOCKER_HOST (`unix://…/docker.sock`). */
@@ -146,6 +147,8 @@ interface PodWork {
 
 export class FakeNodeAgent {
   private readonly pods = new Map<string, PodWork>();
+  /** Teardowns and PVC volume removals still running, awaited by stop(). */
+  private readonly cleanups = new Set<Promise<void>>();
   private readonly eventNames = new Map<string, string>();
   private unsubscribe: (() => void) | undefined;
   private readonly network: string;
@@ -209,8 +212,47 @@ export class FakeNodeAgent {
         "status",
       );
     }
+    await this.collectOrphans();
     this.unsubscribe = this.api.subscribe((change) => this.onChange(change));
     for (const pod of this.api.list(this.api.type("pods"), undefined)) this.admit(pod);
+  }
+
+  /**
+   * As the kubelet's garbage collection: containers and emptyDir volumes of pods the API server does
+   * not have, and PVC volumes of claims it does not have (left by an earlier run on the same data
+   * root), are removed.
+   */
+  private async collectOrphans(): Promise<void> {
+    const pods = new Set(
+      this.api.list(this.api.type("pods"), undefined).map((pod) => String(pod.metadata?.uid)),
+    );
+    const claims = new Set(
+      this.api
+        .list(this.api.type("persistentvolumeclaims"), undefined)
+        .map((claim) => String(claim.metadata?.uid)),
+    );
+    const containers = await this.docker([
+      "ps",
+      "-a",
+      "--filter",
+      `label=${POD_UID_LABEL}`,
+      "--format",
+      `{{.ID}} {{.Label "${POD_UID_LABEL}"}}`,
+    ]);
+    const orphans = containers.stdout
+      .split("\n")
+      .map((line) => line.split(" "))
+      .filter(([id, uid]) => id && !pods.has(String(uid)))
+      .map(([id]) => String(id));
+    if (orphans.length > 0) await this.docker(["rm", "-f", ...orphans], true);
+    const volumes = await this.docker(["volume", "ls", "-q", "--filter", `label=${POD_UID_LABEL}`]);
+    for (const name of volumes.stdout.split("\n").filter(Boolean)) {
+      if (![...pods].some((uid) => name.includes(uid))) await this.docker(["volume", "rm", "-f", name], true);
+    }
+    const claimVolumes = await this.docker(["volume", "ls", "-q", "--filter", `label=${PVC_LABEL}`]);
+    for (const name of claimVolumes.stdout.split("\n").filter(Boolean)) {
+      if (!claims.has(name.replace(/^fake-pvc-/, ""))) await this.docker(["volume", "rm", "-f", name], true);
+    }
   }
 
   /** Stops watching and removes every container it started (PVC volumes stay, as on a node). */
@@ -218,8 +260,9 @@ export class FakeNodeAgent {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     for (const work of this.pods.values()) work.cancelled = true;
-    await Promise.all([...this.pods.values()].map((work) => this.teardown(work, false)));
+    for (const work of this.pods.values()) this.track(this.teardown(work, false));
     this.pods.clear();
+    while (this.cleanups.size > 0) await Promise.all([...this.cleanups]);
   }
 
   /** The Docker volume that holds a PVC's data (for tests that look inside a workspace). */
@@ -236,13 +279,13 @@ export class FakeNodeAgent {
         if (work) {
           work.cancelled = true;
           this.pods.delete(uid);
-          void this.teardown(work, true);
+          this.track(this.teardown(work, true));
         }
       } else if (change.type === "ADDED") {
         this.admit(change.object);
       }
     } else if (plural === "persistentvolumeclaims" && change.type === "DELETED") {
-      void this.removeClaimVolume(this.claimVolumeName(String(change.object.metadata?.uid)));
+      this.track(this.removeClaimVolume(this.claimVolumeName(String(change.object.metadata?.uid))));
     }
   }
 
@@ -400,13 +443,7 @@ export class FakeNodeAgent {
           const claim = this.api.get(this.api.type("persistentvolumeclaims"), work.namespace, claimName);
           if (claim) {
             const name = this.claimVolumeName(String(claim.metadata?.uid));
-            await this.docker([
-              "volume",
-              "create",
-              "--label",
-              `fake-kube.openshell.test/pvc=${claimName}`,
-              name,
-            ]);
+            await this.docker(["volume", "create", "--label", `${PVC_LABEL}=${claimName}`, name]);
             work.volumes.set(volume.name, { kind: "volume", source: name });
             break;
           }
@@ -812,6 +849,11 @@ export class FakeNodeAgent {
     const pod = this.api.get(this.api.type("pods"), work.namespace, work.name);
     if (!pod || pod.metadata?.uid !== work.uid) throw new PodCancelled();
     return pod;
+  }
+
+  private track(cleanup: Promise<void>): void {
+    const tracked = cleanup.catch(() => undefined).finally(() => this.cleanups.delete(tracked));
+    this.cleanups.add(tracked);
   }
 
   /** A pod deleted while Docker was creating something for it: undo that (teardown already ran). */
