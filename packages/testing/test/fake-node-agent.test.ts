@@ -8,6 +8,7 @@
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from "@kubernetes/client-node";
@@ -284,6 +285,42 @@ describe("fake node agent on a private Docker daemon", () => {
       ]),
     );
     await custom.deleteNamespacedCustomObject({ ...SANDBOX, name: "nopull" });
+  });
+
+  it("lets a pod reach the host as host.openshell.internal (where a gateway listens for supervisors)", async () => {
+    // The pod network's gateway address is the host's end of the bridge: a gateway bound there (or
+    // on 0.0.0.0) is reachable from pods, one bound to 127.0.0.1 is not.
+    const listener = createServer((socket) => socket.end("hello from the host\n"));
+    await new Promise<void>((resolve) => listener.listen(0, agent.hostGatewayIp, resolve));
+    const port = (listener.address() as { port: number }).port;
+    try {
+      await core.createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name: "dialer" },
+          spec: {
+            restartPolicy: "Never",
+            containers: [
+              {
+                name: "dial",
+                image: IMAGE,
+                command: ["sh", "-c", `nc host.openshell.internal ${port} </dev/null`],
+              },
+            ],
+          },
+        },
+      });
+      const pod = await eventually(
+        () => readPod("dialer"),
+        (value) => value.status?.phase === "Succeeded",
+        "the dial to succeed",
+      );
+      const id = pod.status?.containerStatuses?.[0]?.containerID?.replace("docker://", "") as string;
+      expect((await daemon.docker(["logs", id])).stdout).toBe("hello from the host\n");
+      await core.deleteNamespacedPod({ namespace: NS, name: "dialer" });
+    } finally {
+      listener.close();
+    }
   });
 
   it("reports OOMKilled for a container over its memory limit", async () => {
