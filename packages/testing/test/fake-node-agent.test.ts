@@ -15,9 +15,8 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from "@kubernetes
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DockerDaemon, startDockerDaemon } from "../src/docker-harness.js";
 import { importBusyboxImage } from "../src/fake-kubernetes/busybox-image.js";
-import { FakeKubernetesApiServer } from "../src/fake-kubernetes/fake-api-server.js";
-import { FakeSandboxController } from "../src/fake-kubernetes/fake-sandbox-controller.js";
-import { FakeNodeAgent } from "../src/fake-kubernetes/node-agent.js";
+import { type FakeCluster, startFakeCluster } from "../src/fake-kubernetes/fake-cluster.js";
+import type { FakeNodeAgent } from "../src/fake-kubernetes/node-agent.js";
 
 const NS = "openshell";
 const IMAGE = "fake-busybox:test";
@@ -26,8 +25,7 @@ const WORKSPACE_INIT =
   "if [ ! -f /workspace-pvc/.workspace-initialized ]; then if [ -d /sandbox ]; then tar -C /sandbox -cf - . | tar -C /workspace-pvc -xpf -; fi && touch /workspace-pvc/.workspace-initialized; fi";
 
 let daemon: DockerDaemon;
-let server: FakeKubernetesApiServer;
-let controller: FakeSandboxController;
+let cluster: FakeCluster | undefined;
 let agent: FakeNodeAgent;
 let custom: CustomObjectsApi;
 let core: CoreV1Api;
@@ -41,22 +39,16 @@ beforeAll(async () => {
   });
   await importBusyboxImage(daemon, IMAGE, { "/sandbox/seed.txt": "from the image\n" });
   stateDir = mkdtempSync(join(tmpdir(), "fake-node-"));
-  server = new FakeKubernetesApiServer({ namespaces: [NS] });
-  await server.start();
-  controller = new FakeSandboxController(server);
-  controller.start();
-  agent = new FakeNodeAgent(server, { dockerHost: daemon.host, stateDir, backoffMs: 500 });
-  await agent.start();
+  cluster = await startFakeCluster({ namespace: NS, docker: daemon, stateDir, backoffMs: 500 });
+  agent = cluster.agent as FakeNodeAgent;
   const config = new KubeConfig();
-  config.loadFromString(server.kubeconfig({ namespace: NS }));
+  config.loadFromString(cluster.kubeconfig);
   custom = config.makeApiClient(CustomObjectsApi);
   core = config.makeApiClient(CoreV1Api);
 }, 120_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  controller?.stop();
-  await server?.close();
+  await cluster?.stop();
   await daemon?.stop();
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 }, 120_000);
