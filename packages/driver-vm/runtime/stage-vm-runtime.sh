@@ -159,11 +159,6 @@ for dep in "${NATIVE_DEPS[@]}"; do
   v=$("$NODE_BIN" -p 'require(process.argv[1]).version' "$p/package.json") || die "cannot read $p/package.json"
   NATIVE_VERSIONS+="$dep@$v " # by version, not path: clones and npm installs share the cache
 done
-# node-pty's addon is built by its install script (no Linux prebuilds), which npm skips when install
-# scripts are not allowed (npm 12's default): check it loads here, not after a build of minutes.
-pty_dir=$(package_dir node-pty "$SUPERVISOR_PKG_DIR")
-"$NODE_BIN" -e 'require(process.argv[1])' "$pty_dir" 2>/dev/null ||
-  die "node-pty at $pty_dir has no native addon that loads (its install script did not run or failed): reinstall with install scripts allowed and a compiler (apt-get install -y build-essential python3): npm install -g --allow-scripts=node-pty,ssh2,cpu-features openshell"
 mkdir -p "$RUNTIME_DIR" || die "cannot create $RUNTIME_DIR"
 RUNTIME_DIR=$(cd "$RUNTIME_DIR" && pwd -P)
 
@@ -216,6 +211,13 @@ if [ "$MODE" = print-key ]; then
   echo "$KEY"
   exit 0
 fi
+
+# node-pty's addon is built by its install script (no Linux prebuilds), which npm skips when install
+# scripts are not allowed (npm 12's default): check it loads before a build of minutes (the key
+# above needs only its version).
+pty_dir=$(package_dir node-pty "$SUPERVISOR_PKG_DIR")
+"$NODE_BIN" -e 'require(process.argv[1])' "$pty_dir" 2>/dev/null ||
+  die "node-pty at $pty_dir has no native addon that loads (its install script did not run or failed): reinstall with install scripts allowed and a compiler (apt-get install -y build-essential python3): npm install -g --allow-scripts=node-pty,ssh2,cpu-features openshell"
 
 point_current() {
   [ "$(readlink "$RUNTIME_DIR/current" 2>/dev/null)" = "$KEY" ] && return 0
