@@ -23,13 +23,17 @@ const SHARED_PACKAGES = ["@bufbuild/protobuf", "@openshell/proto", "@openshell/c
 const embeddedPolicyRules: EsbuildPlugin = {
   name: "embedded-policy-rules",
   setup(build) {
+    // The path stays relative: esbuild names the module in the bundle by it, and an absolute one
+    // would make the bundle (and the VM runtime keyed by it) differ per checkout.
     build.onResolve({ filter: /\/policy-rules-loader\.js$/ }, (args) => ({
-      path: join(args.resolveDir, "policy-rules.ts"),
+      path: "policy-rules.ts",
       namespace: "embedded-policy-rules",
+      pluginData: { file: join(args.resolveDir, "policy-rules.ts") },
     }));
     build.onLoad({ filter: /.*/, namespace: "embedded-policy-rules" }, async (args) => {
+      const file = (args.pluginData as { file: string }).file;
       const common = {
-        entryPoints: [args.path],
+        entryPoints: [file],
         bundle: true,
         platform: "node" as const,
         target: "node24",
@@ -41,11 +45,11 @@ const embeddedPolicyRules: EsbuildPlugin = {
       // An ESM build names what the part imports from the shared packages.
       const esm = await build.esbuild.build({ ...common, format: "esm" });
       const esmOutput = esm.outputFiles?.[0];
-      if (!esmOutput) throw new Error(`building ${args.path} produced no output`);
+      if (!esmOutput) throw new Error(`building ${file} produced no output`);
       const imports = sharedImports(esmOutput.text);
       const cjs = await build.esbuild.build({ ...common, format: "cjs", minify: true });
       const cjsOutput = cjs.outputFiles?.[0];
-      if (!cjsOutput) throw new Error(`building ${args.path} produced no output`);
+      if (!cjsOutput) throw new Error(`building ${file} produced no output`);
       const packed = deflateRawSync(cjsOutput.contents, { level: 9 }).toString("base64");
 
       const lines = [
@@ -75,7 +79,7 @@ const embeddedPolicyRules: EsbuildPlugin = {
       );
       return {
         loader: "js",
-        resolveDir: dirname(args.path),
+        resolveDir: dirname(file),
         watchFiles: Object.keys(esm.metafile?.inputs ?? {}),
         contents: `${lines.join("\n")}\n`,
       };

@@ -38,6 +38,8 @@ const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
  */
 const GUEST_WORKLOAD = "sleep infinity";
 const MONITOR_INTERVAL_MS = 500;
+/** How long a gone QEMU's exit status may take to arrive (it is reaped after /proc shows it gone). */
+const EXIT_STATUS_WAIT_MS = 2_000;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
 // The guest's init gives its supervisor 10 s after SIGTERM before it kills it and powers off.
 const STOP_TIMINGS: StopTimings = { powerdownMs: 5_000, shutdownMs: 12_000, termMs: 5_000 };
@@ -432,8 +434,11 @@ export class VmDriver {
       if (record.instance.runningPid()) return;
       this.stopWatching(record);
       record.instance.releaseQmpDir();
-      if (record.wanted !== "running" || record.sandbox.status?.deleting) return;
-      this.crashed(record);
+      void record.instance.exitStatusKnown(EXIT_STATUS_WAIT_MS).then(() => {
+        if (record.wanted !== "running" || record.sandbox.status?.deleting) return;
+        if (record.monitor || record.restartTimer) return; // started again meanwhile
+        this.crashed(record);
+      });
     }, MONITOR_INTERVAL_MS);
     record.monitor.unref();
   }

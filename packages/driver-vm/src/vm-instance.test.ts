@@ -35,4 +35,22 @@ describe("VmInstance.launch", () => {
     await waitUntilGone(pid, 5000);
     expect(isAlive(pid)).toBe(false);
   });
+
+  it("reports the signal that killed the QEMU it launched, once the exit status is in", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-instance-"));
+    dirs.push(dir);
+    // A stand-in QEMU that writes its pidfile and idles with the disk path on its command line.
+    const fake = join(dir, "fake-qemu");
+    writeFileSync(
+      fake,
+      `#!${process.execPath}\nconst a = process.argv;\nrequire("node:fs").writeFileSync(a[a.indexOf("-pidfile") + 1], String(process.pid));\nsetInterval(() => {}, 1000);\n`,
+    );
+    chmodSync(fake, 0o755);
+    const instance = new VmInstance(dir);
+    const pid = await instance.launch(launch(fake), 10_000);
+    process.kill(pid, "SIGKILL");
+    await waitUntilGone(pid, 5000);
+    await instance.exitStatusKnown(5000);
+    expect(instance.exitCause()).toBe("signal SIGKILL");
+  });
 });

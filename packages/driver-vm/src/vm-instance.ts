@@ -85,6 +85,8 @@ export class VmInstance {
   readonly paths: VmPaths;
   /** How the QEMU this driver last launched ended; undefined while it runs or when adopted. */
   private lastExit: QemuExit | undefined;
+  /** Settles when the QEMU this driver last launched has been reaped (its exit status is known). */
+  private reaped: Promise<void> = Promise.resolve();
   /** Log sizes when the current QEMU was launched or adopted: what it wrote starts there. */
   private bootOffsets = { console: 0, qemuLog: 0 };
 
@@ -210,9 +212,12 @@ export class VmInstance {
     const child = spawn(launch.qemuBinary, args, { detached: true, stdio: ["ignore", log, log] });
     closeSync(log);
     child.unref();
-    child.once("exit", (code, signal) => {
-      this.lastExit = { code, signal };
-    });
+    this.reaped = new Promise((resolve) =>
+      child.once("exit", (code, signal) => {
+        this.lastExit = { code, signal };
+        resolve();
+      }),
+    );
     const failed = new Promise<never>((_, reject) => {
       child.once("error", (error) =>
         reject(new OpenShellError("internal", `cannot start ${launch.qemuBinary}: ${error.message}`)),
@@ -245,6 +250,14 @@ export class VmInstance {
   markBoot(): void {
     this.lastExit = undefined;
     this.bootOffsets = { console: fileSize(this.paths.consoleLog), qemuLog: fileSize(this.paths.qemuLog) };
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) until the exit status of the QEMU this driver launched is known: a
+   * killed process leaves /proc's cmdline (a zombie) before Node reaps it and reports its signal.
+   */
+  async exitStatusKnown(timeoutMs: number): Promise<void> {
+    await Promise.race([this.reaped, sleep(timeoutMs)]);
   }
 
   /**

@@ -1,11 +1,16 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { sandboxv1 } from "@openshell/proto";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PolicyState } from "../src/policy/policy-state.js";
-import { NOBODY_UID, runTool, type SshFixture, sshOptions, startFixture } from "./ssh-harness.js";
+import {
+  confinedTestPolicyState,
+  NOBODY_UID,
+  runTool,
+  type SshFixture,
+  sshOptions,
+  startFixture,
+} from "./ssh-harness.js";
 
 /**
  * The SSH server with the native launcher (as the supervisor runs it): shells, commands on a PTY
@@ -18,27 +23,10 @@ let launcherPath = "";
 let landlock = false;
 const fixtures: SshFixture[] = [];
 
-function policyState(): PolicyState {
-  const state = new PolicyState();
-  state.install({
-    policy: create(sandboxv1.SandboxPolicySchema, {
-      version: 1,
-      filesystem: {
-        includeWorkdir: true,
-        readOnly: ["/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/dev/urandom"],
-        readWrite: ["/dev/null"],
-      },
-      landlock: { compatibility: "best_effort" },
-    }),
-    version: 1,
-    hash: "test",
-    source: sandboxv1.PolicySource.SANDBOX,
-    origin: "gateway",
-  });
-  return state;
-}
-
-async function confinedFixture(state = policyState(), launcher = launcherPath): Promise<SshFixture> {
+async function confinedFixture(
+  state = confinedTestPolicyState(),
+  launcher = launcherPath,
+): Promise<SshFixture> {
   const f = await startFixture({
     confinement: { launcherPath: launcher, policyState: state, policyWaitMs: 500 },
   });
@@ -123,7 +111,7 @@ describe.skipIf(!isRoot)("SSH children through the native launcher", () => {
     expect(waited.code).toBe(127);
     expect(waited.stderr).toMatch(/refusing to start: no sandbox policy loaded within 0.5 s/);
 
-    const noLauncher = await confinedFixture(policyState(), "/nonexistent/openshell-launch");
+    const noLauncher = await confinedFixture(confinedTestPolicyState(), "/nonexistent/openshell-launch");
     const refused = await ssh(noLauncher, ["sandbox", "echo ran"]);
     expect(refused.stdout).toBe("");
     expect(refused.stderr).toMatch(/confinement launcher \/nonexistent\/openshell-launch is not executable/);

@@ -3,8 +3,11 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
 import { createLogger } from "@openshell/core";
+import { sandboxv1 } from "@openshell/proto";
 import { Client, type ClientChannel, type PseudoTtyOptions } from "ssh2";
+import { PolicyState } from "../src/policy/policy-state.js";
 import { SandboxSshServer, type SandboxSshServerOptions } from "../src/ssh/index.js";
 
 export const NOBODY_UID = 65534;
@@ -192,4 +195,25 @@ export function activeResources(): Record<string, number> {
     counts[type] = (counts[type] ?? 0) + 1;
   }
   return counts;
+}
+
+/** The policy the confinement tests install: the system readable, only /dev/null writable beside the workdir. */
+export function confinedTestPolicyState(): PolicyState {
+  const state = new PolicyState();
+  state.install({
+    policy: create(sandboxv1.SandboxPolicySchema, {
+      version: 1,
+      filesystem: {
+        includeWorkdir: true,
+        readOnly: ["/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/dev/urandom"],
+        readWrite: ["/dev/null"],
+      },
+      landlock: { compatibility: "best_effort" },
+    }),
+    version: 1,
+    hash: "test",
+    source: sandboxv1.PolicySource.SANDBOX,
+    origin: "gateway",
+  });
+  return state;
 }

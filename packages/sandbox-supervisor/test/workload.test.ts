@@ -2,9 +2,8 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
 import { createLogger, isAlive, type Logger } from "@openshell/core";
-import { SandboxPhase, sandboxv1 } from "@openshell/proto";
+import { SandboxPhase } from "@openshell/proto";
 import { makeStateDir, type RunningGateway, removeStateDir } from "@openshell/testing/gateway-harness";
 import { waitFor } from "@openshell/testing/process";
 import {
@@ -17,10 +16,10 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChildConfiner } from "../src/confinement/child-confiner.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
-import { PolicyState } from "../src/policy/policy-state.js";
 import { resolveRunAsUser } from "../src/ssh/run-as-user.js";
 import { WorkloadProcess } from "../src/workload/workload-process.js";
 import { canCreateNamespaces, createTestNetwork } from "./network-harness.js";
+import { confinedTestPolicyState } from "./ssh-harness.js";
 
 const BUILD = new URL("../native/build.sh", import.meta.url).pathname;
 
@@ -57,22 +56,7 @@ describe.skipIf(!canCreateNamespaces)(
       workdir = mkdtempSync(join(tmpdir(), "workload-"));
       chmodSync(workdir, 0o777);
       network = await createTestNetwork(logger);
-      const policyState = new PolicyState();
-      policyState.install({
-        policy: create(sandboxv1.SandboxPolicySchema, {
-          version: 1,
-          filesystem: {
-            includeWorkdir: true,
-            readOnly: ["/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/dev/urandom"],
-            readWrite: ["/dev/null"],
-          },
-          landlock: { compatibility: "best_effort" },
-        }),
-        version: 1,
-        hash: "test",
-        source: sandboxv1.PolicySource.SANDBOX,
-        origin: "gateway",
-      });
+      const policyState = confinedTestPolicyState();
       confiner = new ChildConfiner({
         launcherPath,
         policyState,

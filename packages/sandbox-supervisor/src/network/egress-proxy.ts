@@ -6,7 +6,7 @@ import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./networ
 import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
-const MAX_REQUEST_HEAD_BYTES = 8192;
+export const MAX_REQUEST_HEAD_BYTES = 8192;
 /** A client that sends no complete head within this is dropped. */
 const HEAD_TIMEOUT_MS = 30_000;
 const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;

@@ -10,11 +10,9 @@ import {
 } from "node:tls";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { AllowedTunnel, TunnelStage } from "./egress-proxy.js";
-import { relay } from "./egress-proxy.js";
+import { MAX_REQUEST_HEAD_BYTES, relay } from "./egress-proxy.js";
 import type { SandboxCa } from "./sandbox-ca.js";
 
-/** §3.8: a request head may be at most this long (431 beyond). */
-const MAX_HEAD_BYTES = 8192;
 /** A chunk-size or trailer line longer than this is a malformed body. */
 const MAX_LINE_BYTES = 4096;
 /** How long a denial waits for the upstream to finish the previous response before it is sent. */
@@ -303,7 +301,7 @@ function inspectHttp(
 
   const loop = async () => {
     for (;;) {
-      const head = await reader.head(MAX_HEAD_BYTES);
+      const head = await reader.head(MAX_REQUEST_HEAD_BYTES);
       if (head === undefined) {
         upstream.end();
         return;
