@@ -7,7 +7,17 @@ import type { KnipConfig } from "knip";
  */
 const config: KnipConfig = {
   // System tools the tests and the VM driver run; not npm packages.
-  ignoreBinaries: ["dmesg", "fish", "ip", "openssl", "qemu-img", "qemu-system-x86_64", "script", "umount"],
+  ignoreBinaries: [
+    "dmesg",
+    "fish",
+    "ip",
+    "mmdebstrap",
+    "openssl",
+    "qemu-img",
+    "qemu-system-x86_64",
+    "script",
+    "umount",
+  ],
   workspaces: {
     ".": {
       // scripts/*.mjs are run by path (set-version.mjs by hand and by pack-release.sh).

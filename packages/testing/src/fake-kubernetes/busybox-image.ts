@@ -12,11 +12,15 @@ import type { DockerDaemon } from "../docker-harness.js";
 
 const BUSYBOX = "/bin/busybox";
 
-/** Imports `tag` into `daemon` unless it is there; `files` maps absolute paths in the image to content. */
+/**
+ * Imports `tag` into `daemon` unless it is there; `files` maps absolute paths in the image to
+ * content, `directories` maps absolute paths in the image to host directories copied there.
+ */
 export async function importBusyboxImage(
   daemon: Pick<DockerDaemon, "docker">,
   tag: string,
   files: Record<string, string> = {},
+  directories: Record<string, string> = {},
 ): Promise<void> {
   const present = await daemon.docker(["image", "inspect", tag], { allowFailure: true });
   if (present.code === 0) return;
@@ -41,8 +45,13 @@ export async function importBusyboxImage(
       mkdirSync(dirname(join(root, path)), { recursive: true });
       writeFileSync(join(root, path), content);
     }
+    for (const [path, source] of Object.entries(directories)) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      const copied = spawnSync("cp", ["-a", source, join(root, path)]);
+      if (copied.status !== 0) throw new Error(`cannot copy ${source}: ${copied.stderr.toString()}`);
+    }
     const tar = spawnSync("tar", ["-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", "-", "."], {
-      maxBuffer: 64 * 1024 * 1024,
+      maxBuffer: 1024 * 1024 * 1024,
     });
     if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr.toString()}`);
     await daemon.docker(["import", "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]', "-", tag], {

@@ -1,0 +1,222 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
+import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
+import type { KubeObject } from "@openshell/testing/fake-kubernetes/api-server";
+import { type FakeCluster, startFakeCluster } from "@openshell/testing/fake-kubernetes/cluster";
+import type { FakeNodeAgent } from "@openshell/testing/fake-kubernetes/node-agent";
+import {
+  importDebianSandboxImage,
+  importSupervisorImage,
+} from "@openshell/testing/fake-kubernetes/sandbox-images";
+import {
+  makeStateDir,
+  type RunningGateway,
+  removeStateDir,
+  startGateway,
+} from "@openshell/testing/gateway-harness";
+import { freePort, isAlive, waitFor } from "@openshell/testing/process";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * The issue's "done when" through the `openshell` CLI against the FAKE Kubernetes cluster (fake API
+ * server, fake agent-sandbox controller, fake node agent running pods on a private dockerd): a real
+ * gateway with `--drivers kubernetes`, the real driver, the real supervisor copied into each pod by
+ * the init container the driver generates, real OpenSSH. One sandbox walks through create, exec,
+ * SSH, upload/download, stop/start, a gateway restart (adoption) and delete.
+ */
+const NS = "openshell";
+const SUPERVISOR_IMAGE = "openshell-test/k8s-supervisor:e2e";
+const DRIVER_DIR = join(REPO, "packages", "driver-kubernetes", "dist");
+const SANDBOX = "kube";
+/** Pod start on a loaded 2-core machine: image, init containers, the supervisor's Node start-up. */
+const READY_TIMEOUT_S = "240";
+
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+let daemon: DockerDaemon | undefined;
+let cluster: FakeCluster | undefined;
+let nodeDir: string;
+let stateDir: string;
+let sandboxImage: string;
+let user: CliSandboxUser;
+let gateway: RunningGateway | undefined;
+let gatewayPort = 0;
+let hostIp = "";
+
+async function startKubernetesGateway(): Promise<RunningGateway> {
+  const fake = cluster as FakeCluster;
+  const kubeconfig = join(stateDir, "kubeconfig");
+  writeFileSync(kubeconfig, fake.kubeconfig);
+  return startGateway({
+    stateDir,
+    bindAddress: hostIp,
+    port: gatewayPort,
+    driver: { name: "kubernetes", dir: DRIVER_DIR },
+    extraArgs: [
+      "--sandbox-namespace",
+      NS,
+      "--sandbox-image",
+      sandboxImage,
+      "--sandbox-image-pull-policy",
+      "IfNotPresent",
+      // Where pods reach the gateway: the pod network's gateway address, as the node agent names it.
+      "--grpc-endpoint",
+      `http://host.openshell.internal:${gatewayPort}`,
+    ],
+    env: { OPENSHELL_KUBECONFIG: kubeconfig, OPENSHELL_SUPERVISOR_IMAGE: SUPERVISOR_IMAGE },
+    startTimeoutMs: 60_000,
+  });
+}
+
+function resource(plural: string, name: string): KubeObject | undefined {
+  const api = (cluster as FakeCluster).api;
+  return api.get(api.type(plural), NS, name);
+}
+
+beforeAll(async () => {
+  daemon = await startDockerDaemon({
+    runDir: "/run/openshell-k8s-docker",
+    dataRoot: "/var/lib/openshell-k8s-docker",
+    addressPool: "base=10.214.0.0/16,size=24",
+  });
+  sandboxImage = await importDebianSandboxImage(daemon);
+  await importSupervisorImage(daemon, SUPERVISOR_IMAGE);
+  nodeDir = mkdtempSync(join(tmpdir(), "osk8s-node-"));
+  cluster = await startFakeCluster({ namespace: NS, docker: daemon, stateDir: nodeDir, backoffMs: 1000 });
+  hostIp = (cluster.agent as FakeNodeAgent).hostGatewayIp;
+  stateDir = makeStateDir();
+  gatewayPort = await freePort();
+  gateway = await startKubernetesGateway();
+  user = new CliSandboxUser({ OPENSHELL_PROVISION_TIMEOUT: READY_TIMEOUT_S });
+  const added = await user.run(["gateway", "add", gateway.url, "--name", "kube-fake"]);
+  if (added.code !== 0) throw new Error(`gateway add failed: ${added.stderr}`);
+}, 600_000);
+
+afterEach((context) => {
+  if (context.task.result?.state !== "fail") return;
+  process.stderr.write(`gateway log:\n${gateway?.output().slice(-8000)}\n`);
+});
+
+afterAll(async () => {
+  if (gateway && isAlive(gateway.pid)) await gateway.stop("SIGKILL");
+  if (stateDir) removeStateDir(stateDir);
+  user?.cleanUp();
+  await cluster?.stop();
+  await daemon?.stop();
+  if (nodeDir) rmSync(nodeDir, { recursive: true, force: true });
+}, 180_000);
+
+describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, driver, supervisor, OpenSSH)", () => {
+  it("create shows the pod's platform events and runs the command", async () => {
+    const created = await user.run(["sandbox", "create", "--name", SANDBOX, "--", "echo", "hello-from-pod"], {
+      timeoutMs: 300_000,
+    });
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).toContain(`Created sandbox: ${SANDBOX}`);
+    for (const step of ["Scheduled", "Started"]) expect(created.stderr).toContain(step);
+    expect(created.stdout).toContain("hello-from-pod");
+    const sandbox = resource("sandboxes", SANDBOX);
+    expect(sandbox?.metadata?.labels?.["openshell.ai/managed-by"]).toBe("openshell");
+  }, 320_000);
+
+  it("exec runs as the sandbox user in /sandbox", async () => {
+    const exec = await user.run([
+      "sandbox",
+      "exec",
+      SANDBOX,
+      "--",
+      "bash",
+      "-c",
+      "id -un; pwd; echo $((6*7))",
+    ]);
+    expect(exec, exec.stderr).toMatchObject({ code: 0, stdout: "sandbox\n/sandbox\n42\n" });
+  });
+
+  it("OpenSSH through `openshell ssh-proxy` (ssh-config)", async () => {
+    const config = await user.run(["sandbox", "ssh-config", SANDBOX]);
+    expect(config.code, config.stderr).toBe(0);
+    const file = join(user.root, "ssh_config");
+    writeFileSync(file, config.stdout);
+    const output = execFileSync("ssh", ["-F", file, `openshell-${SANDBOX}`, "echo via-ssh; id -un"], {
+      env: user.env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(output).toBe("via-ssh\nsandbox\n");
+  });
+
+  it("upload and download bring the same bytes back", async () => {
+    const local = mkdtempSync(join(user.root, "up-"));
+    mkdirSync(join(local, "sub"));
+    writeFileSync(join(local, "a.txt"), "alpha\n");
+    writeFileSync(join(local, "sub", "blob.bin"), randomBytes(1024 * 1024));
+    const upload = await user.run(["sandbox", "upload", SANDBOX, local, "/sandbox/project"]);
+    expect(upload.code, upload.stderr).toBe(0);
+    const back = join(user.root, "down");
+    const download = await user.run(["sandbox", "download", SANDBOX, "/sandbox/project", back]);
+    expect(download.code, download.stderr).toBe(0);
+    expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
+    expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
+  });
+
+  it("stop scales the pod away and start brings it back with /sandbox intact", async () => {
+    const wrote = await user.run([
+      "sandbox",
+      "exec",
+      SANDBOX,
+      "--",
+      "sh",
+      "-c",
+      "echo survived > /sandbox/kept.txt",
+    ]);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    const stopped = await user.run(["sandbox", "stop", SANDBOX], { timeoutMs: 180_000 });
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(resource("pods", SANDBOX)).toBeUndefined();
+    const got = JSON.parse((await user.run(["sandbox", "get", SANDBOX, "-o", "json"])).stdout);
+    expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
+
+    const started = await user.run(["sandbox", "start", SANDBOX], { timeoutMs: 300_000 });
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stderr).toContain(`Sandbox '${SANDBOX}' is ready`);
+    const read = await user.run(["sandbox", "exec", SANDBOX, "--", "cat", "/sandbox/kept.txt"]);
+    expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+  }, 320_000);
+
+  it("a gateway killed and started again on its state adopts the running sandbox", async () => {
+    const old = gateway as RunningGateway;
+    await old.stop("SIGKILL");
+    expect(isAlive(old.pid)).toBe(false);
+    // The pod keeps running without the gateway.
+    expect(resource("pods", SANDBOX)).toBeDefined();
+    gateway = await startKubernetesGateway();
+    await waitFor(
+      async () => {
+        const got = await user.run(["sandbox", "get", SANDBOX, "-o", "json"]);
+        return got.code === 0 && JSON.parse(got.stdout).phase === "SANDBOX_PHASE_READY";
+      },
+      180_000,
+      "the sandbox is not READY again after the gateway restart",
+    );
+    const read = await user.run(["sandbox", "exec", SANDBOX, "--", "cat", "/sandbox/kept.txt"]);
+    expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+  }, 240_000);
+
+  it("delete removes the Sandbox resource, its Secret and its workspace claim", async () => {
+    const deleted = await user.run(["sandbox", "delete", SANDBOX], { timeoutMs: 180_000 });
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await waitFor(() => resource("sandboxes", SANDBOX) === undefined, 60_000, "Sandbox resource left");
+    await waitFor(() => resource("secrets", `${SANDBOX}-supervisor`) === undefined, 60_000, "Secret left");
+    await waitFor(
+      () => resource("persistentvolumeclaims", `workspace-${SANDBOX}`) === undefined,
+      60_000,
+      "workspace PVC left",
+    );
+    const listed = await user.run(["sandbox", "list", "--names"]);
+    expect(listed.stdout.split("\n")).not.toContain(SANDBOX);
+  }, 240_000);
+});
