@@ -35,7 +35,13 @@ const config: KnipConfig = {
       // docker-modem requires at run time for ssh:// Docker hosts. The gateway and driver packages
       // are found by package resolution at run time (bootstrap's gateway-binaries.ts), the test
       // driver only in the workspace.
-      ignoreDependencies: ["ssh2", "@openshell/gateway", "@openshell/driver-vm", "@openshell/driver-test"],
+      ignoreDependencies: [
+        "ssh2",
+        "@openshell/gateway",
+        "@openshell/driver-vm",
+        "@openshell/driver-kubernetes",
+        "@openshell/driver-test",
+      ],
     },
     "packages/driver-vm": {
       // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).

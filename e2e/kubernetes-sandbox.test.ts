@@ -32,6 +32,9 @@ const NS = "openshell";
 const SUPERVISOR_IMAGE = "openshell-test/k8s-supervisor:e2e";
 const DRIVER_DIR = join(REPO, "packages", "driver-kubernetes", "dist");
 const SANDBOX = "kube";
+/** The namespace of the local gateway that `gateway start --drivers kubernetes` starts. */
+const LOCAL_NS = "openshell-local";
+const LOCAL_GATEWAY = "kube-local";
 /** Pod start on a loaded 2-core machine: image, init containers, the supervisor's Node start-up. */
 const READY_TIMEOUT_S = "240";
 
@@ -86,7 +89,13 @@ beforeAll(async () => {
   sandboxImage = await importDebianSandboxImage(daemon);
   await importSupervisorImage(daemon, SUPERVISOR_IMAGE);
   nodeDir = mkdtempSync(join(tmpdir(), "osk8s-node-"));
-  cluster = await startFakeCluster({ namespace: NS, docker: daemon, stateDir: nodeDir, backoffMs: 1000 });
+  cluster = await startFakeCluster({
+    namespace: NS,
+    namespaces: [NS, LOCAL_NS],
+    docker: daemon,
+    stateDir: nodeDir,
+    backoffMs: 1000,
+  });
   hostIp = (cluster.agent as FakeNodeAgent).hostGatewayIp;
   stateDir = makeStateDir();
   gatewayPort = await freePort();
@@ -103,6 +112,8 @@ afterEach((context) => {
 
 afterAll(async () => {
   if (gateway && isAlive(gateway.pid)) await gateway.stop("SIGKILL");
+  const local = user?.gatewayPid(LOCAL_GATEWAY);
+  if (local) process.kill(local, "SIGKILL");
   if (stateDir) removeStateDir(stateDir);
   user?.cleanUp();
   await cluster?.stop();
@@ -219,4 +230,31 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
     const listed = await user.run(["sandbox", "list", "--names"]);
     expect(listed.stdout.split("\n")).not.toContain(SANDBOX);
   }, 240_000);
+  it("`gateway start --drivers kubernetes` finds the driver by package resolution and starts it against the cluster", async () => {
+    // The driver's settings come from the environment the CLI hands the gateway; plaintext, so the
+    // supervisor endpoint is http:// (an https:// one needs the client TLS Secret).
+    const env = {
+      OPENSHELL_KUBECONFIG: join(stateDir, "kubeconfig"),
+      OPENSHELL_SANDBOX_NAMESPACE: LOCAL_NS,
+      OPENSHELL_SANDBOX_IMAGE: sandboxImage,
+      OPENSHELL_SUPERVISOR_IMAGE: SUPERVISOR_IMAGE,
+      OPENSHELL_GATEWAY_PORT: String(await freePort()),
+    };
+    const started = await user.run(
+      ["gateway", "start", "--name", LOCAL_GATEWAY, "--drivers", "kubernetes", "--plaintext"],
+      { env, timeoutMs: 120_000 },
+    );
+    expect(started.code, started.stderr).toBe(0);
+    const status = JSON.parse((await user.run(["status", "-o", "json"])).stdout);
+    expect(status).toMatchObject({
+      gateway: LOCAL_GATEWAY,
+      status: "Connected (HTTP)",
+      driver: "kubernetes",
+    });
+    expect(readFileSync(join(user.gatewayStateDir(LOCAL_GATEWAY), "logs", "gateway.log"), "utf8")).toContain(
+      "using the agents.x-k8s.io Sandbox API",
+    );
+    const stopped = await user.run(["gateway", "stop", "--name", LOCAL_GATEWAY]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+  }, 180_000);
 });
