@@ -105,9 +105,15 @@ beforeAll(async () => {
   if (added.code !== 0) throw new Error(`gateway add failed: ${added.stderr}`);
 }, 600_000);
 
-afterEach((context) => {
+afterEach(async (context) => {
   if (context.task.result?.state !== "fail") return;
   process.stderr.write(`gateway log:\n${gateway?.output().slice(-8000)}\n`);
+  // The newest agent containers' output: the supervisor's log (the pod's `kubectl logs`).
+  const agents = await daemon?.docker(["ps", "-aq", "--filter", "name=k8s_agent_"], { allowFailure: true });
+  for (const id of (agents?.stdout ?? "").split("\n").filter(Boolean).slice(0, 2)) {
+    const logs = await daemon?.docker(["logs", id], { allowFailure: true });
+    process.stderr.write(`agent container ${id}:\n${`${logs?.stdout}${logs?.stderr}`.slice(-4000)}\n`);
+  }
 });
 
 afterAll(async () => {
