@@ -61,14 +61,35 @@ describe("openshell-gateway --drivers kubernetes (fake API server)", () => {
     const gw = await startKubernetesGateway(stateDir, kubeconfig);
     const created = await gw.grpc.createSandbox({
       name: "k8s-one",
-      spec: { environment: { GREETING: "hi" } },
+      spec: {
+        environment: { GREETING: "hi" },
+        template: {
+          nodeSelector: { pool: "sandboxes" },
+          tolerations: [{ key: "dedicated", operator: "Equal", value: "agents", effect: "NoSchedule" }],
+          imagePullSecrets: ["regcred"],
+        },
+      },
     });
     const id = created.sandbox?.id ?? "";
     const resource = get("sandboxes", "k8s-one") as KubeObject & {
       spec: {
-        podTemplate: { spec: { containers: { image: string; env: { name: string; value?: string }[] }[] } };
+        podTemplate: {
+          spec: {
+            containers: { image: string; env: { name: string; value?: string }[] }[];
+            nodeSelector?: Record<string, string>;
+            tolerations?: unknown[];
+            imagePullSecrets?: unknown[];
+          };
+        };
       };
     };
+    // The template's scheduling and pull settings reach the pod (the public API's fields, through
+    // the gateway's platform config, to the driver's pod template).
+    expect(resource.spec.podTemplate.spec.nodeSelector).toEqual({ pool: "sandboxes" });
+    expect(resource.spec.podTemplate.spec.tolerations).toEqual([
+      { key: "dedicated", operator: "Equal", value: "agents", effect: "NoSchedule" },
+    ]);
+    expect(resource.spec.podTemplate.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(resource.metadata?.labels?.["openshell.ai/sandbox-id"]).toBe(id);
     const agent = resource.spec.podTemplate.spec.containers[0];
     expect(agent?.image).toBe("example/sandbox:1");
