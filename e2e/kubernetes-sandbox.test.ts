@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateGatewayPki, writeGatewayPki } from "@openshell/bootstrap";
 import { CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import type { KubeObject } from "@openshell/testing/fake-kubernetes/api-server";
@@ -25,7 +26,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
  * The issue's "done when" through the `openshell` CLI against the FAKE Kubernetes cluster (fake API
  * server, fake agent-sandbox controller, fake node agent running pods on a private dockerd): a real
  * gateway with `--drivers kubernetes`, the real driver, the real supervisor copied into each pod by
- * the init container the driver generates, real OpenSSH. One sandbox walks through create, exec,
+ * the init container the driver generates, real OpenSSH, mTLS as the deployment's overlay has it
+ * (the CLI added with `gateway add --ca-cert --client-cert --client-key`, the supervisors with the
+ * client certificate from the Secret their pods mount). One sandbox walks through create, exec,
  * SSH, upload/download, stop/start, a gateway restart (adoption) and delete.
  */
 const NS = "openshell";
@@ -35,6 +38,7 @@ const SANDBOX = "kube";
 /** The namespace of the local gateway that `gateway start --drivers kubernetes` starts. */
 const LOCAL_NS = "openshell-local";
 const LOCAL_GATEWAY = "kube-local";
+const CLIENT_TLS_SECRET = "openshell-client-tls";
 /** Pod start on a loaded 2-core machine: image, init containers, the supervisor's Node start-up. */
 const READY_TIMEOUT_S = "240";
 
@@ -49,6 +53,9 @@ let user: CliSandboxUser;
 let gateway: RunningGateway | undefined;
 let gatewayPort = 0;
 let hostIp = "";
+/** The gateway's PKI, as scripts/kube-create-pki.sh makes it in a cluster (here in a temp dir). */
+let pkiDir: string;
+const pkiFile = (name: string) => join(pkiDir, name);
 
 async function startKubernetesGateway(): Promise<RunningGateway> {
   const fake = cluster as FakeCluster;
@@ -59,6 +66,13 @@ async function startKubernetesGateway(): Promise<RunningGateway> {
     bindAddress: hostIp,
     port: gatewayPort,
     driver: { name: "kubernetes", dir: DRIVER_DIR },
+    // mTLS as deployed (overlays/mtls): the CLI and every supervisor present a client certificate.
+    tls: {
+      cert: pkiFile("server.crt"),
+      key: pkiFile("server.key"),
+      clientCa: pkiFile("ca.crt"),
+      client: { ca: pkiFile("ca.crt"), cert: pkiFile("client.crt"), key: pkiFile("client.key") },
+    },
     extraArgs: [
       "--sandbox-namespace",
       NS,
@@ -68,7 +82,10 @@ async function startKubernetesGateway(): Promise<RunningGateway> {
       "IfNotPresent",
       // Where pods reach the gateway: the pod network's gateway address, as the node agent names it.
       "--grpc-endpoint",
-      `http://host.openshell.internal:${gatewayPort}`,
+      `https://host.openshell.internal:${gatewayPort}`,
+      // The supervisors' client certificate: a Secret the pods mount (what kube-create-pki.sh makes).
+      "--client-tls-secret-name",
+      CLIENT_TLS_SECRET,
     ],
     env: { OPENSHELL_KUBECONFIG: kubeconfig, OPENSHELL_SUPERVISOR_IMAGE: SUPERVISOR_IMAGE },
     startTimeoutMs: 60_000,
@@ -97,11 +114,34 @@ beforeAll(async () => {
     backoffMs: 1000,
   });
   hostIp = (cluster.agent as FakeNodeAgent).hostGatewayIp;
+  // The server certificate names host.openshell.internal (pods) and the bridge address (the CLI).
+  pkiDir = mkdtempSync(join(tmpdir(), "osk8s-pki-"));
+  writeGatewayPki(pkiDir, await generateGatewayPki({ gatewayName: "kube-fake", extraSans: [hostIp] }));
+  const base64 = (name: string) => readFileSync(pkiFile(name)).toString("base64");
+  cluster.api.create(cluster.api.type("secrets"), {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: CLIENT_TLS_SECRET, namespace: NS },
+    type: "Opaque",
+    data: { "ca.crt": base64("ca.crt"), "tls.crt": base64("client.crt"), "tls.key": base64("client.key") },
+  } as KubeObject);
   stateDir = makeStateDir();
   gatewayPort = await freePort();
   gateway = await startKubernetesGateway();
   user = new CliSandboxUser({ OPENSHELL_PROVISION_TIMEOUT: READY_TIMEOUT_S });
-  const added = await user.run(["gateway", "add", gateway.url, "--name", "kube-fake"]);
+  const added = await user.run([
+    "gateway",
+    "add",
+    gateway.url,
+    "--name",
+    "kube-fake",
+    "--ca-cert",
+    pkiFile("ca.crt"),
+    "--client-cert",
+    pkiFile("client.crt"),
+    "--client-key",
+    pkiFile("client.key"),
+  ]);
   if (added.code !== 0) throw new Error(`gateway add failed: ${added.stderr}`);
 }, 600_000);
 
@@ -125,6 +165,7 @@ afterAll(async () => {
   await cluster?.stop();
   await daemon?.stop();
   if (nodeDir) rmSync(nodeDir, { recursive: true, force: true });
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 }, 180_000);
 
 describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, driver, supervisor, OpenSSH)", () => {
