@@ -277,6 +277,21 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
     const listed = await user.run(["sandbox", "list", "--names"]);
     expect(listed.stdout.split("\n")).not.toContain(SANDBOX);
   }, 240_000);
+  it("an image that cannot be pulled: create (--from) shows why the pod waits and times out saying so", async () => {
+    const created = await user.run(
+      ["sandbox", "create", "--name", "nopull", "--from", "example.invalid/missing:1", "--", "true"],
+      { env: { OPENSHELL_PROVISION_TIMEOUT: "20" }, timeoutMs: 120_000 },
+    );
+    expect(created.code, created.stderr).toBe(5);
+    expect(created.stderr).toContain("sandbox 'nopull' was not ready after 20 s");
+    expect(created.stderr).toMatch(/ErrImagePull|ImagePullBackOff|Back-off pulling image/);
+    const pod = resource("pods", "nopull") as KubeObject & { spec: { containers: { image: string }[] } };
+    expect(pod.spec.containers[0]?.image).toBe("example.invalid/missing:1");
+    const deleted = await user.run(["sandbox", "delete", "nopull"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await waitFor(() => resource("sandboxes", "nopull") === undefined, 60_000, "Sandbox resource left");
+  }, 180_000);
+
   it("`gateway start --drivers kubernetes` finds the driver by package resolution and starts it against the cluster", async () => {
     // The driver's settings come from the environment the CLI hands the gateway; plaintext, so the
     // supervisor endpoint is http:// (an https:// one needs the client TLS Secret).
