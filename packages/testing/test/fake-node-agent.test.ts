@@ -315,6 +315,35 @@ describe("fake node agent on a private Docker daemon", () => {
     }
   });
 
+  it("restarts a crashing container with BackOff and keeps only its newest dead container", async () => {
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "crasher" },
+        spec: { containers: [{ name: "crash", image: IMAGE, command: ["sh", "-c", "exit 3"] }] },
+      },
+    });
+    const pod = await eventually(
+      () => readPod("crasher"),
+      (value) => (value.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 3,
+      "three restarts",
+      60_000,
+    );
+    expect(pod.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(3);
+    expect(await podEvents("crasher")).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^BackOff: Back-off restarting failed container crash/)]),
+    );
+    // The current attempt and one dead one, not one container per restart (a restart briefly has a
+    // third until the oldest is removed).
+    await eventually(
+      async () => (await daemon.docker(["ps", "-aq", "--filter", "name=k8s_crash_crasher_"])).stdout,
+      (ids) => ids.split("\n").filter(Boolean).length <= 2,
+      "at most two containers of the crashing one",
+      10_000,
+    );
+    await core.deleteNamespacedPod({ namespace: NS, name: "crasher" });
+  });
+
   it("reports OOMKilled for a container over its memory limit", async () => {
     await core.createNamespacedPod({
       namespace: NS,

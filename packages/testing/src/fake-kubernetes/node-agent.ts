@@ -24,7 +24,7 @@
  * - Pod status: phase Pending/Running/Succeeded/Failed, conditions, podIP, init and container
  *   statuses (waiting reasons, running, terminated with exit code and `OOMKilled`/`Completed`/
  *   `Error`, restartCount); a main container that exits is restarted with `BackOff` under
- *   `restartPolicy: Always`. Events as the kubelet's: Scheduled, Pulling, Pulled, Failed, BackOff,
+ *   `restartPolicy: Always` (only its newest dead container is kept, as the kubelet's GC does). Events as the kubelet's: Scheduled, Pulling, Pulled, Failed, BackOff,
  *   Created, Started, Killing.
  * - A deleted pod (the fake API server deletes at once, without grace) has its containers removed
  *   (`Killing`) and its emptyDir volumes and secret directories deleted.
@@ -143,6 +143,8 @@ interface PodWork {
   main: ContainerStatus[];
   podIP?: string;
   startTime: string;
+  /** Per container name, its newest exited container (the kubelet keeps one for `logs --previous`). */
+  deadContainers: Map<string, string>;
 }
 
 export class FakeNodeAgent {
@@ -303,6 +305,7 @@ export class FakeNodeAgent {
       init: [],
       main: [],
       startTime: now(),
+      deadContainers: new Map(),
     };
     this.pods.set(uid, work);
     // Not inside the API server's change dispatch: start on the next turn.
@@ -423,8 +426,14 @@ export class FakeNodeAgent {
         container.name,
       );
       await this.sleep(work, this.backoffMs);
+      const dead = status.containerID?.replace("docker://", "");
       const others = work.main.find((entry, other) => other !== index && entry.containerID);
       await this.startContainer(work, spec, container, status, others?.containerID?.replace("docker://", ""));
+      // As the kubelet's container GC (MaxPerPodContainer 1): a crash loop keeps only the newest
+      // dead container, not one per restart.
+      const older = work.deadContainers.get(container.name);
+      if (older) await this.docker(["rm", "-f", older], true);
+      if (dead) work.deadContainers.set(container.name, dead);
       this.writeStatus(work, "Running");
     }
   }
