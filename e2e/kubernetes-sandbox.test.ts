@@ -249,8 +249,9 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
     const old = gateway as RunningGateway;
     await old.stop("SIGKILL");
     expect(isAlive(old.pid)).toBe(false);
-    // The pod keeps running without the gateway.
-    expect(resource("pods", SANDBOX)).toBeDefined();
+    // The pod keeps running without the gateway, and is the same pod after (adopted, not recreated).
+    const podUid = resource("pods", SANDBOX)?.metadata?.uid;
+    expect(podUid).toBeDefined();
     gateway = await startKubernetesGateway();
     await waitFor(
       async () => {
@@ -262,6 +263,7 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
     );
     const read = await user.run(["sandbox", "exec", SANDBOX, "--", "cat", "/sandbox/kept.txt"]);
     expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+    expect(resource("pods", SANDBOX)?.metadata?.uid).toBe(podUid);
   }, 240_000);
 
   it("delete removes the Sandbox resource, its Secret and its workspace claim", async () => {
