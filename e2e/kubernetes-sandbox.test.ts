@@ -1,10 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateGatewayPki, writeGatewayPki } from "@openshell/bootstrap";
-import { CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
+import { CLI, CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import type { KubeObject } from "@openshell/testing/fake-kubernetes/api-server";
 import { type FakeCluster, startFakeCluster } from "@openshell/testing/fake-kubernetes/cluster";
@@ -192,6 +192,22 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
       "id -un; pwd; echo $((6*7))",
     ]);
     expect(exec, exec.stderr).toMatchObject({ code: 0, stdout: "sandbox\n/sandbox\n42\n" });
+  });
+
+  it("connect gives an interactive terminal (the bundled node-pty in the pod; driven through script(1))", async () => {
+    const shell = spawnSync(
+      "script",
+      ["-qec", `${process.execPath} ${CLI} sandbox connect ${SANDBOX}`, "/dev/null"],
+      {
+        env: user.env,
+        input: "echo connected-$((6*7)); tty\nexit 3\n",
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    expect(shell.status, shell.stderr).toBe(3);
+    expect(shell.stdout).toContain("connected-42");
+    expect(shell.stdout).toMatch(/\/dev\/pts\/\d+/);
   });
 
   it("OpenSSH through `openshell ssh-proxy` (ssh-config)", async () => {
