@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateGatewayPki, writeGatewayPki } from "@openshell/bootstrap";
@@ -192,6 +193,37 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
       "id -un; pwd; echo $((6*7))",
     ]);
     expect(exec, exec.stderr).toMatchObject({ code: 0, stdout: "sandbox\n/sandbox\n42\n" });
+  });
+
+  it("commands in the pod reach neither the host nor the gateway directly (the sandbox network namespace, set up with the bundled ip and nft)", async () => {
+    // A listener on the pod network's gateway address: reachable from the pod's own network
+    // namespace (the supervisor dials the gateway there), not from the sandbox's.
+    let accepted = 0;
+    const server = createServer((socket) => {
+      accepted++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, hostIp, resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const connect = (host: string, to: number) =>
+        `timeout 10 bash -c 'exec 3<>/dev/tcp/${host}/${to}' 2>&1; echo "rc=$?"`;
+      const probe = await user.run([
+        "sandbox",
+        "exec",
+        SANDBOX,
+        "--",
+        "bash",
+        "-c",
+        [connect(hostIp, port), connect("host.openshell.internal", port), connect(hostIp, gatewayPort)].join(
+          "; ",
+        ),
+      ]);
+      expect(probe.stdout.match(/rc=\d+/g), probe.stdout).toEqual(["rc=1", "rc=1", "rc=1"]);
+      expect(accepted).toBe(0);
+    } finally {
+      server.close();
+    }
   });
 
   it("connect gives an interactive terminal (the bundled node-pty in the pod; driven through script(1))", async () => {
