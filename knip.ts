@@ -7,7 +7,17 @@ import type { KnipConfig } from "knip";
  */
 const config: KnipConfig = {
   // System tools the tests and the VM driver run; not npm packages.
-  ignoreBinaries: ["dmesg", "fish", "ip", "openssl", "qemu-img", "qemu-system-x86_64", "script", "umount"],
+  ignoreBinaries: [
+    "dmesg",
+    "fish",
+    "ip",
+    "mmdebstrap",
+    "openssl",
+    "qemu-img",
+    "qemu-system-x86_64",
+    "script",
+    "umount",
+  ],
   workspaces: {
     ".": {
       // scripts/*.mjs are run by path (set-version.mjs by hand and by pack-release.sh).
@@ -25,7 +35,13 @@ const config: KnipConfig = {
       // docker-modem requires at run time for ssh:// Docker hosts. The gateway and driver packages
       // are found by package resolution at run time (bootstrap's gateway-binaries.ts), the test
       // driver only in the workspace.
-      ignoreDependencies: ["ssh2", "@openshell/gateway", "@openshell/driver-vm", "@openshell/driver-test"],
+      ignoreDependencies: [
+        "ssh2",
+        "@openshell/gateway",
+        "@openshell/driver-vm",
+        "@openshell/driver-kubernetes",
+        "@openshell/driver-test",
+      ],
     },
     "packages/driver-vm": {
       // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build-gateway-image.sh: builds the gateway's Docker image (deploy/docker/Dockerfile): the gateway
-# and the VM driver bundles, their native addons, Node 24 and the staged VM runtime on a Debian
+# and the VM and Kubernetes driver bundles, their native addons, Node 24 and the staged VM runtime on a Debian
 # bookworm base with QEMU; sandboxes run as QEMU microVMs inside the container.
 #
 #   bash scripts/build-gateway-image.sh [--tag TAG] [--docker-host unix:///path.sock]
@@ -39,6 +39,12 @@ GATEWAY_BUNDLE=$GATEWAY_PKG/dist/openshell-gateway.js
 # The database migrations: the gateway looks for drizzle/ beside its bundle (or a few dirs up).
 MIGRATIONS_DIR=$GATEWAY_PKG/drizzle
 DRIVER_BUNDLE=$REPO_ROOT/packages/driver-vm/dist/openshell-driver-vm.js
+# The Kubernetes driver (--drivers kubernetes, the in-cluster gateway): one bundle, no addons.
+K8S_DRIVER_BUNDLE=$REPO_ROOT/packages/driver-kubernetes/dist/openshell-driver-kubernetes.js
+# The supervisor for Kubernetes sandbox pods: staged self-contained into the image's
+# /opt/openshell/bin, which each pod's init container copies (the image is the supervisor image).
+SUPERVISOR_BUNDLE=$REPO_ROOT/packages/sandbox-supervisor/dist/openshell-sandbox.js
+SUPERVISOR_STAGE=$REPO_ROOT/packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh
 # Externals of the gateway bundle (packages/gateway/tsup.config.ts); cpu-features comes in as an
 # optional dependency of ssh2.
 NATIVE_DEPS=(better-sqlite3 ssh2)
@@ -95,7 +101,7 @@ unset DOCKER_CONTEXT
 # --- inputs -------------------------------------------------------------------------------------
 STEP="checking the inputs"
 command -v docker >/dev/null || die "the docker CLI is not installed (apt-get install docker.io)"
-for f in "$GATEWAY_BUNDLE" "$DRIVER_BUNDLE"; do
+for f in "$GATEWAY_BUNDLE" "$DRIVER_BUNDLE" "$K8S_DRIVER_BUNDLE" "$SUPERVISOR_BUNDLE"; do
   [ -f "$f" ] || die "${f#"$REPO_ROOT"/} not found; $SETUP_HINT (it builds the bundles)"
 done
 [ -f "$MIGRATIONS_DIR/meta/_journal.json" ] || die "the gateway's migrations ($MIGRATIONS_DIR/meta/_journal.json) are missing"
@@ -157,6 +163,8 @@ CONTENT_HASH=$(
     echo "gateway $(sha "$GATEWAY_BUNDLE")"
     echo "migrations $(cd "$MIGRATIONS_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)"
     echo "driver-vm $(sha "$DRIVER_BUNDLE")"
+    echo "driver-kubernetes $(sha "$K8S_DRIVER_BUNDLE")"
+    echo "supervisor $(sha "$SUPERVISOR_BUNDLE" "$SUPERVISOR_STAGE" "$(dirname "$SUPERVISOR_STAGE")/openshell-sandbox-entry.c" "$REPO_ROOT/packages/sandbox-supervisor/native/openshell-launch.c" | tr '\n' ' ')"
     echo "native $native_files"
     echo "node $NODE_VERSION $(sha "$NODE_BIN")"
     echo "vm-runtime $(basename "$RUNTIME_DIR")" # the runtime's content key
@@ -260,6 +268,7 @@ install -m 0755 "$GATEWAY_BUNDLE" "$CTX/gateway/openshell-gateway.js"
 cp -r "$MIGRATIONS_DIR" "$CTX/gateway/drizzle"
 # The gateway runs openshell-driver-<name>[.js] found beside itself with its own Node.
 install -m 0755 "$DRIVER_BUNDLE" "$CTX/gateway/openshell-driver-vm.js"
+install -m 0755 "$K8S_DRIVER_BUNDLE" "$CTX/gateway/openshell-driver-kubernetes.js"
 printf '{ "private": true, "type": "module" }\n' >"$CTX/gateway/package.json"
 while IFS=$'\t' read -r name real; do
   dest=$CTX/gateway/node_modules/$name
@@ -278,6 +287,10 @@ done <<<"$native_list"
 printf '#!/bin/sh\nexec /opt/openshell/node/bin/node /opt/openshell/gateway/openshell-gateway.js "$@"\n' >"$CTX/bin/openshell-gateway"
 install -m 0755 "$DOCKER_DIR/openshell-healthcheck" "$CTX/bin/openshell-healthcheck"
 chmod 0755 "$CTX/bin/openshell-gateway"
+STEP="staging the supervisor for Kubernetes sandbox pods"
+OPENSHELL_NODE_BIN=$NODE_BIN bash "$SUPERVISOR_STAGE" "$WORK/supervisor-bin" >/dev/null ||
+  die "cannot stage the supervisor ($SUPERVISOR_STAGE; needs patchelf, gcc, ip and nft: $SETUP_HINT)"
+cp -a "$WORK/supervisor-bin/." "$CTX/bin/"
 cp "$DOCKER_DIR/Dockerfile" "$CTX/Dockerfile"
 
 # --- build --------------------------------------------------------------------------------------
@@ -304,6 +317,8 @@ check=$(docker run --rm --network none --entrypoint /bin/sh "$BUILD_TAG" -c '
   node -e "const D = require(\"better-sqlite3\"); new D(\":memory:\").close(); require(\"ssh2\"); require(\"cpu-features\")(); console.log(\"native modules ok\")"
   openshell-gateway --version
   node /opt/openshell/gateway/openshell-driver-vm.js --version 2>/dev/null || true
+  node /opt/openshell/gateway/openshell-driver-kubernetes.js --help >/dev/null
+  /opt/openshell/bin/openshell-sandbox --version
   qemu-system-x86_64 --version | head -1
   qemu-img --version | head -1
   test -x /usr/bin/tini

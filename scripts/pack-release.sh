@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every binary and packs the published packages into one directory, as npm tarballs:
-#   openshell (CLI, apps/cli), @openshell/gateway, @openshell/driver-vm, @openshell/sandbox-supervisor
+#   openshell (CLI, apps/cli), @openshell/gateway, @openshell/driver-vm, @openshell/driver-kubernetes,
+#   @openshell/sandbox-supervisor
 # Each bundle inlines the workspace packages (core, proto, policy, bootstrap, driver-sdk), so the
 # packed manifests depend only on registry packages and on each other (pnpm pack turns
 # `workspace:*` into the one version: node scripts/set-version.mjs). Idempotent: the directory is
@@ -15,7 +16,7 @@ source "$ROOT/scripts/lib/toolchain.sh"
 ensure_node >/dev/null
 ensure_pnpm >/dev/null
 OUT=${1:-$ROOT/dist-release}
-PACKAGES=(openshell @openshell/gateway @openshell/driver-vm @openshell/sandbox-supervisor)
+PACKAGES=(openshell @openshell/gateway @openshell/driver-vm @openshell/driver-kubernetes @openshell/sandbox-supervisor)
 
 version=$(node scripts/set-version.mjs --check)
 toolchain_log "building version $version"

@@ -2,17 +2,22 @@
 # OpenSSH client (ssh/sftp/scp), sftp-server (the supervisor's sftp subsystem), rsync, and what the
 # VM driver needs to stage and run microVMs (QEMU, qemu-img, mmdebstrap, busybox, kmod, cpio,
 # e2fsprogs, lz4 to unpack the kernel), gcc and libc6-dev (the supervisor's static native launcher,
-# packages/sandbox-supervisor/native), Docker (docker.io: the gateway-in-Docker deployment and its tests), and zsh and fish
-# (the CLI's completion scripts are checked by the real shells). Idempotent: apt runs only when something is missing.
+# packages/sandbox-supervisor/native), Docker (docker.io: the gateway-in-Docker deployment and its tests), zsh and fish
+# (the CLI's completion scripts are checked by the real shells), and kubectl (kubernetes-client: e2e/kustomize-render.test.ts
+# renders deploy/kubernetes offline; any kubectl will do, and Debian's is installed only when there is none, since
+# other packages that ship /usr/bin/kubectl conflict with it), patchelf, iproute2 and nftables (the Kubernetes
+# sandbox pods' self-contained supervisor directory: packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh).
+# Idempotent: apt runs only when something is missing.
 
 OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
   qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs lz4 docker.io
-  zsh fish gcc libc6-dev)
+  zsh fish gcc libc6-dev patchelf iproute2 nftables)
 
 ensure_host_packages() {
   local missing=()
-  local pkg
-  for pkg in "${OPENSHELL_HOST_PACKAGES[@]}"; do
+  local pkg wanted=("${OPENSHELL_HOST_PACKAGES[@]}")
+  command -v kubectl >/dev/null 2>&1 || wanted+=(kubernetes-client)
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ "${#missing[@]}" -eq 0 ] && return 0

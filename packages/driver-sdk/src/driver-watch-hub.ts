@@ -46,15 +46,23 @@ export class DriverWatchHub {
   }
 
   platformEvent(sandboxId: string, type: string, reason: string, message: string): void {
+    this.publishPlatformEvent(
+      sandboxId,
+      create(compute.DriverPlatformEventSchema, {
+        timestampMs: BigInt(Date.now()),
+        source: this.source,
+        type,
+        reason,
+        message,
+      }),
+    );
+  }
+
+  /** A platform event the driver built itself (its own timestamp, source and metadata). */
+  publishPlatformEvent(sandboxId: string, event: compute.DriverPlatformEvent): void {
     this.broadcast(
       create(compute.WatchSandboxesEventSchema, {
-        payload: {
-          case: "platformEvent",
-          value: {
-            sandboxId,
-            event: { timestampMs: BigInt(Date.now()), source: this.source, type, reason, message },
-          },
-        },
+        payload: { case: "platformEvent", value: { sandboxId, event } },
       }),
     );
   }

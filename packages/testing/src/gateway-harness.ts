@@ -63,9 +63,11 @@ export function removeStateDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** Starts the real gateway binary with the test-only driver, bound to 127.0.0.1. */
+/** Starts the real gateway binary with the test-only driver, bound to 127.0.0.1 unless told. */
 export async function startGateway(options: {
   stateDir: string;
+  /** Another local address (e.g. a private Docker network's gateway, where pods reach the host). */
+  bindAddress?: string;
   dbUrl?: string;
   port?: number;
   extraArgs?: string[];
@@ -77,6 +79,7 @@ export async function startGateway(options: {
   startTimeoutMs?: number;
 }): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
+  const bindAddress = options.bindAddress ?? "127.0.0.1";
   const args = [
     GATEWAY_BIN,
     "--drivers",
@@ -95,7 +98,7 @@ export async function startGateway(options: {
         ]
       : ["--disable-tls"]),
     "--bind-address",
-    "127.0.0.1",
+    bindAddress,
     "--port",
     String(port),
     "--db-url",
@@ -119,7 +122,7 @@ export async function startGateway(options: {
     () => `gateway did not start:\n${output}`,
     child,
   );
-  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const url = `${options.tls ? "https" : "http"}://${bindAddress}:${port}`;
   const nodeOptions = options.tls ? clientTlsOptions(options.tls) : undefined;
   return {
     port,

@@ -31,6 +31,12 @@ export async function waitForReady(options: {
   verbose: boolean;
   /** What the wait is for, in the progress line: "Provisioning" (create) or "Starting" (start). */
   activity?: string;
+  /**
+   * Platform events stamped before this (ms since the epoch) are history and not shown: `start`
+   * passes the moment it began, so the events of an earlier run of the sandbox (a Kubernetes pod's
+   * Events outlive the pod) do not read as this start's steps.
+   */
+  eventsSinceMs?: number;
 }): Promise<Sandbox> {
   const { client, output } = options;
   const started = Date.now();
@@ -73,6 +79,8 @@ export async function waitForReady(options: {
           );
         step(`${phaseName(current.phase)}${readyDetail(current) ? `: ${readyDetail(current)}` : ""}`);
       } else if (payload.case === "event") {
+        const stamped = Number(payload.value.timestampMs);
+        if (options.eventsSinceMs !== undefined && stamped > 0 && stamped < options.eventsSinceMs) continue;
         step(
           `${payload.value.reason}${payload.value.message ? `: ${firstLine(payload.value.message)}` : ""}`,
         );

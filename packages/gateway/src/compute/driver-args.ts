@@ -30,6 +30,7 @@ export function driverArgs(config: GatewayConfig): string[] {
       if (config.sandboxImagePullPolicy)
         args.push("--sandbox-image-pull-policy", config.sandboxImagePullPolicy);
       if (config.grpcEndpoint) args.push("--openshell-endpoint", config.grpcEndpoint);
+      if (config.clientTlsSecretName) args.push("--client-tls-secret", config.clientTlsSecretName);
       return args;
     }
     default:

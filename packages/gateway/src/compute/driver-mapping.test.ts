@@ -20,6 +20,31 @@ describe("toDriverSandbox", () => {
     expect(template?.platformConfig).toEqual({ resources_raw: resources });
   });
 
+  it("hands node selector, tolerations (as Kubernetes writes them) and pull secrets to the driver's platform config", () => {
+    const sandbox = create(SandboxSchema, {
+      id: "i",
+      name: "n",
+      spec: {
+        template: {
+          nodeSelector: { pool: "sandboxes" },
+          tolerations: [
+            { key: "gpu", operator: "Equal", value: "a100", effect: "NoExecute", tolerationSeconds: 300n },
+            { operator: "Exists" },
+          ],
+          imagePullSecrets: ["regcred"],
+        },
+      },
+    });
+    expect(toDriverSandbox(sandbox, "token").spec?.template?.platformConfig).toEqual({
+      node_selector: { pool: "sandboxes" },
+      tolerations: [
+        { key: "gpu", operator: "Equal", value: "a100", effect: "NoExecute", tolerationSeconds: 300 },
+        { operator: "Exists" },
+      ],
+      image_pull_secrets: ["regcred"],
+    });
+  });
+
   it("sends no resources or platform config when the template has none", () => {
     const template = toDriverSandbox(create(SandboxSchema, { id: "i", name: "n", spec: {} }), "t").spec
       ?.template;

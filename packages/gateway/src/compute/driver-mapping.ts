@@ -8,6 +8,7 @@ import {
   type SandboxStatus,
   SandboxStatusSchema,
   type SandboxTemplate,
+  type Toleration,
 } from "@openshell/proto";
 
 /**
@@ -92,6 +93,22 @@ function toPlatformConfig(template: SandboxTemplate | undefined): JsonObject | u
   if (Object.keys(template.annotations).length > 0) config.annotations = { ...template.annotations };
   if (template.volumeClaimTemplates) config.volume_claim_templates = template.volumeClaimTemplates;
   if (template.resources) config.resources_raw = template.resources;
+  // Ours beyond upstream's template: the Kubernetes driver reads them under these keys.
+  if (Object.keys(template.nodeSelector).length > 0) config.node_selector = { ...template.nodeSelector };
+  if (template.tolerations.length > 0) config.tolerations = template.tolerations.map(toKubeToleration);
+  if (template.imagePullSecrets.length > 0) config.image_pull_secrets = [...template.imagePullSecrets];
   if (Object.keys(config).length === 0) return undefined;
   return config;
+}
+
+/** A toleration as Kubernetes writes it (core/v1 Toleration JSON): empty fields left out. */
+function toKubeToleration(toleration: Toleration): JsonObject {
+  const out: JsonObject = {};
+  if (toleration.key) out.key = toleration.key;
+  if (toleration.operator) out.operator = toleration.operator;
+  if (toleration.value) out.value = toleration.value;
+  if (toleration.effect) out.effect = toleration.effect;
+  if (toleration.tolerationSeconds !== undefined)
+    out.tolerationSeconds = Number(toleration.tolerationSeconds);
+  return out;
 }

@@ -32,6 +32,8 @@ export interface GatewayConfig {
   sandboxNamespace: string;
   sandboxImage: string | undefined;
   sandboxImagePullPolicy: string | undefined;
+  /** Secret with the supervisors' client TLS files, mounted into sandbox pods (kubernetes driver). */
+  clientTlsSecretName: string | undefined;
   grpcEndpoint: string | undefined;
   sshGatewayHost: string;
   sshGatewayPort: number;
@@ -265,8 +267,8 @@ export const GATEWAY_FLAGS = {
     type: "string",
     env: "OPENSHELL_CLIENT_TLS_SECRET_NAME",
     arg: "NAME",
-    group: "Accepted for compatibility, unused",
-    description: "Kubernetes secret of client TLS files",
+    group: "Compute",
+    description: "Secret with ca.crt, tls.crt, tls.key mounted into sandbox pods (kubernetes driver)",
   },
   "host-gateway-ip": {
     type: "string",
@@ -377,6 +379,7 @@ export function parseGatewayCommand(argv: string[], env: NodeJS.ProcessEnv): Par
       sandboxNamespace: values["sandbox-namespace"],
       sandboxImage: values["sandbox-image"],
       sandboxImagePullPolicy: values["sandbox-image-pull-policy"],
+      clientTlsSecretName: values["client-tls-secret-name"],
       grpcEndpoint,
       sshGatewayHost: values["ssh-gateway-host"],
       sshGatewayPort: sshGatewayPort === 0 ? port : sshGatewayPort,

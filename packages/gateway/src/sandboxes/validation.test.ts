@@ -93,6 +93,40 @@ describe("validateSandboxSpec", () => {
     );
   });
 
+  it("accepts node selector, tolerations and pull secrets Kubernetes would accept, refuses the rest", () => {
+    const good = spec({
+      template: {
+        nodeSelector: { pool: "sandboxes" },
+        tolerations: [
+          { key: "gpu", operator: "Equal", value: "a100", effect: "NoExecute", tolerationSeconds: 60n },
+          { operator: "Exists" },
+          { key: "dedicated", effect: "NoSchedule" },
+        ],
+        imagePullSecrets: ["regcred", "team.registry-1"],
+      },
+    });
+    expect(() => validateSandboxSpec(good)).not.toThrow();
+    const bad = (template: Parameters<typeof spec>[0]) => () => validateSandboxSpec(spec(template));
+    expect(bad({ template: { tolerations: [{ key: "k", operator: "In" }] } })).toThrow(
+      "spec.template.tolerations[0].operator 'In' is not Exists or Equal",
+    );
+    expect(bad({ template: { tolerations: [{ key: "k", effect: "NoRun" }] } })).toThrow(
+      "spec.template.tolerations[0].effect 'NoRun' is not NoSchedule, PreferNoSchedule or NoExecute",
+    );
+    expect(bad({ template: { tolerations: [{ key: "k", operator: "Exists", value: "v" }] } })).toThrow(
+      "operator Exists takes no value",
+    );
+    expect(bad({ template: { tolerations: [{ value: "v" }] } })).toThrow(
+      "a toleration without a key must use operator Exists",
+    );
+    expect(bad({ template: { imagePullSecrets: ["Reg_Cred"] } })).toThrow(
+      "spec.template.image_pull_secrets: 'Reg_Cred' is not a Secret name",
+    );
+    expect(bad({ template: { nodeSelector: { k: "v".repeat(1025) } } })).toThrow(
+      "spec.template.node_selector['k'] is 1025 bytes",
+    );
+  });
+
   it("errors carry the invalid_argument code", () => {
     try {
       validateSandboxSpec(undefined);

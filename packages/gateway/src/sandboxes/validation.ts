@@ -1,7 +1,7 @@
 import { fromJson, type JsonObject, toBinary } from "@bufbuild/protobuf";
 import { StructSchema } from "@bufbuild/protobuf/wkt";
 import { checkEnvironmentEntry, OpenShellError } from "@openshell/core";
-import { type SandboxSpec, sandboxv1 } from "@openshell/proto";
+import { type SandboxSpec, sandboxv1, type Toleration } from "@openshell/proto";
 import { checkSandboxEnvironmentName } from "./environment-rules.js";
 
 /** Limits of upstream's validate_sandbox_spec. */
@@ -20,6 +20,10 @@ export const SPEC_LIMITS = {
 
 /** DNS-label style: what Kubernetes object names, hostnames and SSH host aliases all accept. */
 const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A Kubernetes Secret's name: a DNS subdomain (labels joined by dots). */
+const SECRET_NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const TOLERATION_OPERATORS = new Set(["", "Exists", "Equal"]);
+const TOLERATION_EFFECTS = new Set(["", "NoSchedule", "PreferNoSchedule", "NoExecute"]);
 
 const invalid = (message: string): never => {
   throw new OpenShellError("invalid_argument", message);
@@ -61,6 +65,9 @@ export function validateSandboxSpec(spec: SandboxSpec | undefined): asserts spec
     if (template.volumeClaimTemplates) {
       checkStruct(encodedStructSize(template.volumeClaimTemplates), "spec.template.volume_claim_templates");
     }
+    checkMap(template.nodeSelector, "spec.template.node_selector");
+    checkTolerations(template.tolerations);
+    checkImagePullSecrets(template.imagePullSecrets);
   }
   if (spec.policy) {
     const size = toBinary(sandboxv1.SandboxPolicySchema, spec.policy).length;
@@ -82,6 +89,42 @@ function checkMap(map: Record<string, string>, field: string): void {
   for (const [key, value] of entries) {
     checkString(key, SPEC_LIMITS.templateStringBytes, `${field} key '${key.slice(0, 40)}'`);
     checkString(value, SPEC_LIMITS.templateStringBytes, `${field}['${key}']`);
+  }
+}
+
+/** What Kubernetes' own validation of a toleration refuses, said before a pod is ever made. */
+function checkTolerations(tolerations: Toleration[]): void {
+  if (tolerations.length > SPEC_LIMITS.templateMapEntries) {
+    invalid(
+      `spec.template.tolerations has ${tolerations.length} entries; the limit is ${SPEC_LIMITS.templateMapEntries}`,
+    );
+  }
+  tolerations.forEach((toleration, index) => {
+    const field = `spec.template.tolerations[${index}]`;
+    checkString(toleration.key, SPEC_LIMITS.templateStringBytes, `${field}.key`);
+    checkString(toleration.value, SPEC_LIMITS.templateStringBytes, `${field}.value`);
+    if (!TOLERATION_OPERATORS.has(toleration.operator))
+      invalid(`${field}.operator '${toleration.operator.slice(0, 40)}' is not Exists or Equal`);
+    if (!TOLERATION_EFFECTS.has(toleration.effect))
+      invalid(
+        `${field}.effect '${toleration.effect.slice(0, 40)}' is not NoSchedule, PreferNoSchedule or NoExecute`,
+      );
+    if (toleration.operator === "Exists" && toleration.value)
+      invalid(`${field}: operator Exists takes no value`);
+    if (!toleration.key && toleration.operator !== "Exists")
+      invalid(`${field}: a toleration without a key must use operator Exists`);
+  });
+}
+
+function checkImagePullSecrets(names: string[]): void {
+  if (names.length > SPEC_LIMITS.templateMapEntries) {
+    invalid(
+      `spec.template.image_pull_secrets has ${names.length} entries; the limit is ${SPEC_LIMITS.templateMapEntries}`,
+    );
+  }
+  for (const name of names) {
+    if (Buffer.byteLength(name) > SPEC_LIMITS.nameBytes || !SECRET_NAME_PATTERN.test(name))
+      invalid(`spec.template.image_pull_secrets: '${name.slice(0, 40)}' is not a Secret name`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Logger } from "@openshell/core";
+import { TOOL_PATH } from "./tool-path.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -23,7 +24,7 @@ export class HostAliasOpener {
     let opening = this.opened.get(key);
     if (!opening) {
       opening = execFileAsync("nft", ["add", "element", "inet", "openshell", "host_tcp", `{ ${key} }`], {
-        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+        env: { PATH: TOOL_PATH },
         timeout: 5000,
       }).then(
         () =>

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import type { Logger } from "@openshell/core";
+import { TOOL_PATH } from "./tool-path.js";
 
 /**
  * The helper that runs inside the namespace: a Unix socket server (paths are not per network
@@ -110,7 +111,7 @@ export class NetnsConnector {
       ["netns", "exec", this.netnsName, process.execPath, "-e", HELPER, this.socketPath],
       {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+        env: { PATH: TOOL_PATH },
       },
     );
     this.child = child;

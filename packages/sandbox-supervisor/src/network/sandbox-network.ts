@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
 import { withOwnTcpHashTable } from "./own-tcp-hash-table.js";
 import { caEnvironment, DEFAULT_TLS_DIR } from "./sandbox-ca.js";
+import { TOOL_PATH } from "./tool-path.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -30,9 +31,6 @@ const TABLE = "openshell_sandbox";
 
 /** Bypass attempts traced per second at most (the rest are still rejected, just not logged). */
 const BYPASS_TRACE_RATE = "20/second burst 50 packets";
-
-/** Where `ip` and `nft` live (the supervisor may run with a minimal PATH). */
-const TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface SandboxNetworkOptions {
   logger: Logger;

@@ -15,10 +15,11 @@ export const gatewayStartCommand = defineCommand({
       "API port on 127.0.0.1 (default: the stored port, OPENSHELL_GATEWAY_PORT or 8080)",
       { complete: "none" },
     ),
-    drivers: option.string("--drivers <driver>", "compute driver: vm (microVMs)", {
-      default: "vm",
-      complete: ["vm"],
-    }),
+    drivers: option.string(
+      "--drivers <driver>",
+      "compute driver: vm (microVMs) or kubernetes (pods in a cluster; its settings come from OPENSHELL_* env, see the README)",
+      { default: "vm", complete: ["vm", "kubernetes"] },
+    ),
     plaintext: option.flag("--plaintext", "serve plain HTTP/2 instead of mTLS (local experiments only)"),
     recreate: option.flag(
       "--recreate",

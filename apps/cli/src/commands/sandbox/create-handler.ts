@@ -14,7 +14,7 @@ import { uploadToSandbox } from "../../files/sandbox-transfer.js";
 import { shellCommandLine } from "../../files/shell-quote.js";
 import { dockerGateway } from "../../gateway/load-docker-gateway.js";
 import { readPolicyFile } from "../../policy/policy-file.js";
-import { parseEnvAssignments, parseUploadSpec } from "../../sandbox/create-inputs.js";
+import { parseEnvAssignments, parseUploadSpec, resolveSandboxImage } from "../../sandbox/create-inputs.js";
 import { deleteSandbox } from "../../sandbox/delete-sandbox.js";
 import { wantsTty } from "../../sandbox/remote-command.js";
 import { parseSandboxResources } from "../../sandbox/sandbox-resources.js";
@@ -50,6 +50,7 @@ export async function run(input: CommandInput<typeof sandboxCreateCommand>): Pro
   for (const warning of local?.warnings ?? []) ctx.output.warn(warning);
   const policy = local?.policy;
   const upload = options.upload ? parseUploadSpec(options.upload) : undefined;
+  const image = options.from !== undefined ? resolveSandboxImage(options.from, ctx.env) : undefined;
   const timeoutMs = provisionTimeoutMs(ctx.env);
   const command = input.trailing;
   const keep = options.keep;
@@ -71,7 +72,9 @@ export async function run(input: CommandInput<typeof sandboxCreateCommand>): Pro
     spec: {
       environment,
       ...(policy ? { policy } : {}),
-      ...(resources ? { template: { resources } } : {}),
+      ...(resources || image
+        ? { template: { ...(resources ? { resources } : {}), ...(image ? { image } : {}) } }
+        : {}),
     },
   };
   const created = await createWithBootstrap(ctx, target, bootstrap, (client) =>

@@ -8,6 +8,11 @@ export const sandboxCreateCommand = defineCommand({
   arguments: {},
   options: {
     name: option.string("--name <name>", "sandbox name (default: generated)", { complete: "none" }),
+    from: option.string(
+      "--from <image>",
+      "sandbox image: a reference (registry/name:tag) or a community name (Kubernetes gateways; the VM driver runs its own image)",
+      { complete: "none" },
+    ),
     env: option.list("-e, --env <KEY=VALUE>", "environment variable for the sandbox (repeatable)", {
       complete: "none",
     }),

@@ -6,6 +6,8 @@ import { phaseName, sandboxJson } from "../../sandbox/sandbox-view.js";
 import { provisionTimeoutMs, waitForReady } from "../../sandbox/wait-for-ready.js";
 import type { sandboxStartCommand } from "./start.js";
 
+const EVENT_CLOCK_SLACK_MS = 5_000;
+
 /** `sandbox start [NAME]`: StartSandbox, then (unless --no-wait) follow it to READY like create. */
 export async function run(input: CommandInput<typeof sandboxStartCommand>): Promise<number> {
   const ctx = CliContext.of(input);
@@ -13,6 +15,9 @@ export async function run(input: CommandInput<typeof sandboxStartCommand>): Prom
   const name = ctx.sandboxName(input.args.name, target);
   const wait = input.options.wait;
   const timeoutMs = provisionTimeoutMs(ctx.env);
+  // Events from before this start are an earlier run's; the slack allows for the clocks of the
+  // gateway's host (or the cluster) and this one being a little apart.
+  const eventsSinceMs = Date.now() - EVENT_CLOCK_SLACK_MS;
   ctx.rememberSandbox(target, name);
   const sandbox = await ctx.withGateway(async (client) => {
     const progress = ctx.output.progress(`Starting sandbox '${name}'`);
@@ -38,6 +43,7 @@ export async function run(input: CommandInput<typeof sandboxStartCommand>): Prom
       timeoutMs,
       verbose: ctx.verbose > 0,
       activity: "Starting",
+      eventsSinceMs,
     });
   }, target);
   if (ctx.json) ctx.output.json(sandboxJson(sandbox));
