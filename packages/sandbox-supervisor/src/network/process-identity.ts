@@ -21,6 +21,8 @@ export interface PeerAddress {
 
 /** How many recent owners are tried first (a client that connected before likely connects again). */
 const RECENT_OWNERS = 16;
+/** How many of them are tried before /proc is even listed (npm, pip, git: one process, many connections). */
+const RECENT_OWNERS_BEFORE_LISTING = 4;
 /** PIDs whose namespace is read between two yields to the event loop on a full pass. */
 const PIDS_PER_SLICE = 256;
 
@@ -78,6 +80,11 @@ export class ProcessIdentityResolver {
   }
 
   private async ownerOf(socket: string, namespace: string): Promise<number | undefined> {
+    const tried = this.recentOwners
+      .slice(0, RECENT_OWNERS_BEFORE_LISTING)
+      .filter((pid) => this.namespaceOf.get(pid) === namespace);
+    const recentHolder = this.firstHolder(tried, socket, namespace);
+    if (recentHolder !== undefined) return recentHolder;
     const listed = this.listPids();
     const fresh = new Set<number>();
     for (const pid of listed) {
@@ -88,18 +95,20 @@ export class ProcessIdentityResolver {
     for (const pid of this.namespaceOf.keys()) if (!listed.has(pid)) this.namespaceOf.delete(pid);
     const members = [...listed].filter((pid) => this.namespaceOf.get(pid) === namespace);
     const recent = this.recentOwners.filter(
-      (pid) => this.namespaceOf.get(pid) === namespace && listed.has(pid),
+      (pid) => this.namespaceOf.get(pid) === namespace && listed.has(pid) && !tried.includes(pid),
     );
     const ordered = [
       ...recent,
       ...members.filter((pid) => fresh.has(pid) && !recent.includes(pid)).sort((a, b) => b - a),
-      ...members.filter((pid) => !fresh.has(pid) && !recent.includes(pid)).sort((a, b) => b - a),
+      ...members
+        .filter((pid) => !fresh.has(pid) && !recent.includes(pid) && !tried.includes(pid))
+        .sort((a, b) => b - a),
     ];
     const found = this.firstHolder(ordered, socket, namespace);
     if (found !== undefined) return found;
     // The cached view missed: a PID read as outside may since have entered the namespace (a process
     // that joins it after it started) or been reused. Re-read every listed PID, a slice at a time.
-    const searched = new Set(ordered);
+    const searched = new Set([...tried, ...ordered]);
     const again = [...this.listPids()].sort((a, b) => b - a);
     for (let start = 0; start < again.length; start += PIDS_PER_SLICE) {
       if (start > 0) await new Promise((resolve) => setImmediate(resolve));
@@ -167,7 +176,11 @@ function socketInode(procNetDir: string, peer: PeerAddress, proxy: PeerAddress):
   const remote = ipv6
     ? undefined
     : `${hexIpv4(proxy.address.replace(/^::ffff:/, ""))}:${hexPort(proxy.port)}`;
-  for (const line of table.split("\n").slice(1)) {
+  // IPv4: look for the line by its address pair rather than splitting a table that holds every
+  // TIME_WAIT socket of the last minute (an agent's many short connections).
+  const lines =
+    local === undefined ? table.split("\n").slice(1) : linesContaining(table, ` ${local} ${remote} `);
+  for (const line of lines) {
     const columns = line.trim().split(/\s+/);
     if (columns.length < 10) continue;
     const [, localAddress, remoteAddress] = columns;
@@ -183,6 +196,17 @@ function socketInode(procNetDir: string, peer: PeerAddress, proxy: PeerAddress):
     if (inode && inode !== "0") return inode;
   }
   return undefined;
+}
+
+/** The lines of `text` that contain `needle`. */
+function linesContaining(text: string, needle: string): string[] {
+  const found: string[] = [];
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
+    const start = text.lastIndexOf("\n", at) + 1;
+    const end = text.indexOf("\n", at);
+    found.push(text.slice(start, end === -1 ? text.length : end));
+  }
+  return found;
 }
 
 /** /proc/net/tcp writes an IPv4 address as the host-order (little-endian on x86) u32 in hex. */
