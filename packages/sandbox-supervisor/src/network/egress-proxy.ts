@@ -4,7 +4,7 @@ import { emitOcsf, type Logger } from "@openshell/core";
 import { BinaryTrustCache } from "./binary-trust.js";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
 import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
-import { RelayUpstream } from "./raw-relay.js";
+import { connected, RelayUpstream } from "./raw-relay.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 export const MAX_REQUEST_HEAD_BYTES = 8192;
@@ -477,20 +477,8 @@ const connectForRelay = (address: string, port: number) =>
 
 /** An upstream connection whose bytes a tunnel stage reads (Node's own reads). */
 function connectPlain(address: string, port: number): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
-    const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
-    socket.once("connect", () => {
-      socket.setTimeout(0);
-      socket.setNoDelay(true);
-      socket.off("error", reject);
-      resolve(socket);
-    });
-    socket.once("timeout", () => {
-      socket.destroy();
-      reject(new Error(`timed out after ${UPSTREAM_CONNECT_TIMEOUT_MS} ms`));
-    });
-    socket.once("error", reject);
-  });
+  const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
+  return connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
 }
 
 function policyDenied(target: ConnectTarget): string {

@@ -34,22 +34,10 @@ export class RelayUpstream {
   }
 
   /** Connects; rejects with the socket's error, or after `timeoutMs` without an answer. */
-  static connect(host: string, port: number, timeoutMs: number): Promise<RelayUpstream> {
+  static async connect(host: string, port: number, timeoutMs: number): Promise<RelayUpstream> {
     const upstream = new RelayUpstream(host, port, timeoutMs);
-    const { socket } = upstream;
-    return new Promise((resolve, reject) => {
-      socket.once("connect", () => {
-        socket.setTimeout(0);
-        socket.setNoDelay(true);
-        socket.off("error", reject);
-        resolve(upstream);
-      });
-      socket.once("timeout", () => {
-        socket.destroy();
-        reject(new Error(`timed out after ${timeoutMs} ms`));
-      });
-      socket.once("error", reject);
-    });
+    await connected(upstream.socket, timeoutMs);
+    return upstream;
   }
 
   /**
@@ -97,4 +85,24 @@ export class RelayUpstream {
     this.awaitedWrite = write;
     return false;
   }
+}
+
+/**
+ * Resolves once `socket` (created with `timeout: timeoutMs`) is connected, with Nagle off and the
+ * connect timeout cleared; rejects with its error, or destroys it after `timeoutMs` without an answer.
+ */
+export function connected(socket: Socket, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => {
+      socket.setTimeout(0);
+      socket.setNoDelay(true);
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      reject(new Error(`timed out after ${timeoutMs} ms`));
+    });
+    socket.once("error", reject);
+  });
 }

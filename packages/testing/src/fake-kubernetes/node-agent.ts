@@ -352,24 +352,7 @@ export class FakeNodeAgent {
           this.writeStatus(work, "Failed");
           return;
         }
-        status.restartCount += 1;
-        status.lastState = status.state;
-        status.state = {
-          waiting: {
-            reason: "CrashLoopBackOff",
-            message: `back-off restarting failed container ${container.name}`,
-          },
-        };
-        this.writeStatus(work, "Pending");
-        this.event(
-          work,
-          "Warning",
-          "BackOff",
-          `Back-off restarting failed container ${container.name} in pod ${work.name}_${work.namespace}(${work.uid})`,
-          "kubelet",
-          container.name,
-        );
-        await this.sleep(work, this.backoffMs);
+        await this.backOff(work, container, status, status.state, "Pending");
       }
     }
     for (const status of work.main) status.state = { waiting: { reason: "ContainerCreating" } };
@@ -383,6 +366,34 @@ export class FakeNodeAgent {
     await Promise.all(
       spec.containers.map((container, index) => this.supervise(work, spec, container, index)),
     );
+  }
+
+  /** A failed container waits in CrashLoopBackOff (status, pod phase, kubelet event) before its restart. */
+  private async backOff(
+    work: PodWork,
+    container: Container,
+    status: ContainerStatus,
+    lastState: ContainerState,
+    phase: "Pending" | "Running",
+  ): Promise<void> {
+    status.restartCount += 1;
+    status.lastState = lastState;
+    status.state = {
+      waiting: {
+        reason: "CrashLoopBackOff",
+        message: `back-off restarting failed container ${container.name}`,
+      },
+    };
+    this.writeStatus(work, phase);
+    this.event(
+      work,
+      "Warning",
+      "BackOff",
+      `Back-off restarting failed container ${container.name} in pod ${work.name}_${work.namespace}(${work.uid})`,
+      "kubelet",
+      container.name,
+    );
+    await this.sleep(work, this.backoffMs);
   }
 
   /** Waits for a main container to exit; restarts it as `restartPolicy` says. */
@@ -408,24 +419,7 @@ export class FakeNodeAgent {
         }
         return;
       }
-      status.restartCount += 1;
-      status.lastState = { terminated };
-      status.state = {
-        waiting: {
-          reason: "CrashLoopBackOff",
-          message: `back-off restarting failed container ${container.name}`,
-        },
-      };
-      this.writeStatus(work, "Running");
-      this.event(
-        work,
-        "Warning",
-        "BackOff",
-        `Back-off restarting failed container ${container.name} in pod ${work.name}_${work.namespace}(${work.uid})`,
-        "kubelet",
-        container.name,
-      );
-      await this.sleep(work, this.backoffMs);
+      await this.backOff(work, container, status, { terminated }, "Running");
       const dead = status.containerID?.replace("docker://", "");
       const others = work.main.find((entry, other) => other !== index && entry.containerID);
       await this.startContainer(work, spec, container, status, others?.containerID?.replace("docker://", ""));
