@@ -12,6 +12,9 @@ const sha256 = (file: string) => createHash("sha256").update(readFileSync(file))
  * The `openshell` CLI end to end: the built binary, a local gateway it starts itself (VM driver,
  * mTLS), real QEMU sandboxes, real OpenSSH. One user walks through the whole flow in order.
  */
+/** A test that boots a microVM sandbox: TCG on a loaded 2-core host can take minutes (CI: over 60 s). */
+const VM_TEST_MS = 240_000;
+
 describe("openshell CLI", () => {
   let port = 0;
   let user: CliSandboxUser;
@@ -357,87 +360,108 @@ describe("openshell CLI", () => {
     expect((await user.run(["completion", "tcsh"])).code).toBe(2);
   });
 
-  it("unknown sandboxes and sandboxes that are not ready get clear errors", async () => {
-    const unknown = await user.run(["sandbox", "exec", "nope", "--", "true"]);
-    expect(unknown.code).toBe(4);
-    expect(unknown.stderr).toContain("sandbox 'nope' not found");
-    const get = await user.run(["sandbox", "get", "nope"]);
-    expect(get.code).toBe(4);
+  it(
+    "unknown sandboxes and sandboxes that are not ready get clear errors",
+    async () => {
+      const unknown = await user.run(["sandbox", "exec", "nope", "--", "true"]);
+      expect(unknown.code).toBe(4);
+      expect(unknown.stderr).toContain("sandbox 'nope' not found");
+      const get = await user.run(["sandbox", "get", "nope"]);
+      expect(get.code).toBe(4);
 
-    const policy = join(user.root, "policy.yaml");
-    const filesystem =
-      "version: 1\nfilesystem_policy:\n  read_only: [/usr]\n  read_write: [/sandbox, /tmp]\n";
-    writeFileSync(policy, filesystem);
-    const creating = user.start(["sandbox", "create", "--name", "second", "--policy", policy]);
-    await waitFor(
-      async () => creating.output().stderr.includes("Created sandbox: second"),
-      30_000,
-      () => "timed out waiting for the second sandbox to be created",
-    );
-    const early = await user.run(["sandbox", "exec", "second", "--", "true"]);
-    expect(early.code).toBe(5);
-    expect(early.stderr).toContain("sandbox 'second' is not ready (phase: Provisioning");
-    const created = await creating.done;
-    expect(created.code, created.stderr).toBe(0);
-    expect(created.stdout.trim()).toBe("second");
-    const stored = JSON.parse((await user.run(["sandbox", "get", "second", "-o", "json"])).stdout);
-    // The gateway stores the policy with upstream's default process identity filled in.
-    expect(stored.spec.policy).toEqual({
-      version: 1,
-      filesystem: { readOnly: ["/usr"], readWrite: ["/sandbox", "/tmp"] },
-      process: { runAsUser: "sandbox", runAsGroup: "sandbox" },
-    });
+      const policy = join(user.root, "policy.yaml");
+      const filesystem =
+        "version: 1\nfilesystem_policy:\n  read_only: [/usr]\n  read_write: [/sandbox, /tmp]\n";
+      writeFileSync(policy, filesystem);
+      const creating = user.start(["sandbox", "create", "--name", "second", "--policy", policy]);
+      await waitFor(
+        async () => creating.output().stderr.includes("Created sandbox: second"),
+        30_000,
+        () => "timed out waiting for the second sandbox to be created",
+      );
+      const early = await user.run(["sandbox", "exec", "second", "--", "true"]);
+      expect(early.code).toBe(5);
+      expect(early.stderr).toContain("sandbox 'second' is not ready (phase: Provisioning");
+      const created = await creating.done;
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stdout.trim()).toBe("second");
+      const stored = JSON.parse((await user.run(["sandbox", "get", "second", "-o", "json"])).stdout);
+      // The gateway stores the policy with upstream's default process identity filled in.
+      expect(stored.spec.policy).toEqual({
+        version: 1,
+        filesystem: { readOnly: ["/usr"], readWrite: ["/sandbox", "/tmp"] },
+        process: { runAsUser: "sandbox", runAsGroup: "sandbox" },
+      });
 
-    // A new policy version reaches the microVM's supervisor, which loads it and says so. First the
-    // supervisor's start-up sync (it may add baseline paths as a version of its own) has to be done.
-    await waitFor(
-      async () => {
-        const status = await user.run(["policy", "get", "second", "-o", "json"]);
-        return status.code === 0 && JSON.parse(status.stdout).active_version > 0;
-      },
-      60_000,
-      () => "timed out waiting for the start-up policy of 'second' to be loaded",
-    );
-    const next = join(user.root, "policy-next.yaml");
-    writeFileSync(
-      next,
-      `${filesystem}network_policies:\n  api:\n    endpoints:\n      - { host: api.example.com, port: 443 }\n`,
-    );
-    const set = await user.run(["policy", "set", "second", "--policy", next, "--wait"]);
-    expect(set.code, set.stderr).toBe(0);
-    const loaded = /Policy version (\d+) loaded \(active version: (\d+)\)/.exec(set.stderr);
-    expect(loaded, set.stderr).not.toBeNull();
-    expect(loaded?.[2]).toBe(loaded?.[1]);
-    expect(set.stderr).toContain(`Policy version ${loaded?.[1]} submitted`);
-    const full = await user.run(["policy", "get", "second", "--full"]);
-    expect(full.stdout).toMatch(/Status: +loaded/);
-    expect(full.stdout).toContain("host: api.example.com");
-  });
+      // A new policy version reaches the microVM's supervisor, which loads it and says so. First the
+      // supervisor's start-up sync (it may add baseline paths as a version of its own) has to be done.
+      await waitFor(
+        async () => {
+          const status = await user.run(["policy", "get", "second", "-o", "json"]);
+          return status.code === 0 && JSON.parse(status.stdout).active_version > 0;
+        },
+        60_000,
+        () => "timed out waiting for the start-up policy of 'second' to be loaded",
+      );
+      const next = join(user.root, "policy-next.yaml");
+      writeFileSync(
+        next,
+        `${filesystem}network_policies:\n  api:\n    endpoints:\n      - { host: api.example.com, port: 443 }\n`,
+      );
+      const set = await user.run(["policy", "set", "second", "--policy", next, "--wait"]);
+      expect(set.code, set.stderr).toBe(0);
+      const loaded = /Policy version (\d+) loaded \(active version: (\d+)\)/.exec(set.stderr);
+      expect(loaded, set.stderr).not.toBeNull();
+      expect(loaded?.[2]).toBe(loaded?.[1]);
+      expect(set.stderr).toContain(`Policy version ${loaded?.[1]} submitted`);
+      const full = await user.run(["policy", "get", "second", "--full"]);
+      expect(full.stdout).toMatch(/Status: +loaded/);
+      expect(full.stdout).toContain("host: api.example.com");
+    },
+    VM_TEST_MS,
+  );
 
-  it("create on a terminal without CMD opens a shell; --no-keep deletes the sandbox when it exits", async () => {
-    const session = spawnSync(
-      "script",
-      ["-qec", `${process.execPath} ${CLI} sandbox create --name shell --no-keep`, "/dev/null"],
-      { env: user.env, input: "echo interactive-$((40+2))\nexit\n", encoding: "utf8", timeout: 240_000 },
-    );
-    expect(session.status, session.stdout).toBe(0);
-    expect(session.stdout).toContain("interactive-42");
-    expect(session.stdout).toContain("Deleted sandbox 'shell'");
-    expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("shell");
-  });
+  it(
+    "create on a terminal without CMD opens a shell; --no-keep deletes the sandbox when it exits",
+    async () => {
+      const session = spawnSync(
+        "script",
+        ["-qec", `${process.execPath} ${CLI} sandbox create --name shell --no-keep`, "/dev/null"],
+        { env: user.env, input: "echo interactive-$((40+2))\nexit\n", encoding: "utf8", timeout: 240_000 },
+      );
+      expect(session.status, session.stdout).toBe(0);
+      expect(session.stdout).toContain("interactive-42");
+      expect(session.stdout).toContain("Deleted sandbox 'shell'");
+      expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("shell");
+    },
+    VM_TEST_MS,
+  );
 
-  it("--no-keep deletes the sandbox after the command", async () => {
-    const qemuBefore = user.qemuPids().length;
-    const result = await user.run(["sandbox", "create", "--name", "temp", "--no-keep", "--", "echo", "bye"]);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain("bye");
-    expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("temp");
-    await waitFor(
-      async () => user.qemuPids().length === qemuBefore,
-      30_000,
-      () => "timed out waiting for temp's VM to stop",
-    );
-  });
+  it(
+    "--no-keep deletes the sandbox after the command",
+    async () => {
+      const qemuBefore = user.qemuPids().length;
+      const result = await user.run([
+        "sandbox",
+        "create",
+        "--name",
+        "temp",
+        "--no-keep",
+        "--",
+        "echo",
+        "bye",
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain("bye");
+      expect((await user.run(["sandbox", "list", "--names"])).stdout.split("\n")).not.toContain("temp");
+      await waitFor(
+        async () => user.qemuPids().length === qemuBefore,
+        30_000,
+        () => "timed out waiting for temp's VM to stop",
+      );
+    },
+    VM_TEST_MS,
+  );
 
   it("delete removes sandboxes and their VMs; deleting an unknown one exits 4", async () => {
     const deleted = await user.run(["sandbox", "delete", "--all"]);
