@@ -43,6 +43,10 @@ const config: KnipConfig = {
         "@openshell/driver-test",
       ],
     },
+    "packages/driver-docker": {
+      // Not imported: kept beside the bundle (tsup `native`) for dockerode's ssh:// Docker hosts.
+      ignoreDependencies: ["ssh2"],
+    },
     "packages/driver-vm": {
       // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).
       entry: ["runtime/**/*.mjs", "src/main.ts"],
