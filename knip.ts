@@ -39,6 +39,7 @@ const config: KnipConfig = {
         "ssh2",
         "@openshell/gateway",
         "@openshell/driver-vm",
+        "@openshell/driver-docker",
         "@openshell/driver-kubernetes",
         "@openshell/driver-test",
       ],

@@ -1,4 +1,5 @@
 import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
@@ -14,6 +15,7 @@ import {
   spawnLocalGateway,
   stopLocalGateway,
 } from "./local-gateway.js";
+import { ensureSupervisorBinStaged } from "./supervisor-bin-staging.js";
 import { ensureVmRuntimeStaged } from "./vm-runtime-staging.js";
 
 export interface StartOptions {
@@ -78,7 +80,22 @@ export async function ensureLocalGateway(
     );
   const launch = findGatewayBinary(env);
   if (driver === "vm") await ensureVmRuntimeStaged(output, env);
+  const driverEnv: Record<string, string> = {};
+  if (driver === "docker") {
+    if (!env.OPENSHELL_SANDBOX_IMAGE) {
+      throw new OpenShellError(
+        "failed_precondition",
+        "the Docker driver needs a default sandbox image: set OPENSHELL_SANDBOX_IMAGE to a local image with a glibc userland and the 'sandbox' user (uid 10001), (see packages/driver-docker/README.md)",
+      );
+    }
+    driverEnv.OPENSHELL_SUPERVISOR_BIN_DIR = await ensureSupervisorBinStaged(
+      output,
+      env,
+      join(layout.stateDir, "supervisor-bin"),
+    );
+  }
   const { pid, logOffset } = spawnLocalGateway(layout, launch, {
+    env: driverEnv,
     port,
     driver,
     driverDir: findDriverDir(driver, env),

@@ -22,15 +22,20 @@ export const HOST_ALIAS = "host.openshell.internal";
 
 /**
  * What the supervisor needs beyond Docker's default capabilities (which keep SETUID/SETGID, CHOWN,
- * DAC_OVERRIDE, KILL... for dropping to the `sandbox` user and reaping):
- * - NET_ADMIN: the policy's network namespace (veth pair, addresses, routes) and its nftables rules;
- * - SYS_ADMIN: creating that namespace and mounting inside it (unshare/setns, the launcher's mounts);
- * - SYS_PTRACE: reading /proc/<pid>/exe and fds of other users' processes for process identity of
- *   connections through the egress proxy (the workload runs as `sandbox`, the supervisor as root);
- * - SYSLOG: reading the kernel log for the bypass monitor (nftables log lines of refused traffic).
- * The same set the Kubernetes driver gives the agent container; never --privileged.
+ * DAC_OVERRIDE, KILL... for dropping to the `sandbox` user), found by removing each in turn and
+ * running the integration test:
+ * - NET_ADMIN: the policy's network namespace (veth pair, addresses, routes) and its nftables rules
+ *   and trace monitor. Without it the supervisor fails closed and the sandbox never gets READY.
+ * - SYS_ADMIN: creating and entering that namespace (`ip netns add` mounts it) and the launcher's
+ *   mounts. Without it, the same.
+ * - SYS_PTRACE: the egress proxy names the process behind each connection by reading
+ *   /proc/<pid>/exe and fds of the workload's processes, which run as `sandbox` (10001) while the
+ *   supervisor is root: another uid's /proc links need it (ptrace access mode). Create and exec work
+ *   without it; process identity in policy decisions does not.
+ * Not SYSLOG (the Kubernetes pod spec carries it from upstream): nothing here reads the kernel log;
+ * refused traffic is traced through nftables. Never --privileged.
  */
-export const SANDBOX_CAPABILITIES = ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE", "SYSLOG"] as const;
+export const SANDBOX_CAPABILITIES = ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"] as const;
 
 export interface ContainerSpecOptions {
   /** Image of sandboxes whose template names none. */

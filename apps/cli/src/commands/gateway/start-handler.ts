@@ -1,4 +1,5 @@
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway, validateGatewayName } from "@openshell/bootstrap";
+import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
@@ -19,7 +20,7 @@ export async function run(input: CommandInput<typeof gatewayStartCommand>): Prom
     : await ensureLocalGateway(ctx.bootstrapInputs(), {
         name,
         port: options.port,
-        driver: options.drivers,
+        driver: driverOf(options.driver, options.drivers),
         plaintext: options.plaintext,
         recreate: options.recreate,
         vmVcpus: options.vmVcpus,
@@ -30,6 +31,17 @@ export async function run(input: CommandInput<typeof gatewayStartCommand>): Prom
   else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);
   ctx.output.success(`Active gateway set to '${name}'`);
   return 0;
+}
+
+/** `--driver`, or its older spelling `--drivers` (one driver: the gateway runs one). */
+function driverOf(driver: string | undefined, drivers: string | undefined): string | undefined {
+  if (driver && drivers && driver !== drivers) {
+    throw new OpenShellError(
+      "invalid_argument",
+      `--driver ${driver} and --drivers ${drivers} disagree; give one`,
+    );
+  }
+  return driver ?? drivers;
 }
 
 /** --name, else -g / OPENSHELL_GATEWAY / the active gateway when this CLI manages it, else 'openshell'. */
