@@ -168,9 +168,12 @@ export class DockerDriver {
 
   private async provision(sandbox: compute.DriverSandbox, record: SandboxRecord): Promise<void> {
     const logger = this.options.logger.child({ sandbox_id: sandbox.id });
+    const image = imageOf(sandbox, this.options.spec);
+    let step = `image ${image} is not on the Docker daemon and getting it failed`;
     try {
-      await this.ensureImage(imageOf(sandbox, this.options.spec), sandbox.id);
+      await this.ensureImage(image, sandbox.id);
       if (record.deleting) return;
+      step = "creating the workspace volume failed";
       await this.docker.createVolume({
         Name: workspaceVolumeName(sandbox.id),
         Labels: {
@@ -179,6 +182,7 @@ export class DockerDriver {
           [LABEL_MANAGED_BY]: MANAGED_BY,
         },
       });
+      step = `creating the container from ${image} failed`;
       const container = await this.docker.createContainer(buildContainerSpec(sandbox, this.options.spec));
       this.hub.platformEvent(
         sandbox.id,
@@ -187,10 +191,11 @@ export class DockerDriver {
         `container ${containerName(sandbox.name)} created`,
       );
       if (record.deleting) return;
+      step = "starting the container failed";
       await container.start();
       await this.refresh(container.id);
     } catch (error) {
-      const message = `creating the container failed: ${dockerMessage(error)}`;
+      const message = `${step}: ${dockerMessage(error)}`;
       logger.warn({ err: message }, "create failed; removing what it made");
       await this.removeArtifacts(sandbox.id, sandbox.name);
       if (record.deleting) return;

@@ -161,4 +161,60 @@ describe.skipIf(!isRoot)("openshell-gateway --drivers docker (private dockerd)",
       throw error;
     }
   }, 600_000);
+  it("faults: a missing image is ERROR with the reason and leaves nothing; a container killed from outside is reported and Start brings it back; a dockerd restart brings sandboxes back READY with their workspace", async () => {
+    const docker = daemon as DockerDaemon;
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const port = await freePort();
+    const gw = await dockerGateway(stateDir, port);
+    try {
+      const missing = await gw.grpc.createSandbox({
+        name: "dd-missing",
+        spec: { template: { image: "openshell-test/absent:1" } },
+      });
+      const missingId = missing.sandbox?.id as string;
+      await waitForPhase(gw, "dd-missing", SandboxPhase.ERROR, 60_000);
+      const ready = (await gw.grpc.getSandbox({ name: "dd-missing" })).sandbox?.status?.conditions.find(
+        (c) => c.type === "Ready",
+      );
+      expect(ready?.reason).toBe("CreateFailed");
+      expect(ready?.message).toContain("openshell-test/absent");
+      expect(
+        (await docker.docker(["ps", "-aq", "--filter", `label=openshell.ai/sandbox-id=${missingId}`])).stdout,
+      ).toBe("");
+      expect(
+        (await docker.docker(["volume", "ls", "-q", "--filter", `name=openshell-workspace-${missingId}`]))
+          .stdout,
+      ).toBe("");
+      await gw.grpc.deleteSandbox({ name: "dd-missing" });
+
+      const created = await gw.grpc.createSandbox({ name: "dd-two", spec: {} });
+      const id = created.sandbox?.id as string;
+      await waitForPhase(gw, "dd-two", SandboxPhase.READY, READY_TIMEOUT_MS);
+      expect((await exec(gw, id, "echo kept > /sandbox/kept.txt")).exitCode).toBe(0);
+
+      await docker.docker(["kill", "openshell-dd-two"]);
+      await waitForPhase(gw, "dd-two", SandboxPhase.ERROR, 60_000);
+      const exited = (await gw.grpc.getSandbox({ name: "dd-two" })).sandbox?.status?.conditions.find(
+        (c) => c.type === "Ready",
+      );
+      expect(exited?.reason).toBe("ContainerExited");
+      await gw.grpc.startSandbox({ name: "dd-two" });
+      await waitForPhase(gw, "dd-two", SandboxPhase.READY, READY_TIMEOUT_MS);
+      expect((await exec(gw, id, "cat /sandbox/kept.txt")).stdout).toBe("kept\n");
+
+      await docker.restart();
+      await waitFor(
+        async () =>
+          (await exec(gw, id, "cat /sandbox/kept.txt").catch(() => ({ stdout: "" }))).stdout === "kept\n",
+        READY_TIMEOUT_MS,
+        () => "the sandbox does not answer exec with its /sandbox file after the dockerd restart",
+      );
+      await waitForPhase(gw, "dd-two", SandboxPhase.READY, 30_000);
+      await gw.grpc.deleteSandbox({ name: "dd-two" });
+    } catch (error) {
+      process.stderr.write(`gateway log:\n${gw.output().slice(-8000)}\n`);
+      throw error;
+    }
+  }, 600_000);
 });
