@@ -4,15 +4,14 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
-import { importDebianSandboxImage } from "@openshell/testing/fake-kubernetes/sandbox-images";
 import { freePort, isAlive, waitFor } from "@openshell/testing/process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 /**
- * The CLI with a local gateway on the Docker driver (`gateway start --driver docker`, mTLS, the
+ * The CLI with a local gateway on the Docker driver (`gateway start --driver auto`, mTLS, the
  * supervisor staged by the CLI and mounted into each container, the gateway on 127.0.0.1 reached
- * through the driver's forwarder) against a PRIVATE dockerd, in a Debian image holding nothing of
- * ours: create, exec, OpenSSH, upload/download, stop/start, a gateway stopped and started again
+ * through the driver's forwarder) against a PRIVATE dockerd, in the default image: the VM runtime's
+ * root filesystem (staged as for the VM driver), imported on first use: create, exec, OpenSSH, upload/download, stop/start, a gateway stopped and started again
  * (the container keeps running and is adopted), delete (no container or volume left).
  */
 const GATEWAY = "docker-local";
@@ -34,11 +33,13 @@ beforeAll(async () => {
     dataRoot: "/var/lib/openshell-dd-docker",
     addressPool: "base=10.215.0.0/16,size=24",
   });
-  const image = await importDebianSandboxImage(daemon);
+  // The default image is the VM runtime's root filesystem, imported by the driver on first use:
+  // remove any copy a previous run left in the private daemon's data root.
+  const old = (await daemon.docker(["images", "-q", "openshell/sandbox"])).stdout.split("\n").filter(Boolean);
+  if (old.length > 0) await daemon.docker(["rmi", "-f", ...new Set(old)], { allowFailure: true });
   user = new CliSandboxUser({ OPENSHELL_PROVISION_TIMEOUT: READY_TIMEOUT_S });
   env = {
     DOCKER_HOST: daemon.host,
-    OPENSHELL_SANDBOX_IMAGE: image,
     OPENSHELL_DOCKER_NETWORK: "openshell-dd-e2e",
     OPENSHELL_GATEWAY_PORT: String(await freePort()),
   };
@@ -70,15 +71,20 @@ afterAll(async () => {
 }, 180_000);
 
 describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (private dockerd)", () => {
-  it("`gateway start --driver docker` starts a gateway whose status names the driver", async () => {
-    const started = await user.run(["gateway", "start", "--name", GATEWAY, "--driver", "docker"], {
-      env,
-      timeoutMs: 180_000,
+  it("`gateway start --driver auto` picks Docker where KVM boots no guest, and says why", async () => {
+    // Under a KVM that boots guests auto would pick the VM driver; here (PVM, or no /dev/kvm) it
+    // must be Docker, since the private daemon answers.
+    const started = await user.run(["gateway", "start", "--name", GATEWAY, "--driver", "auto"], {
+      env: { ...env, OPENSHELL_VM_ACCEL: "tcg" },
+      timeoutMs: 900_000,
     });
     expect(started.code, started.stderr).toBe(0);
     const status = JSON.parse((await user.run(["status", "-o", "json"])).stdout);
     expect(status).toMatchObject({ gateway: GATEWAY, driver: "docker" });
-  }, 200_000);
+    const info = JSON.parse((await user.run(["gateway", "info", "--name", GATEWAY, "-o", "json"])).stdout);
+    expect(info.driver_reason).toContain("no KVM that boots a guest (OPENSHELL_VM_ACCEL=tcg)");
+    expect(info.driver_reason).toContain(`Docker at ${env.DOCKER_HOST} answers`);
+  }, 920_000);
 
   it("create runs the command in a new container", async () => {
     const created = await user.run(["sandbox", "create", "--name", SANDBOX, "--", "echo", "ok"], {
@@ -86,6 +92,9 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
     });
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain("ok");
+    // The default image (the VM runtime's root filesystem) was imported on first use, with progress.
+    expect(created.stderr).toContain("Importing");
+    expect(created.stderr).toContain("Imported");
     const labels = await (daemon as DockerDaemon).docker([
       "inspect",
       "-f",

@@ -46,6 +46,7 @@ interface SandboxRecord {
 
 const WATCH_RETRY_MS = 1_000;
 const STOP_TIMEOUT_SECS = 10;
+const EXIT_LOG_LINES = 5;
 
 /**
  * The Docker compute driver: each sandbox is one container (label openshell.ai/sandbox-id) and one
@@ -442,12 +443,7 @@ export class DockerDriver {
     const record = this.sandboxes.get(sandboxId);
     if (action === "die" && record && !record.deleting && !this.stopped.has(sandboxId)) {
       const exitCode = Number(event.Actor?.Attributes?.exitCode);
-      this.hub.platformEvent(
-        sandboxId,
-        "Warning",
-        "ContainerExited",
-        exitMessage({ exitCode: Number.isFinite(exitCode) ? exitCode : undefined }),
-      );
+      void this.exitEvent(containerId, sandboxId, Number.isFinite(exitCode) ? exitCode : undefined);
     } else if (action === "oom") {
       this.hub.platformEvent(sandboxId, "Warning", "OOMKilled", "the container exceeded its memory limit");
     } else if (action === "start" && record && !record.deleting) {
@@ -470,6 +466,29 @@ export class DockerDriver {
         ),
       );
     }
+  }
+
+  /** A container that exited on its own: a Warning with its exit code and the last lines it wrote (the supervisor's reason). */
+  private async exitEvent(
+    containerId: string,
+    sandboxId: string,
+    exitCode: number | undefined,
+  ): Promise<void> {
+    let tail = "";
+    try {
+      const logs = (await this.docker
+        .getContainer(containerId)
+        .logs({ stdout: true, stderr: true, tail: EXIT_LOG_LINES, follow: false })) as unknown as Buffer;
+      tail = containerOutputText(logs);
+    } catch {
+      // the container is already gone: the exit code is all there is
+    }
+    this.hub.platformEvent(
+      sandboxId,
+      "Warning",
+      "ContainerExited",
+      `${exitMessage({ exitCode })}${tail ? `; its last output:\n${tail}` : ""}`,
+    );
   }
 
   private get stoppedFile(): string {
@@ -502,6 +521,40 @@ function observation(inspected: Docker.ContainerInspectInfo): ContainerObservati
     oomKilled: inspected.State.OOMKilled,
     error: inspected.State.Error || undefined,
   };
+}
+
+/**
+ * A container's log (no TTY: frames of an 8-byte header, stream and length, then the bytes) as text
+ * safe to show: it is sandbox output, so control characters are escaped and lines cut at 200.
+ */
+function containerOutputText(raw: Buffer): string {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at + 8 <= raw.length; ) {
+    const length = raw.readUInt32BE(at + 4);
+    chunks.push(raw.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .split("\n")
+    .filter((line) => line.trim())
+    .map((line) => escapeControls(line.slice(0, 200)))
+    .join("\n");
+}
+
+/** Control characters (C0, DEL, C1) and bidi overrides as `\u{N}`: the rest of the text as it is. */
+function escapeControls(line: string): string {
+  let out = "";
+  for (const char of line) {
+    const code = char.codePointAt(0) ?? 0;
+    const control =
+      (code < 0x20 && code !== 0x09) ||
+      (code >= 0x7f && code <= 0x9f) ||
+      (code >= 0x202a && code <= 0x202e) ||
+      (code >= 0x2066 && code <= 0x2069);
+    out += control ? `\\u{${code.toString(16)}}` : char;
+  }
+  return out;
 }
 
 function splitTag(image: string): [string, string] {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SandboxPhase } from "@openshell/proto";
+import { type PlatformEvent, SandboxPhase } from "@openshell/proto";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import {
   importDebianSandboxImage,
@@ -193,8 +193,31 @@ describe.skipIf(!isRoot)("openshell-gateway --drivers docker (private dockerd)",
       await waitForPhase(gw, "dd-two", SandboxPhase.READY, READY_TIMEOUT_MS);
       expect((await exec(gw, id, "echo kept > /sandbox/kept.txt")).exitCode).toBe(0);
 
-      await docker.docker(["kill", "openshell-dd-two"]);
-      await waitForPhase(gw, "dd-two", SandboxPhase.ERROR, 60_000);
+      const events: PlatformEvent[] = [];
+      const abort = new AbortController();
+      const watching = (async () => {
+        const stream = gw.grpc.watchSandbox(
+          { id, followEvents: true, eventTail: 0 },
+          { signal: abort.signal },
+        );
+        for await (const event of stream)
+          if (event.payload.case === "event") events.push(event.payload.value);
+      })().catch(() => undefined);
+      try {
+        await docker.docker(["kill", "openshell-dd-two"]);
+        await waitForPhase(gw, "dd-two", SandboxPhase.ERROR, 60_000);
+        await waitFor(
+          () => events.some((e) => e.reason === "ContainerExited"),
+          30_000,
+          () => `no ContainerExited event; events: ${events.map((e) => e.reason).join(", ")}`,
+        );
+      } finally {
+        abort.abort();
+        await watching;
+      }
+      const exitEvent = events.find((e) => e.reason === "ContainerExited");
+      expect(exitEvent?.type).toBe("Warning");
+      expect(exitEvent?.message).toContain("the container exited with code 137");
       const exited = (await gw.grpc.getSandbox({ name: "dd-two" })).sandbox?.status?.conditions.find(
         (c) => c.type === "Ready",
       );

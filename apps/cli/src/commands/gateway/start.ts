@@ -17,11 +17,11 @@ export const gatewayStartCommand = defineCommand({
     ),
     driver: option.choice(
       "--driver <driver>",
-      "compute driver: vm (microVMs), docker (containers on DOCKER_HOST; needs OPENSHELL_SANDBOX_IMAGE) or kubernetes (pods in a cluster; settings from OPENSHELL_* env, see the README); default: the gateway's last one, else vm",
-      ["vm", "docker", "kubernetes"],
+      "compute driver: vm (microVMs), docker (containers on DOCKER_HOST; needs OPENSHELL_SANDBOX_IMAGE) kubernetes (pods in a cluster; settings from OPENSHELL_* env, see the README) or auto (vm when KVM boots a guest, else docker when a daemon answers, else vm under TCG; `gateway info` says why); default: the gateway's last one, else vm",
+      ["vm", "docker", "kubernetes", "auto"],
     ),
     drivers: option.string("--drivers <driver>", "same as --driver", {
-      complete: ["vm", "docker", "kubernetes"],
+      complete: ["vm", "docker", "kubernetes", "auto"],
     }),
     plaintext: option.flag("--plaintext", "serve plain HTTP/2 instead of mTLS (local experiments only)"),
     recreate: option.flag(
