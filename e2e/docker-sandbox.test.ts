@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
@@ -115,6 +116,47 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
       "id -un; pwd; echo $((6*7))",
     ]);
     expect(exec, exec.stderr).toMatchObject({ code: 0, stdout: "sandbox\n/sandbox\n42\n" });
+  });
+
+  it("commands in the container reach neither the host nor the gateway directly (the policy's network namespace, built with NET_ADMIN and SYS_ADMIN)", async () => {
+    // A listener on the host's address on the sandbox network: the container's own namespace reaches
+    // it (the supervisor dials the gateway's forwarder there), the sandbox's namespace must not.
+    const network = await (daemon as DockerDaemon).docker([
+      "network",
+      "inspect",
+      "-f",
+      "{{(index .IPAM.Config 0).Gateway}}",
+      env.OPENSHELL_DOCKER_NETWORK as string,
+    ]);
+    const hostIp = network.stdout.trim();
+    let accepted = 0;
+    const server = createServer((socket) => {
+      accepted++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, hostIp, resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const connect = (host: string, to: number | string) =>
+        `timeout 10 bash -c 'exec 3<>/dev/tcp/${host}/${to}' 2>&1; echo "rc=$?"`;
+      const probe = await user.run([
+        "sandbox",
+        "exec",
+        SANDBOX,
+        "--",
+        "bash",
+        "-c",
+        [
+          connect(hostIp, port),
+          connect("host.openshell.internal", port),
+          connect(hostIp, env.OPENSHELL_GATEWAY_PORT as string),
+        ].join("; "),
+      ]);
+      expect(probe.stdout.match(/rc=\d+/g), probe.stdout).toEqual(["rc=1", "rc=1", "rc=1"]);
+      expect(accepted).toBe(0);
+    } finally {
+      server.close();
+    }
   });
 
   it("OpenSSH through `openshell ssh-proxy` (ssh-config)", async () => {
