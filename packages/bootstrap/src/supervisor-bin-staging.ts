@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import type { BootstrapProgress } from "./bootstrap-inputs.js";
 import { installedPackageDir } from "./gateway-binaries.js";
@@ -28,6 +29,11 @@ export async function ensureSupervisorBinStaged(
   const childEnv: NodeJS.ProcessEnv = { ...env };
   if (!childEnv.OPENSHELL_NODE_BIN && process.versions.node.split(".")[0] === "24")
     childEnv.OPENSHELL_NODE_BIN = process.execPath;
+  // Staged before from the same script, supervisor bundle and Node: nothing to do (a gateway start
+  // would otherwise spend seconds on it every time).
+  const stamp = stagingStamp(script, childEnv.OPENSHELL_NODE_BIN);
+  const stampFile = join(out, ".staged-from");
+  if (stamp && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) return out;
   const step = progress.progress("Staging the sandbox supervisor for Docker containers");
   const child = spawn("bash", [script, out], { stdio: ["ignore", "ignore", "pipe"], env: childEnv });
   let stderr = "";
@@ -45,5 +51,17 @@ export async function ensureSupervisorBinStaged(
       `staging the supervisor failed (${script}, exit ${code}): ${stderr.trim()}`,
     );
   }
+  if (stamp) writeFileSync(stampFile, stamp);
   return out;
+}
+
+/** What a staging depends on: the script, the supervisor bundle it installs (a checkout's), the Node. */
+function stagingStamp(script: string, nodeBin: string | undefined): string | undefined {
+  const bundle = join(dirname(script), "..", "..", "sandbox-supervisor", "dist", "openshell-sandbox.js");
+  if (!existsSync(bundle) || !nodeBin) return undefined;
+  const hash = createHash("sha256");
+  hash.update(readFileSync(script));
+  hash.update(readFileSync(bundle));
+  hash.update(`${nodeBin}\0${statSync(nodeBin).size}\0${statSync(nodeBin).mtimeMs}`);
+  return hash.digest("hex");
 }

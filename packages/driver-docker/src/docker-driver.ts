@@ -167,13 +167,21 @@ export class DockerDriver {
     void this.provision(sandbox, record);
   }
 
+  /**
+   * Image, volume, container, start. A failure at any step leaves nothing behind and says which
+   * step failed; a Delete that came meanwhile is noticed after each step, and what the steps made
+   * after Delete's own cleanup is removed here.
+   */
   private async provision(sandbox: compute.DriverSandbox, record: SandboxRecord): Promise<void> {
     const logger = this.options.logger.child({ sandbox_id: sandbox.id });
     const image = imageOf(sandbox, this.options.spec);
     let step = `image ${image} is not on the Docker daemon and getting it failed`;
+    const deletedMeanwhile = () => {
+      if (record.deleting) throw new DeletedMeanwhile();
+    };
     try {
       await this.ensureImage(image, sandbox.id);
-      if (record.deleting) return;
+      deletedMeanwhile();
       step = "creating the workspace volume failed";
       await this.docker.createVolume({
         Name: workspaceVolumeName(sandbox.id),
@@ -183,23 +191,30 @@ export class DockerDriver {
           [LABEL_MANAGED_BY]: MANAGED_BY,
         },
       });
+      deletedMeanwhile();
       step = `creating the container from ${image} failed`;
       const container = await this.docker.createContainer(buildContainerSpec(sandbox, this.options.spec));
+      deletedMeanwhile();
       this.hub.platformEvent(
         sandbox.id,
         "Normal",
         "Created",
         `container ${containerName(sandbox.name)} created`,
       );
-      if (record.deleting) return;
       step = "starting the container failed";
       await container.start();
+      deletedMeanwhile();
       await this.refresh(container.id);
     } catch (error) {
+      const deleted = error instanceof DeletedMeanwhile;
       const message = `${step}: ${dockerMessage(error)}`;
-      logger.warn({ err: message }, "create failed; removing what it made");
-      await this.removeArtifacts(sandbox.id, sandbox.name);
-      if (record.deleting) return;
+      if (!deleted) logger.warn({ err: message }, "create failed; removing what it made");
+      try {
+        await this.removeArtifacts(sandbox.id, sandbox.name);
+      } catch (cleanupError) {
+        logger.warn({ err: dockerMessage(cleanupError) }, "could not remove what the failed create made");
+      }
+      if (deleted || record.deleting) return;
       record.condition = { kind: "failed", reason: "CreateFailed", message };
       this.publish(record);
       this.hub.platformEvent(sandbox.id, "Warning", "CreateFailed", message);
@@ -556,6 +571,9 @@ function escapeControls(line: string): string {
   }
   return out;
 }
+
+/** Provisioning's own control flow: the sandbox was deleted while it was being made. */
+class DeletedMeanwhile extends Error {}
 
 function splitTag(image: string): [string, string] {
   const slash = image.lastIndexOf("/");
