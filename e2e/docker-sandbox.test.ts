@@ -5,6 +5,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
+import { importDebianSandboxImage } from "@openshell/testing/fake-kubernetes/sandbox-images";
 import { freePort, isAlive, waitFor } from "@openshell/testing/process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -233,6 +234,47 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
       container,
     );
   }, 600_000);
+
+  it("create --from runs any image with a glibc userland (the supervisor is mounted, not in the image); an image that cannot be pulled fails saying why and leaves nothing", async () => {
+    const docker = daemon as DockerDaemon;
+    const image = await importDebianSandboxImage(docker);
+    const created = await user.run(
+      [
+        "sandbox",
+        "create",
+        "--name",
+        "fromimg",
+        "--from",
+        image,
+        "--",
+        "bash",
+        "-c",
+        "echo from-image; id -un",
+      ],
+      { timeoutMs: 240_000 },
+    );
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain("from-image\nsandbox\n");
+    expect(
+      (await docker.docker(["inspect", "-f", "{{.Config.Image}}", "openshell-fromimg"])).stdout.trim(),
+    ).toBe(image);
+    expect((await user.run(["sandbox", "delete", "fromimg"])).code).toBe(0);
+
+    const failed = await user.run(
+      ["sandbox", "create", "--name", "nopull", "--from", "example.invalid/missing:1", "--", "true"],
+      { env: { OPENSHELL_PROVISION_TIMEOUT: "60" }, timeoutMs: 120_000 },
+    );
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain(
+      "image example.invalid/missing:1 is not on the Docker daemon and getting it failed",
+    );
+    const got = JSON.parse((await user.run(["sandbox", "get", "nopull", "-o", "json"])).stdout);
+    expect(got.phase).toBe("SANDBOX_PHASE_ERROR");
+    expect(
+      (await docker.docker(["ps", "-aq", "--filter", "label=openshell.ai/sandbox-name=nopull"])).stdout,
+    ).toBe("");
+    expect((await user.run(["sandbox", "delete", "nopull"])).code).toBe(0);
+  }, 300_000);
 
   it("delete removes the container and its workspace volume", async () => {
     const docker = daemon as DockerDaemon;
