@@ -187,6 +187,53 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
     expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
   });
 
+  it("forward reaches a server inside the container, in the background, until stopped", async () => {
+    const serverPort = await freePort();
+    const server = await user.run([
+      "sandbox",
+      "exec",
+      SANDBOX,
+      "--",
+      "sh",
+      "-c",
+      `mkdir -p /sandbox/www && echo forwarded-ok > /sandbox/www/index.html && cd /sandbox/www && setsid -f python3 -m http.server ${serverPort} --bind 127.0.0.1 >/dev/null 2>&1`,
+    ]);
+    expect(server.code, server.stderr).toBe(0);
+    await waitFor(
+      async () =>
+        (
+          await user.run([
+            "sandbox",
+            "exec",
+            SANDBOX,
+            "--",
+            "sh",
+            "-c",
+            `curl -sf http://127.0.0.1:${serverPort}/`,
+          ])
+        ).code === 0,
+      30_000,
+      () => "timed out waiting for the server in the sandbox",
+    );
+    const forward = await user.run(["sandbox", "forward", SANDBOX, String(serverPort), "--background"]);
+    expect(forward.code, forward.stderr).toBe(0);
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${serverPort}/index.html`)).text();
+      expect(body).toBe("forwarded-ok\n");
+    } finally {
+      expect((await user.run(["forward", "stop", String(serverPort)])).code).toBe(0);
+    }
+    await waitFor(
+      async () =>
+        fetch(`http://127.0.0.1:${serverPort}/`).then(
+          () => false,
+          () => true,
+        ),
+      10_000,
+      () => "timed out waiting for the forward to stop",
+    );
+  });
+
   it("stop and start keep /sandbox; a gateway stopped and started again adopts the running container", async () => {
     const docker = daemon as DockerDaemon;
     const wrote = await user.run([
