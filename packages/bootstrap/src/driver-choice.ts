@@ -1,10 +1,14 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
-import { chooseAccelerator } from "@openshell/driver-vm/accelerator";
 import type { BootstrapProgress } from "./bootstrap-inputs.js";
-import { connectDocker } from "./docker/docker-connection.js";
 import { ensureVmRuntimeStaged } from "./vm-runtime-staging.js";
+
+/**
+ * Whether KVM boots a guest with `kernel`: the VM driver's own probe (`chooseAccelerator` of
+ * `@openshell/driver-vm/accelerator`), passed in by the CLI, which depends on that package.
+ */
+export type KvmProbe = (kernel: string) => Promise<{ accelerator: string; reason: string }>;
 
 export interface DriverChoice {
   driver: "vm" | "docker";
@@ -20,18 +24,21 @@ export interface DriverChoice {
 export async function chooseDriver(
   progress: BootstrapProgress,
   env: NodeJS.ProcessEnv,
+  probeKvm: KvmProbe | undefined,
 ): Promise<DriverChoice> {
-  let noKvm = "the VM runtime could not be staged";
-  const runtime = await ensureVmRuntimeStaged(progress, env);
-  if (runtime) {
+  let noKvm = probeKvm ? "the VM runtime could not be staged" : "no KVM probe available";
+  const runtime = probeKvm && (await ensureVmRuntimeStaged(progress, env));
+  if (probeKvm && runtime) {
     const vmlinux = join(runtime, "vmlinux");
     const kernel = existsSync(vmlinux) ? vmlinux : join(runtime, "vmlinuz");
-    const choice = await chooseAccelerator({ qemuBinary: "qemu-system-x86_64", kernel, env });
+    const choice = await probeKvm(kernel);
     if (choice.accelerator === "kvm")
       return { driver: "vm", reason: `auto: KVM boots a guest (${choice.reason})` };
     noKvm = choice.reason;
   }
   try {
+    // Loaded here only: dockerode is the Docker deployment's (the `./docker` subpath).
+    const { connectDocker } = await import("./docker/docker-connection.js");
     await connectDocker(env);
     return {
       driver: "docker",

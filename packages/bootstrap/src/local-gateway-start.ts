@@ -2,7 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
-import { chooseDriver } from "./driver-choice.js";
+import { chooseDriver, type KvmProbe } from "./driver-choice.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
@@ -27,6 +27,8 @@ export interface StartOptions {
   recreate?: boolean | undefined;
   vmVcpus?: number | undefined;
   vmMemMib?: number | undefined;
+  /** For `driver: "auto"`: whether KVM boots a guest (the VM driver's probe). */
+  kvmProbe?: KvmProbe | undefined;
 }
 
 export const DEFAULT_GATEWAY_NAME = "openshell";
@@ -72,7 +74,7 @@ export async function ensureLocalGateway(
   const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(env);
   const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
   const requested = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
-  const chosen = requested === "auto" ? await chooseDriver(output, env) : undefined;
+  const chosen = requested === "auto" ? await chooseDriver(output, env, options.kvmProbe) : undefined;
   const driver = chosen?.driver ?? requested;
   await assertPortFree(port);
 

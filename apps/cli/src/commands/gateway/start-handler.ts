@@ -25,6 +25,12 @@ export async function run(input: CommandInput<typeof gatewayStartCommand>): Prom
         recreate: options.recreate,
         vmVcpus: options.vmVcpus,
         vmMemMib: options.vmMemMib,
+        kvmProbe: async (kernel) =>
+          (await import("@openshell/driver-vm/accelerator")).chooseAccelerator({
+            qemuBinary: "qemu-system-x86_64",
+            kernel,
+            env: ctx.env,
+          }),
       });
   if (alreadyRunning)
     ctx.output.success(`Gateway '${name}' is already running at ${target.endpoint.origin}.`);
