@@ -14,6 +14,7 @@ const OPTIONS: ContainerSpecOptions = {
   network: "openshell",
   hostAddress: "10.215.0.1",
   supervisorDir: "/state/supervisor/abc",
+  instance: "inst-1",
 };
 
 function sandbox(
@@ -42,6 +43,7 @@ describe("buildContainerSpec", () => {
         "openshell.ai/sandbox-id": "0b3c-id",
         "openshell.ai/sandbox-name": "my-box",
         "openshell.ai/managed-by": "openshell",
+        "openshell.ai/driver-instance": "inst-1",
       },
     });
     const host = spec.HostConfig ?? {};

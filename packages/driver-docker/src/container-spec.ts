@@ -8,6 +8,11 @@ export const LABEL_MANAGED_BY = "openshell.ai/managed-by";
 export const MANAGED_BY = "openshell";
 /** The label filter of everything this driver makes (containers, volumes, the network). */
 export const MANAGED_FILTER = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+/**
+ * Which driver (which gateway's state dir) a container belongs to: two gateways on one daemon each
+ * list, watch and adopt only their own sandboxes, never report or touch the other's.
+ */
+export const LABEL_DRIVER_INSTANCE = "openshell.ai/driver-instance";
 
 /** Where the supervisor directory is mounted read-only (the container's entrypoint lives there). */
 const SUPERVISOR_DIR = "/opt/openshell/bin";
@@ -51,6 +56,8 @@ export interface ContainerSpecOptions {
   tlsDir?: string;
   /** `--runtime` (e.g. runsc), else the daemon's default. */
   runtime?: string;
+  /** This driver's instance id (LABEL_DRIVER_INSTANCE). */
+  instance: string;
 }
 
 export function containerName(sandboxName: string): string {
@@ -118,6 +125,7 @@ export function buildContainerSpec(
     [LABEL_SANDBOX_ID]: sandbox.id,
     [LABEL_SANDBOX_NAME]: sandbox.name,
     [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_DRIVER_INSTANCE]: options.instance,
   };
   const mounts: Docker.MountConfig = [
     { Type: "bind", Source: options.supervisorDir, Target: SUPERVISOR_DIR, ReadOnly: true },

@@ -11,6 +11,7 @@ import {
   type ContainerSpecOptions,
   containerName,
   imageOf,
+  LABEL_DRIVER_INSTANCE,
   LABEL_MANAGED_BY,
   LABEL_SANDBOX_ID,
   LABEL_SANDBOX_NAME,
@@ -126,6 +127,11 @@ export class DockerDriver {
     };
   }
 
+  /** Label filters (ANDed by Docker) of this driver's own containers. */
+  private get ownLabels(): string[] {
+    return [MANAGED_FILTER, `${LABEL_DRIVER_INSTANCE}=${this.options.spec.instance}`];
+  }
+
   private snapshot(record: SandboxRecord): compute.DriverSandbox {
     return toDriverSandbox(record.id, record.name, record.condition, record.deleting);
   }
@@ -189,6 +195,7 @@ export class DockerDriver {
           [LABEL_SANDBOX_ID]: sandbox.id,
           [LABEL_SANDBOX_NAME]: sandbox.name,
           [LABEL_MANAGED_BY]: MANAGED_BY,
+          [LABEL_DRIVER_INSTANCE]: this.options.spec.instance,
         },
       });
       deletedMeanwhile();
@@ -315,7 +322,7 @@ export class DockerDriver {
   private async removeArtifacts(id: string, name: string): Promise<void> {
     const containers = await this.docker.listContainers({
       all: true,
-      filters: { label: [`${LABEL_SANDBOX_ID}=${id}`, MANAGED_FILTER] },
+      filters: { label: [`${LABEL_SANDBOX_ID}=${id}`, ...this.ownLabels] },
     });
     const ids = new Set(containers.map((c) => c.Id));
     const named = await this.docker
@@ -349,7 +356,7 @@ export class DockerDriver {
 
   /** Every container with the driver's label: adopt, update, and drop sandboxes whose container is gone. */
   private async relist(): Promise<void> {
-    const containers = await this.docker.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } });
+    const containers = await this.docker.listContainers({ all: true, filters: { label: this.ownLabels } });
     const present = new Set<string>();
     for (const entry of containers) {
       const sandboxId = entry.Labels[LABEL_SANDBOX_ID];
@@ -406,7 +413,7 @@ export class DockerDriver {
   private async watchEvents(): Promise<void> {
     const stream = (await this.docker.getEvents({
       since: this.since,
-      filters: { type: ["container"], label: [MANAGED_FILTER] },
+      filters: { type: ["container"], label: this.ownLabels },
     })) as unknown as Readable;
     this.events = stream;
     let buffer = "";

@@ -7,7 +7,7 @@ import { DockerDriver } from "./docker-driver.js";
 import { DOCKER_DRIVER_FLAGS, type DockerFlags } from "./docker-flags.js";
 import { containerEndpoint } from "./endpoint-forwarder.js";
 import { ensureSandboxNetwork } from "./sandbox-network.js";
-import { prepareSupervisorDir } from "./supervisor-dir.js";
+import { driverInstanceId, prepareSupervisorDir } from "./supervisor-dir.js";
 import { prepareTlsDir } from "./tls-dir.js";
 
 function parseOptions(values: DockerFlags) {
@@ -64,6 +64,7 @@ if (process.argv[2] === "doctor") {
       const hostAddress = await ensureSandboxNetwork(docker, network);
       mkdirSync(common.stateDir, { recursive: true, mode: 0o700 });
       const supervisorDir = prepareSupervisorDir(extra.supervisorBin, common.stateDir);
+      const instance = driverInstanceId(common.stateDir);
       const tlsDir = extra.tls ? prepareTlsDir(extra.tls, join(common.stateDir, "tls")) : undefined;
       const forwarded = await containerEndpoint(extra.endpoint, hostAddress, logger);
       logger.info(
@@ -87,6 +88,7 @@ if (process.argv[2] === "doctor") {
           supervisorDir,
           tlsDir,
           runtime: extra.values.runtime,
+          instance,
         },
         defaultImageArchive: extra.values["sandbox-image-archive"],
         logger,

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
   cpSync,
   existsSync,
@@ -8,6 +8,7 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
@@ -48,4 +49,16 @@ function hashTree(root: string, relative: string, hash: ReturnType<typeof create
     else if (stat.isDirectory()) hashTree(root, path, hash);
     else hash.update(readFileSync(full));
   }
+}
+
+/**
+ * This driver's instance id, made once per state dir (`<state>/instance-id`): the label that tells
+ * its containers from those of another gateway on the same daemon.
+ */
+export function driverInstanceId(stateDir: string): string {
+  const file = join(stateDir, "instance-id");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const id = randomUUID();
+  writeFileSync(file, `${id}\n`, { mode: 0o600, flag: "wx" });
+  return id;
 }
