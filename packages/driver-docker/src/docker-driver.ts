@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
-import { type Logger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core";
+import { type Logger, OPENSHELL_VERSION, OpenShellError, SUPERVISOR_EXIT } from "@openshell/core";
 import { type ComputeDriverImpl, DriverWatchHub } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 import type Docker from "dockerode";
@@ -48,6 +48,8 @@ interface SandboxRecord {
 const WATCH_RETRY_MS = 1_000;
 const STOP_TIMEOUT_SECS = 10;
 const EXIT_LOG_LINES = 5;
+/** Lines of a dead container's log searched for the supervisor's `fatal` line. */
+const EXIT_LOG_SCAN = 50;
 
 /**
  * The Docker compute driver: each sandbox is one container (label openshell.ai/sandbox-id) and one
@@ -296,6 +298,7 @@ export class DockerDriver {
     if (record.condition.kind !== "container") {
       throw new OpenShellError("failed_precondition", `sandbox ${record.name} has no container to start`);
     }
+    await this.setRestartPolicy(record.condition.container.id, "unless-stopped");
     await this.docker
       .getContainer(record.condition.container.id)
       .start()
@@ -465,6 +468,8 @@ export class DockerDriver {
     const record = this.sandboxes.get(sandboxId);
     if (action === "die" && record && !record.deleting && !this.stopped.has(sandboxId)) {
       const exitCode = Number(event.Actor?.Attributes?.exitCode);
+      // A supervisor that failed closed fails the same way again: end Docker's restarts.
+      if (exitCode === SUPERVISOR_EXIT.failedClosed) void this.setRestartPolicy(containerId, "no");
       void this.exitEvent(containerId, sandboxId, Number.isFinite(exitCode) ? exitCode : undefined);
     } else if (action === "oom") {
       this.hub.platformEvent(sandboxId, "Warning", "OOMKilled", "the container exceeded its memory limit");
@@ -490,27 +495,47 @@ export class DockerDriver {
     }
   }
 
+  /** Docker's restart policy of a container (`no` after the supervisor failed closed; Start sets it back). */
+  private async setRestartPolicy(containerId: string, name: "no" | "unless-stopped"): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).update({ RestartPolicy: { Name: name } });
+    } catch (error) {
+      this.options.logger.warn(
+        { container: containerId.slice(0, 12), err: dockerMessage(error) },
+        `cannot set the container's restart policy to ${name}`,
+      );
+    }
+  }
+
   /** A container that exited on its own: a Warning with its exit code and the last lines it wrote (the supervisor's reason). */
   private async exitEvent(
     containerId: string,
     sandboxId: string,
     exitCode: number | undefined,
   ): Promise<void> {
-    let tail = "";
+    let lines: string[] = [];
     try {
       const logs = (await this.docker
         .getContainer(containerId)
-        .logs({ stdout: true, stderr: true, tail: EXIT_LOG_LINES, follow: false })) as unknown as Buffer;
-      tail = containerOutputText(logs);
+        .logs({ stdout: true, stderr: true, tail: EXIT_LOG_SCAN, follow: false })) as unknown as Buffer;
+      lines = containerOutputLines(logs);
     } catch {
       // the container is already gone: the exit code is all there is
     }
-    this.hub.platformEvent(
-      sandboxId,
-      "Warning",
-      "ContainerExited",
-      `${exitMessage({ exitCode })}${tail ? `; its last output:\n${tail}` : ""}`,
-    );
+    // The supervisor's own reason when it failed closed (its `fatal` log line), else the last lines.
+    const fatal = lines.map(fatalMessage).findLast((message) => message !== undefined);
+    const text =
+      exitCode === SUPERVISOR_EXIT.failedClosed && fatal
+        ? `the supervisor failed closed: ${escapeControls(fatal.slice(0, 600))}`
+        : `${exitMessage({ exitCode })}${
+            lines.length > 0
+              ? `; its last output:\n${lines
+                  .slice(-EXIT_LOG_LINES)
+                  .map((line) => escapeControls(line.slice(0, 200)))
+                  .join("\n")}`
+              : ""
+          }`;
+    this.hub.platformEvent(sandboxId, "Warning", "ContainerExited", text);
   }
 
   private get stoppedFile(): string {
@@ -546,10 +571,10 @@ function observation(inspected: Docker.ContainerInspectInfo): ContainerObservati
 }
 
 /**
- * A container's log (no TTY: frames of an 8-byte header, stream and length, then the bytes) as text
- * safe to show: it is sandbox output, so control characters are escaped and lines cut at 200.
+ * A container's log (no TTY: frames of an 8-byte header, stream and length, then the bytes) as its
+ * non-empty lines, as written: sandbox output, escaped where it is shown.
  */
-function containerOutputText(raw: Buffer): string {
+function containerOutputLines(raw: Buffer): string[] {
   const chunks: Buffer[] = [];
   for (let at = 0; at + 8 <= raw.length; ) {
     const length = raw.readUInt32BE(at + 4);
@@ -559,9 +584,18 @@ function containerOutputText(raw: Buffer): string {
   return Buffer.concat(chunks)
     .toString("utf8")
     .split("\n")
-    .filter((line) => line.trim())
-    .map((line) => escapeControls(line.slice(0, 200)))
-    .join("\n");
+    .filter((line) => line.trim());
+}
+
+/** The message of a supervisor log line at level fatal (JSON, pino's). */
+function fatalMessage(line: string): string | undefined {
+  if (!line.includes('"level":"fatal"')) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { msg?: unknown };
+    return typeof parsed.msg === "string" ? parsed.msg : undefined;
+  } catch {
+    return line;
+  }
 }
 
 /** Control characters (C0, DEL, C1) and bidi overrides as `\u{N}`: the rest of the text as it is. */

@@ -47,6 +47,13 @@ describe("toDriverSandbox", () => {
     );
   });
 
+  it("a supervisor that failed closed (exit 78) is SupervisorFailedClosed, not a crash to retry", () => {
+    expect(
+      ready({ kind: "container", container: container("exited", { exitCode: 78 }), wantedStopped: false })
+        .reason,
+    ).toBe("SupervisorFailedClosed");
+  });
+
   it("created and restarting are Starting; provisioning and failures carry their own reason", () => {
     expect(
       ready({ kind: "container", container: container("restarting"), wantedStopped: false }).reason,

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { SUPERVISOR_EXIT } from "@openshell/core";
 import { setReadyCondition } from "@openshell/driver-sdk";
 import { compute } from "@openshell/proto";
 
@@ -68,6 +69,12 @@ function readyReason(condition: SandboxCondition): [string, string] {
           return ["ContainerPaused", "the container is paused (docker unpause resumes it)"];
         default:
           if (wantedStopped) return ["Stopped", "the container is stopped; its workspace volume is kept"];
+          if (container.exitCode === SUPERVISOR_EXIT.failedClosed) {
+            return [
+              "SupervisorFailedClosed",
+              `the supervisor could not set the sandbox up and failed closed (exit ${SUPERVISOR_EXIT.failedClosed}); its reason is in the ContainerExited event; the container is not restarted`,
+            ];
+          }
           return ["ContainerExited", exitMessage(container)];
       }
     }
