@@ -33,15 +33,20 @@ const config: KnipConfig = {
     "apps/cli": {
       // Not imported: a native dependency kept beside the bundle (tsup `native`), which dockerode's
       // docker-modem requires at run time for ssh:// Docker hosts. The gateway and driver packages
-      // are found by package resolution at run time (bootstrap's gateway-binaries.ts), the test
-      // driver only in the workspace.
+      // are found by package resolution at run time (bootstrap's gateway-binaries.ts; the VM
+      // driver's KVM probe is also imported, for `gateway start --driver auto`), the test driver
+      // only in the workspace.
       ignoreDependencies: [
         "ssh2",
         "@openshell/gateway",
-        "@openshell/driver-vm",
+        "@openshell/driver-docker",
         "@openshell/driver-kubernetes",
         "@openshell/driver-test",
       ],
+    },
+    "packages/driver-docker": {
+      // Not imported: kept beside the bundle (tsup `native`) for dockerode's ssh:// Docker hosts.
+      ignoreDependencies: ["ssh2"],
     },
     "packages/driver-vm": {
       // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).

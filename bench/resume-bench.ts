@@ -1,15 +1,22 @@
 // Issue 6: time from `openshell gateway start` (a resume) until all N sandboxes are READY again,
 // after a clean `gateway stop` (the VMs were powered off and boot again) and after kill -9 of the
 // gateway (the VMs kept running; supervisors reconnect). The baseline in the same run is one cold
-// sandbox create → READY. Optionally the same in Docker (--docker, a private dockerd).
-// Usage: bash bench/run.sh resume-bench.ts [--sandboxes 5] [--docker]
+// sandbox create → READY. Optionally the same with the gateway in Docker (--docker, a private
+// dockerd), and with the Docker compute driver (--docker-driver: sandboxes as containers on a private
+// dockerd at /run/openshell-dd-docker; after a stop the containers kept running).
+// Usage: bash bench/run.sh resume-bench.ts [--sandboxes 5] [--docker] [--docker-driver] [--skip-vm]
 import { parseArgs } from "node:util";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { startDockerDaemon } from "@openshell/testing/docker-harness";
 import { freePort } from "@openshell/testing/process";
 
 const { values } = parseArgs({
-  options: { sandboxes: { type: "string", default: "5" }, docker: { type: "boolean", default: false } },
+  options: {
+    sandboxes: { type: "string", default: "5" },
+    docker: { type: "boolean", default: false },
+    "docker-driver": { type: "boolean", default: false },
+    "skip-vm": { type: "boolean", default: false },
+  },
 });
 const N = Number(values.sandboxes);
 const TARGET_S = 20;
@@ -38,8 +45,11 @@ async function must(user: CliSandboxUser, args: string[]): Promise<string> {
   return result.stdout;
 }
 
-async function measure(kind: "process" | "docker", user: CliSandboxUser): Promise<Record<string, number>> {
-  await must(user, ["gateway", "start", ...(kind === "docker" ? ["--docker"] : [])]);
+type Kind = "process" | "docker" | "docker-driver";
+
+async function measure(kind: Kind, user: CliSandboxUser): Promise<Record<string, number>> {
+  const startArgs = { process: [], docker: ["--docker"], "docker-driver": ["--driver", "docker"] }[kind];
+  await must(user, ["gateway", "start", ...startArgs]);
   const names = Array.from({ length: N }, (_, i) => `resume-${i}`);
   let coldCreate = 0;
   for (const name of names) {
@@ -55,7 +65,7 @@ async function measure(kind: "process" | "docker", user: CliSandboxUser): Promis
   const afterStop = performance.now() - started;
 
   let afterKill = Number.NaN;
-  if (kind === "process") {
+  if (kind !== "docker") {
     const pid = user.gatewayPid();
     if (pid) process.kill(pid, "SIGKILL");
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -69,20 +79,45 @@ async function measure(kind: "process" | "docker", user: CliSandboxUser): Promis
 }
 
 const secs = (ms: number) => (Number.isNaN(ms) ? "—" : `${(ms / 1000).toFixed(1)} s`);
-const kinds: ("process" | "docker")[] = values.docker ? ["process", "docker"] : ["process"];
+const kinds: Kind[] = [
+  ...(values["skip-vm"] ? [] : (["process"] as const)),
+  ...(values.docker ? (["docker"] as const) : []),
+  ...(values["docker-driver"] ? (["docker-driver"] as const) : []),
+];
 const results: Record<string, Record<string, number>> = {};
 console.log(`# resume-bench  node ${process.version}  ${N} sandboxes  (${new Date().toISOString()})`);
 for (const kind of kinds) {
-  const daemon = kind === "docker" ? await startDockerDaemon() : undefined;
+  const daemon =
+    kind === "docker"
+      ? await startDockerDaemon()
+      : kind === "docker-driver"
+        ? await startDockerDaemon({
+            runDir: "/run/openshell-dd-docker",
+            dataRoot: "/var/lib/openshell-dd-docker",
+            addressPool: "base=10.215.0.0/16,size=24",
+          })
+        : undefined;
   const user = new CliSandboxUser({
     OPENSHELL_GATEWAY_PORT: String(await freePort()),
     ...(daemon ? { DOCKER_HOST: daemon.host } : {}),
+    ...(kind === "docker-driver" ? { OPENSHELL_DOCKER_NETWORK: "openshell-dd-bench" } : {}),
   });
   try {
     results[kind] = await measure(kind, user);
   } finally {
     if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
     user.cleanUp();
+    if (daemon && kind === "docker-driver") {
+      const managed = "label=openshell.ai/managed-by=openshell";
+      const ids = (await daemon.docker(["ps", "-aq", "--filter", managed])).stdout
+        .split("\n")
+        .filter(Boolean);
+      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
+      const vols = (await daemon.docker(["volume", "ls", "-q", "--filter", managed])).stdout
+        .split("\n")
+        .filter(Boolean);
+      if (vols.length > 0) await daemon.docker(["volume", "rm", "-f", ...vols], { allowFailure: true });
+    }
     await daemon?.stop();
   }
   const r = results[kind] as Record<string, number>;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every binary and packs the published packages into one directory, as npm tarballs:
-#   openshell (CLI, apps/cli), @openshell/gateway, @openshell/driver-vm, @openshell/driver-kubernetes,
+#   openshell (CLI, apps/cli), @openshell/gateway, @openshell/driver-vm, @openshell/driver-kubernetes, @openshell/driver-docker,
 #   @openshell/sandbox-supervisor
 # Each bundle inlines the workspace packages (core, proto, policy, bootstrap, driver-sdk), so the
 # packed manifests depend only on registry packages and on each other (pnpm pack turns
@@ -16,7 +16,7 @@ source "$ROOT/scripts/lib/toolchain.sh"
 ensure_node >/dev/null
 ensure_pnpm >/dev/null
 OUT=${1:-$ROOT/dist-release}
-PACKAGES=(openshell @openshell/gateway @openshell/driver-vm @openshell/driver-kubernetes @openshell/sandbox-supervisor)
+PACKAGES=(openshell @openshell/gateway @openshell/driver-vm @openshell/driver-kubernetes @openshell/driver-docker @openshell/sandbox-supervisor)
 
 version=$(node scripts/set-version.mjs --check)
 toolchain_log "building version $version"

@@ -18,6 +18,8 @@ export interface GatewayMetadata {
   auth_mode?: "mtls" | "plaintext" | "cloudflare_jwt";
   deployment?: "process" | "docker" | "registered";
   driver?: string;
+  /** Why this driver, when `gateway start --driver auto` chose it. */
+  driver_reason?: string;
 }
 
 export interface ClientTlsFiles {

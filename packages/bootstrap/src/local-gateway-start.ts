@@ -1,6 +1,8 @@
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
+import { chooseDriver, type KvmProbe } from "./driver-choice.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
@@ -14,6 +16,7 @@ import {
   spawnLocalGateway,
   stopLocalGateway,
 } from "./local-gateway.js";
+import { ensureSupervisorBinStaged } from "./supervisor-bin-staging.js";
 import { ensureVmRuntimeStaged } from "./vm-runtime-staging.js";
 
 export interface StartOptions {
@@ -24,6 +27,8 @@ export interface StartOptions {
   recreate?: boolean | undefined;
   vmVcpus?: number | undefined;
   vmMemMib?: number | undefined;
+  /** For `driver: "auto"`: whether KVM boots a guest (the VM driver's probe). */
+  kvmProbe?: KvmProbe | undefined;
 }
 
 export const DEFAULT_GATEWAY_NAME = "openshell";
@@ -68,7 +73,9 @@ export async function ensureLocalGateway(
 
   const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(env);
   const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
-  const driver = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
+  const requested = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
+  const chosen = requested === "auto" ? await chooseDriver(output, env, options.kvmProbe) : undefined;
+  const driver = chosen?.driver ?? requested;
   await assertPortFree(port);
 
   const pki = plaintext ? undefined : await ensureGatewayPki(layout.pkiDir, { gatewayName: options.name });
@@ -78,7 +85,17 @@ export async function ensureLocalGateway(
     );
   const launch = findGatewayBinary(env);
   if (driver === "vm") await ensureVmRuntimeStaged(output, env);
+  const driverEnv: Record<string, string> = {};
+  if (driver === "docker") {
+    if (!env.OPENSHELL_SANDBOX_IMAGE) Object.assign(driverEnv, await defaultDockerImage(output, env));
+    driverEnv.OPENSHELL_SUPERVISOR_BIN_DIR = await ensureSupervisorBinStaged(
+      output,
+      env,
+      join(layout.stateDir, "supervisor-bin"),
+    );
+  }
   const { pid, logOffset } = spawnLocalGateway(layout, launch, {
+    env: driverEnv,
     port,
     driver,
     driverDir: findDriverDir(driver, env),
@@ -95,6 +112,11 @@ export async function ensureLocalGateway(
     ...(plaintext ? { auth_mode: "plaintext" as const } : {}),
     deployment: "process",
     driver,
+    ...(chosen
+      ? { driver_reason: chosen.reason }
+      : requested === stored?.driver && stored?.driver_reason
+        ? { driver_reason: stored.driver_reason }
+        : {}),
   };
   if (pki)
     registry.writeClientTls(options.name, {
@@ -120,6 +142,29 @@ export async function ensureLocalGateway(
   progress.done();
   registry.setActive(options.name);
   return { target, alreadyRunning: false };
+}
+
+/**
+ * The Docker driver's default sandbox image: the VM runtime's root filesystem (one recipe, two
+ * targets), `openshell/sandbox:<runtime key>`, which the driver imports from the runtime's
+ * `rootfs.tar` when the daemon lacks it. OPENSHELL_SANDBOX_IMAGE replaces it.
+ */
+async function defaultDockerImage(
+  output: BootstrapInputs["progress"],
+  env: NodeJS.ProcessEnv,
+): Promise<Record<string, string>> {
+  const runtime = await ensureVmRuntimeStaged(output, env);
+  const archive = runtime && join(runtime, "rootfs.tar");
+  if (!runtime || !archive || !existsSync(archive)) {
+    throw new OpenShellError(
+      "failed_precondition",
+      `the Docker driver's default image is the VM runtime's root filesystem, and ${runtime ? `${runtime} has no rootfs.tar (staged by an older version: restage it)` : "the VM runtime could not be staged"}; or set OPENSHELL_SANDBOX_IMAGE to a local image with a glibc userland and the 'sandbox' user (uid 10001)`,
+    );
+  }
+  return {
+    OPENSHELL_SANDBOX_IMAGE: `openshell/sandbox:${basename(runtime)}`,
+    OPENSHELL_SANDBOX_IMAGE_ARCHIVE: archive,
+  };
 }
 
 /** OPENSHELL_GATEWAY_PORT lets scripts (and auto-bootstrap) pick the port without a flag. */

@@ -47,6 +47,8 @@ export interface LocalGatewaySettings {
   plaintext: boolean;
   vmVcpus?: number | undefined;
   vmMemMib?: number | undefined;
+  /** Settings the driver reads from the environment it inherits (Docker: the supervisor directory). */
+  env?: Record<string, string>;
 }
 
 /** The pid of this gateway's process, if the pidfile names a live openshell-gateway on this state dir. */
@@ -131,7 +133,11 @@ export function spawnLocalGateway(
       detached: true,
       stdio: ["ignore", log, log],
       cwd: layout.stateDir,
-      env: { ...process.env, OPENSHELL_LOG_LEVEL: process.env.OPENSHELL_LOG_LEVEL ?? "info" },
+      env: {
+        ...process.env,
+        OPENSHELL_LOG_LEVEL: process.env.OPENSHELL_LOG_LEVEL ?? "info",
+        ...settings.env,
+      },
     });
     child.unref();
     if (!child.pid) throw new OpenShellError("internal", `could not start ${launch.command}`);

@@ -499,6 +499,18 @@ log "writing rootfs.qcow2 (ext4, $ROOTFS_SIZE virtual, $(du -sm --one-file-syste
 mkfs.ext4 -q -F -L openshell-root -m 0 -E lazy_itable_init=0,lazy_journal_init=0 -d "$ROOT" \
   "$WORK/rootfs.ext4" "$ROOTFS_SIZE" >/dev/null # (it prints "Creating regular file" on stdout)
 
+# The same root filesystem for the Docker driver (one recipe, two targets): a tar that
+# `docker import` makes the default sandbox image, with the workspace seed in /sandbox (owned by the
+# sandbox user, marked seeded as the guest init marks it), which Docker copies into each new
+# workspace volume once, when the sandbox's container is created.
+STEP="writing rootfs.tar (the Docker sandbox image)"
+cp -a "$OPT/workspace-seed/." "$ROOT/sandbox/"
+install -d -m 0755 "$ROOT/sandbox/.openshell"
+echo "seeded at image build" >"$ROOT/sandbox/.openshell/workspace-seeded"
+chown -R "$SANDBOX_ID:$SANDBOX_ID" "$ROOT/sandbox"
+chmod 0755 "$ROOT/sandbox"
+tar --numeric-owner --xattrs -C "$ROOT" -cf "$STAGE/rootfs.tar" .
+
 # One boot of the new root filesystem fills the supervisor's V8 compile cache in the guest itself
 # (the cache is keyed by the CPU features V8 sees, so it must be made under the driver's TCG CPU
 # model, not on the host): a sandbox's supervisor then starts ~0.5 s sooner under TCG. Under KVM
@@ -547,12 +559,13 @@ cat >"$STAGE/manifest.json.tmp" <<EOF
   "supervisorSha256": "$SUPERVISOR_SHA",
   "debianSuite": "$SUITE",
   "rootfsVirtualSize": "$ROOTFS_SIZE",
+  "rootfsTar": "rootfs.tar",
   "cmdline": "$KERNEL_CMDLINE",
   "envFwCfgName": "opt/openshell/env",
   "createdAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
 EOF
-sync "$STAGE"/vmlinu[zx] "$STAGE/initrd.img" "$STAGE/rootfs.qcow2" "$STAGE/manifest.json.tmp"
+sync "$STAGE"/vmlinu[zx] "$STAGE/initrd.img" "$STAGE/rootfs.qcow2" "$STAGE/rootfs.tar" "$STAGE/manifest.json.tmp"
 mv "$STAGE/manifest.json.tmp" "$STAGE/manifest.json" # last file: the runtime is complete
 chmod 0755 "$STAGE"
 mv -T "$STAGE" "$TARGET"

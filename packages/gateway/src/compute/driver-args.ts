@@ -24,6 +24,21 @@ export function driverArgs(config: GatewayConfig): string[] {
       }
       return args;
     }
+    case "docker": {
+      const args = ["--openshell-endpoint", config.grpcEndpoint ?? ""];
+      if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
+      if (config.vm.tls) {
+        args.push(
+          "--guest-tls-ca",
+          config.vm.tls.ca,
+          "--guest-tls-cert",
+          config.vm.tls.cert,
+          "--guest-tls-key",
+          config.vm.tls.key,
+        );
+      }
+      return args;
+    }
     case "kubernetes": {
       const args = ["--namespace", config.sandboxNamespace];
       if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);

@@ -9,7 +9,7 @@ import {
   parseFlags,
 } from "@openshell/core";
 
-const SUPPORTED_DRIVERS = ["kubernetes", "vm", "test"] as const;
+const SUPPORTED_DRIVERS = ["docker", "kubernetes", "vm", "test"] as const;
 const NOT_YET_IMPLEMENTED_DRIVERS = ["podman"];
 
 export interface TlsFiles {
@@ -131,7 +131,7 @@ export const GATEWAY_FLAGS = {
     default: ["vm"],
     arg: "NAME",
     group: "Compute",
-    description: "compute driver: vm | kubernetes",
+    description: "compute driver: vm | docker | kubernetes",
   },
   driver: { type: "string", arg: "NAME", group: "Compute", description: "same as --drivers" },
   "driver-dir": {
@@ -212,7 +212,7 @@ export const GATEWAY_FLAGS = {
     env: "OPENSHELL_SANDBOX_IMAGE",
     arg: "IMAGE",
     group: "Compute",
-    description: "default sandbox image for the kubernetes driver",
+    description: "default sandbox image for the kubernetes and docker drivers",
   },
   "sandbox-image-pull-policy": {
     type: "string",
@@ -355,9 +355,9 @@ export function parseGatewayCommand(argv: string[], env: NodeJS.ProcessEnv): Par
     join(defaultStateRoot(env), "drivers", driver);
   const grpcEndpoint = values["grpc-endpoint"];
   if (grpcEndpoint !== undefined) validateEndpoint(grpcEndpoint);
-  if (driver === "vm" && !grpcEndpoint) {
+  if ((driver === "vm" || driver === "docker") && !grpcEndpoint) {
     fail(
-      "--grpc-endpoint is required when using the vm compute driver (the URL sandboxes dial back, e.g. http://127.0.0.1:8080)",
+      `--grpc-endpoint is required when using the ${driver} compute driver (the URL sandboxes dial back, e.g. http://127.0.0.1:8080)`,
     );
   }
   const sshConnectPath = values["ssh-connect-path"];
@@ -435,12 +435,12 @@ function parseTls(values: GatewayValues): TlsFiles | undefined {
 
 function parseDriver(given: string[]): string {
   const names = given.map((n) => n.trim().toLowerCase()).filter(Boolean);
-  if (names.length === 0) fail("--drivers is empty; choose one of: kubernetes, vm");
+  if (names.length === 0) fail("--drivers is empty; choose one of: docker, kubernetes, vm");
   for (const name of names) {
     if (NOT_YET_IMPLEMENTED_DRIVERS.includes(name)) fail(`compute driver '${name}' is not implemented yet`);
     if (!(SUPPORTED_DRIVERS as readonly string[]).includes(name)) {
       fail(
-        `unsupported compute driver '${name}'. expected one of: kubernetes, vm (test is a test-only driver)`,
+        `unsupported compute driver '${name}'. expected one of: docker, kubernetes, vm (test is a test-only driver)`,
       );
     }
   }
@@ -468,10 +468,10 @@ function parseVmTls(
   const ca = values["vm-tls-ca"];
   const cert = values["vm-tls-cert"];
   const key = values["vm-tls-key"];
-  if (driver === "vm" && grpcEndpoint?.startsWith("https://")) {
+  if ((driver === "vm" || driver === "docker") && grpcEndpoint?.startsWith("https://")) {
     if (!ca || !cert || !key) {
       return fail(
-        "--vm-tls-ca, --vm-tls-cert and --vm-tls-key are all required when --grpc-endpoint is https:// and the driver is vm",
+        `--vm-tls-ca, --vm-tls-cert and --vm-tls-key are all required when --grpc-endpoint is https:// and the driver is ${driver} (the files the sandboxes' supervisors use)`,
       );
     }
     return { ca, cert, key };

@@ -54,16 +54,24 @@ export async function importSupervisorImage(
   const work = mkdtempSync(join(tmpdir(), "osk8s-supimg-"));
   try {
     const bin = join(work, "bin");
-    const staged = spawnSync("bash", [STAGE_SUPERVISOR, bin], {
-      encoding: "utf8",
-      env: { ...process.env, OPENSHELL_NODE_BIN: nodeBin },
-    });
-    if (staged.status !== 0) throw new Error(`stage-supervisor-bin.sh failed: ${staged.stderr}`);
+    stageSupervisorBin(bin, nodeBin);
     await daemon.docker(["image", "rm", "-f", tag], { allowFailure: true });
     await importBusyboxImage(daemon, tag, {}, { "/opt/openshell/bin": bin });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Stages the self-contained supervisor directory (what sandbox containers mount at
+ * /opt/openshell/bin) into `out` from this checkout's build, on Node `nodeBin` (24 or newer).
+ */
+export function stageSupervisorBin(out: string, nodeBin: string = process.execPath): void {
+  const staged = spawnSync("bash", [STAGE_SUPERVISOR, out], {
+    encoding: "utf8",
+    env: { ...process.env, OPENSHELL_NODE_BIN: nodeBin },
+  });
+  if (staged.status !== 0) throw new Error(`stage-supervisor-bin.sh failed: ${staged.stderr}`);
 }
 
 /** Imports the Debian sandbox image; returns its tag (`openshell-test/k8s-sandbox:<recipe hash>`). */

@@ -1,4 +1,5 @@
 import { DEFAULT_GATEWAY_NAME, ensureLocalGateway, validateGatewayName } from "@openshell/bootstrap";
+import { OpenShellError } from "@openshell/core";
 import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
 import { gatewayNameFor } from "../../gateway/gateway-name.js";
@@ -19,17 +20,34 @@ export async function run(input: CommandInput<typeof gatewayStartCommand>): Prom
     : await ensureLocalGateway(ctx.bootstrapInputs(), {
         name,
         port: options.port,
-        driver: options.drivers,
+        driver: driverOf(options.driver, options.drivers),
         plaintext: options.plaintext,
         recreate: options.recreate,
         vmVcpus: options.vmVcpus,
         vmMemMib: options.vmMemMib,
+        kvmProbe: async (kernel) =>
+          (await import("@openshell/driver-vm/accelerator")).chooseAccelerator({
+            qemuBinary: "qemu-system-x86_64",
+            kernel,
+            env: ctx.env,
+          }),
       });
   if (alreadyRunning)
     ctx.output.success(`Gateway '${name}' is already running at ${target.endpoint.origin}.`);
   else ctx.output.success(`Gateway '${name}' is running at ${target.endpoint.origin}`);
   ctx.output.success(`Active gateway set to '${name}'`);
   return 0;
+}
+
+/** `--driver`, or its older spelling `--drivers` (one driver: the gateway runs one). */
+function driverOf(driver: string | undefined, drivers: string | undefined): string | undefined {
+  if (driver && drivers && driver !== drivers) {
+    throw new OpenShellError(
+      "invalid_argument",
+      `--driver ${driver} and --drivers ${drivers} disagree; give one`,
+    );
+  }
+  return driver ?? drivers;
 }
 
 /** --name, else -g / OPENSHELL_GATEWAY / the active gateway when this CLI manages it, else 'openshell'. */

@@ -15,11 +15,14 @@ export const gatewayStartCommand = defineCommand({
       "API port on 127.0.0.1 (default: the stored port, OPENSHELL_GATEWAY_PORT or 8080)",
       { complete: "none" },
     ),
-    drivers: option.string(
-      "--drivers <driver>",
-      "compute driver: vm (microVMs) or kubernetes (pods in a cluster; its settings come from OPENSHELL_* env, see the README)",
-      { default: "vm", complete: ["vm", "kubernetes"] },
+    driver: option.choice(
+      "--driver <driver>",
+      "compute driver: vm (microVMs), docker (containers on DOCKER_HOST; needs OPENSHELL_SANDBOX_IMAGE) kubernetes (pods in a cluster; settings from OPENSHELL_* env, see the README) or auto (vm when KVM boots a guest, else docker when a daemon answers, else vm under TCG; `gateway info` says why); default: the gateway's last one, else vm",
+      ["vm", "docker", "kubernetes", "auto"],
     ),
+    drivers: option.string("--drivers <driver>", "same as --driver", {
+      complete: ["vm", "docker", "kubernetes", "auto"],
+    }),
     plaintext: option.flag("--plaintext", "serve plain HTTP/2 instead of mTLS (local experiments only)"),
     recreate: option.flag(
       "--recreate",
