@@ -41,4 +41,30 @@ describe("driverArgs", () => {
   it("leaves out what is not set", () => {
     expect(driverArgs(configOf(["--drivers", "kubernetes"]))).toEqual(["--namespace", "default"]);
   });
+
+  it("hands the VM and Docker drivers the guests' client certificate for mTLS", () => {
+    const tls = [
+      "--vm-tls-ca",
+      "/p/ca.crt",
+      "--vm-tls-cert",
+      "/p/client.crt",
+      "--vm-tls-key",
+      "/p/client.key",
+    ];
+    const guestTls = [
+      "--guest-tls-ca",
+      "/p/ca.crt",
+      "--guest-tls-cert",
+      "/p/client.crt",
+      "--guest-tls-key",
+      "/p/client.key",
+    ];
+    const endpoint = ["--grpc-endpoint", "https://127.0.0.1:8080"];
+    expect(driverArgs(configOf(["--drivers", "vm", ...endpoint, ...tls])).slice(-6)).toEqual(guestTls);
+    expect(driverArgs(configOf(["--drivers", "docker", ...endpoint, ...tls]))).toEqual([
+      "--openshell-endpoint",
+      "https://127.0.0.1:8080",
+      ...guestTls,
+    ]);
+  });
 });

@@ -12,31 +12,13 @@ export function driverArgs(config: GatewayConfig): string[] {
         "--mem-mib",
         String(config.vm.memMib),
       ];
-      if (config.vm.tls) {
-        args.push(
-          "--guest-tls-ca",
-          config.vm.tls.ca,
-          "--guest-tls-cert",
-          config.vm.tls.cert,
-          "--guest-tls-key",
-          config.vm.tls.key,
-        );
-      }
+      args.push(...guestTlsArgs(config));
       return args;
     }
     case "docker": {
       const args = ["--openshell-endpoint", config.grpcEndpoint ?? ""];
       if (config.sandboxImage) args.push("--sandbox-image", config.sandboxImage);
-      if (config.vm.tls) {
-        args.push(
-          "--guest-tls-ca",
-          config.vm.tls.ca,
-          "--guest-tls-cert",
-          config.vm.tls.cert,
-          "--guest-tls-key",
-          config.vm.tls.key,
-        );
-      }
+      args.push(...guestTlsArgs(config));
       return args;
     }
     case "kubernetes": {
@@ -51,4 +33,10 @@ export function driverArgs(config: GatewayConfig): string[] {
     default:
       return [];
   }
+}
+
+/** The client certificate a VM guest's or container's supervisor presents to the gateway (mTLS). */
+function guestTlsArgs(config: GatewayConfig): string[] {
+  const tls = config.vm.tls;
+  return tls ? ["--guest-tls-ca", tls.ca, "--guest-tls-cert", tls.cert, "--guest-tls-key", tls.key] : [];
 }
