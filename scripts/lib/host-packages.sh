@@ -6,7 +6,7 @@
 # (the CLI's completion scripts are checked by the real shells), and kubectl (kubernetes-client: e2e/kustomize-render.test.ts
 # renders deploy/kubernetes offline; any kubectl will do, and Debian's is installed only when there is none, since
 # other packages that ship /usr/bin/kubectl conflict with it), patchelf, iproute2 and nftables (the Kubernetes
-# sandbox pods' self-contained supervisor directory: packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh).
+# sandbox pods' self-contained supervisor directory: packages/sandbox-supervisor/staging/stage-supervisor-bin.sh).
 # Idempotent: apt runs only when something is missing.
 
 OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
