@@ -111,6 +111,19 @@ async function ensureVerdaccio(): Promise<string> {
   return bin;
 }
 
+/**
+ * A sandbox image in `daemon`: the one a Docker test imported from the VM runtime, else that
+ * runtime's root filesystem imported here.
+ */
+async function localSandboxImage(daemon: DockerDaemon): Promise<string> {
+  const images = await daemon.docker(["images", "--format", "{{.Repository}}:{{.Tag}}", "openshell/sandbox"]);
+  const present = images.stdout.split("\n").find(Boolean);
+  if (present) return present;
+  const tag = "openshell/sandbox:npm-e2e";
+  await daemon.docker(["import", join(RUNTIME_DIR, "current", "rootfs.tar"), tag]);
+  return tag;
+}
+
 describe("npm install -g openshell from a registry, then a sandbox (no clone on PATH)", () => {
   const root = mkdtempSync("/tmp/osnpm-");
   const tarballs = join(root, "tarballs");
@@ -124,6 +137,19 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   const installPlain = () => {
     plainInstall ??= install("u1", []);
     return plainInstall;
+  };
+  /** The private dockerd of the Docker tests, started by the first that needs it. */
+  let dockerStart: Promise<DockerDaemon> | undefined;
+  const privateDocker = () => {
+    dockerStart ??= startDockerDaemon({
+      runDir: "/run/openshell-npm-docker",
+      dataRoot: "/var/lib/openshell-npm-docker",
+      addressPool: "base=10.218.0.0/16,size=24",
+    }).then((started) => {
+      daemon = started;
+      return started;
+    });
+    return dockerStart;
   };
 
   /** A user of the installed prefix: PATH = its bin, Node, the system; own XDG dirs; cwd outside the repo. */
@@ -333,11 +359,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     "the same install runs sandboxes as Docker containers: the supervisor staged from the installed package",
     async () => {
       const user = await installPlain();
-      daemon = await startDockerDaemon({
-        runDir: "/run/openshell-npm-docker",
-        dataRoot: "/var/lib/openshell-npm-docker",
-        addressPool: "base=10.218.0.0/16,size=24",
-      });
+      const daemon = await privateDocker();
       // The default image is imported from the VM runtime on first use: drop what older runs left.
       const old = (await daemon.docker(["images", "-q", "openshell/sandbox"])).stdout
         .split("\n")
@@ -430,7 +452,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   );
 
   it(
-    "installs without a compiler: node-pty is skipped, the CLI works, and gateway start says what to install",
+    "installs without a compiler: node-pty is skipped, the CLI works, gateway start says what to install, and --driver auto runs Docker sandboxes (no terminals) since no VM runtime can be staged",
     async () => {
       // CC/CXX that always fail: every native build (node-pty, ssh2's crypto, cpu-features) fails.
       const user = await install("u3", [], { CC: "/bin/false", CXX: "/bin/false" });
@@ -447,8 +469,50 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(start.stderr).toContain("node-pty is not installed beside the supervisor");
       expect(start.stderr).toContain("apt-get install -y build-essential python3");
       expect(gatewayPid(user)).toBeUndefined();
+      if (!isRoot) return;
+
+      // No VM runtime can be staged here, but Docker answers: the error says so, and `--driver auto`
+      // starts with Docker (given an image: the default one is the VM runtime's root filesystem).
+      const daemon = await privateDocker();
+      const dockerEnv = {
+        ...userEnv(user.prefix, user.home),
+        DOCKER_HOST: daemon.host,
+        OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
+      };
+      const openshellDocker = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+        run("openshell", args, { env: { ...dockerEnv, ...extra }, cwd: user.home, timeoutMs: 240_000 });
+      const byDefault = await openshellDocker(["gateway", "start", "--port", String(await freePort())]);
+      expect(byDefault.code, byDefault.stderr).not.toBe(0);
+      expect(byDefault.stderr).toContain("node-pty is not installed beside the supervisor");
+      expect(byDefault.stderr).toContain(`Docker answers at ${daemon.host}`);
+      expect(byDefault.stderr).toContain("openshell gateway start --driver docker");
+
+      const image = await localSandboxImage(daemon);
+      const auto = await openshellDocker(
+        ["gateway", "start", "--name", "dock", "--driver", "auto", "--port", String(await freePort())],
+        { OPENSHELL_SANDBOX_IMAGE: image },
+      );
+      expect(auto.code, auto.stderr).toBe(0);
+      // The supervisor for containers is staged without node-pty, and the user is told what it costs.
+      expect(auto.stderr).toContain("sandboxes get no terminals");
+      const pid = gatewayPid(user, "dock");
+      if (pid) started.push(pid);
+      const info = JSON.parse(
+        (await openshellDocker(["gateway", "info", "--name", "dock", "-o", "json"])).stdout,
+      );
+      expect(info.driver).toBe("docker");
+      expect(info.driver_reason).toContain("the VM runtime cannot be staged here");
+      const create = await openshellDocker(["sandbox", "create", "--name", "nopty", "--", "echo", "ok"]);
+      expect(create.code, create.stderr).toBe(0);
+      expect(create.stdout).toContain("ok");
+      // Only terminals are missing, and asking for one says why and what to do instead.
+      const tty = await openshellDocker(["sandbox", "exec", "--tty", "nopty", "--", "true"]);
+      expect(tty.code).not.toBe(0);
+      expect(tty.stdout + tty.stderr).toContain("this sandbox has no terminals");
+      expectOk(await openshellDocker(["sandbox", "delete", "nopty"]), "openshell sandbox delete");
+      expectOk(await openshellDocker(["gateway", "stop", "--name", "dock"]), "openshell gateway stop");
     },
-    INSTALL_TIMEOUT_MS,
+    2 * START_TIMEOUT_MS,
   );
 
   it(

@@ -57,6 +57,10 @@ export async function ensureSupervisorBinStaged(
       `staging the supervisor failed (${script}, exit ${code}): ${stderr.trim()}`,
     );
   }
+  for (const line of stderr.split("\n")) {
+    const warning = /^stage-supervisor-bin: warning: (.*)$/.exec(line);
+    if (warning?.[1]) progress.warn(warning[1]);
+  }
   if (stamp) writeFileSync(stampFile, stamp);
   return out;
 }

@@ -63,13 +63,22 @@ install_executable "$(readlink -f "$NODE_BIN")" "$OUT/node"
 for tool in "${TOOLS[@]}"; do install_executable "$(readlink -f "$(command -v "$tool")")" "$OUT/tools/$tool"; done
 install -m 0644 "$BUNDLE" "$OUT/openshell-sandbox.js"
 
+# node-pty is optional (npm skips it when its native build fails): without it the supervisor runs
+# and only terminals are refused, so say so and go on.
+pty_line=$("$NODE_BIN" "$SCRIPT_DIR/native-closure.mjs" "$SUPERVISOR_PKG" node-pty 2>/dev/null | grep "^node-pty"$'\t') || pty_line=
+if [ -z "$pty_line" ] || ! "$NODE_BIN" -e 'require(process.argv[1])' "${pty_line#*$'\t'}" >/dev/null 2>&1; then
+  echo "stage-supervisor-bin: warning: node-pty is not installed beside the supervisor or its addon does not load ($SUPERVISOR_PKG): sandboxes get no terminals (sandbox connect, exec --tty); for them, apt-get install -y build-essential python3 and reinstall (npm install -g --allow-scripts=node-pty,ssh2,cpu-features openshell)" >&2
+  NATIVE_DEPS=(ssh2)
+fi
+native_list=$("$NODE_BIN" "$SCRIPT_DIR/native-closure.mjs" "$SUPERVISOR_PKG" "${NATIVE_DEPS[@]}") ||
+  die "cannot resolve the supervisor's native modules (${NATIVE_DEPS[*]}) from $SUPERVISOR_PKG; reinstall openshell (in a checkout: pnpm install)"
 while IFS=$'\t' read -r name real; do
   mkdir -p "$(dirname "$OUT/node_modules/$name")"
   cp -rL "$real" "$OUT/node_modules/$name"
   if [ -d "$OUT/node_modules/$name/prebuilds" ]; then
     find "$OUT/node_modules/$name/prebuilds" -mindepth 1 -maxdepth 1 -type d ! -name 'linux-x64*' -exec rm -rf {} +
   fi
-done < <("$NODE_BIN" "$SCRIPT_DIR/native-closure.mjs" "$SUPERVISOR_PKG" "${NATIVE_DEPS[@]}")
+done <<<"$native_list"
 while read -r addon; do copy_libraries "$addon"; done < <(find "$OUT/node_modules" -name '*.node' -type f)
 
 launcher=$(OPENSHELL_LAUNCHER_OUT="$OUT/openshell-launch" bash "$SUPERVISOR_PKG/native/build.sh")
