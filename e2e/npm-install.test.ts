@@ -452,7 +452,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   );
 
   it(
-    "installs without a compiler: node-pty is skipped, the CLI works, gateway start says what to install, and --driver auto runs Docker sandboxes (no terminals) since no VM runtime can be staged",
+    "installs without a compiler: node-pty is skipped, the CLI works, gateway start says what to install, and with a Docker daemon and an image it starts with Docker instead (sandboxes without terminals)",
     async () => {
       // CC/CXX that always fail: every native build (node-pty, ssh2's crypto, cpu-features) fails.
       const user = await install("u3", [], { CC: "/bin/false", CXX: "/bin/false" });
@@ -471,8 +471,9 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(gatewayPid(user)).toBeUndefined();
       if (!isRoot) return;
 
-      // No VM runtime can be staged here, but Docker answers: the error says so, and `--driver auto`
-      // starts with Docker (given an image: the default one is the VM runtime's root filesystem).
+      // No VM runtime can be staged here, but Docker answers: the error says so, and given an image
+      // (the Docker driver's default one is the VM runtime's root filesystem) the gateway starts
+      // with Docker instead.
       const daemon = await privateDocker();
       const dockerEnv = {
         ...userEnv(user.prefix, user.home),
@@ -485,23 +486,26 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(byDefault.code, byDefault.stderr).not.toBe(0);
       expect(byDefault.stderr).toContain("node-pty is not installed beside the supervisor");
       expect(byDefault.stderr).toContain(`Docker answers at ${daemon.host}`);
-      expect(byDefault.stderr).toContain("openshell gateway start --driver docker");
+      expect(byDefault.stderr).toContain("OPENSHELL_SANDBOX_IMAGE=");
 
       const image = await localSandboxImage(daemon);
-      const auto = await openshellDocker(
-        ["gateway", "start", "--name", "dock", "--driver", "auto", "--port", String(await freePort())],
+      const fallback = await openshellDocker(
+        ["gateway", "start", "--name", "dock", "--port", String(await freePort())],
         { OPENSHELL_SANDBOX_IMAGE: image },
       );
-      expect(auto.code, auto.stderr).toBe(0);
+      expect(fallback.code, fallback.stderr).toBe(0);
+      expect(fallback.stderr).toContain("the VM runtime cannot be staged here");
       // The supervisor for containers is staged without node-pty, and the user is told what it costs.
-      expect(auto.stderr).toContain("sandboxes get no terminals");
+      expect(fallback.stderr).toContain("sandboxes get no terminals");
       const pid = gatewayPid(user, "dock");
       if (pid) started.push(pid);
       const info = JSON.parse(
         (await openshellDocker(["gateway", "info", "--name", "dock", "-o", "json"])).stdout,
       );
       expect(info.driver).toBe("docker");
-      expect(info.driver_reason).toContain("the VM runtime cannot be staged here");
+      expect(info.driver_reason).toContain(
+        `Docker at ${daemon.host} answers: sandboxes are containers of ${image}`,
+      );
       const create = await openshellDocker(["sandbox", "create", "--name", "nopty", "--", "echo", "ok"]);
       expect(create.code, create.stderr).toBe(0);
       expect(create.stdout).toContain("ok");

@@ -2,7 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
-import { chooseDriver, dockerDaemonAnswers, type KvmProbe } from "./driver-choice.js";
+import { chooseDriver, type DriverChoice, dockerDaemonAnswers, type KvmProbe } from "./driver-choice.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
@@ -73,10 +73,11 @@ export async function ensureLocalGateway(
 
   const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(env);
   const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
-  const requested = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
-  const chosen =
+  const storedDriver = options.recreate ? undefined : stored?.driver;
+  const requested = options.driver ?? storedDriver ?? "vm";
+  let chosen: DriverChoice | undefined =
     requested === "auto" ? await chooseDriver(output, env, { kvm: options.kvmProbe }) : undefined;
-  const driver = chosen?.driver ?? requested;
+  let driver = chosen?.driver ?? requested;
   await assertPortFree(port);
 
   const pki = plaintext ? undefined : await ensureGatewayPki(layout.pkiDir, { gatewayName: options.name });
@@ -85,7 +86,15 @@ export async function ensureLocalGateway(
       pki.created ? "• Generated the gateway's CA and certificates" : "• Reusing existing TLS certificates",
     );
   const launch = findGatewayBinary(env);
-  if (driver === "vm") await stageVmRuntimeOrSuggestDocker(output, env, options.driver === undefined);
+  if (driver === "vm") {
+    const vmByDefault = options.driver === undefined && storedDriver === undefined;
+    const fallback = await stageVmRuntimeOrFallBackToDocker(output, env, vmByDefault);
+    if (fallback) {
+      output.note(`• ${fallback.reason}`);
+      chosen = fallback;
+      driver = fallback.driver;
+    }
+  }
   const driverEnv: Record<string, string> = {};
   if (driver === "docker") {
     if (!env.OPENSHELL_SANDBOX_IMAGE) Object.assign(driverEnv, await defaultDockerImage(output, env));
@@ -146,16 +155,19 @@ export async function ensureLocalGateway(
 }
 
 /**
- * Stages the VM runtime; when that cannot be done here and the VM driver was only the default, the
- * error says whether a Docker daemon answers and how to use it instead.
+ * Stages the VM runtime. When that cannot be done here, the VM driver was only the default and a
+ * Docker daemon answers: with OPENSHELL_SANDBOX_IMAGE set (the Docker driver's default image is
+ * this runtime's root filesystem) the gateway starts with Docker instead; without it, the error
+ * says how to.
  */
-async function stageVmRuntimeOrSuggestDocker(
+async function stageVmRuntimeOrFallBackToDocker(
   output: BootstrapInputs["progress"],
   env: NodeJS.ProcessEnv,
   vmByDefault: boolean,
-): Promise<void> {
+): Promise<DriverChoice | undefined> {
   try {
     await ensureVmRuntimeStaged(output, env);
+    return undefined;
   } catch (error) {
     const cause = OpenShellError.from(error);
     if (!vmByDefault || cause.code !== "failed_precondition") throw error;
@@ -164,9 +176,15 @@ async function stageVmRuntimeOrSuggestDocker(
       () => false,
     );
     if (!dockerUp) throw error;
+    const docker = env.DOCKER_HOST || "/var/run/docker.sock";
+    if (env.OPENSHELL_SANDBOX_IMAGE)
+      return {
+        driver: "docker",
+        reason: `the VM runtime cannot be staged here (${cause.message.split("\n")[0]}); Docker at ${docker} answers: sandboxes are containers of ${env.OPENSHELL_SANDBOX_IMAGE}`,
+      };
     throw new OpenShellError(
       cause.code,
-      `${cause.message}\nDocker answers at ${env.DOCKER_HOST || "/var/run/docker.sock"}: sandboxes can run as containers instead, with OPENSHELL_SANDBOX_IMAGE=<a local image with a glibc userland and the 'sandbox' user> openshell gateway start --driver docker`,
+      `${cause.message}\nDocker answers at ${docker}: sandboxes can run as containers instead: OPENSHELL_SANDBOX_IMAGE=<a local image with a glibc userland and the 'sandbox' user> openshell gateway start (or --driver docker)`,
     );
   }
 }
