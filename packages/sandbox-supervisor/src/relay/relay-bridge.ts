@@ -99,9 +99,7 @@ function pump(socket: Duplex, stream: http2.ClientHttp2Stream): Promise<RelayOut
 
     // socket → gateway
     socket.on("data", (chunk: Buffer) => {
-      let writable = true;
-      for (const frame of encodeDataFrames(chunk)) writable = stream.write(frame);
-      if (!writable) socket.pause();
+      if (chunk.length > 0 && !stream.write(encodeDataFrames(chunk))) socket.pause();
     });
     stream.on("drain", () => socket.resume());
     socket.on("end", () => stream.end());
