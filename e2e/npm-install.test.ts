@@ -144,7 +144,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     dockerStart ??= startDockerDaemon({
       runDir: "/run/openshell-npm-docker",
       dataRoot: "/var/lib/openshell-npm-docker",
-      addressPool: "base=10.218.0.0/16,size=24",
+      addressPool: "base=10.219.0.0/16,size=24",
     }).then((started) => {
       daemon = started;
       return started;
