@@ -21,6 +21,7 @@ import {
   workspaceVolumeName,
 } from "./container-spec.js";
 import { dockerMessage, dockerStatus } from "./docker-connection.js";
+import { DockerEventCursor, daemonTimeNano } from "./event-cursor.js";
 import {
   type ContainerObservation,
   EVENT_SOURCE,
@@ -65,7 +66,7 @@ export class DockerDriver {
   private readonly sandboxes = new Map<string, SandboxRecord>();
   private readonly stopped: Set<string>;
   private events: Readable | undefined;
-  private since = 0;
+  private cursor = new DockerEventCursor(0n);
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
 
@@ -75,7 +76,7 @@ export class DockerDriver {
   }
 
   async load(): Promise<void> {
-    this.since = Math.floor(Date.now() / 1000);
+    this.cursor = new DockerEventCursor(daemonTimeNano((await this.docker.info()).SystemTime));
     await this.relist();
     await this.watchEvents();
     this.options.logger.info({ sandboxes: this.sandboxes.size }, "adopted existing sandbox containers");
@@ -415,7 +416,7 @@ export class DockerDriver {
 
   private async watchEvents(): Promise<void> {
     const stream = (await this.docker.getEvents({
-      since: this.since,
+      since: this.cursor.since(),
       filters: { type: ["container"], label: this.ownLabels },
     })) as unknown as Readable;
     this.events = stream;
@@ -452,7 +453,6 @@ export class DockerDriver {
   private onEvent(line: string): void {
     let event: {
       Action?: string;
-      time?: number;
       Actor?: { ID?: string; Attributes?: Record<string, string> };
     };
     try {
@@ -460,7 +460,9 @@ export class DockerDriver {
     } catch {
       return;
     }
-    if (typeof event.time === "number") this.since = event.time;
+    // timeNano exceeds a double's integer precision: read it from the text.
+    const timeNano = /"timeNano":(\d+)\}$/.exec(line)?.[1];
+    if (!this.cursor.accept(timeNano === undefined ? undefined : BigInt(timeNano))) return;
     const action = event.Action ?? "";
     const containerId = event.Actor?.ID;
     const sandboxId = event.Actor?.Attributes?.[LABEL_SANDBOX_ID];
