@@ -2,9 +2,9 @@
  * A private Docker daemon for tests, isolated from any system dockerd:
  *
  * - its own API socket `unix://<runDir>/docker.sock`, `--pidfile`, `--exec-root <runDir>/exec`
- *   (short: containerd sockets live below it), `--config-file` (an empty daemon.json, so
- *   /etc/docker/daemon.json does not apply) and `--containerd-namespace`, in case it shares a system
- *   containerd;
+ *   (short: containerd sockets live below it), `--config-file` (its own daemon.json, empty but for
+ *   the `runtimes` asked for, so /etc/docker/daemon.json does not apply) and `--containerd-namespace`,
+ *   in case it shares a system containerd;
  * - `--bridge none`: no default `bridge` network and no docker0 that could clash with a system
  *   daemon's. Containers that publish ports need a user-defined network (`docker network create`),
  *   whose subnets come from `--default-address-pool 10.213.0.0/16` (/24 each);
@@ -46,6 +46,8 @@ export interface DockerDaemonOptions {
   startTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL (default 60 s). */
   stopTimeoutMs?: number;
+  /** OCI runtimes besides runc, as daemon.json's "runtimes" (e.g. `{ runsc: { path: "/usr/bin/runsc" } }`). */
+  runtimes?: Record<string, { path: string; runtimeArgs?: string[] }>;
 }
 
 export interface DockerResult {
@@ -144,7 +146,7 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
     mkdirSync(dataRoot, { recursive: true, mode: 0o710 });
     refuseLiveDaemon(pidFile, dataRoot);
     rmSync(socketPath, { force: true });
-    writeFileSync(configFile, "{}\n");
+    writeFileSync(configFile, `${JSON.stringify(options.runtimes ? { runtimes: options.runtimes } : {})}\n`);
     const logFd = openSync(logFile, "a");
     writeFileSync(logFd, `\n--- ${new Date().toISOString()} ${dockerd} ${args.join(" ")}\n`);
     const logStart = statSync(logFile).size;
