@@ -44,6 +44,12 @@ interface SandboxRecord {
   name: string;
   condition: SandboxCondition;
   deleting: boolean;
+  /**
+   * Until create has made and started the container (for good when create failed): what Docker
+   * reports about the container meanwhile, or late (an inspect answered after a failed create's
+   * cleanup, the removal of its own container), is not the sandbox's state; provision() says it.
+   */
+  provisioning: boolean;
 }
 
 const WATCH_RETRY_MS = 1_000;
@@ -169,6 +175,7 @@ export class DockerDriver {
       name: sandbox.name,
       condition: { kind: "provisioning", message: "preparing the image and the workspace volume" },
       deleting: false,
+      provisioning: true,
     };
     this.sandboxes.set(sandbox.id, record);
     this.stopped.delete(sandbox.id);
@@ -214,6 +221,7 @@ export class DockerDriver {
       step = "starting the container failed";
       await container.start();
       deletedMeanwhile();
+      record.provisioning = false;
       await this.refresh(container.id);
     } catch (error) {
       const deleted = error instanceof DeletedMeanwhile;
@@ -229,6 +237,11 @@ export class DockerDriver {
       this.publish(record);
       this.hub.platformEvent(sandbox.id, "Warning", "CreateFailed", message);
     }
+  }
+
+  /** Whether what Docker says of the sandbox's container is not the sandbox's state (being created or deleted). */
+  private notContainerState(record: SandboxRecord): boolean {
+    return record.deleting || record.provisioning;
   }
 
   /** The image, imported (the default one, from its archive) or pulled when the daemon lacks it, with progress events. */
@@ -396,16 +409,17 @@ export class DockerDriver {
       name: container.sandboxName,
       condition: { kind: "provisioning", message: "" },
       deleting: false,
+      provisioning: false,
     };
     this.sandboxes.set(record.id, record);
-    if (record.deleting) return;
+    if (this.notContainerState(record)) return;
     record.condition = { kind: "container", container, wantedStopped: this.stopped.has(record.id) };
     this.publish(record);
   }
 
   /** Its container was removed by someone else: the sandbox cannot come back. */
   private lost(record: SandboxRecord): void {
-    if (record.deleting) return;
+    if (this.notContainerState(record)) return;
     record.condition = {
       kind: "failed",
       reason: "ContainerRemoved",
