@@ -186,13 +186,20 @@ describe.skipIf(!isRoot)("policy enforcement in a Docker sandbox (private docker
       const plainDir = makeStateDir();
       dirs.push(plainDir);
       const plain = await dockerGateway(plainDir, { OPENSHELL_DOCKER_RUNTIME: "runsc" });
-      await plain.grpc.createSandbox({ name: "gvisor", spec: {} });
+      const plainId = (await plain.grpc.createSandbox({ name: "gvisor", spec: {} })).sandbox?.id as string;
       await waitForPhase(plain, "gvisor", SandboxPhase.ERROR, READY_TIMEOUT_MS);
       const refused = readyCondition(await plain.grpc.getSandbox({ name: "gvisor" }));
       expect(["CreateFailed", "SupervisorFailedClosed"], refused?.message).toContain(refused?.reason);
       if (refused?.reason === "CreateFailed") {
         expect(refused.message).toContain("starting the container failed: OCI runtime");
-        expect((await docker.docker(["ps", "-aq", "--filter", "name=openshell-gvisor"])).stdout).toBe("");
+        // Nothing is left behind: no container, no workspace volume.
+        expect(
+          (await docker.docker(["ps", "-aq", "--filter", `label=openshell.ai/sandbox-id=${plainId}`])).stdout,
+        ).toBe("");
+        expect(
+          (await docker.docker(["volume", "ls", "-q", "--filter", `name=openshell-workspace-${plainId}`]))
+            .stdout,
+        ).toBe("");
       }
       await plain.grpc.deleteSandbox({ name: "gvisor" });
 

@@ -12,10 +12,11 @@
  *   base) stay cached between test runs. One daemon per data root at a time; delete the directory
  *   (with no daemon running) to start from scratch.
  *
- * `stop()` sends SIGTERM to the dockerd this harness started (never anything else) and waits for it
- * to exit (60 s, then SIGKILL); `restart()` starts it again with the same settings, e.g. to check
- * that `--restart unless-stopped` containers come back. Needs root and `dockerd`
- * (apt-get install docker.io; scripts/setup.sh installs it).
+ * `stop()` sends SIGTERM to the dockerd this harness started and waits for it to exit (60 s, then
+ * SIGKILL), then SIGKILLs what a runtime left behind naming its exec root (nothing else);
+ * `restart()` starts it again with the same settings, e.g. to check that `--restart
+ * unless-stopped` containers come back. Needs root and `dockerd` (apt-get install docker.io;
+ * scripts/setup.sh installs it).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
@@ -30,6 +31,7 @@ import {
 } from "node:fs";
 import http from "node:http";
 import { delimiter, join } from "node:path";
+import { pidsOf } from "./process.js";
 
 export const DEFAULT_DATA_ROOT = "/var/lib/openshell-test-docker";
 export const DEFAULT_RUN_DIR = "/run/openshell-test-docker";
@@ -194,6 +196,15 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
       }
     }
     process.off("exit", onProcessExit);
+    // A runtime whose start failed can leave its shim and sandbox behind (Debian's runsc does):
+    // with the daemon gone, whatever still names its exec root is such a leftover.
+    for (const pid of pidsOf(/./, `${join(runDir, "exec")}/`)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     rmSync(socketPath, { force: true });
     // dockerd leaves its host-network namespace bind-mounted below the exec root.
     const netns = join(runDir, "exec", "netns", "default");
