@@ -61,7 +61,7 @@ describe.skipIf(!isRoot)("policy enforcement in a Docker sandbox (private docker
   let hostAddress = "";
   const work = mkdtempSync(join(tmpdir(), "ospol-"));
   const stateDir = makeStateDir();
-  const runtime = vmRuntimeDir();
+  let runtime = "";
   const dirs = [stateDir];
   const gateways: RunningGateway[] = [];
 
@@ -91,6 +91,7 @@ describe.skipIf(!isRoot)("policy enforcement in a Docker sandbox (private docker
   }
 
   beforeAll(async () => {
+    runtime = vmRuntimeDir();
     daemon = await startDockerDaemon({
       runDir: "/run/openshell-pol-docker",
       dataRoot: "/var/lib/openshell-pol-docker",
