@@ -18,6 +18,7 @@ import {
   makeWorkdir,
   openFdCount,
   startGatewayWithSupervisors,
+  supervisorLog,
   supervisorPid,
   waitForPhase,
 } from "@openshell/testing/sandbox-harness";
@@ -100,7 +101,12 @@ async function main() {
     sample(0);
     const started = Date.now();
     for (let done = 1; done <= CYCLES; done++) {
-      await relayCycle(gw.port, sandboxId, token);
+      await relayCycle(gw.port, sandboxId, token).catch((error: Error) => {
+        const tail = (text: string) => text.trim().split("\n").slice(-8).join("\n");
+        throw new Error(
+          `relay ${done} failed: ${error.message}\ngateway log:\n${tail(gw.output())}\nsupervisor log:\n${tail(supervisorLog(stateDir, sandboxId))}`,
+        );
+      });
       if (done % every === 0) {
         await settle(500);
         sample(done);

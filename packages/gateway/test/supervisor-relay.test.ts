@@ -18,6 +18,7 @@ import {
   startGatewayWithSupervisors,
   startReadySandbox,
   stopReadySandbox,
+  supervisorLog,
   supervisorPid,
   waitForPhase,
   waitForSessionsEstablished,
@@ -261,6 +262,48 @@ describe("real supervisor: relays, SSH through the gateway, exec", () => {
         (await connectStatus(gw.port, { "x-sandbox-id": sandboxId, "x-sandbox-token": "x" })) === 401,
       2000,
       () => "gateway stopped answering",
+    );
+  });
+
+  it("a client that hangs up on an open relay ends it at the gateway and the supervisor at once", async () => {
+    const endings = () =>
+      supervisorLog(stateDir, sandboxId)
+        .split("\n")
+        .filter((line) => /NET:(CLOSE|FAIL) .*relay (closed|bridge failed)/.test(line)).length;
+    const before = endings();
+    const HANGUPS = 20;
+    for (let i = 0; i < HANGUPS; i++) {
+      // CONNECT, the SSH server's banner, then the client goes away before its version line: half
+      // of them with a FIN, half with a reset (the gateway then cancels the relay's stream).
+      await new Promise<void>((resolve, reject) => {
+        const req = http.request({
+          host: "127.0.0.1",
+          port: gw.port,
+          method: "CONNECT",
+          path: "/connect/ssh",
+          headers: { "x-sandbox-id": sandboxId, "x-sandbox-token": token },
+        });
+        req.on("connect", (res, socket, head) => {
+          expect(res.statusCode).toBe(200);
+          const hangUp = () => {
+            socket.once("close", () => resolve());
+            if (i % 2 === 0) socket.destroy();
+            else socket.resetAndDestroy();
+          };
+          if (head.length > 0) hangUp();
+          else socket.once("data", hangUp);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    }
+    // Before the fix the supervisor kept every one of them open (its SSH server waiting for the
+    // client's version line), and thousands of them made nghttp2 refuse new relays.
+    await waitFor(
+      () => endings() - before >= HANGUPS,
+      10_000,
+      () =>
+        `${endings() - before} of ${HANGUPS} relays ended at the supervisor; its log ends:\n${supervisorLog(stateDir, sandboxId).trim().split("\n").slice(-6).join("\n")}`,
     );
   });
 

@@ -167,6 +167,9 @@ export class SandboxSshServer {
     // duplexPair ends do not tear each other down (see the gateway's supervisor-session-registry).
     serverEnd.once("close", () => clientEnd.destroy());
     clientEnd.once("close", () => serverEnd.destroy());
+    // As the listener's sockets (allowHalfOpen false): the client's end of input ends the
+    // connection; ssh2 would otherwise wait forever on a client that left before its version line.
+    serverEnd.once("end", () => serverEnd.end());
     this.accept(serverEnd);
     return clientEnd;
   }
