@@ -44,6 +44,14 @@ const VM_DRIVER_FLAGS = {
     values: ["on", "off"],
     description: "guests give freed memory back to the host",
   },
+  // Off only to measure what templates save (bench/snapshot-bench.ts --create) or to rule them out.
+  templates: {
+    type: "enum",
+    env: "OPENSHELL_VM_TEMPLATES",
+    default: "on",
+    values: ["on", "off"],
+    description: "new sandboxes start from a saved template VM (architecture/vm-snapshots.md)",
+  },
   "boot-timeout-secs": {
     type: "int",
     env: "OPENSHELL_VM_BOOT_TIMEOUT_SECS",
@@ -82,6 +90,7 @@ if (process.argv[2] === "doctor") {
         memMib: values["mem-mib"],
         tcgTbMib: values["tcg-tb-mib"],
         freePageReporting: values["free-page-reporting"] === "on",
+        templates: values.templates === "on",
         bootTimeoutS: values["boot-timeout-secs"],
         runtimeRoot: values["runtime-dir"] ?? defaultRuntimeRoot(),
         guestTls: parseGuestTls(values, endpoint),
@@ -109,6 +118,7 @@ if (process.argv[2] === "doctor") {
         tscKhz: hostTscKhz(),
         tcgTbMib: extra.tcgTbMib,
         freePageReporting: extra.freePageReporting,
+        templates: extra.templates,
         bootTimeoutS: extra.bootTimeoutS,
         guestTls: extra.guestTls,
         logger,
