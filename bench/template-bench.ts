@@ -1,6 +1,6 @@
 // Issue 17: `sandbox create` → READY and → first exec output of VM sandboxes restored from the
 // driver's template snapshot against cold boots, in the same run: two gateways on one host, one
-// with templates (made by a first, unmeasured create) and one with OPENSHELL_VM_TEMPLATES=off,
+// with OPENSHELL_VM_TEMPLATES=on (the template made by a first, unmeasured create) and one without,
 // creates alternating between them; each sandbox is deleted before the next create.
 // Usage: bash bench/run.sh template-bench.ts [--runs 5]
 import { existsSync, readdirSync } from "node:fs";
@@ -51,9 +51,12 @@ async function createOnce(gw: RunningGateway, name: string): Promise<[number, nu
 }
 
 try {
-  const withTemplates = await startVmGateway({ stateDir: dirs[0] as string });
+  const withTemplates = await startVmGateway({
+    stateDir: dirs[0] as string,
+    env: { OPENSHELL_VM_TEMPLATES: "on" },
+  });
   gateways.push(withTemplates);
-  const cold = await startVmGateway({ stateDir: dirs[1] as string, env: { OPENSHELL_VM_TEMPLATES: "off" } });
+  const cold = await startVmGateway({ stateDir: dirs[1] as string });
   gateways.push(cold);
   console.log(`# template-bench  node ${process.version}  512 MiB guests, ${RUNS} creates per path`);
   // The first create boots cold and makes the template (not measured).

@@ -145,7 +145,7 @@ describe("openshell CLI", () => {
     expect(timedOut.code).toBe(124);
   });
 
-  it("stop powers the VM off and start boots it again with /sandbox intact; exec meanwhile says how to start it", async () => {
+  it("stop ends the VM (saved into its memory snapshot) and start brings it back with /sandbox intact; exec meanwhile says how to start it", async () => {
     const wrote = await user.run([
       "sandbox",
       "exec",

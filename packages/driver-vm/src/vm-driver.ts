@@ -121,6 +121,8 @@ export class VmDriver {
   private readonly templates: VmTemplates;
   /** Template VMs being made (not sandboxes): stopped at shutdown. */
   private readonly templateVms = new Set<VmInstance>();
+  /** Set by `shutdown`: no template is started or finished any more. */
+  private shuttingDown = false;
   private baseDisk = "";
   private baseDiskBytes = 0;
   /** `qemu-system-x86_64 --version`'s first line: a snapshot is only restored by the QEMU that saved it. */
@@ -281,17 +283,21 @@ export class VmDriver {
    * gateway leaves them running.
    */
   async shutdown(reason: DriverStopReason): Promise<void> {
+    this.shuttingDown = true;
     for (const record of this.records.values()) {
       this.stopWatching(record);
       this.cancelRestart(record);
     }
+    // A template VM being made is nobody's sandbox: no later driver would adopt it.
+    const templatesEnded = Promise.all([...this.templateVms].map((vm) => vm.stop(KILL_TIMINGS)));
     if (reason === "parent-gone") {
       this.options.logger.info("gateway gone: leaving VMs running for the next driver to adopt");
+      await templatesEnded;
       return;
     }
     await Promise.all([
       ...[...this.records.values()].map((record) => this.stopVm(record, STOP_TIMINGS, "shutdown")),
-      ...[...this.templateVms].map((vm) => vm.stop(KILL_TIMINGS)),
+      templatesEnded,
     ]);
     await this.templates.settled();
   }
@@ -413,6 +419,7 @@ export class VmDriver {
     const template = this.templates.current(key, this.snapshotFingerprint(size));
     if (template) return template;
     record.bootNote = `VM started (${accel}), cold boot: no template for this runtime and size yet (${this.templates.isBuilding(key) ? "being made" : "making one now"})`;
+    if (this.shuttingDown) return undefined;
     this.templates.build(
       key,
       (dir) => this.buildTemplate(dir, size),
@@ -437,6 +444,8 @@ export class VmDriver {
       await vm.createDisk(this.options.qemuImg, this.baseDisk);
       vm.writeEnvironment({ OPENSHELL_TEMPLATE: "1" });
       await vm.launch({ ...this.launchOptions(size), template: true });
+      // A shutdown that came while QEMU was starting did not see its pid.
+      if (this.shuttingDown) throw new OpenShellError("unavailable", "the driver is stopping");
       await vm.waitForConsole(
         "OPENSHELL-VM-INIT template waiting",
         0,

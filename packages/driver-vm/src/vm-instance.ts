@@ -407,10 +407,15 @@ export class VmInstance {
     this.control.send(controlLine);
   }
 
-  /** Resolves once the console has `text` after `offset`; throws after `timeoutMs`. */
+  /**
+   * Resolves once the console has `text` after `offset`; throws after `timeoutMs`, or at once when
+   * this VM's QEMU is gone (killed by a shutdown, say).
+   */
   async waitForConsole(text: string, offset: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!readFrom(this.paths.consoleLog, offset).includes(text)) {
+      if (!this.runningPid())
+        throw new OpenShellError("unavailable", `QEMU exited before the guest said "${text}"`);
       if (Date.now() > deadline)
         throw new OpenShellError("deadline_exceeded", `the guest did not say "${text}"`);
       await sleep(POLL_MS);

@@ -70,7 +70,7 @@ describe("VM sandboxes from a template snapshot", () => {
   it("the first create boots cold and makes the template; the next ones restore it with their own identity, keys and randomness", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway({ stateDir });
+    const gw = await startVmGateway({ stateDir, env: { OPENSHELL_VM_TEMPLATES: "on" } });
     gateways.push(gw);
 
     const first = await createReady(gw, "cold-one");
@@ -131,10 +131,30 @@ describe("VM sandboxes from a template snapshot", () => {
     expect(new Set(facts.map((f) => f.boot_id)).size).toBe(facts.length);
   }, 900_000);
 
-  it("with templates off every create boots cold and no template is made", async () => {
+  it("a gateway stopped while a template is being made ends the template VM and stops without waiting for it", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway({ stateDir, env: { OPENSHELL_VM_TEMPLATES: "off" } });
+    const gw = await startVmGateway({ stateDir, env: { OPENSHELL_VM_TEMPLATES: "on" } });
+    gateways.push(gw);
+    await gw.grpc.createSandbox({ name: "first", spec: {} });
+    const templateQemu = () => qemuPidsUnder(join(stateDir, "drv", "templates"));
+    await waitFor(
+      () => templateQemu().length === 1,
+      60_000,
+      () => "no template VM started",
+    );
+    gateways.splice(gateways.indexOf(gw), 1);
+    await gw.stop("SIGTERM");
+    expect(qemuPidsUnder(stateDir)).toEqual([]);
+    // The driver ended its template VM and gave up the build; before, it waited for the boot
+    // deadline until the gateway killed it (30 s later) and never logged this.
+    expect(gw.output()).toContain("making a VM template failed");
+  }, 300_000);
+
+  it("with templates off (the default for now) every create boots cold and no template is made", async () => {
+    const stateDir = makeStateDir();
+    dirs.push(stateDir);
+    const gw = await startVmGateway({ stateDir });
     gateways.push(gw);
     const { booting } = await createReady(gw, "cold-only");
     expect(booting).toContain("cold boot: templates are off");
