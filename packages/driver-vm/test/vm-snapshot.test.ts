@@ -210,6 +210,16 @@ describe("VM memory snapshots through the gateway", () => {
       const second = watch.events.slice(before).find((e) => e.reason === "SnapshotUnusable");
       expect(second?.message, watch.reasons()).toMatch(/QEMU|SHA-256/);
       expect(await sh(gw, id, "cat /sandbox/kept.txt")).toBe("kept");
+
+      // A stopped sandbox's snapshot goes with it.
+      await gw.grpc.stopSandbox({ name: "changed" });
+      expect(existsSync(snapshot)).toBe(true);
+      await gw.grpc.deleteSandbox({ name: "changed" });
+      await waitFor(
+        () => !existsSync(dir),
+        60_000,
+        () => "the sandbox directory (with its snapshot) is still there",
+      );
     } finally {
       await watch.stop();
     }
