@@ -46,13 +46,18 @@ const config: KnipConfig = {
     },
     "packages/driver-docker": {
       // Not imported: kept beside the bundle (tsup `native`) for dockerode's ssh:// Docker hosts.
-      ignoreDependencies: ["ssh2"],
+      // The supervisor package's staging/stage-supervisor-bin.sh makes the directory mounted into
+      // containers (run by the CLI, which resolves the package from this one).
+      ignoreDependencies: ["ssh2", "@openshell/sandbox-supervisor"],
     },
     "packages/driver-vm": {
-      // runtime/lib/native-closure.mjs is run by path (stage-vm-runtime.sh, build-gateway-image.sh).
-      entry: ["runtime/**/*.mjs", "src/main.ts"],
       // Its supervisor bundle goes into the guest image (runtime/stage-vm-runtime.sh resolves it).
       ignoreDependencies: ["@openshell/sandbox-supervisor"],
+    },
+    "packages/sandbox-supervisor": {
+      // staging/native-closure.mjs is run by path (stage-supervisor-bin.sh, stage-vm-runtime.sh,
+      // build-gateway-image.sh).
+      entry: ["staging/*.mjs", "src/main.ts"],
     },
   },
 };

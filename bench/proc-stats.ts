@@ -18,3 +18,11 @@ export function cpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
 }
+
+/** Read and write system calls a process has made so far (/proc/<pid>/io syscr + syscw; needs root or the same user). */
+export function ioSyscalls(pid: number): number {
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  const field = (name: string) =>
+    Number(/^(\w+): (\d+)$/m.exec(io.split("\n").find((l) => l.startsWith(`${name}:`)) ?? "")?.[2] ?? 0);
+  return field("syscr") + field("syscw");
+}

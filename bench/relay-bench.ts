@@ -4,14 +4,17 @@
 //  2. warm ExecSandbox round trip of `true` (p50/p99 over 200) vs an ssh2 exec on an open connection
 //     to the same supervisor socket;
 //  3. 20 sandboxes x 5 concurrent relays, and gateway memory per idle supervisor session.
-// Usage: bash bench/run.sh relay-bench.ts [--mib 256] [--runs 5] [--sandboxes 20]
+//  Each bulk path also reports CPU ms per MiB of its processes (client side: ssh and its
+//  ProxyCommand; middle: the gateway, or the two forwarders; the supervisor), which moves far less
+//  with the host's load than throughput does.
+// Usage: bash bench/run.sh relay-bench.ts [--mib 256] [--runs 5] [--sandboxes 20] [--execs 200] [--tls]
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import net from "node:net";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
-import { makeStateDir, type RunningGateway } from "@openshell/testing/gateway-harness";
+import { type GatewayTls, makeStateDir, type RunningGateway } from "@openshell/testing/gateway-harness";
 import { isAlive } from "@openshell/testing/process";
 import {
   makeWorkdir,
@@ -21,8 +24,9 @@ import {
   supervisorPid,
   waitForPhase,
 } from "@openshell/testing/sandbox-harness";
+import { makeTestPki } from "@openshell/testing/test-pki";
 import { Client } from "ssh2";
-import { rssMiB } from "./proc-stats.js";
+import { cpuMs, ioSyscalls, rssMiB } from "./proc-stats.js";
 import { median, quantile } from "./stats.js";
 
 const { values } = parseArgs({
@@ -31,8 +35,12 @@ const { values } = parseArgs({
     runs: { type: "string", default: "5" },
     sandboxes: { type: "string", default: "20" },
     execs: { type: "string", default: "200" },
+    tls: { type: "boolean", default: false },
+    // e.g. `--paths relay` to profile the relay alone (NODE_OPTIONS=--cpu-prof); ratios need all three.
+    paths: { type: "string", default: "direct,relay,forwarders" },
   },
 });
+const PATHS = new Set(values.paths.split(","));
 const MIB = Number(values.mib);
 const RUNS = Number(values.runs);
 const SANDBOXES = Number(values.sandboxes);
@@ -45,7 +53,9 @@ const TCP_PROXY_COMMAND = resolve(import.meta.dirname, "..", "tcp-proxy-command.
  * The ceiling for this hop count: the same processes and loopback hops as the relay path
  * (ProxyCommand → TCP → forwarder → TCP → forwarder → Unix socket) with plain byte pipes, no HTTP/2.
  */
-async function startForwarderChain(socket: string): Promise<{ port: number; stop: () => void }> {
+async function startForwarderChain(
+  socket: string,
+): Promise<{ port: number; pids: number[]; stop: () => void }> {
   const start = (target: string) =>
     new Promise<{ port: number; child: ReturnType<typeof spawn> }>((ready, reject) => {
       const child = spawn(process.execPath, [TCP_FORWARDER, target], {
@@ -58,6 +68,7 @@ async function startForwarderChain(socket: string): Promise<{ port: number; stop
   const outer = await start(`127.0.0.1:${inner.port}`);
   return {
     port: outer.port,
+    pids: [inner.child.pid, outer.child.pid].filter((pid): pid is number => pid !== undefined),
     stop: () => {
       inner.child.kill();
       outer.child.kill();
@@ -76,21 +87,58 @@ function sshSocketOf(stateDir: string, id: string): string {
   return join(stateDir, "drv", "supervisors", `${id.slice(0, 8)}.sock`);
 }
 
-/** Seconds for `head -c N | ssh … 'cat >/dev/null'`, connection set-up included. */
-function timedBulk(sshArgs: string[]): Promise<number> {
-  return new Promise((resolveTime, reject) => {
+interface BulkRun {
+  mbPerSecond: number;
+  /** CPU ms per MiB moved: ssh with its ProxyCommand, the processes in the middle, the supervisor. */
+  clientCpu: number;
+  middleCpu: number;
+  supervisorCpu: number;
+  /** Read/write system calls per MiB of the middle processes and of the supervisor (load-independent). */
+  middleSyscalls: number;
+  supervisorSyscalls: number;
+}
+
+/**
+ * `head -c N | ssh … 'cat >/dev/null'`, connection set-up included: MB/s, and the CPU the client
+ * side (bash's `times` of its children: head, ssh and the ProxyCommand ssh reaps), the `middle`
+ * processes and the supervisor spent on it.
+ */
+function timedBulk(sshArgs: string[], middle: number[], supervisor: number): Promise<BulkRun> {
+  const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const syscallsOf = (pids: number[]) => pids.reduce((sum, pid) => sum + ioSyscalls(pid), 0);
+  return new Promise((resolveRun, reject) => {
+    const middleBefore = cpuOf(middle);
+    const supervisorBefore = cpuMs(supervisor);
+    const middleCallsBefore = syscallsOf(middle);
+    const supervisorCallsBefore = ioSyscalls(supervisor);
     const started = process.hrtime.bigint();
     const child = spawn(
       "bash",
       [
         "-c",
-        `head -c ${MIB}M /dev/zero | ssh ${sshArgs.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")} sandbox 'cat >/dev/null'`,
+        `head -c ${MIB}M /dev/zero | ssh ${sshArgs.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")} sandbox 'cat >/dev/null' && times`,
       ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      { stdio: ["ignore", "pipe", "inherit"] },
     );
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     child.on("exit", (code) => {
       if (code !== 0) return reject(new Error(`ssh exited ${code}`));
-      resolveTime(Number(process.hrtime.bigint() - started) / 1e9);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      // `times`: the shell's user/sys, then its children's, as "0m1.234s 0m0.567s".
+      const children = out.trim().split("\n").at(-1) ?? "";
+      const clientMs = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
+        (sum, m) => sum + (Number(m[1]) * 60 + Number(m[2])) * 1000,
+        0,
+      );
+      resolveRun({
+        mbPerSecond: (MIB * 1.048576) / seconds,
+        clientCpu: clientMs / MIB,
+        middleCpu: (cpuOf(middle) - middleBefore) / MIB,
+        supervisorCpu: (cpuMs(supervisor) - supervisorBefore) / MIB,
+        middleSyscalls: (syscallsOf(middle) - middleCallsBefore) / MIB,
+        supervisorSyscalls: (ioSyscalls(supervisor) - supervisorCallsBefore) / MIB,
+      });
     });
   });
 }
@@ -137,38 +185,61 @@ async function directExecRoundTrips(socket: string): Promise<number[]> {
 async function main() {
   const stateDir = makeStateDir();
   const workdir = makeWorkdir();
-  const gw = await startGatewayWithSupervisors({ stateDir, workdir });
+  let tls: GatewayTls | undefined;
+  if (values.tls) {
+    const pki = await makeTestPki(join(stateDir, "pki"));
+    tls = {
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      clientCa: pki.ca,
+      client: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    };
+  }
+  const gw = await startGatewayWithSupervisors({ stateDir, workdir, tls });
   const ids: string[] = [];
   try {
     console.log(
-      `# relay-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs  (${new Date().toISOString()})`,
+      `# relay-bench  node ${process.version}  ${MIB} MiB x ${RUNS} runs  gateway ${tls ? "TLS (mTLS)" : "h2c"}  (${new Date().toISOString()})`,
     );
     const id = (await gw.grpc.createSandbox({ spec: {}, name: "bench-0" })).sandbox!.id;
     ids.push(id);
     await waitForPhase(gw, "bench-0", SandboxPhase.READY, 60_000);
     const token = (await gw.grpc.createSshSession({ sandboxId: id })).token;
     const socket = sshSocketOf(stateDir, id);
+    const supervisor = supervisorPid(stateDir, id);
 
-    const direct: number[] = [];
-    const relayed: number[] = [];
-    const ceiling: number[] = [];
+    const direct: BulkRun[] = [];
+    const relayed: BulkRun[] = [];
+    const ceiling: BulkRun[] = [];
     const chain = await startForwarderChain(socket);
     try {
       for (let run = 0; run < RUNS; run++) {
-        direct.push((MIB * 1.048576) / (await timedBulk(directSshArgs(socket))));
-        relayed.push((MIB * 1.048576) / (await timedBulk(sshOptions(gw, id, token))));
-        ceiling.push((MIB * 1.048576) / (await timedBulk(forwarderSshArgs(chain.port))));
+        if (PATHS.has("direct")) direct.push(await timedBulk(directSshArgs(socket), [], supervisor));
+        if (PATHS.has("relay"))
+          relayed.push(await timedBulk(sshOptions(gw, id, token, tls?.client), [gw.pid], supervisor));
+        if (PATHS.has("forwarders"))
+          ceiling.push(await timedBulk(forwarderSshArgs(chain.port), chain.pids, supervisor));
       }
     } finally {
       chain.stop();
     }
-    console.log(`bulk direct to supervisor socket : ${fmt(direct, "MB/s")}`);
-    console.log(`bulk through gateway relay       : ${fmt(relayed, "MB/s")}`);
-    console.log(
-      `bulk through 2 plain forwarders  : ${fmt(ceiling, "MB/s")}  (same hops, no HTTP/2: the ceiling)`,
-    );
-    console.log(`ratio relay/direct (medians)     : ${(median(relayed) / median(direct)).toFixed(2)}`);
-    console.log(`ratio forwarders/direct          : ${(median(ceiling) / median(direct)).toFixed(2)}`);
+    const speed = (runs: BulkRun[]) => runs.map((r) => r.mbPerSecond);
+    const cpu = (runs: BulkRun[]) =>
+      `CPU ms/MiB: client ${median(runs.map((r) => r.clientCpu)).toFixed(2)}, middle ${median(runs.map((r) => r.middleCpu)).toFixed(2)}, supervisor ${median(runs.map((r) => r.supervisorCpu)).toFixed(2)}; syscalls/MiB: middle ${median(runs.map((r) => r.middleSyscalls)).toFixed(0)}, supervisor ${median(runs.map((r) => r.supervisorSyscalls)).toFixed(0)}`;
+    if (direct.length > 0)
+      console.log(`bulk direct to supervisor socket : ${fmt(speed(direct), "MB/s")}  ${cpu(direct)}`);
+    if (relayed.length > 0)
+      console.log(`bulk through gateway relay       : ${fmt(speed(relayed), "MB/s")}  ${cpu(relayed)}`);
+    if (ceiling.length > 0)
+      console.log(
+        `bulk through 2 plain forwarders  : ${fmt(speed(ceiling), "MB/s")}  ${cpu(ceiling)}  (same hops, no HTTP/2: the ceiling)`,
+      );
+    const ratio = (a: BulkRun[], b: BulkRun[]) => (median(speed(a)) / median(speed(b))).toFixed(2);
+    if (direct.length > 0 && relayed.length > 0 && ceiling.length > 0) {
+      console.log(`ratio relay/direct (medians)     : ${ratio(relayed, direct)}`);
+      console.log(`ratio forwarders/direct          : ${ratio(ceiling, direct)}`);
+      console.log(`ratio relay/forwarders (goal 0.9): ${ratio(relayed, ceiling)}`);
+    }
 
     const directExec = await directExecRoundTrips(socket);
     const gatewayExec = await execRoundTrips(gw, id);
@@ -208,15 +279,18 @@ async function main() {
     );
     for (const f of failed.slice(0, 3)) console.log(`  failure: ${(f as PromiseRejectedResult).reason}`);
   } finally {
-    await gw.stop("SIGTERM");
-    for (const sandboxId of ids) {
+    // Supervisors get SIGTERM first: one that exits cleanly writes its --cpu-prof profile.
+    const supervisors = ids.flatMap((sandboxId) => {
       try {
-        const pid = supervisorPid(stateDir, sandboxId);
-        if (isAlive(pid)) process.kill(pid, "SIGKILL");
+        return [supervisorPid(stateDir, sandboxId)];
       } catch {
-        // never started
+        return []; // never started
       }
-    }
+    });
+    for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGTERM");
+    await gw.stop("SIGTERM");
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
   }

@@ -1,12 +1,16 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, CliSandboxUser } from "@openshell/testing/cli-harness";
+import {
+  CLI,
+  CliSandboxUser,
+  checkSshConfig,
+  checkUploadDownload,
+  sha256,
+} from "@openshell/testing/cli-harness";
 import { freePort, waitFor } from "@openshell/testing/process";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-
-const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 /**
  * The `openshell` CLI end to end: the built binary, a local gateway it starts itself (VM driver,
@@ -237,18 +241,9 @@ describe("openshell CLI", () => {
   });
 
   it("ssh-config works with a real `ssh -F`", async () => {
-    const config = await user.run(["sandbox", "ssh-config", "first"]);
-    expect(config.code).toBe(0);
-    expect(config.stdout).toContain("Host openshell-first");
-    expect(config.stdout).toContain("ServerAliveInterval 15");
-    const file = join(user.root, "ssh_config");
-    writeFileSync(file, config.stdout);
-    const output = execFileSync("ssh", ["-F", file, "openshell-first", "echo via-ssh-config; id -un"], {
-      env: user.env,
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    expect(output).toBe("via-ssh-config\nsandbox\n");
+    const config = await checkSshConfig(user, "first", "via-ssh-config");
+    expect(config.text).toContain("Host openshell-first");
+    expect(config.text).toContain("ServerAliveInterval 15");
   });
 
   it("rsync over `ssh -F` with the ssh-config copies a tree into the sandbox", async () => {
@@ -278,14 +273,10 @@ describe("openshell CLI", () => {
   });
 
   it("upload honours .gitignore and download brings the same bytes back", async () => {
-    const local = mkdtempSync(join(user.root, "up-"));
-    mkdirSync(join(local, "sub"));
-    writeFileSync(join(local, "a.txt"), "alpha\n");
-    writeFileSync(join(local, "sub", "blob.bin"), randomBytes(3 * 1024 * 1024));
-    writeFileSync(join(local, "debug.log"), "ignored\n");
-    writeFileSync(join(local, ".gitignore"), "*.log\n");
-    const upload = await user.run(["sandbox", "upload", "first", local, "/sandbox/project"]);
-    expect(upload.code, upload.stderr).toBe(0);
+    const { back } = await checkUploadDownload(user, "first", {
+      blobBytes: 3 * 1024 * 1024,
+      extraFiles: { "debug.log": "ignored\n", ".gitignore": "*.log\n" },
+    });
     const listing = await user.run([
       "sandbox",
       "exec",
@@ -296,12 +287,6 @@ describe("openshell CLI", () => {
       "cd /sandbox/project && find . -type f | sort",
     ]);
     expect(listing.stdout.split("\n").filter(Boolean)).toEqual(["./.gitignore", "./a.txt", "./sub/blob.bin"]);
-
-    const back = join(user.root, "down");
-    const download = await user.run(["sandbox", "download", "first", "/sandbox/project", back]);
-    expect(download.code, download.stderr).toBe(0);
-    expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
-    expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
     expect(existsSync(join(back, "debug.log"))).toBe(false);
 
     const missing = await user.run(["sandbox", "download", "first", "/sandbox/nope", back]);

@@ -1,9 +1,12 @@
-import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
-import { CliSandboxUser } from "@openshell/testing/cli-harness";
+import {
+  CliSandboxUser,
+  checkSshConfig,
+  checkStopStartKeepsWorkspace,
+  checkUploadDownload,
+} from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import { importDebianSandboxImage } from "@openshell/testing/fake-kubernetes/sandbox-images";
 import { freePort, isAlive, waitFor } from "@openshell/testing/process";
@@ -21,8 +24,6 @@ const SANDBOX = "dock";
 const READY_TIMEOUT_S = "180";
 const MANAGED = "label=openshell.ai/managed-by=openshell";
 const isRoot = process.getuid?.() === 0;
-
-const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 let daemon: DockerDaemon | undefined;
 let user: CliSandboxUser;
@@ -161,30 +162,11 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
   });
 
   it("OpenSSH through `openshell ssh-proxy` (ssh-config)", async () => {
-    const config = await user.run(["sandbox", "ssh-config", SANDBOX]);
-    expect(config.code, config.stderr).toBe(0);
-    const file = join(user.root, "ssh_config");
-    writeFileSync(file, config.stdout);
-    const output = execFileSync("ssh", ["-F", file, `openshell-${SANDBOX}`, "echo via-ssh; id -un"], {
-      env: user.env,
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    expect(output).toBe("via-ssh\nsandbox\n");
+    await checkSshConfig(user, SANDBOX);
   });
 
   it("upload and download bring the same bytes back", async () => {
-    const local = mkdtempSync(join(user.root, "up-"));
-    mkdirSync(join(local, "sub"));
-    writeFileSync(join(local, "a.txt"), "alpha\n");
-    writeFileSync(join(local, "sub", "blob.bin"), randomBytes(1024 * 1024));
-    const upload = await user.run(["sandbox", "upload", SANDBOX, local, "/sandbox/project"]);
-    expect(upload.code, upload.stderr).toBe(0);
-    const back = join(user.root, "down");
-    const download = await user.run(["sandbox", "download", SANDBOX, "/sandbox/project", back]);
-    expect(download.code, download.stderr).toBe(0);
-    expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
-    expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
+    await checkUploadDownload(user, SANDBOX);
   });
 
   it("forward reaches a server inside the container, in the background, until stopped", async () => {
@@ -236,25 +218,7 @@ describe.skipIf(!isRoot)("sandboxes as Docker containers through the CLI (privat
 
   it("stop and start keep /sandbox; a gateway stopped and started again adopts the running container", async () => {
     const docker = daemon as DockerDaemon;
-    const wrote = await user.run([
-      "sandbox",
-      "exec",
-      SANDBOX,
-      "--",
-      "sh",
-      "-c",
-      "echo survived > /sandbox/kept.txt",
-    ]);
-    expect(wrote.code, wrote.stderr).toBe(0);
-    const stopped = await user.run(["sandbox", "stop", SANDBOX], { timeoutMs: 120_000 });
-    expect(stopped.code, stopped.stderr).toBe(0);
-    const got = JSON.parse((await user.run(["sandbox", "get", SANDBOX, "-o", "json"])).stdout);
-    expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
-    const started = await user.run(["sandbox", "start", SANDBOX], { timeoutMs: 240_000 });
-    expect(started.code, started.stderr).toBe(0);
-    expect((await user.run(["sandbox", "exec", SANDBOX, "--", "cat", "/sandbox/kept.txt"])).stdout).toBe(
-      "survived\n",
-    );
+    await checkStopStartKeepsWorkspace(user, SANDBOX, { stopTimeoutMs: 120_000, startTimeoutMs: 240_000 });
 
     const container = (
       await docker.docker(["inspect", "-f", "{{.Id}}", `openshell-${SANDBOX}`])

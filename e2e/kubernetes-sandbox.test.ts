@@ -1,11 +1,17 @@
-import { execFileSync, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateGatewayPki, writeGatewayPki } from "@openshell/bootstrap";
-import { CLI, CliSandboxUser, REPO } from "@openshell/testing/cli-harness";
+import {
+  CLI,
+  CliSandboxUser,
+  checkSshConfig,
+  checkStopStartKeepsWorkspace,
+  checkUploadDownload,
+  REPO,
+} from "@openshell/testing/cli-harness";
 import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import type { KubeObject } from "@openshell/testing/fake-kubernetes/api-server";
 import { type FakeCluster, startFakeCluster } from "@openshell/testing/fake-kubernetes/cluster";
@@ -42,8 +48,6 @@ const LOCAL_GATEWAY = "kube-local";
 const CLIENT_TLS_SECRET = "openshell-client-tls";
 /** Pod start on a loaded 2-core machine: image, init containers, the supervisor's Node start-up. */
 const READY_TIMEOUT_S = "240";
-
-const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 let daemon: DockerDaemon | undefined;
 let cluster: FakeCluster | undefined;
@@ -243,54 +247,20 @@ describe("sandboxes on Kubernetes through the CLI (FAKE cluster, real gateway, d
   });
 
   it("OpenSSH through `openshell ssh-proxy` (ssh-config)", async () => {
-    const config = await user.run(["sandbox", "ssh-config", SANDBOX]);
-    expect(config.code, config.stderr).toBe(0);
-    const file = join(user.root, "ssh_config");
-    writeFileSync(file, config.stdout);
-    const output = execFileSync("ssh", ["-F", file, `openshell-${SANDBOX}`, "echo via-ssh; id -un"], {
-      env: user.env,
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    expect(output).toBe("via-ssh\nsandbox\n");
+    await checkSshConfig(user, SANDBOX);
   });
 
   it("upload and download bring the same bytes back", async () => {
-    const local = mkdtempSync(join(user.root, "up-"));
-    mkdirSync(join(local, "sub"));
-    writeFileSync(join(local, "a.txt"), "alpha\n");
-    writeFileSync(join(local, "sub", "blob.bin"), randomBytes(1024 * 1024));
-    const upload = await user.run(["sandbox", "upload", SANDBOX, local, "/sandbox/project"]);
-    expect(upload.code, upload.stderr).toBe(0);
-    const back = join(user.root, "down");
-    const download = await user.run(["sandbox", "download", SANDBOX, "/sandbox/project", back]);
-    expect(download.code, download.stderr).toBe(0);
-    expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
-    expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
+    await checkUploadDownload(user, SANDBOX);
   });
 
   it("stop scales the pod away and start brings it back with /sandbox intact", async () => {
-    const wrote = await user.run([
-      "sandbox",
-      "exec",
-      SANDBOX,
-      "--",
-      "sh",
-      "-c",
-      "echo survived > /sandbox/kept.txt",
-    ]);
-    expect(wrote.code, wrote.stderr).toBe(0);
-    const stopped = await user.run(["sandbox", "stop", SANDBOX], { timeoutMs: 180_000 });
-    expect(stopped.code, stopped.stderr).toBe(0);
-    expect(resource("pods", SANDBOX)).toBeUndefined();
-    const got = JSON.parse((await user.run(["sandbox", "get", SANDBOX, "-o", "json"])).stdout);
-    expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
-
-    const started = await user.run(["sandbox", "start", SANDBOX], { timeoutMs: 300_000 });
-    expect(started.code, started.stderr).toBe(0);
+    const { started } = await checkStopStartKeepsWorkspace(user, SANDBOX, {
+      stopTimeoutMs: 180_000,
+      startTimeoutMs: 300_000,
+      whileStopped: () => expect(resource("pods", SANDBOX)).toBeUndefined(),
+    });
     expect(started.stderr).toContain(`Sandbox '${SANDBOX}' is ready`);
-    const read = await user.run(["sandbox", "exec", SANDBOX, "--", "cat", "/sandbox/kept.txt"]);
-    expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
   }, 320_000);
 
   it("a gateway killed and started again on its state adopts the running sandbox", async () => {

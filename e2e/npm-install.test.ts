@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -13,6 +14,7 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { type DockerDaemon, startDockerDaemon } from "@openshell/testing/docker-harness";
 import { findRepoRoot, freePort, isAlive, pidsOf, waitFor } from "@openshell/testing/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -35,6 +37,9 @@ const NODE_DIR = dirname(dirname(process.execPath));
 /** npm install runs install scripts (native modules), staging may build a guest image: minutes. */
 const INSTALL_TIMEOUT_MS = 600_000;
 const START_TIMEOUT_MS = 1_200_000;
+const isRoot = process.getuid?.() === 0;
+const MANAGED = "label=openshell.ai/managed-by=openshell";
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 interface Result {
   code: number;
@@ -106,6 +111,19 @@ async function ensureVerdaccio(): Promise<string> {
   return bin;
 }
 
+/**
+ * A sandbox image in `daemon`: the one a Docker test imported from the VM runtime, else that
+ * runtime's root filesystem imported here.
+ */
+async function localSandboxImage(daemon: DockerDaemon): Promise<string> {
+  const images = await daemon.docker(["images", "--format", "{{.Repository}}:{{.Tag}}", "openshell/sandbox"]);
+  const present = images.stdout.split("\n").find(Boolean);
+  if (present) return present;
+  const tag = "openshell/sandbox:npm-e2e";
+  await daemon.docker(["import", join(RUNTIME_DIR, "current", "rootfs.tar"), tag]);
+  return tag;
+}
+
 describe("npm install -g openshell from a registry, then a sandbox (no clone on PATH)", () => {
   const root = mkdtempSync("/tmp/osnpm-");
   const tarballs = join(root, "tarballs");
@@ -113,6 +131,26 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   const started: number[] = [];
   let registry = "";
   let verdaccioPid: number | undefined;
+  let daemon: DockerDaemon | undefined;
+  /** The plain install (u1), shared by the tests that need no install flags of their own. */
+  let plainInstall: Promise<{ prefix: string; home: string }> | undefined;
+  const installPlain = () => {
+    plainInstall ??= install("u1", []);
+    return plainInstall;
+  };
+  /** The private dockerd of the Docker tests, started by the first that needs it. */
+  let dockerStart: Promise<DockerDaemon> | undefined;
+  const privateDocker = () => {
+    dockerStart ??= startDockerDaemon({
+      runDir: "/run/openshell-npm-docker",
+      dataRoot: "/var/lib/openshell-npm-docker",
+      addressPool: "base=10.219.0.0/16,size=24",
+    }).then((started) => {
+      daemon = started;
+      return started;
+    });
+    return dockerStart;
+  };
 
   /** A user of the installed prefix: PATH = its bin, Node, the system; own XDG dirs; cwd outside the repo. */
   function userEnv(prefix: string, home: string): NodeJS.ProcessEnv {
@@ -169,8 +207,8 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     return run("openshell", args, { env: userEnv(user.prefix, user.home), cwd: user.home, timeoutMs });
   }
 
-  function gatewayPid(user: { home: string }): number | undefined {
-    const file = join(user.home, "d", "openshell", "gateways", "openshell", "gateway.pid");
+  function gatewayPid(user: { home: string }, name = "openshell"): number | undefined {
+    const file = join(user.home, "d", "openshell", "gateways", name, "gateway.pid");
     if (!existsSync(file)) return undefined;
     const pid = Number(readFileSync(file, "utf8").trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
@@ -241,8 +279,10 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   afterAll(async () => {
     // Gateways this test started (its CLI records their pids), then verdaccio: by pid only.
     for (const name of ["u1", "u2", "u3", "u4"]) {
-      const pid = gatewayPid({ home: join(root, name) });
-      if (pid !== undefined && isAlive(pid)) started.push(pid);
+      for (const gateway of ["openshell", "dock"]) {
+        const pid = gatewayPid({ home: join(root, name) }, gateway);
+        if (pid !== undefined && isAlive(pid)) started.push(pid);
+      }
     }
     for (const pid of started.reverse()) {
       if (!isAlive(pid)) continue;
@@ -252,13 +292,24 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       );
     }
     for (const pid of pidsOf(/^qemu-system/, root)) process.kill(pid, "SIGKILL");
+    if (daemon) {
+      const ids = (await daemon.docker(["ps", "-aq", "--filter", MANAGED])).stdout
+        .split("\n")
+        .filter(Boolean);
+      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
+      const volumes = (await daemon.docker(["volume", "ls", "-q", "--filter", MANAGED])).stdout
+        .split("\n")
+        .filter(Boolean);
+      if (volumes.length > 0) await daemon.docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+      await daemon.stop();
+    }
     rmSync(root, { recursive: true, force: true });
   }, 180_000);
 
   it(
     "installs, starts a gateway (staging the VM runtime if needed), runs a sandbox and stops",
     async () => {
-      const user = await install("u1", []);
+      const user = await installPlain();
       const modules = join(user.prefix, "lib", "node_modules", "openshell");
       expect(
         existsSync(join(modules, "node_modules", "@openshell", "gateway", "dist", "openshell-gateway.js")),
@@ -304,6 +355,66 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     2 * START_TIMEOUT_MS,
   );
 
+  it.skipIf(!isRoot)(
+    "the same install runs sandboxes as Docker containers: the supervisor staged from the installed package",
+    async () => {
+      const user = await installPlain();
+      const daemon = await privateDocker();
+      // The default image is imported from the VM runtime on first use: drop what older runs left.
+      const old = (await daemon.docker(["images", "-q", "openshell/sandbox"])).stdout
+        .split("\n")
+        .filter(Boolean);
+      if (old.length > 0) await daemon.docker(["rmi", "-f", ...new Set(old)], { allowFailure: true });
+      const dockerEnv = {
+        ...userEnv(user.prefix, user.home),
+        DOCKER_HOST: daemon.host,
+        OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
+      };
+      const openshellDocker = (args: string[], timeoutMs = 240_000) =>
+        run("openshell", args, { env: dockerEnv, cwd: user.home, timeoutMs });
+      const port = await freePort();
+      const start = expectOk(
+        await openshellDocker(
+          ["gateway", "start", "--name", "dock", "--driver", "docker", "--port", String(port)],
+          START_TIMEOUT_MS,
+        ),
+        "openshell gateway start --driver docker",
+      );
+      console.info(`openshell gateway start --driver docker:\n${start.stderr}`);
+      const pid = gatewayPid(user, "dock");
+      expect(pid, start.stderr).toBeDefined();
+      if (pid) started.push(pid);
+
+      // The directory mounted into containers holds the installed supervisor package's bundle.
+      const modules = join(user.prefix, "lib", "node_modules", "openshell", "node_modules", "@openshell");
+      const staged = join(user.home, "d", "openshell", "gateways", "dock", "supervisor-bin");
+      expect(sha256(join(staged, "openshell-sandbox.js"))).toBe(
+        sha256(join(modules, "sandbox-supervisor", "dist", "openshell-sandbox.js")),
+      );
+
+      const create = expectOk(
+        await openshellDocker(["sandbox", "create", "--no-keep", "--", "echo", "ok"], START_TIMEOUT_MS),
+        "openshell sandbox create --no-keep -- echo ok (Docker)",
+      );
+      expect(create.stdout).toContain("ok");
+      const gatewayLog = readFileSync(
+        join(user.home, "d", "openshell", "gateways", "dock", "logs", "gateway.log"),
+        "utf8",
+      );
+      expect(gatewayLog).toContain(`"supervisor_version":"${VERSION}"`);
+      expect(gatewayLog).not.toContain("SupervisorVersionMismatch");
+      const left = (await daemon.docker(["ps", "-aq", "--filter", MANAGED])).stdout.trim();
+      expect(left, "--no-keep deletes the container").toBe("");
+
+      expectOk(
+        await openshellDocker(["gateway", "stop", "--name", "dock"], 180_000),
+        "openshell gateway stop",
+      );
+      expect(pid !== undefined && isAlive(pid)).toBe(false);
+    },
+    2 * START_TIMEOUT_MS,
+  );
+
   it(
     "installs with --omit=optional; without the optional native parts the gateway still starts",
     async () => {
@@ -341,7 +452,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
   );
 
   it(
-    "installs without a compiler: node-pty is skipped, the CLI works, and gateway start says what to install",
+    "installs without a compiler: node-pty is skipped, the CLI works, gateway start says what to install, and with a Docker daemon and an image it starts with Docker instead (sandboxes without terminals)",
     async () => {
       // CC/CXX that always fail: every native build (node-pty, ssh2's crypto, cpu-features) fails.
       const user = await install("u3", [], { CC: "/bin/false", CXX: "/bin/false" });
@@ -358,8 +469,54 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       expect(start.stderr).toContain("node-pty is not installed beside the supervisor");
       expect(start.stderr).toContain("apt-get install -y build-essential python3");
       expect(gatewayPid(user)).toBeUndefined();
+      if (!isRoot) return;
+
+      // No VM runtime can be staged here, but Docker answers: the error says so, and given an image
+      // (the Docker driver's default one is the VM runtime's root filesystem) the gateway starts
+      // with Docker instead.
+      const daemon = await privateDocker();
+      const dockerEnv = {
+        ...userEnv(user.prefix, user.home),
+        DOCKER_HOST: daemon.host,
+        OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
+      };
+      const openshellDocker = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+        run("openshell", args, { env: { ...dockerEnv, ...extra }, cwd: user.home, timeoutMs: 240_000 });
+      const byDefault = await openshellDocker(["gateway", "start", "--port", String(await freePort())]);
+      expect(byDefault.code, byDefault.stderr).not.toBe(0);
+      expect(byDefault.stderr).toContain("node-pty is not installed beside the supervisor");
+      expect(byDefault.stderr).toContain(`Docker answers at ${daemon.host}`);
+      expect(byDefault.stderr).toContain("OPENSHELL_SANDBOX_IMAGE=");
+
+      const image = await localSandboxImage(daemon);
+      const fallback = await openshellDocker(
+        ["gateway", "start", "--name", "dock", "--port", String(await freePort())],
+        { OPENSHELL_SANDBOX_IMAGE: image },
+      );
+      expect(fallback.code, fallback.stderr).toBe(0);
+      expect(fallback.stderr).toContain("the VM runtime cannot be staged here");
+      // The supervisor for containers is staged without node-pty, and the user is told what it costs.
+      expect(fallback.stderr).toContain("sandboxes get no terminals");
+      const pid = gatewayPid(user, "dock");
+      if (pid) started.push(pid);
+      const info = JSON.parse(
+        (await openshellDocker(["gateway", "info", "--name", "dock", "-o", "json"])).stdout,
+      );
+      expect(info.driver).toBe("docker");
+      expect(info.driver_reason).toContain(
+        `Docker at ${daemon.host} answers: sandboxes are containers of ${image}`,
+      );
+      const create = await openshellDocker(["sandbox", "create", "--name", "nopty", "--", "echo", "ok"]);
+      expect(create.code, create.stderr).toBe(0);
+      expect(create.stdout).toContain("ok");
+      // Only terminals are missing, and asking for one says why and what to do instead.
+      const tty = await openshellDocker(["sandbox", "exec", "--tty", "nopty", "--", "true"]);
+      expect(tty.code).not.toBe(0);
+      expect(tty.stdout + tty.stderr).toContain("this sandbox has no terminals");
+      expectOk(await openshellDocker(["sandbox", "delete", "nopty"]), "openshell sandbox delete");
+      expectOk(await openshellDocker(["gateway", "stop", "--name", "dock"]), "openshell gateway stop");
     },
-    INSTALL_TIMEOUT_MS,
+    2 * START_TIMEOUT_MS,
   );
 
   it(

@@ -44,7 +44,7 @@ K8S_DRIVER_BUNDLE=$REPO_ROOT/packages/driver-kubernetes/dist/openshell-driver-ku
 # The supervisor for Kubernetes sandbox pods: staged self-contained into the image's
 # /opt/openshell/bin, which each pod's init container copies (the image is the supervisor image).
 SUPERVISOR_BUNDLE=$REPO_ROOT/packages/sandbox-supervisor/dist/openshell-sandbox.js
-SUPERVISOR_STAGE=$REPO_ROOT/packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh
+SUPERVISOR_STAGE=$REPO_ROOT/packages/sandbox-supervisor/staging/stage-supervisor-bin.sh
 # Externals of the gateway bundle (packages/gateway/tsup.config.ts); cpu-features comes in as an
 # optional dependency of ssh2.
 NATIVE_DEPS=(better-sqlite3 ssh2)
@@ -118,7 +118,7 @@ for f in vmlinuz initrd.img rootfs.qcow2; do
 done
 
 STEP="resolving the gateway's native modules"
-native_list=$("$NODE_BIN" "$REPO_ROOT/packages/driver-vm/runtime/lib/native-closure.mjs" "$GATEWAY_PKG" "${NATIVE_DEPS[@]}") ||
+native_list=$("$NODE_BIN" "$REPO_ROOT/packages/sandbox-supervisor/staging/native-closure.mjs" "$GATEWAY_PKG" "${NATIVE_DEPS[@]}") ||
   die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $GATEWAY_PKG; $SETUP_HINT"
 for dep in "${NATIVE_EXPECTED[@]}"; do
   grep -q "^$dep"$'\t' <<<"$native_list" || die "$dep is not installed (needed beside the gateway bundle); $SETUP_HINT"
@@ -159,7 +159,7 @@ CONTENT_HASH=$(
     echo "from $FROM_IMAGE"
     echo "dockerfile $(sha "$DOCKER_DIR/Dockerfile")"
     echo "healthcheck $(sha "$DOCKER_DIR/openshell-healthcheck")"
-    echo "script $(sha "${BASH_SOURCE[0]}" "$REPO_ROOT/packages/driver-vm/runtime/lib/native-closure.mjs" "$REPO_ROOT/packages/driver-vm/runtime/lib/build-child.sh" | tr '\n' ' ')"
+    echo "script $(sha "${BASH_SOURCE[0]}" "$REPO_ROOT/packages/sandbox-supervisor/staging/native-closure.mjs" "$REPO_ROOT/packages/driver-vm/runtime/lib/build-child.sh" | tr '\n' ' ')"
     echo "gateway $(sha "$GATEWAY_BUNDLE")"
     echo "migrations $(cd "$MIGRATIONS_DIR" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)"
     echo "driver-vm $(sha "$DRIVER_BUNDLE")"

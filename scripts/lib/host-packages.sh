@@ -6,12 +6,14 @@
 # (the CLI's completion scripts are checked by the real shells), and kubectl (kubernetes-client: e2e/kustomize-render.test.ts
 # renders deploy/kubernetes offline; any kubectl will do, and Debian's is installed only when there is none, since
 # other packages that ship /usr/bin/kubectl conflict with it), patchelf, iproute2 and nftables (the Kubernetes
-# sandbox pods' self-contained supervisor directory: packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh).
+# sandbox pods' self-contained supervisor directory: packages/sandbox-supervisor/staging/stage-supervisor-bin.sh),
+# runsc (gVisor, one binary, registered only in the private test daemons: packages/driver-docker/test/docker-policy.test.ts
+# checks that sandboxes fail closed under it).
 # Idempotent: apt runs only when something is missing.
 
 OPENSHELL_HOST_PACKAGES=(openssh-client openssh-sftp-server rsync openssl
   qemu-system-x86 qemu-utils mmdebstrap busybox-static kmod cpio e2fsprogs lz4 docker.io
-  zsh fish gcc libc6-dev patchelf iproute2 nftables)
+  zsh fish gcc libc6-dev patchelf iproute2 nftables runsc)
 
 ensure_host_packages() {
   local missing=()

@@ -2,7 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
-import { chooseDriver, type KvmProbe } from "./driver-choice.js";
+import { chooseDriver, type DriverChoice, dockerDaemonAnswers, type KvmProbe } from "./driver-choice.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
@@ -73,9 +73,11 @@ export async function ensureLocalGateway(
 
   const port = options.port ?? (options.recreate ? undefined : stored?.gateway_port) ?? defaultPort(env);
   const plaintext = options.plaintext ?? (!options.recreate && stored?.auth_mode === "plaintext");
-  const requested = options.driver ?? (options.recreate ? undefined : stored?.driver) ?? "vm";
-  const chosen = requested === "auto" ? await chooseDriver(output, env, options.kvmProbe) : undefined;
-  const driver = chosen?.driver ?? requested;
+  const storedDriver = options.recreate ? undefined : stored?.driver;
+  const requested = options.driver ?? storedDriver ?? "vm";
+  let chosen: DriverChoice | undefined =
+    requested === "auto" ? await chooseDriver(output, env, { kvm: options.kvmProbe }) : undefined;
+  let driver = chosen?.driver ?? requested;
   await assertPortFree(port);
 
   const pki = plaintext ? undefined : await ensureGatewayPki(layout.pkiDir, { gatewayName: options.name });
@@ -84,7 +86,15 @@ export async function ensureLocalGateway(
       pki.created ? "• Generated the gateway's CA and certificates" : "• Reusing existing TLS certificates",
     );
   const launch = findGatewayBinary(env);
-  if (driver === "vm") await ensureVmRuntimeStaged(output, env);
+  if (driver === "vm") {
+    const vmByDefault = options.driver === undefined && storedDriver === undefined;
+    const fallback = await stageVmRuntimeOrFallBackToDocker(output, env, vmByDefault);
+    if (fallback) {
+      output.note(`• ${fallback.reason}`);
+      chosen = fallback;
+      driver = fallback.driver;
+    }
+  }
   const driverEnv: Record<string, string> = {};
   if (driver === "docker") {
     if (!env.OPENSHELL_SANDBOX_IMAGE) Object.assign(driverEnv, await defaultDockerImage(output, env));
@@ -145,6 +155,41 @@ export async function ensureLocalGateway(
 }
 
 /**
+ * Stages the VM runtime. When that cannot be done here, the VM driver was only the default and a
+ * Docker daemon answers: with OPENSHELL_SANDBOX_IMAGE set (the Docker driver's default image is
+ * this runtime's root filesystem) the gateway starts with Docker instead; without it, the error
+ * says how to.
+ */
+async function stageVmRuntimeOrFallBackToDocker(
+  output: BootstrapInputs["progress"],
+  env: NodeJS.ProcessEnv,
+  vmByDefault: boolean,
+): Promise<DriverChoice | undefined> {
+  try {
+    await ensureVmRuntimeStaged(output, env);
+    return undefined;
+  } catch (error) {
+    const cause = OpenShellError.from(error);
+    if (!vmByDefault || cause.code !== "failed_precondition") throw error;
+    const dockerUp = await dockerDaemonAnswers(env).then(
+      () => true,
+      () => false,
+    );
+    if (!dockerUp) throw error;
+    const docker = env.DOCKER_HOST || "/var/run/docker.sock";
+    if (env.OPENSHELL_SANDBOX_IMAGE)
+      return {
+        driver: "docker",
+        reason: `the VM runtime cannot be staged here (${cause.message.split("\n")[0]}); Docker at ${docker} answers: sandboxes are containers of ${env.OPENSHELL_SANDBOX_IMAGE}`,
+      };
+    throw new OpenShellError(
+      cause.code,
+      `${cause.message}\nDocker answers at ${docker}: sandboxes can run as containers instead: OPENSHELL_SANDBOX_IMAGE=<a local image with a glibc userland and the 'sandbox' user> openshell gateway start (or --driver docker)`,
+    );
+  }
+}
+
+/**
  * The Docker driver's default sandbox image: the VM runtime's root filesystem (one recipe, two
  * targets), `openshell/sandbox:<runtime key>`, which the driver imports from the runtime's
  * `rootfs.tar` when the daemon lacks it. OPENSHELL_SANDBOX_IMAGE replaces it.
@@ -153,12 +198,23 @@ async function defaultDockerImage(
   output: BootstrapInputs["progress"],
   env: NodeJS.ProcessEnv,
 ): Promise<Record<string, string>> {
-  const runtime = await ensureVmRuntimeStaged(output, env);
+  const otherImage =
+    "or set OPENSHELL_SANDBOX_IMAGE to a local image with a glibc userland and the 'sandbox' user (uid 10001)";
+  let runtime: string | undefined;
+  try {
+    runtime = await ensureVmRuntimeStaged(output, env);
+  } catch (error) {
+    const cause = OpenShellError.from(error);
+    throw new OpenShellError(
+      cause.code,
+      `the Docker driver's default image is the VM runtime's root filesystem, which cannot be staged here; ${otherImage}.\n${cause.message}`,
+    );
+  }
   const archive = runtime && join(runtime, "rootfs.tar");
   if (!runtime || !archive || !existsSync(archive)) {
     throw new OpenShellError(
       "failed_precondition",
-      `the Docker driver's default image is the VM runtime's root filesystem, and ${runtime ? `${runtime} has no rootfs.tar (staged by an older version: restage it)` : "the VM runtime could not be staged"}; or set OPENSHELL_SANDBOX_IMAGE to a local image with a glibc userland and the 'sandbox' user (uid 10001)`,
+      `the Docker driver's default image is the VM runtime's root filesystem, and ${runtime ? `${runtime} has no rootfs.tar (staged by an older version: restage it)` : "the VM runtime could not be staged"}; ${otherImage}`,
     );
   }
   return {

@@ -40,13 +40,21 @@ describe("relay frame encoding", () => {
 
   it("splits a chunk into frames of at most RELAY_FRAME_BYTES that decode back to it", () => {
     const chunk = Buffer.from(Array.from({ length: 2 * RELAY_FRAME_BYTES + 5 }, (_, i) => i % 251));
-    const frames = encodeDataFrames(chunk);
-    expect(frames).toHaveLength(3);
-    const decoded = new RelayFrameDecoder().push(Buffer.concat(frames));
+    const encoded = encodeDataFrames(chunk);
+    const decoded = new RelayFrameDecoder().push(encoded);
     expect(decoded.map((f) => dataOf(f)?.length)).toEqual([RELAY_FRAME_BYTES, RELAY_FRAME_BYTES, 5]);
     expect(Buffer.concat(decoded.map((f) => dataOf(f) ?? Buffer.alloc(0)))).toEqual(chunk);
-    expect(encodeDataFrames(Buffer.alloc(0))).toEqual([]);
-    expect(encodeDataFrames(Buffer.alloc(RELAY_FRAME_BYTES))).toHaveLength(1);
+    // The same bytes as frame-by-frame encoding: the wire is unchanged.
+    expect(encoded).toEqual(
+      Buffer.concat([
+        encodeDataFrame(chunk.subarray(0, RELAY_FRAME_BYTES)),
+        encodeDataFrame(chunk.subarray(RELAY_FRAME_BYTES, 2 * RELAY_FRAME_BYTES)),
+        encodeDataFrame(chunk.subarray(2 * RELAY_FRAME_BYTES)),
+      ]),
+    );
+    expect(encodeDataFrames(Buffer.alloc(0))).toHaveLength(0);
+    expect(new RelayFrameDecoder().push(encodeDataFrames(Buffer.alloc(RELAY_FRAME_BYTES)))).toHaveLength(1);
+    expect(new RelayFrameDecoder().push(encodeDataFrames(Buffer.alloc(100)))).toHaveLength(1);
   });
 });
 

@@ -21,6 +21,7 @@ import {
   workspaceVolumeName,
 } from "./container-spec.js";
 import { dockerMessage, dockerStatus } from "./docker-connection.js";
+import { DockerEventCursor, daemonTimeNano } from "./event-cursor.js";
 import {
   type ContainerObservation,
   EVENT_SOURCE,
@@ -43,6 +44,12 @@ interface SandboxRecord {
   name: string;
   condition: SandboxCondition;
   deleting: boolean;
+  /**
+   * Until create has made and started the container (for good when create failed): what Docker
+   * reports about the container meanwhile, or late (an inspect answered after a failed create's
+   * cleanup, the removal of its own container), is not the sandbox's state; provision() says it.
+   */
+  provisioning: boolean;
 }
 
 const WATCH_RETRY_MS = 1_000;
@@ -65,7 +72,7 @@ export class DockerDriver {
   private readonly sandboxes = new Map<string, SandboxRecord>();
   private readonly stopped: Set<string>;
   private events: Readable | undefined;
-  private since = 0;
+  private cursor = new DockerEventCursor(0n);
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
 
@@ -75,7 +82,7 @@ export class DockerDriver {
   }
 
   async load(): Promise<void> {
-    this.since = Math.floor(Date.now() / 1000);
+    this.cursor = new DockerEventCursor(daemonTimeNano((await this.docker.info()).SystemTime));
     await this.relist();
     await this.watchEvents();
     this.options.logger.info({ sandboxes: this.sandboxes.size }, "adopted existing sandbox containers");
@@ -168,6 +175,7 @@ export class DockerDriver {
       name: sandbox.name,
       condition: { kind: "provisioning", message: "preparing the image and the workspace volume" },
       deleting: false,
+      provisioning: true,
     };
     this.sandboxes.set(sandbox.id, record);
     this.stopped.delete(sandbox.id);
@@ -213,6 +221,7 @@ export class DockerDriver {
       step = "starting the container failed";
       await container.start();
       deletedMeanwhile();
+      record.provisioning = false;
       await this.refresh(container.id);
     } catch (error) {
       const deleted = error instanceof DeletedMeanwhile;
@@ -228,6 +237,11 @@ export class DockerDriver {
       this.publish(record);
       this.hub.platformEvent(sandbox.id, "Warning", "CreateFailed", message);
     }
+  }
+
+  /** Whether what Docker says of the sandbox's container is not the sandbox's state (being created or deleted). */
+  private notContainerState(record: SandboxRecord): boolean {
+    return record.deleting || record.provisioning;
   }
 
   /** The image, imported (the default one, from its archive) or pulled when the daemon lacks it, with progress events. */
@@ -395,16 +409,17 @@ export class DockerDriver {
       name: container.sandboxName,
       condition: { kind: "provisioning", message: "" },
       deleting: false,
+      provisioning: false,
     };
     this.sandboxes.set(record.id, record);
-    if (record.deleting) return;
+    if (this.notContainerState(record)) return;
     record.condition = { kind: "container", container, wantedStopped: this.stopped.has(record.id) };
     this.publish(record);
   }
 
   /** Its container was removed by someone else: the sandbox cannot come back. */
   private lost(record: SandboxRecord): void {
-    if (record.deleting) return;
+    if (this.notContainerState(record)) return;
     record.condition = {
       kind: "failed",
       reason: "ContainerRemoved",
@@ -415,7 +430,7 @@ export class DockerDriver {
 
   private async watchEvents(): Promise<void> {
     const stream = (await this.docker.getEvents({
-      since: this.since,
+      since: this.cursor.since(),
       filters: { type: ["container"], label: this.ownLabels },
     })) as unknown as Readable;
     this.events = stream;
@@ -452,7 +467,6 @@ export class DockerDriver {
   private onEvent(line: string): void {
     let event: {
       Action?: string;
-      time?: number;
       Actor?: { ID?: string; Attributes?: Record<string, string> };
     };
     try {
@@ -460,7 +474,9 @@ export class DockerDriver {
     } catch {
       return;
     }
-    if (typeof event.time === "number") this.since = event.time;
+    // timeNano exceeds a double's integer precision: read it from the text.
+    const timeNano = /"timeNano":(\d+)\}$/.exec(line)?.[1];
+    if (!this.cursor.accept(timeNano === undefined ? undefined : BigInt(timeNano))) return;
     const action = event.Action ?? "";
     const containerId = event.Actor?.ID;
     const sandboxId = event.Actor?.Attributes?.[LABEL_SANDBOX_ID];

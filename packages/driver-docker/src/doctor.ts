@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { OpenShellError, parseFlags } from "@openshell/core";
 import { connectDocker } from "./docker-connection.js";
 import { DOCKER_DRIVER_FLAGS } from "./docker-flags.js";
@@ -42,9 +43,13 @@ export async function doctor(argv: string[]): Promise<number> {
         `runtime: ${wanted} is not one of the daemon's runtimes (${runtimes.join(", ")}); install it and register it under "runtimes" in /etc/docker/daemon.json, or drop --runtime`,
       );
     } else {
-      lines.push(
-        `ok   runtime: ${wanted ?? info.DefaultRuntime ?? "runc"} (available: ${runtimes.join(", ") || "?"})`,
-      );
+      const name = wanted ?? info.DefaultRuntime ?? "runc";
+      lines.push(`ok   runtime: ${name} (available: ${runtimes.join(", ") || "?"})`);
+      const path = (info.Runtimes?.[name] as { path?: unknown } | undefined)?.path;
+      if (name === "runsc" || (typeof path === "string" && basename(path) === "runsc"))
+        lines.push(
+          `warn runtime: ${name} is gVisor: the supervisor cannot build the sandbox's network namespace under it (Debian 12's runsc: no veth, nftables or netns mounts; with its default sandbox network it refuses the container on kernels whose every netns has net.core.rmem_default), so sandboxes fail closed and go to ERROR with the reason; use runc (drop --runtime)`,
+        );
     }
     if ((info.SecurityOptions ?? []).some((o) => o.includes("name=rootless"))) {
       fail(

@@ -38,7 +38,7 @@ function parseOptions(values: DockerFlags) {
   if (!supervisorBin) {
     throw new OpenShellError(
       "config_invalid",
-      "--supervisor-bin (OPENSHELL_SUPERVISOR_BIN_DIR) is required: a directory staged by packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh",
+      "--supervisor-bin (OPENSHELL_SUPERVISOR_BIN_DIR) is required: a directory staged by packages/sandbox-supervisor/staging/stage-supervisor-bin.sh",
     );
   }
   const [ca, cert, key] = tlsFiles;

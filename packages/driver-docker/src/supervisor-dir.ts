@@ -24,7 +24,7 @@ export function prepareSupervisorDir(staged: string, stateDir: string): string {
   if (!existsSync(join(staged, "openshell-sandbox"))) {
     throw new OpenShellError(
       "failed_precondition",
-      `--supervisor-bin '${staged}' holds no openshell-sandbox: stage it with packages/driver-kubernetes/supervisor/stage-supervisor-bin.sh DIR (the gateway image has it in /opt/openshell/bin)`,
+      `--supervisor-bin '${staged}' holds no openshell-sandbox: stage it with packages/sandbox-supervisor/staging/stage-supervisor-bin.sh DIR (the gateway image has it in /opt/openshell/bin)`,
     );
   }
   const hash = createHash("sha256");

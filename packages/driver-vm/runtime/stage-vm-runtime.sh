@@ -197,7 +197,8 @@ KEY=$(
   {
     echo "openshell-vm-runtime 1"
     (cd "$SCRIPT_DIR" && sha256sum "${INPUT_FILES[@]}")
-    (cd "$LIB_DIR" && sha256sum native-closure.mjs build-child.sh)
+    (cd "$LIB_DIR" && sha256sum build-child.sh)
+    (cd "$SUPERVISOR_PKG_DIR/staging" && sha256sum native-closure.mjs)
     (cd "$LAUNCHER_DIR" && sha256sum openshell-launch.c build.sh)
     echo "supervisor $SUPERVISOR_SHA"
     echo "native $NATIVE_VERSIONS"
@@ -415,7 +416,7 @@ install -m 0755 /bin/busybox "$OPT/bin/busybox" # poweroff -f for the init (minb
 # from the supervisor package the way Node does it from each package's real (pnpm) path, copied
 # flat into /opt/openshell/bin/node_modules with cp -rL.
 STEP="resolving the supervisor's native modules"
-native_list=$("$NODE_BIN" "$LIB_DIR/native-closure.mjs" "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}") ||
+native_list=$("$NODE_BIN" "$SUPERVISOR_PKG_DIR/staging/native-closure.mjs" "$SUPERVISOR_PKG_DIR" "${NATIVE_DEPS[@]}") ||
   die "cannot resolve the native modules ${NATIVE_DEPS[*]} from $SUPERVISOR_PKG_DIR"
 STEP="copying the supervisor's native modules"
 native_names=()

@@ -11,7 +11,7 @@ const NATIVE = ["ssh2", "node-pty"];
 
 /**
  * A second clone of the same commit at another path, holding what the staging key reads: the
- * runtime scripts (with runtime/lib), the supervisor bundle, the launcher's source, the driver's
+ * runtime scripts (with runtime/lib), the supervisor bundle and staging helper, the launcher's source, the driver's
  * link to the supervisor package and the supervisor's native modules laid out as pnpm does
  * (package symlinks into node_modules/.pnpm, relative to the clone).
  */
@@ -21,6 +21,7 @@ function cloneKeyInputs(to: string): void {
     join(SUPERVISOR, "dist", "openshell-sandbox.js"),
     join(SUPERVISOR, "native", "openshell-launch.c"),
     join(SUPERVISOR, "native", "build.sh"),
+    join(SUPERVISOR, "staging", "native-closure.mjs"),
     join(SUPERVISOR, "package.json"),
   ]) {
     cpSync(join(REPO, path), join(to, path), { recursive: true });
@@ -62,6 +63,7 @@ function npmInstallKeyInputs(prefix: string): string {
     "dist/openshell-sandbox.js",
     "native/openshell-launch.c",
     "native/build.sh",
+    "staging/native-closure.mjs",
     "package.json",
   ])
     cpSync(join(REPO, SUPERVISOR, path), join(supervisor, path));

@@ -18,7 +18,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 /** What the supervisor's SSH server logs for every connection it accepts. */
-const SSH_ACCEPTED = "SSH connection accepted on supervisor Unix socket";
+const SSH_ACCEPTED = "SSH connection accepted";
 /** The gateway's caps (sessions/sandbox-exec-connections.ts DEFAULT_EXEC_CONNECTION_LIMITS). */
 const CONNECTIONS_PER_SANDBOX = 3;
 const RUNNING_PER_SANDBOX = 3 * 10;

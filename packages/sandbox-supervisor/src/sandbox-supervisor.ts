@@ -118,11 +118,12 @@ export class SandboxSupervisor {
       isolated ? this.startNetwork() : undefined,
       this.startSshServer(isolated ? SandboxNetwork.defaultChildEnvironment() : {}),
     ]);
-    if (this.stopping.signal.aborted || !this.sshServer) return;
+    const sshServer = this.sshServer;
+    if (this.stopping.signal.aborted || !sshServer) return;
     if (isolated) {
       // Fail closed: the installed policy's confinement is checked (`openshell-launch --check`)
       // before the sandbox can be Ready; a sandbox where no child could run goes to ERROR instead.
-      const problem = await this.sshServer.confinementProblem();
+      const problem = await sshServer.confinementProblem();
       if (problem) this.platformSandboxUnavailable(problem);
     }
     this.session = new SupervisorSession({
@@ -131,7 +132,7 @@ export class SandboxSupervisor {
       supervisorToken: config.supervisorToken,
       tls: config.tls,
       keepalive: config.keepalive,
-      sshSocketPath: config.sshSocketPath,
+      connectSsh: () => sshServer.connectInProcess(),
       logger,
       connection,
       onConnection: (live) => {
@@ -145,7 +146,7 @@ export class SandboxSupervisor {
     configSync.start();
     this.session.start();
     // §3.3 step 14: the workload, after the session task, confined like every SSH child.
-    this.workloadStart = this.startWorkload(this.sshServer);
+    this.workloadStart = this.startWorkload(sshServer);
     await this.workloadStart;
   }
 

@@ -1,7 +1,9 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { expect } from "vitest";
 import { findRepoRoot, isAlive, pidsOf } from "./process.js";
 
 export const REPO = findRepoRoot(import.meta.dirname);
@@ -128,3 +130,85 @@ export class CliSandboxUser {
     rmSync(this.root, { recursive: true, force: true });
   }
 }
+
+/**
+ * The steps every driver's CLI flow shares, as a user runs them against a READY sandbox. Each
+ * asserts what the user must see.
+ */
+
+/** `sandbox ssh-config` written to `<root>/ssh_config`, then OpenSSH with it runs `echo MARKER; id -un`. */
+export async function checkSshConfig(
+  user: CliSandboxUser,
+  sandbox: string,
+  marker = "via-ssh",
+): Promise<{ file: string; text: string }> {
+  const config = await user.run(["sandbox", "ssh-config", sandbox]);
+  expect(config.code, config.stderr).toBe(0);
+  const file = join(user.root, "ssh_config");
+  writeFileSync(file, config.stdout);
+  const output = execFileSync("ssh", ["-F", file, `openshell-${sandbox}`, `echo ${marker}; id -un`], {
+    env: user.env,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  expect(output).toBe(`${marker}\nsandbox\n`);
+  return { file, text: config.stdout };
+}
+
+/**
+ * A tree (`a.txt`, `sub/blob.bin` of `blobBytes` random bytes, and `extraFiles`) uploaded to
+ * /sandbox/project and downloaded again into `<root>/down`: the same bytes come back.
+ */
+export async function checkUploadDownload(
+  user: CliSandboxUser,
+  sandbox: string,
+  options: { blobBytes?: number; extraFiles?: Record<string, string> } = {},
+): Promise<{ local: string; back: string }> {
+  const local = mkdtempSync(join(user.root, "up-"));
+  mkdirSync(join(local, "sub"));
+  writeFileSync(join(local, "a.txt"), "alpha\n");
+  writeFileSync(join(local, "sub", "blob.bin"), randomBytes(options.blobBytes ?? 1024 * 1024));
+  for (const [name, content] of Object.entries(options.extraFiles ?? {}))
+    writeFileSync(join(local, name), content);
+  const upload = await user.run(["sandbox", "upload", sandbox, local, "/sandbox/project"]);
+  expect(upload.code, upload.stderr).toBe(0);
+  const back = join(user.root, "down");
+  const download = await user.run(["sandbox", "download", sandbox, "/sandbox/project", back]);
+  expect(download.code, download.stderr).toBe(0);
+  expect(sha256(join(back, "sub", "blob.bin"))).toBe(sha256(join(local, "sub", "blob.bin")));
+  expect(readFileSync(join(back, "a.txt"), "utf8")).toBe("alpha\n");
+  return { local, back };
+}
+
+/**
+ * A file written to /sandbox, `sandbox stop` (phase STOPPED; `whileStopped` checks what the driver
+ * made of it), `sandbox start`, and the file is still there.
+ */
+export async function checkStopStartKeepsWorkspace(
+  user: CliSandboxUser,
+  sandbox: string,
+  options: { stopTimeoutMs: number; startTimeoutMs: number; whileStopped?: () => Promise<void> | void },
+): Promise<{ stopped: CliResult; started: CliResult }> {
+  const wrote = await user.run([
+    "sandbox",
+    "exec",
+    sandbox,
+    "--",
+    "sh",
+    "-c",
+    "echo survived > /sandbox/kept.txt",
+  ]);
+  expect(wrote.code, wrote.stderr).toBe(0);
+  const stopped = await user.run(["sandbox", "stop", sandbox], { timeoutMs: options.stopTimeoutMs });
+  expect(stopped.code, stopped.stderr).toBe(0);
+  const got = JSON.parse((await user.run(["sandbox", "get", sandbox, "-o", "json"])).stdout);
+  expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
+  await options.whileStopped?.();
+  const started = await user.run(["sandbox", "start", sandbox], { timeoutMs: options.startTimeoutMs });
+  expect(started.code, started.stderr).toBe(0);
+  const read = await user.run(["sandbox", "exec", sandbox, "--", "cat", "/sandbox/kept.txt"]);
+  expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+  return { stopped, started };
+}
+
+export const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");

@@ -2,9 +2,9 @@
  * A private Docker daemon for tests, isolated from any system dockerd:
  *
  * - its own API socket `unix://<runDir>/docker.sock`, `--pidfile`, `--exec-root <runDir>/exec`
- *   (short: containerd sockets live below it), `--config-file` (an empty daemon.json, so
- *   /etc/docker/daemon.json does not apply) and `--containerd-namespace`, in case it shares a system
- *   containerd;
+ *   (short: containerd sockets live below it), `--config-file` (its own daemon.json, empty but for
+ *   the `runtimes` asked for, so /etc/docker/daemon.json does not apply) and `--containerd-namespace`,
+ *   in case it shares a system containerd;
  * - `--bridge none`: no default `bridge` network and no docker0 that could clash with a system
  *   daemon's. Containers that publish ports need a user-defined network (`docker network create`),
  *   whose subnets come from `--default-address-pool 10.213.0.0/16` (/24 each);
@@ -12,10 +12,11 @@
  *   base) stay cached between test runs. One daemon per data root at a time; delete the directory
  *   (with no daemon running) to start from scratch.
  *
- * `stop()` sends SIGTERM to the dockerd this harness started (never anything else) and waits for it
- * to exit (60 s, then SIGKILL); `restart()` starts it again with the same settings, e.g. to check
- * that `--restart unless-stopped` containers come back. Needs root and `dockerd`
- * (apt-get install docker.io; scripts/setup.sh installs it).
+ * `stop()` sends SIGTERM to the dockerd this harness started and waits for it to exit (60 s, then
+ * SIGKILL), then SIGKILLs what a runtime left behind naming its exec root (nothing else);
+ * `restart()` starts it again with the same settings, e.g. to check that `--restart
+ * unless-stopped` containers come back. Needs root and `dockerd` (apt-get install docker.io;
+ * scripts/setup.sh installs it).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
@@ -30,6 +31,7 @@ import {
 } from "node:fs";
 import http from "node:http";
 import { delimiter, join } from "node:path";
+import { pidsOf } from "./process.js";
 
 export const DEFAULT_DATA_ROOT = "/var/lib/openshell-test-docker";
 export const DEFAULT_RUN_DIR = "/run/openshell-test-docker";
@@ -46,6 +48,8 @@ export interface DockerDaemonOptions {
   startTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL (default 60 s). */
   stopTimeoutMs?: number;
+  /** OCI runtimes besides runc, as daemon.json's "runtimes" (e.g. `{ runsc: { path: "/usr/bin/runsc" } }`). */
+  runtimes?: Record<string, { path: string; runtimeArgs?: string[] }>;
 }
 
 export interface DockerResult {
@@ -144,7 +148,7 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
     mkdirSync(dataRoot, { recursive: true, mode: 0o710 });
     refuseLiveDaemon(pidFile, dataRoot);
     rmSync(socketPath, { force: true });
-    writeFileSync(configFile, "{}\n");
+    writeFileSync(configFile, `${JSON.stringify(options.runtimes ? { runtimes: options.runtimes } : {})}\n`);
     const logFd = openSync(logFile, "a");
     writeFileSync(logFd, `\n--- ${new Date().toISOString()} ${dockerd} ${args.join(" ")}\n`);
     const logStart = statSync(logFile).size;
@@ -192,6 +196,15 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
       }
     }
     process.off("exit", onProcessExit);
+    // A runtime whose start failed can leave its shim and sandbox behind (Debian's runsc does):
+    // with the daemon gone, whatever still names its exec root is such a leftover.
+    for (const pid of pidsOf(/./, `${join(runDir, "exec")}/`)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     rmSync(socketPath, { force: true });
     // dockerd leaves its host-network namespace bind-mounted below the exec root.
     const netns = join(runDir, "exec", "netns", "default");

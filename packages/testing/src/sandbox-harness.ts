@@ -14,7 +14,10 @@ import {
 import { findRepoRoot, freePort, isAlive, waitFor } from "./process.js";
 
 const REPO = findRepoRoot();
-export const SUPERVISOR_BIN = join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
+/** The built supervisor; OPENSHELL_TEST_SUPERVISOR_BIN runs another build (bench comparisons). */
+export const SUPERVISOR_BIN =
+  process.env.OPENSHELL_TEST_SUPERVISOR_BIN ??
+  join(REPO, "packages", "sandbox-supervisor", "dist", "openshell-sandbox.js");
 export const CLI_BIN = join(REPO, "apps", "cli", "dist", "openshell.js");
 /** Shells and commands run as this unprivileged host user in the tests. */
 export const RUN_AS_USER = "nobody";

@@ -141,9 +141,8 @@ export function serveRawRelayStream(
 /** Relay bytes → data frames on the HTTP/2 stream, pausing the relay while the stream is full. */
 function pumpOutbound(relay: Duplex, stream: http2.ServerHttp2Stream): void {
   relay.on("data", (chunk: Buffer) => {
-    let writable = true;
-    for (const frame of encodeDataFrames(chunk)) writable = stream.write(frame);
-    if (!writable) {
+    if (chunk.length === 0) return;
+    if (!stream.write(encodeDataFrames(chunk))) {
       relay.pause();
       stream.once("drain", () => relay.resume());
     }

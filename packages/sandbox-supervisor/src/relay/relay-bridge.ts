@@ -1,6 +1,5 @@
-import { once } from "node:events";
 import type http2 from "node:http2";
-import net from "node:net";
+import type { Duplex } from "node:stream";
 import {
   emitOcsf,
   encodeDataFrames,
@@ -14,7 +13,8 @@ import type { GatewayConnection } from "../session/gateway-connection.js";
 export interface RelayBridgeOptions {
   connection: GatewayConnection;
   channelId: string;
-  sshSocketPath: string;
+  /** A new connection to the supervisor's SSH server (in-process: SandboxSshServer.connectInProcess). */
+  connectSsh: () => Duplex;
   headers: Record<string, string>;
   logger: Logger;
   signal: AbortSignal;
@@ -22,14 +22,14 @@ export interface RelayBridgeOptions {
 
 /**
  * Answers one RelayOpen: opens RelayStream on the session's HTTP/2 connection with init{channel_id}
- * first, connects the SSH Unix socket, and copies bytes both ways with backpressure; the end of
+ * first, connects to the SSH server, and copies bytes both ways with backpressure; the end of
  * either direction half-closes the other. Frames are written straight on the HTTP/2 stream (gRPC
  * wire format, see core/relay-frame-codec.ts): connect-es's per-message cost halved throughput.
  */
 export async function bridgeRelay(options: RelayBridgeOptions): Promise<void> {
   const { channelId, logger } = options;
   const fields = { channel_id: channelId };
-  const socket = net.connect(options.sshSocketPath);
+  const socket = options.connectSsh();
   let stream: http2.ClientHttp2Stream | undefined;
   const teardown = () => {
     socket.destroy();
@@ -39,7 +39,6 @@ export async function bridgeRelay(options: RelayBridgeOptions): Promise<void> {
   try {
     stream = await options.connection.openStream(RELAY_STREAM_PATH, options.headers);
     stream.write(encodeInitFrame(channelId));
-    await once(socket, "connect");
     emitOcsf(logger, { class: "NET", activity: "OPEN", message: "relay open", fields });
     const outcome = await pump(socket, stream);
     if (outcome.grpcStatus === "0" || outcome.grpcStatus === undefined) {
@@ -69,7 +68,7 @@ interface RelayOutcome {
   grpcMessage: string | undefined;
 }
 
-function pump(socket: net.Socket, stream: http2.ClientHttp2Stream): Promise<RelayOutcome> {
+function pump(socket: Duplex, stream: http2.ClientHttp2Stream): Promise<RelayOutcome> {
   return new Promise((resolve, reject) => {
     const decoder = new RelayFrameDecoder();
     const outcome: RelayOutcome = { grpcStatus: undefined, grpcMessage: undefined };
@@ -100,9 +99,7 @@ function pump(socket: net.Socket, stream: http2.ClientHttp2Stream): Promise<Rela
 
     // socket → gateway
     socket.on("data", (chunk: Buffer) => {
-      let writable = true;
-      for (const frame of encodeDataFrames(chunk)) writable = stream.write(frame);
-      if (!writable) socket.pause();
+      if (chunk.length > 0 && !stream.write(encodeDataFrames(chunk))) socket.pause();
     });
     stream.on("drain", () => socket.resume());
     socket.on("end", () => stream.end());

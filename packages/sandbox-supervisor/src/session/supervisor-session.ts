@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Duplex } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import {
   AsyncQueue,
@@ -26,7 +27,8 @@ export interface SupervisorSessionOptions {
   supervisorToken: string;
   tls: ConstructorParameters<typeof GatewayConnection>[1];
   keepalive?: Keepalive;
-  sshSocketPath: string;
+  /** A new connection to the supervisor's SSH server, for each relay. */
+  connectSsh: () => Duplex;
   logger: Logger;
   /** Called with each connection while it is the live one (log shipping and config sync use it). */
   onConnection?: (connection: GatewayConnection | undefined) => void;
@@ -169,7 +171,7 @@ export class SupervisorSession {
             const relay = bridgeRelay({
               connection,
               channelId: payload.value.channelId,
-              sshSocketPath: options.sshSocketPath,
+              connectSsh: options.connectSsh,
               headers,
               logger: options.logger,
               signal: session.signal,

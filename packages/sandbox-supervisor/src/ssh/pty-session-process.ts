@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { OpenShellError } from "@openshell/core";
 import type * as NodePty from "node-pty";
 import type { ServerChannel } from "ssh2";
 import {
@@ -10,9 +11,23 @@ import {
 } from "./session-process.js";
 import { hangUpProcessTree, signalProcessTree, toProcessExit } from "./signals.js";
 
-// node-pty is loaded with the first terminal, not at start-up: commands need no terminal, and
-// loading it costs a sandbox VM under TCG 0.1–0.3 s of its start. (Node caches the module.)
-const loadNodePty = () => createRequire(import.meta.url)("node-pty") as typeof NodePty;
+/**
+ * node-pty, loaded with the first terminal, not at start-up: commands need no terminal, and loading
+ * it costs a sandbox VM under TCG 0.1–0.3 s of its start (Node caches the module). It is optional:
+ * where it was not installed (no compiler) or its addon does not load, terminals are refused saying
+ * so, and everything else works.
+ */
+export function loadNodePty(load: NodeJS.Require = createRequire(import.meta.url)): typeof NodePty {
+  try {
+    return load("node-pty") as typeof NodePty;
+  } catch (error) {
+    throw new OpenShellError(
+      "failed_precondition",
+      `this sandbox has no terminals: node-pty is not installed beside the supervisor or does not load (${(error as Error).message.split("\n")[0]}); run commands without one (openshell sandbox exec NAME -- CMD), or install a compiler where openshell is installed (apt-get install -y build-essential python3), reinstall it and recreate the sandbox`,
+      { cause: error },
+    );
+  }
+}
 
 export interface PtyLaunchOptions extends PtySize {
   term: string;

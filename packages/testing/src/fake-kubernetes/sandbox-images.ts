@@ -22,8 +22,8 @@ import { importBusyboxImage } from "./busybox-image.js";
 const STAGE_SUPERVISOR = join(
   findRepoRoot(import.meta.dirname),
   "packages",
-  "driver-kubernetes",
-  "supervisor",
+  "sandbox-supervisor",
+  "staging",
   "stage-supervisor-bin.sh",
 );
 

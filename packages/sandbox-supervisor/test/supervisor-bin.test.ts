@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 /**
- * The supervisor's directory for Kubernetes sandbox pods (supervisor/stage-supervisor-bin.sh), run
+ * The supervisor's self-contained directory for containers and pods (staging/stage-supervisor-bin.sh), run
  * in an EMPTY root (chroot) holding nothing but that directory at /opt/openshell/bin: no /bin/sh,
  * no libc, no Node, no iproute2 or nftables of an image's. What works there works in any image.
  */
-const STAGE = join(import.meta.dirname, "..", "supervisor", "stage-supervisor-bin.sh");
+const STAGE = join(import.meta.dirname, "..", "staging", "stage-supervisor-bin.sh");
 const has = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 const missing = ["patchelf", "gcc", "ip", "nft", "chroot"].filter((tool) => !has(tool));
 const isRoot = process.getuid?.() === 0;
@@ -20,7 +20,7 @@ if (skip) {
   );
 }
 
-const work = mkdtempSync(join(tmpdir(), "osk8s-supbin-"));
+const work = mkdtempSync(join(tmpdir(), "ossup-bin-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const CHROOT = spawnSync("sh", ["-c", "command -v chroot"], { encoding: "utf8" }).stdout.trim();

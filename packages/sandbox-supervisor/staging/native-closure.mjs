@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // native-closure.mjs: the runtime closure of a package's native (external) dependencies.
 //
-//   node packages/driver-vm/runtime/lib/native-closure.mjs <package-dir> <dep>...
+//   node packages/sandbox-supervisor/staging/native-closure.mjs <package-dir> <dep>...
 //
 // Resolves every <dep> from <package-dir> the way Node does (walking up node_modules dirs from the
 // package's real path, so pnpm's symlinked layout works), then, recursively, each resolved
@@ -9,7 +9,8 @@
 // line per package: "<name>\t<real dir>", in discovery order. Copying those dirs flat into one
 // node_modules (cp -rL <real dir> node_modules/<name>) gives a tree Node resolves at run time.
 // Fails when a name resolves to two different copies (a flat tree cannot hold both).
-// Used by stage-vm-runtime.sh (shipped with it in the @openshell/driver-vm package) and
+// Shipped in the @openshell/sandbox-supervisor package; used by stage-supervisor-bin.sh beside it,
+// by @openshell/driver-vm's stage-vm-runtime.sh (which resolves this package) and by
 // scripts/build-gateway-image.sh.
 import fs from "node:fs";
 import path from "node:path";
