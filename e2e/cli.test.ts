@@ -149,7 +149,7 @@ describe("openshell CLI", () => {
     expect(timedOut.code).toBe(124);
   });
 
-  it("stop powers the VM off and start boots it again with /sandbox intact; exec meanwhile says how to start it", async () => {
+  it("stop ends the VM (saved into its memory snapshot) and start brings it back with its processes and /sandbox intact; exec meanwhile says how to start it", async () => {
     const wrote = await user.run([
       "sandbox",
       "exec",
@@ -160,6 +160,19 @@ describe("openshell CLI", () => {
       "echo survived > /sandbox/kept.txt",
     ]);
     expect(wrote.code, wrote.stderr).toBe(0);
+    // A detached loop: the VM's memory snapshot brings the same process back after start.
+    const loop = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      "setsid sh -c 'echo $$ > /sandbox/loop.pid; while :; do date +%s%N > /sandbox/tick; sleep 0.2; done' </dev/null >/dev/null 2>&1 & sleep 1; cat /sandbox/loop.pid",
+    ]);
+    expect(loop.code, loop.stderr).toBe(0);
+    const loopPid = loop.stdout.trim();
+    expect(loopPid).toMatch(/^\d+$/);
     const stopped = await user.run(["sandbox", "stop", "first"]);
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stderr).toContain("Stopped sandbox 'first'");
@@ -181,6 +194,24 @@ describe("openshell CLI", () => {
     expect(user.qemuPids()).toHaveLength(1);
     const read = await user.run(["sandbox", "exec", "first", "--", "cat", "/sandbox/kept.txt"]);
     expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+    const tick = async () =>
+      (await user.run(["sandbox", "exec", "first", "--", "cat", "/sandbox/tick"])).stdout.trim();
+    const before = await tick();
+    await waitFor(
+      async () => (await tick()) !== before,
+      30_000,
+      () => "the loop did not go on after start",
+    );
+    const alive = await user.run([
+      "sandbox",
+      "exec",
+      "first",
+      "--",
+      "sh",
+      "-c",
+      `test -d /proc/${loopPid} && echo alive`,
+    ]);
+    expect(alive.stdout).toBe("alive\n");
     expect((await user.run(["sandbox", "start", "first"])).stderr).toContain("Sandbox 'first' is ready");
   }, 300_000);
 

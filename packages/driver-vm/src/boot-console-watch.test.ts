@@ -6,6 +6,7 @@ import {
   BootConsoleWatch,
   type BootNews,
   guestExit,
+  guestSaidConnected,
   parseBootLine,
   supervisorFatalAtStart,
 } from "./boot-console-watch.js";
@@ -192,5 +193,24 @@ describe("guestExit", () => {
       guestExit(boot("crash.log", record({ msg: "NET:OPEN [INFO] supervisor session established" }))).kind,
     ).toBe("other");
     expect(guestExit(join(dir, "missing.log")).kind).toBe("other");
+  });
+});
+
+describe("guestSaidConnected", () => {
+  const dir = mkdtempSync(join(tmpdir(), "oscc-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is true only when the last boot's supervisor logged its session (not a workload's line, not an older boot)", () => {
+    const file = join(dir, "console.log");
+    const established = line("NET:OPEN [INFO] supervisor session established");
+    const ready = "OPENSHELL-VM-INIT ready uptime=2.00 env=8 tls=0\n";
+    writeFileSync(file, `${ready}${established}${ready}`);
+    expect(guestSaidConnected(file)).toBe(false);
+    const workload = `${JSON.stringify({ name: "openshell-sandbox", ocsf: {}, workload_stream: "stdout", msg: "supervisor session established" })}\n`;
+    appendFileSync(file, workload);
+    expect(guestSaidConnected(file)).toBe(false);
+    appendFileSync(file, established);
+    expect(guestSaidConnected(file)).toBe(true);
+    expect(guestSaidConnected(join(dir, "missing.log"))).toBe(false);
   });
 });

@@ -134,7 +134,18 @@ export function guestExit(consoleLog: string): GuestExit {
   return { kind: "workload-exited", detail };
 }
 
+/**
+ * Whether the supervisor of the console's last boot has had a gateway session (an adopted VM may
+ * then be saved into a memory snapshot). Its 64 KiB scan can miss an old session under much later
+ * output: the VM is then powered off instead, the safe side.
+ */
+export function guestSaidConnected(consoleLog: string): boolean {
+  return readLastBoot(consoleLog).connected;
+}
+
 interface LastBoot {
+  /** Whether the supervisor logged "supervisor session established". */
+  connected: boolean;
   /** The guest init's `supervisor exited status=N`. */
   status: number | undefined;
   /** The supervisor's last `fatal` line, escaped and cut. */
@@ -143,7 +154,7 @@ interface LastBoot {
 }
 
 function readLastBoot(consoleLog: string): LastBoot {
-  const boot: LastBoot = { status: undefined, fatal: undefined, workloadExit: undefined };
+  const boot: LastBoot = { connected: false, status: undefined, fatal: undefined, workloadExit: undefined };
   let text: string;
   try {
     const fd = openSync(consoleLog, "r");
@@ -165,6 +176,7 @@ function readLastBoot(consoleLog: string): LastBoot {
     const exited = /^OPENSHELL-VM-INIT supervisor exited status=(\d{1,3}) /.exec(line);
     if (exited) boot.status = Number(exited[1]);
     if (!line.startsWith("{")) continue;
+    if (parseBootLine(line)?.kind === "connected") boot.connected = true;
     let record: Record<string, unknown>;
     try {
       record = JSON.parse(line) as Record<string, unknown>;

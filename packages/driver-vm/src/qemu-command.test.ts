@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { qemuArgs } from "./qemu-command.js";
+import { migrationWriteCommand, qemuArgs, shellQuote } from "./qemu-command.js";
 
 const launch = {
   qemuBinary: "qemu-system-x86_64",
@@ -59,5 +59,23 @@ describe("qemuArgs", () => {
 
   it("uses the host CPU under KVM", () => {
     expect(qemuArgs({ ...launch, accelerator: "kvm" }).join(" ")).toContain("-accel kvm -cpu host");
+  });
+
+  it("gives the driver's VMs a virtio-serial control port on a pipe chardev; restores read the snapshot through sh", () => {
+    expect(qemuArgs(launch).join(" ")).not.toContain("virtio-serial");
+    const args = qemuArgs({ ...launch, controlPipe: "/s/control", incomingSnapshot: "/s/it's.snap" });
+    expect(args.join(" ")).toContain(
+      "-device virtio-serial-device,max_ports=2 -chardev pipe,id=control0,path=/s/control -device virtserialport,chardev=control0,name=org.openshell.control",
+    );
+    expect(args.slice(-2)).toEqual(["-incoming", "exec:cat '/s/it'\\''s.snap'"]);
+  });
+});
+
+describe("migration commands", () => {
+  it("quotes paths for sh and writes a private temp file renamed into place when complete", () => {
+    expect(shellQuote("a b'c")).toBe("'a b'\\''c'");
+    expect(migrationWriteCommand("/s/m.tmp", "/s/m")).toBe(
+      "umask 077 && cat > '/s/m.tmp' && mv -f '/s/m.tmp' '/s/m'",
+    );
   });
 });

@@ -1,3 +1,5 @@
+import { CONTROL_PORT_NAME } from "./vm-control-channel.js";
+
 export type Accelerator = "kvm" | "tcg";
 
 /** Client TLS files for an https:// gateway; the guest init copies them to /run/openshell/tls. */
@@ -26,6 +28,15 @@ export interface QemuLaunch {
   /** Memory the guest frees goes back to the host (a never-inflated balloon); default on. */
   freePageReporting?: boolean;
   guestTls?: GuestTlsFiles;
+  /**
+   * Base path of the control channel's FIFOs (`<base>.in`, `<base>.out`, which must exist; see
+   * vm-control-channel.ts). The driver's VMs always have one; boot checks and benches need none.
+   */
+  controlPipe?: string;
+  /** A memory snapshot to restore instead of booting (QEMU starts paused once it is loaded). */
+  incomingSnapshot?: string;
+  /** Boot a template: the guest init stops before the sandbox's environment and waits for an identity. */
+  template?: boolean;
 }
 
 /**
@@ -81,16 +92,53 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     "-fw_cfg",
     `name=opt/openshell/env,file=${launch.envFile}`,
     ...tlsFwCfg(launch.guestTls),
+    // The control channel (virtio-serial): how the driver talks to a running guest, e.g. after a
+    // restore (fw_cfg cannot change while the guest runs).
+    ...controlChannel(launch.controlPipe),
     "-qmp",
     `unix:${launch.qmpSocket},server=on,wait=off`,
     "-pidfile",
     launch.pidFile,
+    ...(launch.incomingSnapshot
+      ? ["-incoming", `exec:${migrationReadCommand(launch.incomingSnapshot)}`]
+      : []),
   ];
 }
 
-export function kernelCommandLine(launch: Pick<QemuLaunch, "accelerator" | "tscKhz">): string {
+function controlChannel(pipeBase: string | undefined): string[] {
+  if (!pipeBase) return [];
+  return [
+    "-device",
+    "virtio-serial-device,max_ports=2",
+    "-chardev",
+    `pipe,id=control0,path=${pipeBase}`,
+    "-device",
+    `virtserialport,chardev=control0,name=${CONTROL_PORT_NAME}`,
+  ];
+}
+
+/** `'…'` for /bin/sh: QEMU runs `exec:` migration URIs through `sh -c`. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** The command QEMU's `exec:` migration reads a snapshot file with. */
+function migrationReadCommand(file: string): string {
+  return `cat ${shellQuote(file)}`;
+}
+
+/**
+ * The command QEMU's `exec:` migration writes a snapshot with: private from its first byte
+ * (umask 077: it holds guest memory), renamed into place only once complete, so a half-written
+ * file never looks like a snapshot.
+ */
+export function migrationWriteCommand(tmpFile: string, file: string): string {
+  return `umask 077 && cat > ${shellQuote(tmpFile)} && mv -f ${shellQuote(tmpFile)} ${shellQuote(file)}`;
+}
+
+export function kernelCommandLine(launch: Pick<QemuLaunch, "accelerator" | "tscKhz" | "template">): string {
   // cryptomgr.notests: the kernel's crypto self-tests cost ~0.5 s of a TCG boot.
-  const base = "console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests=1";
+  const base = `console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests=1${launch.template ? " openshell.template=1" : ""}`;
   if (launch.accelerator === "tcg" && launch.tscKhz)
     return `${base} tsc_early_khz=${launch.tscKhz} tsc=reliable`;
   return base;

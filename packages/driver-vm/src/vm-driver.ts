@@ -14,7 +14,12 @@ import {
 import { compute } from "@openshell/proto";
 import type { AcceleratorChoice } from "./accelerator.js";
 import { BaseImages } from "./base-images.js";
-import { BootConsoleWatch, guestExit, supervisorFatalAtStart } from "./boot-console-watch.js";
+import {
+  BootConsoleWatch,
+  guestExit,
+  guestSaidConnected,
+  supervisorFatalAtStart,
+} from "./boot-console-watch.js";
 import { bootDeadlineMs } from "./boot-deadline.js";
 import {
   type CrashRestartLimits,
@@ -22,10 +27,13 @@ import {
   DEFAULT_CRASH_RESTART_LIMITS,
 } from "./crash-restart-policy.js";
 import { HOST_ALIAS } from "./endpoint.js";
+import { SNAPSHOT_FORMAT, type SnapshotCause, type SnapshotFingerprint } from "./memory-snapshot.js";
 import type { GuestTlsFiles } from "./qemu-command.js";
-import { type HostCapacity, validateForVm } from "./sandbox-validation.js";
+import { type HostCapacity, type VmSize, validateForVm } from "./sandbox-validation.js";
+import { identityLine, restoredLine } from "./vm-control-channel.js";
 import { type StopTimings, VmInstance } from "./vm-instance.js";
-import type { VmRuntime } from "./vm-runtime.js";
+import { runtimeKey, type VmRuntime } from "./vm-runtime.js";
+import { type VmTemplate, VmTemplates } from "./vm-templates.js";
 
 const run = promisify(execFile);
 
@@ -62,6 +70,8 @@ export interface VmDriverOptions {
   /** TCG translation cache per VM, MiB (`--tcg-tb-mib`). */
   tcgTbMib: number | undefined;
   freePageReporting: boolean;
+  /** `--templates`: new sandboxes start from a saved template VM when one exists. */
+  templates: boolean;
   /** `--boot-timeout-secs`: the boot deadline's base instead of the accelerator's default. */
   bootTimeoutS: number | undefined;
   /** Restart budget for VMs that die unexpectedly (tests shorten it). */
@@ -87,6 +97,15 @@ interface VmRecord {
   bootDeadline?: NodeJS.Timeout | undefined;
   /** Boots and stops of this VM, one at a time. */
   lock: SerialLock;
+  /**
+   * Whether a stop may save the VM's memory instead of powering it off: only once its supervisor
+   * has had a gateway session (its SIGUSR2 handler, which a restore relies on, exists by then).
+   */
+  snapshotable: boolean;
+  /** At create: the template its disk overlays, restored instead of booting (consumed by the first boot). */
+  template?: VmTemplate | undefined;
+  /** How the last boot went (template or cold, and why): the create's `Booting` event. */
+  bootNote: string;
 }
 
 /**
@@ -99,12 +118,20 @@ export class VmDriver {
   private readonly events = new DriverWatchHub("vm");
   private readonly sandboxesDir: string;
   private readonly images: BaseImages;
+  private readonly templates: VmTemplates;
+  /** Template VMs being made (not sandboxes): stopped at shutdown. */
+  private readonly templateVms = new Set<VmInstance>();
+  /** Set by `shutdown`: no template is started or finished any more. */
+  private shuttingDown = false;
   private baseDisk = "";
   private baseDiskBytes = 0;
+  /** `qemu-system-x86_64 --version`'s first line: a snapshot is only restored by the QEMU that saved it. */
+  private qemuVersion = "";
 
   constructor(private readonly options: VmDriverOptions) {
     this.sandboxesDir = join(options.stateDir, "sandboxes");
     this.images = new BaseImages(options.stateDir);
+    this.templates = new VmTemplates(join(options.stateDir, "templates"));
   }
 
   /** Finds the sandboxes of earlier runs: adopts running VMs, boots the others again. */
@@ -112,6 +139,7 @@ export class VmDriver {
     mkdirSync(this.sandboxesDir, { recursive: true, mode: 0o700 });
     this.baseDisk = this.images.ensure(this.options.runtime);
     this.baseDiskBytes = await virtualSize(this.options.qemuImg, this.baseDisk);
+    this.qemuVersion = await qemuVersion(this.options.qemuBinary);
     for (const id of readdirSync(this.sandboxesDir)) {
       const instance = new VmInstance(join(this.sandboxesDir, id));
       let sandbox: compute.DriverSandbox;
@@ -133,6 +161,7 @@ export class VmDriver {
       const pid = instance.runningPid();
       if (pid) {
         this.options.logger.info({ sandbox_id: sandbox.id, pid }, "adopted a running VM");
+        record.snapshotable = guestSaidConnected(instance.paths.consoleLog);
         instance.markBoot();
         this.watch(record);
         continue;
@@ -155,7 +184,12 @@ export class VmDriver {
     const inUse = new Set(
       [...this.records.values()].map((r) => r.instance.backingFile()).filter((p) => p !== ""),
     );
-    this.images.prune(inUse, this.baseDisk);
+    const current = this.templates.current(
+      this.templateKey(this.defaultSize()),
+      this.snapshotFingerprint(this.defaultSize()),
+    );
+    const templateBackings = this.templates.prune(inUse, new Set(current ? [current.dir] : []));
+    this.images.prune(new Set([...inUse, ...templateBackings]), this.baseDisk);
   }
 
   impl(): ComputeDriverImpl {
@@ -188,7 +222,13 @@ export class VmDriver {
           status: create(compute.DriverSandboxStatusSchema, { sandboxName: input.name, instanceId: "" }),
         });
         const record = this.newRecord(sandbox, new VmInstance(join(this.sandboxesDir, sandbox.id)));
-        await record.instance.createDisk(this.options.qemuImg, this.baseDisk, size.diskBytes);
+        const template = this.templateForCreate(size, record);
+        if (template) {
+          record.template = template;
+          await record.instance.createDisk(this.options.qemuImg, template.disk);
+        } else {
+          await record.instance.createDisk(this.options.qemuImg, this.baseDisk, size.diskBytes);
+        }
         this.records.set(sandbox.id, record);
         try {
           await record.lock.run(() => this.boot(record));
@@ -197,12 +237,7 @@ export class VmDriver {
           record.instance.remove();
           throw error;
         }
-        this.events.platformEvent(
-          sandbox.id,
-          "Normal",
-          "Booting",
-          `VM started (${this.options.accelerator.accelerator})`,
-        );
+        this.events.platformEvent(sandbox.id, "Normal", "Booting", record.bootNote);
         return {};
       },
       startSandbox: async (req) => {
@@ -217,8 +252,16 @@ export class VmDriver {
       },
       stopSandbox: async (req) => {
         const record = this.require(req.sandboxId, req.sandboxName);
-        await this.stopVm(record, STOP_TIMINGS);
-        this.setReady(record, "False", "Stopped", "VM is stopped; its disk is kept");
+        await this.stopVm(record, STOP_TIMINGS, "stop");
+        const saved = record.instance.snapshot.bytes();
+        this.setReady(
+          record,
+          "False",
+          "Stopped",
+          saved
+            ? `VM is suspended: its memory (${Math.round(saved / 2 ** 20)} MiB snapshot) and disk are kept; start resumes its processes`
+            : "VM is stopped; its disk is kept",
+        );
         return {};
       },
       deleteSandbox: async (req) => {
@@ -234,17 +277,29 @@ export class VmDriver {
     };
   }
 
-  /** Clean stop (gateway SIGTERM): power VMs off, keep disks. A vanished gateway leaves them running. */
+  /**
+   * Clean stop (gateway SIGTERM): save every VM whose supervisor had a session into its memory
+   * snapshot (the next driver restores it), power the others off; disks are kept. A vanished
+   * gateway leaves them running.
+   */
   async shutdown(reason: DriverStopReason): Promise<void> {
+    this.shuttingDown = true;
     for (const record of this.records.values()) {
       this.stopWatching(record);
       this.cancelRestart(record);
     }
+    // A template VM being made is nobody's sandbox: no later driver would adopt it.
+    const templatesEnded = Promise.all([...this.templateVms].map((vm) => vm.stop(KILL_TIMINGS)));
     if (reason === "parent-gone") {
       this.options.logger.info("gateway gone: leaving VMs running for the next driver to adopt");
+      await templatesEnded;
       return;
     }
-    await Promise.all([...this.records.values()].map((record) => this.stopVm(record, STOP_TIMINGS)));
+    await Promise.all([
+      ...[...this.records.values()].map((record) => this.stopVm(record, STOP_TIMINGS, "shutdown")),
+      templatesEnded,
+    ]);
+    await this.templates.settled();
   }
 
   private newRecord(sandbox: compute.DriverSandbox, instance: VmInstance): VmRecord {
@@ -255,6 +310,8 @@ export class VmDriver {
       wanted: "running",
       crashes: new CrashRestartPolicy(this.options.crashRestartLimits ?? DEFAULT_CRASH_RESTART_LIMITS),
       lock: new SerialLock(),
+      snapshotable: false,
+      bootNote: "",
     };
   }
 
@@ -280,18 +337,14 @@ export class VmDriver {
     }
     const size = validateForVm(sandbox, this.options);
     instance.writeEnvironment(this.guestEnvironment(sandbox));
-    const pid = await instance.launch({
-      qemuBinary: this.options.qemuBinary,
-      accelerator: this.options.accelerator.accelerator,
-      vcpus: size.vcpus,
-      memMib: size.memMib,
-      kernel: this.options.runtime.kernel,
-      initrd: this.options.runtime.initrd,
-      tscKhz: this.options.tscKhz,
-      tcgTbMib: this.options.tcgTbMib,
-      freePageReporting: this.options.freePageReporting,
-      guestTls: this.options.guestTls,
-    });
+    if (instance.snapshot.exists() && (await this.restore(record, size))) return;
+    const template = record.template;
+    record.template = undefined;
+    if (template && (await this.restoreTemplate(record, size, template))) return;
+    record.snapshotable = false;
+    const pid = await instance.launch(this.launchOptions(size));
+    if (!template && record.bootNote === "")
+      record.bootNote = `VM started (${this.options.accelerator.accelerator}), cold boot`;
     if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     this.setReady(record, "False", "Starting", "VM is starting");
     this.options.logger.info(
@@ -303,6 +356,217 @@ export class VmDriver {
     this.watchSupervisorLink(record);
   }
 
+  /**
+   * Restores the VM from its memory snapshot; false (after a Warning event saying why, and with the
+   * snapshot removed) when it cannot be, so the caller boots the same disk instead.
+   */
+  private async restore(record: VmRecord, size: VmSize): Promise<boolean> {
+    const { sandbox, instance } = record;
+    const check = instance.snapshot.check(this.snapshotFingerprint(size));
+    if (!check.usable) return this.snapshotUnusable(record, check.reason);
+    const startedAt = Date.now();
+    const contentOk = instance.snapshot.verify(check.meta);
+    try {
+      const pid = await instance.launch({
+        ...this.launchOptions(size),
+        incomingSnapshot: instance.snapshot.file,
+      });
+      await instance.finishRestore(contentOk, instance.snapshot, restoredLine());
+      if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
+    } catch (error) {
+      await instance.stop(KILL_TIMINGS);
+      return this.snapshotUnusable(record, OpenShellError.from(error).message);
+    }
+    const seconds = ((Date.now() - startedAt) / 1000).toFixed(2);
+    const mib = Math.round(check.meta.bytes / 2 ** 20);
+    record.snapshotable = true;
+    this.options.logger.info(
+      { sandbox_id: sandbox.id, snapshot_bytes: check.meta.bytes, restore_ms: Date.now() - startedAt },
+      "VM restored from its memory snapshot",
+    );
+    this.setReady(
+      record,
+      "False",
+      "Starting",
+      "VM restored from its memory snapshot; the supervisor reconnects",
+    );
+    this.events.platformEvent(
+      sandbox.id,
+      "Normal",
+      "Restored",
+      `VM restored from its memory snapshot (${mib} MiB) in ${seconds} s; its processes continue`,
+    );
+    this.watch(record);
+    return true;
+  }
+
+  /**
+   * The template a new sandbox of `size` starts from, or undefined (then a cold boot, and a
+   * template is made in the background when none exists for this shape). `record.bootNote` says
+   * which path and why: what `sandbox create` shows.
+   */
+  private templateForCreate(size: VmSize, record: VmRecord): VmTemplate | undefined {
+    const accel = this.options.accelerator.accelerator;
+    if (!this.options.templates) {
+      record.bootNote = `VM started (${accel}), cold boot: templates are off (--templates)`;
+      return undefined;
+    }
+    if (size.diskBytes !== undefined && size.diskBytes !== this.baseDiskBytes) {
+      record.bootNote = `VM started (${accel}), cold boot: the sandbox's disk size differs from the template's`;
+      return undefined;
+    }
+    const key = this.templateKey(size);
+    const template = this.templates.current(key, this.snapshotFingerprint(size));
+    if (template) return template;
+    record.bootNote = `VM started (${accel}), cold boot: no template for this runtime and size yet (${this.templates.isBuilding(key) ? "being made" : "making one now"})`;
+    if (this.shuttingDown) return undefined;
+    this.templates.build(
+      key,
+      (dir) => this.buildTemplate(dir, size),
+      (error) =>
+        this.options.logger.warn(
+          { reason: OpenShellError.from(error).message },
+          "making a VM template failed",
+        ),
+    );
+    return undefined;
+  }
+
+  /**
+   * Boots a template VM (`openshell.template=1`: the init stops before the sandbox's environment,
+   * no Node has run, no key exists) until it waits for its identity, then saves it.
+   */
+  private async buildTemplate(dir: string, size: VmSize): Promise<void> {
+    const startedAt = Date.now();
+    const vm = new VmInstance(dir);
+    this.templateVms.add(vm);
+    try {
+      await vm.createDisk(this.options.qemuImg, this.baseDisk);
+      vm.writeEnvironment({ OPENSHELL_TEMPLATE: "1" });
+      await vm.launch({ ...this.launchOptions(size), template: true });
+      // A shutdown that came while QEMU was starting did not see its pid.
+      if (this.shuttingDown) throw new OpenShellError("unavailable", "the driver is stopping");
+      await vm.waitForConsole(
+        "OPENSHELL-VM-INIT template waiting",
+        0,
+        bootDeadlineMs({
+          accelerator: this.options.accelerator.accelerator,
+          baseSeconds: this.options.bootTimeoutS,
+          loadAverage: loadavg()[0] ?? 0,
+          cpus: availableParallelism(),
+          concurrentBoots: 2,
+        }),
+      );
+      const meta = await vm.suspend(this.snapshotFingerprint(size), "template");
+      this.options.logger.info(
+        { dir, snapshot_bytes: meta.bytes, build_ms: Date.now() - startedAt },
+        "VM template made",
+      );
+    } catch (error) {
+      await vm.stop(KILL_TIMINGS);
+      throw error;
+    } finally {
+      this.templateVms.delete(vm);
+    }
+  }
+
+  /**
+   * A new sandbox from its template: QEMU loads the template's memory (the template stays), then
+   * the guest gets its identity over the control channel and boots on from there (environment,
+   * firewall, workspace, supervisor: the usual console milestones and boot deadline). False (after
+   * a Warning event; the template loses its snapshot, a new one is made next time) when it cannot
+   * be restored: the caller boots the disk, an overlay of the template's, which is complete.
+   */
+  private async restoreTemplate(record: VmRecord, size: VmSize, template: VmTemplate): Promise<boolean> {
+    const { sandbox, instance } = record;
+    const startedAt = Date.now();
+    const contentOk = template.snapshot.verify(template.meta);
+    try {
+      const pid = await instance.launch({
+        ...this.launchOptions(size),
+        incomingSnapshot: template.snapshot.file,
+      });
+      await instance.finishRestore(
+        contentOk,
+        undefined,
+        identityLine(readFileSync(instance.paths.env), this.guestTlsContents()),
+      );
+      if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
+    } catch (error) {
+      await instance.stop(KILL_TIMINGS);
+      const reason = OpenShellError.from(error).message;
+      template.snapshot.remove();
+      this.options.logger.warn({ sandbox_id: sandbox.id, reason }, "VM template unusable");
+      record.bootNote = `VM started (${this.options.accelerator.accelerator}), cold boot: the template could not be restored (${reason})`;
+      this.events.platformEvent(sandbox.id, "Warning", "TemplateUnusable", record.bootNote);
+      return false;
+    }
+    const seconds = ((Date.now() - startedAt) / 1000).toFixed(2);
+    record.bootNote = `VM restored from its template snapshot (${Math.round(template.meta.bytes / 2 ** 20)} MiB) in ${seconds} s, then given its identity (${this.options.accelerator.accelerator})`;
+    this.options.logger.info(
+      { sandbox_id: sandbox.id, restore_ms: Date.now() - startedAt, template: template.dir },
+      "VM restored from its template",
+    );
+    this.setReady(record, "False", "Starting", "VM is starting (restored from its template)");
+    this.watch(record);
+    this.armBootDeadline(record);
+    this.watchSupervisorLink(record);
+    return true;
+  }
+
+  private guestTlsContents(): { ca: Buffer; cert: Buffer; key: Buffer } | undefined {
+    const tls = this.options.guestTls;
+    if (!tls) return undefined;
+    return { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+  }
+
+  /** The size of a sandbox that asks for none (the driver's defaults). */
+  private defaultSize(): VmSize {
+    return { vcpus: this.options.vcpus, memMib: this.options.memMib, diskBytes: undefined };
+  }
+
+  private templateKey(size: VmSize): string {
+    return VmTemplates.key(this.snapshotFingerprint(size), {
+      diskBytes: this.baseDiskBytes,
+      tls: this.options.guestTls !== undefined,
+    });
+  }
+
+  private snapshotUnusable(record: VmRecord, reason: string): false {
+    record.instance.snapshot.remove();
+    const message = `the VM's memory snapshot cannot be restored (${reason}); booting its disk instead: files in the workspace are kept, running processes are not`;
+    this.options.logger.warn({ sandbox_id: record.sandbox.id, reason }, "memory snapshot unusable");
+    this.events.platformEvent(record.sandbox.id, "Warning", "SnapshotUnusable", message);
+    return false;
+  }
+
+  private snapshotFingerprint(size: VmSize): SnapshotFingerprint {
+    return {
+      format: SNAPSHOT_FORMAT,
+      runtimeKey: runtimeKey(this.options.runtime),
+      qemuVersion: this.qemuVersion,
+      accelerator: this.options.accelerator.accelerator,
+      memMib: size.memMib,
+      vcpus: size.vcpus,
+      freePageReporting: this.options.freePageReporting,
+    };
+  }
+
+  private launchOptions(size: VmSize) {
+    return {
+      qemuBinary: this.options.qemuBinary,
+      accelerator: this.options.accelerator.accelerator,
+      vcpus: size.vcpus,
+      memMib: size.memMib,
+      kernel: this.options.runtime.kernel,
+      initrd: this.options.runtime.initrd,
+      tscKhz: this.options.tscKhz,
+      tcgTbMib: this.options.tcgTbMib,
+      freePageReporting: this.options.freePageReporting,
+      guestTls: this.options.guestTls,
+    };
+  }
+
   private bootInBackground(record: VmRecord): void {
     record.lock
       .run(() => this.boot(record))
@@ -311,14 +575,49 @@ export class VmDriver {
       );
   }
 
-  /** Every stop the driver causes: no restart, no boot deadline, then the VM's own stop. */
-  private async stopVm(record: VmRecord, timings: StopTimings): Promise<void> {
+  /**
+   * Every stop the driver causes: no restart, no boot deadline, then the VM's own stop. With
+   * `saveAs`, a VM whose supervisor had a session is saved into its memory snapshot instead of
+   * powered off; a save that fails is a Warning event and the VM is powered off as before.
+   */
+  private async stopVm(record: VmRecord, timings: StopTimings, saveAs?: SnapshotCause): Promise<void> {
     record.wanted = "stopped";
     this.cancelRestart(record);
     this.stopWatching(record);
     await record.lock.run(async () => {
       // A boot that held the lock may have armed its watchers after the line above.
       this.stopWatching(record);
+      if (saveAs && record.snapshotable && record.instance.runningPid()) {
+        try {
+          const size = validateForVm(record.sandbox, this.options);
+          const meta = await record.instance.suspend(this.snapshotFingerprint(size), saveAs);
+          this.options.logger.info(
+            {
+              sandbox_id: record.sandbox.id,
+              snapshot_bytes: meta.bytes,
+              save_ms: meta.saveMs,
+              cause: saveAs,
+            },
+            "VM saved into its memory snapshot",
+          );
+          this.events.platformEvent(
+            record.sandbox.id,
+            "Normal",
+            "Suspended",
+            `VM saved into its memory snapshot (${Math.round(meta.bytes / 2 ** 20)} MiB) in ${(meta.saveMs / 1000).toFixed(2)} s and stopped`,
+          );
+          return;
+        } catch (error) {
+          const reason = OpenShellError.from(error).message;
+          this.options.logger.warn({ sandbox_id: record.sandbox.id, reason }, "saving the VM failed");
+          this.events.platformEvent(
+            record.sandbox.id,
+            "Warning",
+            "SnapshotFailed",
+            `the VM could not be saved (${reason}); powering it off instead (its disk is kept)`,
+          );
+        }
+      }
       await record.instance.stop(timings);
     });
   }
@@ -395,6 +694,7 @@ export class VmDriver {
           event("Normal", "SupervisorStarted", "supervisor started, connecting to the gateway");
           break;
         case "connected":
+          record.snapshotable = true;
           watch.stop();
           break;
         case "unreachable":
@@ -546,6 +846,15 @@ export class VmDriver {
 
 function isStopped(sandbox: compute.DriverSandbox): boolean {
   return sandbox.status?.conditions.some((c) => c.type === "Ready" && c.reason === "Stopped") ?? false;
+}
+
+async function qemuVersion(qemuBinary: string): Promise<string> {
+  try {
+    const { stdout } = await run(qemuBinary, ["--version"]);
+    return stdout.split("\n")[0]?.trim() ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** A qcow2 image's virtual size in bytes (a sandbox disk cannot be smaller than its base). */

@@ -11,13 +11,20 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import net from "node:net";
 import { constants as osConstants, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { OpenShellError, signalIfRunning, sleep, waitUntilGone } from "@openshell/core";
 import { consoleTail } from "./console-text.js";
-import { type QemuLaunch, qemuArgs } from "./qemu-command.js";
+import {
+  MemorySnapshot,
+  type SnapshotCause,
+  type SnapshotFingerprint,
+  type SnapshotMeta,
+} from "./memory-snapshot.js";
+import { migrationWriteCommand, type QemuLaunch, qemuArgs } from "./qemu-command.js";
+import { QmpClient, qmpCommand } from "./qmp-client.js";
+import { VmControlChannel } from "./vm-control-channel.js";
 
 /** QEMU writes its pidfile within milliseconds; a loaded host can take seconds. */
 const PIDFILE_TIMEOUT_MS = 30_000;
@@ -26,6 +33,15 @@ const run = promisify(execFile);
 const POWER_BUTTON_REPEAT_MS = 1_000;
 /** sun_path holds 108 bytes with its NUL; stay a little below. */
 const MAX_SOCKET_PATH = 104;
+/** How long the guest gets to flush its page cache before a save (it goes on without). */
+const SAVE_SYNC_TIMEOUT_MS = 10_000;
+/** Writing a few hundred MB of guest memory; generous for a loaded host. */
+const SAVE_TIMEOUT_MS = 180_000;
+/** Loading a snapshot into a new QEMU. */
+const RESTORE_TIMEOUT_MS = 180_000;
+/** QEMU 7.2 throttles migration to 128 MiB/s by default, even into a local file: lift it. */
+const MIGRATION_MAX_BANDWIDTH = 10 * 2 ** 30;
+const POLL_MS = 25;
 
 /** How a QEMU this driver started ended (unknown for adopted ones). */
 export interface QemuExit {
@@ -71,6 +87,10 @@ export class VmPaths {
   get qmpDirRecord() {
     return join(this.dir, "qmp-dir");
   }
+  /** Base path of the control channel's FIFOs (`control.in`, `control.out`). */
+  get control() {
+    return join(this.dir, "control");
+  }
   /** The base image this sandbox's disk overlays (written at create). */
   get backing() {
     return join(this.dir, "backing");
@@ -90,8 +110,13 @@ export class VmInstance {
   /** Log sizes when the current QEMU was launched or adopted: what it wrote starts there. */
   private bootOffsets = { console: 0, qemuLog: 0 };
 
+  readonly snapshot: MemorySnapshot;
+  readonly control: VmControlChannel;
+
   constructor(dir: string) {
     this.paths = new VmPaths(dir);
+    this.snapshot = new MemorySnapshot(dir);
+    this.control = new VmControlChannel(this.paths.control);
   }
 
   /**
@@ -191,11 +216,12 @@ export class VmInstance {
    * that the driver does not track.
    */
   async launch(
-    launch: Omit<QemuLaunch, "disk" | "envFile" | "consoleLog" | "pidFile" | "qmpSocket">,
+    launch: Omit<QemuLaunch, "disk" | "envFile" | "consoleLog" | "pidFile" | "qmpSocket" | "controlPipe">,
     pidfileTimeoutMs = PIDFILE_TIMEOUT_MS,
   ): Promise<number> {
     const existing = this.runningPid();
     if (existing) return existing;
+    await this.control.ensure();
     this.markBoot();
     rmSync(this.paths.pidFile, { force: true });
     const qmpSocket = this.qmpSocket(true);
@@ -207,6 +233,7 @@ export class VmInstance {
       consoleLog: this.paths.consoleLog,
       pidFile: this.paths.pidFile,
       qmpSocket,
+      controlPipe: this.paths.control,
     });
     const log = openSync(this.paths.qemuLog, "a");
     const child = spawn(launch.qemuBinary, args, { detached: true, stdio: ["ignore", log, log] });
@@ -278,6 +305,124 @@ export class VmInstance {
   }
 
   /**
+   * Saves the running VM into its memory snapshot and ends QEMU: the guest flushes its page cache
+   * (so the disk alone is complete should the snapshot be unusable later), QEMU stops the vCPUs
+   * and streams RAM and device state into `memory.snap` (0600), the record is written with the
+   * file's SHA-256, and QEMU quits (its memory and CPU are freed; the overlay stays as it is).
+   * On any failure before QEMU quits the guest is resumed and the error thrown: the caller powers
+   * it off instead.
+   */
+  async suspend(fingerprint: SnapshotFingerprint, cause: SnapshotCause): Promise<SnapshotMeta> {
+    if (!this.runningPid()) throw new OpenShellError("failed_precondition", "the VM is not running");
+    const pid = this.runningPid();
+    const qmpSocket = this.qmpSocket();
+    if (!pid || !qmpSocket) throw new OpenShellError("failed_precondition", "the VM is not running");
+    const startedAt = Date.now();
+    this.snapshot.remove();
+    const offset = fileSize(this.paths.consoleLog);
+    const token = String(startedAt);
+    try {
+      this.control.send(`sync ${token}`);
+      await this.waitForConsole(`OPENSHELL-VM-INIT synced ${token}`, offset, SAVE_SYNC_TIMEOUT_MS);
+    } catch {
+      // A guest that cannot flush is still saved: its dirty pages are in the snapshot.
+    }
+    const qmp = await QmpClient.connect(qmpSocket);
+    let stopped = false;
+    try {
+      await qmp.execute("migrate-set-parameters", { "max-bandwidth": MIGRATION_MAX_BANDWIDTH });
+      await qmp.execute("stop");
+      stopped = true;
+      await qmp.execute("migrate", {
+        uri: `exec:${migrationWriteCommand(this.snapshot.tmpFile, this.snapshot.file)}`,
+      });
+      await pollMigration(qmp, SAVE_TIMEOUT_MS);
+      // The writer renames the file into place once `cat` has written the last byte.
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(this.snapshot.file)) {
+        if (Date.now() > deadline)
+          throw new OpenShellError("internal", "the snapshot writer did not finish within 30 s");
+        await sleep(POLL_MS);
+      }
+      await qmp.execute("quit").catch(() => undefined);
+    } catch (error) {
+      if (stopped) await qmp.execute("cont").catch(() => undefined);
+      this.snapshot.remove();
+      throw OpenShellError.from(error);
+    } finally {
+      qmp.close();
+    }
+    if (!(await waitUntilGone(pid, 10_000))) {
+      signalIfRunning(pid, "SIGKILL");
+      await waitUntilGone(pid, 2_000);
+    }
+    this.releaseQmpDir();
+    return this.snapshot.commit(fingerprint, cause, Date.now() - startedAt);
+  }
+
+  /**
+   * Completes a restore started by `launch` with `incomingSnapshot`: waits until QEMU has loaded
+   * the stream (it stays paused: the guest was stopped when saved) and `contentOk` (the file's
+   * hash, checked meanwhile) holds, removes `consumed` (a sandbox's own snapshot: its disk diverges
+   * from it as soon as the guest runs; a template's stays), resumes the guest and sends it
+   * `controlLine` (`restored …` or `identity …`). Throws when QEMU exits (a truncated or foreign
+   * stream), the hash differs, or loading takes too long; the caller then kills QEMU and boots the disk.
+   */
+  async finishRestore(
+    contentOk: Promise<boolean>,
+    consumed: MemorySnapshot | undefined,
+    controlLine: string,
+  ): Promise<void> {
+    const deadline = Date.now() + RESTORE_TIMEOUT_MS;
+    let qmp: QmpClient | undefined;
+    try {
+      for (;;) {
+        if (!this.runningPid())
+          throw new OpenShellError("internal", `QEMU refused the snapshot: ${this.qemuLogTail()}`);
+        if (Date.now() > deadline)
+          throw new OpenShellError(
+            "deadline_exceeded",
+            `QEMU did not load the snapshot within ${RESTORE_TIMEOUT_MS / 1000} s`,
+          );
+        const socket = this.qmpSocket();
+        if (!qmp && socket) qmp = await QmpClient.connect(socket).catch(() => undefined);
+        if (qmp) {
+          const status = (await qmp.execute("query-status").catch(() => undefined)) as
+            | { status?: string }
+            | undefined;
+          if (status?.status === "paused" || status?.status === "running") break;
+        }
+        await sleep(POLL_MS);
+      }
+      if (!(await contentOk))
+        throw new OpenShellError(
+          "internal",
+          "the snapshot file's SHA-256 differs from the one recorded when it was saved (corrupt)",
+        );
+      consumed?.remove();
+      await qmp.execute("cont");
+    } finally {
+      qmp?.close();
+    }
+    this.control.send(controlLine);
+  }
+
+  /**
+   * Resolves once the console has `text` after `offset`; throws after `timeoutMs`, or at once when
+   * this VM's QEMU is gone (killed by a shutdown, say).
+   */
+  async waitForConsole(text: string, offset: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!readFrom(this.paths.consoleLog, offset).includes(text)) {
+      if (!this.runningPid())
+        throw new OpenShellError("unavailable", `QEMU exited before the guest said "${text}"`);
+      if (Date.now() > deadline)
+        throw new OpenShellError("deadline_exceeded", `the guest did not say "${text}"`);
+      await sleep(POLL_MS);
+    }
+  }
+
+  /**
    * Stops the VM: the ACPI power button through QMP, pressed again every second until the guest's
    * init says it is stopping (a press before its init watches the button is lost) and then given
    * `shutdownMs` to power off; then SIGTERM (QEMU flushes its disk), then SIGKILL.
@@ -335,6 +480,7 @@ export class VmInstance {
 
   remove(): void {
     this.releaseQmpDir();
+    this.snapshot.remove();
     rmSync(this.paths.dir, { recursive: true, force: true });
   }
 }
@@ -379,32 +525,19 @@ function tail(file: string, maxLines: number): string {
   }
 }
 
-/** Sends one QMP command (after the capabilities handshake). */
-function qmpCommand(socketPath: string, command: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    let buffered = "";
-    let negotiated = false;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error("QMP timed out"));
-    }, 2_000);
-    socket.on("data", (chunk) => {
-      buffered += chunk.toString();
-      if (!negotiated && buffered.includes('"QMP"')) {
-        negotiated = true;
-        buffered = "";
-        socket.write('{"execute":"qmp_capabilities"}\n');
-        socket.write(`{"execute":"${command}"}\n`);
-      } else if (negotiated && (buffered.match(/"return"/g)?.length ?? 0) >= 2) {
-        clearTimeout(timer);
-        socket.end();
-        resolve();
-      }
-    });
-    socket.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
+/** Polls an outgoing migration until it completed; throws when it failed or took too long. */
+async function pollMigration(qmp: QmpClient, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = (await qmp.execute("query-migrate")) as { status?: string; "error-desc"?: string };
+    if (info.status === "completed") return;
+    if (info.status === "failed" || info.status === "cancelled")
+      throw new OpenShellError(
+        "internal",
+        `QEMU could not save the VM: ${info["error-desc"] ?? info.status}`,
+      );
+    if (Date.now() > deadline)
+      throw new OpenShellError("deadline_exceeded", `saving the VM took longer than ${timeoutMs / 1000} s`);
+    await sleep(POLL_MS);
+  }
 }

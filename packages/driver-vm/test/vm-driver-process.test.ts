@@ -159,10 +159,16 @@ describe("openshell-driver-vm process", () => {
       "--openshell-endpoint",
       "http://127.0.0.1:1",
     ];
-    const child = spawn(process.execPath, [DRIVER, ...args, "--mem-mib", "512", ...extraArgs], {
-      stdio: ["pipe", "ignore", "inherit"],
-      env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" },
-    });
+    // Templates off: these tests count the VMs under the state dir, and a template being made in
+    // the background is one more (test/vm-template.test.ts covers templates).
+    const child = spawn(
+      process.execPath,
+      [DRIVER, ...args, "--mem-mib", "512", "--templates", "off", ...extraArgs],
+      {
+        stdio: ["pipe", "ignore", "inherit"],
+        env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg" },
+      },
+    );
     children.push(child);
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
     const connection = connectToDriver(socket);

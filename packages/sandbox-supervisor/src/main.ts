@@ -44,6 +44,13 @@ async function main(): Promise<number> {
   delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
   delete process.env.NODE_COMPILE_CACHE; // the sandbox VM's init sets it for the supervisor alone
   supervisor = new SandboxSupervisor(config, logger, shipper);
+  // A VM restored from a memory snapshot: its old TCP connection to the gateway is dead (the VM's
+  // init sends this right after the restore, through tini). Registered early: SIGUSR2's default
+  // action would end the process.
+  process.on("SIGUSR2", () => {
+    logger.info("asked to reconnect to the gateway (the VM was restored from a snapshot)");
+    supervisor?.reconnectNow();
+  });
   // Handlers first: a SIGTERM during start-up must still stop cleanly.
   const stopRequested = new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);

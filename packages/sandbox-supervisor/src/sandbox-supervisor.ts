@@ -49,6 +49,11 @@ export class SandboxSupervisor {
     private readonly logShipper?: LogShipper,
   ) {}
 
+  /** Drops the gateway connection and dials again at once (after a VM snapshot was restored). */
+  reconnectNow(): void {
+    this.session?.reconnectNow();
+  }
+
   get sessionConnected(): boolean {
     return this.session?.connected ?? false;
   }

@@ -173,6 +173,8 @@ export async function startVmGateway(options: {
   port?: number;
   memMib?: number;
   pki?: TestPki;
+  /** Extra environment for the gateway and its driver (e.g. OPENSHELL_VM_TEMPLATES=off). */
+  env?: Record<string, string>;
 }): Promise<RunningGateway> {
   const { stateDir, pki } = options;
   const port = options.port ?? (await freePort());
@@ -196,5 +198,6 @@ export async function startVmGateway(options: {
         }
       : undefined,
     startTimeoutMs: 30_000,
+    env: options.env,
   });
 }

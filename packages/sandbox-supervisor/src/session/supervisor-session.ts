@@ -49,6 +49,11 @@ export class SupervisorSession {
   private loop: Promise<void> | undefined;
   private connectedFlag = false;
   private firstConnection: GatewayConnection | undefined;
+  /** The live attempt's abort (its connection and relays); reconnectNow() ends it. */
+  private attempt: AbortController | undefined;
+  /** Ends a backoff wait early (reconnectNow()). */
+  private wake = new AbortController();
+  private reconnectAtOnce = false;
 
   constructor(private readonly options: SupervisorSessionOptions) {
     this.firstConnection = options.connection;
@@ -62,6 +67,19 @@ export class SupervisorSession {
     this.loop ??= this.run();
   }
 
+  /**
+   * Drops the current connection (if any) and dials again without a backoff delay. The VM's init
+   * asks for it (SIGUSR2) after a memory snapshot was restored: the snapshot's TCP connection to
+   * the gateway died with the QEMU that saved it, but the guest would only notice at its next
+   * heartbeat or ping.
+   */
+  reconnectNow(): void {
+    if (this.stopped.signal.aborted) return;
+    this.reconnectAtOnce = true;
+    this.attempt?.abort();
+    this.wake.abort();
+  }
+
   async stop(): Promise<void> {
     this.stopped.abort();
     await this.loop;
@@ -70,6 +88,7 @@ export class SupervisorSession {
   private async run(): Promise<void> {
     const backoff = new Backoff(RECONNECT_INITIAL_MS, RECONNECT_MAX_MS);
     for (let attempt = 1; !this.stopped.signal.aborted; attempt++) {
+      this.reconnectAtOnce = false;
       const startedAt = Date.now();
       try {
         await this.runOnce();
@@ -81,14 +100,21 @@ export class SupervisorSession {
           backoff.reset();
           attempt = 1;
         }
-        const delay = backoff.next();
+        let delay = backoff.next();
+        if (this.reconnectAtOnce) {
+          this.reconnectAtOnce = false;
+          backoff.reset();
+          attempt = 1;
+          delay = 0;
+        }
         emitOcsf(this.options.logger, {
           class: "NET",
           activity: "FAIL",
           severity: "MEDIUM",
           message: `supervisor session failed, reconnecting in ${delay} ms (attempt ${attempt}): ${OpenShellError.from(error).message}`,
         });
-        await sleep(delay, this.stopped.signal);
+        if (this.wake.signal.aborted) this.wake = new AbortController();
+        await sleep(delay, AbortSignal.any([this.stopped.signal, this.wake.signal]));
       }
     }
   }
@@ -99,6 +125,7 @@ export class SupervisorSession {
       this.firstConnection ?? new GatewayConnection(options.endpoint, options.tls, options.keepalive);
     this.firstConnection = undefined;
     const session = new AbortController();
+    this.attempt = session;
     const abortSession = () => session.abort();
     this.stopped.signal.addEventListener("abort", abortSession, { once: true });
     const headers = { authorization: `Bearer ${options.supervisorToken}` };
