@@ -97,6 +97,19 @@ describe("RelayFrameDecoder", () => {
     expect(data?.[data.length - 1]).toBe(2);
   });
 
+  it("copies only a frame that straddles chunks: the frames after it stay views of their chunk", () => {
+    const a = encodeDataFrame(Buffer.alloc(1000, 1));
+    const b = encodeDataFrame(Buffer.alloc(1000, 2));
+    const second = Buffer.concat([a.subarray(500), b]);
+    const decoder = new RelayFrameDecoder();
+    expect(decoder.push(a.subarray(0, 500))).toEqual([]);
+    const frames = decoder.push(second);
+    expect(frames.map((f) => dataOf(f)?.length)).toEqual([1000, 1000]);
+    second[second.length - 1] = 3;
+    expect(dataOf(frames[1])?.[999]).toBe(3);
+    expect(dataOf(frames[0])).toEqual(Buffer.alloc(1000, 1));
+  });
+
   it("rejects compressed frames", () => {
     expect(() => new RelayFrameDecoder().push(Buffer.from([1, 0, 0, 0, 0]))).toThrow(RelayFrameError);
     expect(() => new RelayFrameDecoder().push(Buffer.from([1, 0, 0, 0, 0]))).toThrow("compressed");

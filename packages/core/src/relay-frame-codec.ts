@@ -113,13 +113,18 @@ export class RelayFrameDecoder {
     return this.pendingBytes;
   }
 
+  /** The first `n` pending bytes (n <= pendingBytes), copying only when they span chunks. */
   private peek(n: number): Buffer {
-    if ((this.pending[0]?.length ?? 0) >= n) return this.pending[0] as Buffer;
-    const joined = Buffer.concat(this.pending);
-    this.pending = [joined];
-    return joined;
+    const first = this.pending[0] as Buffer;
+    if (first.length >= n) return first;
+    return this.gather(n, false);
   }
 
+  /**
+   * Removes and returns the first `n` pending bytes: a view of the first chunk when it holds them
+   * all, else a copy of exactly those bytes (the rest stays a view of its chunk, so no byte is
+   * copied twice when frames straddle the stream's chunks, which is nearly all of them).
+   */
   private take(n: number): Buffer {
     const first = this.pending[0] as Buffer;
     let out: Buffer;
@@ -128,11 +133,27 @@ export class RelayFrameDecoder {
       if (first.length === n) this.pending.shift();
       else this.pending[0] = first.subarray(n);
     } else {
-      const joined = Buffer.concat(this.pending);
-      out = joined.subarray(0, n);
-      this.pending = joined.length > n ? [joined.subarray(n)] : [];
+      out = this.gather(n, true);
     }
     this.pendingBytes -= n;
+    return out;
+  }
+
+  /** Copies the first `n` pending bytes into a new buffer, dropping them from `pending` if `consume`. */
+  private gather(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let index = 0;
+    while (filled < n) {
+      const chunk = this.pending[index] as Buffer;
+      const used = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, used);
+      filled += used;
+      if (consume && used < chunk.length) this.pending[index] = chunk.subarray(used);
+      else index++;
+    }
+    // One splice for all the chunks used up (shifting one by one is quadratic on many tiny chunks).
+    if (consume) this.pending.splice(0, index);
     return out;
   }
 }
