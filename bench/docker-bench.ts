@@ -149,18 +149,7 @@ try {
     for (const pid of pidsOf(/^qemu-system/, dir)) process.kill(pid, "SIGKILL");
     removeStateDir(dir);
   }
-  const left = (
-    await daemon.docker(["ps", "-aq", "--filter", "label=openshell.ai/managed-by=openshell"])
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
-  if (left.length > 0) await daemon.docker(["rm", "-f", ...left], { allowFailure: true });
-  const volumes = (
-    await daemon.docker(["volume", "ls", "-q", "--filter", "label=openshell.ai/managed-by=openshell"])
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
-  if (volumes.length > 0) await daemon.docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+  await daemon.removeMatching("label=openshell.ai/managed-by=openshell");
   await daemon.stop();
   rmSync(work, { recursive: true, force: true });
 }

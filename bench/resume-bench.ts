@@ -108,15 +108,7 @@ for (const kind of kinds) {
     if (user.gatewayPid()) await user.run(["gateway", "destroy", "--yes"]);
     user.cleanUp();
     if (daemon && kind === "docker-driver") {
-      const managed = "label=openshell.ai/managed-by=openshell";
-      const ids = (await daemon.docker(["ps", "-aq", "--filter", managed])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
-      const vols = (await daemon.docker(["volume", "ls", "-q", "--filter", managed])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (vols.length > 0) await daemon.docker(["volume", "rm", "-f", ...vols], { allowFailure: true });
+      await daemon.removeMatching("label=openshell.ai/managed-by=openshell");
     }
     await daemon?.stop();
   }

@@ -37,14 +37,7 @@ describe.skipIf(!isRoot)("example policies in a Docker sandbox through the CLI (
     const pid = user?.gatewayPid();
     if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
     if (daemon) {
-      const ids = (await daemon.docker(["ps", "-aq", "--filter", MANAGED])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
-      const volumes = (await daemon.docker(["volume", "ls", "-q", "--filter", MANAGED])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (volumes.length > 0) await daemon.docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+      await daemon.removeMatching(MANAGED);
       await daemon.stop();
     }
     user?.cleanUp();

@@ -293,14 +293,7 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     }
     for (const pid of pidsOf(/^qemu-system/, root)) process.kill(pid, "SIGKILL");
     if (daemon) {
-      const ids = (await daemon.docker(["ps", "-aq", "--filter", MANAGED])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
-      const volumes = (await daemon.docker(["volume", "ls", "-q", "--filter", MANAGED])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (volumes.length > 0) await daemon.docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+      await daemon.removeMatching(MANAGED);
       await daemon.stop();
     }
     rmSync(root, { recursive: true, force: true });

@@ -118,15 +118,7 @@ describe.skipIf(!isRoot)("policy enforcement in a Docker sandbox (private docker
     servers?.close();
     for (const started of gateways.splice(0)) await started.stop("SIGKILL");
     if (daemon) {
-      const managed = "label=openshell.ai/managed-by=openshell";
-      const ids = (await daemon.docker(["ps", "-aq", "--filter", managed])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length > 0) await daemon.docker(["rm", "-f", ...ids], { allowFailure: true });
-      const volumes = (await daemon.docker(["volume", "ls", "-q", "--filter", managed])).stdout
-        .split("\n")
-        .filter(Boolean);
-      if (volumes.length > 0) await daemon.docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+      await daemon.removeMatching("label=openshell.ai/managed-by=openshell");
       await daemon.stop();
     }
     for (const dir of dirs.splice(0)) removeStateDir(dir);

@@ -78,6 +78,8 @@ export interface DockerDaemon {
   logTail(bytes?: number): string;
   /** Runs the docker CLI against this daemon; throws on a non-zero exit unless allowFailure. */
   docker(args: string[], options?: DockerRunOptions): Promise<DockerResult>;
+  /** Force-removes every container, then every volume, that `filter` (`docker ps --filter`) matches. */
+  removeMatching(filter: string): Promise<void>;
   stop(): Promise<void>;
   restart(): Promise<void>;
 }
@@ -216,6 +218,14 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
   const docker = (dockerArgs: string[], runOptions: DockerRunOptions = {}): Promise<DockerResult> =>
     runDocker(dockerArgs, { ...runOptions, host: `unix://${socketPath}`, env });
 
+  const lines = (text: string) => text.split("\n").filter(Boolean);
+  const removeMatching = async (filter: string): Promise<void> => {
+    const ids = lines((await docker(["ps", "-aq", "--filter", filter])).stdout);
+    if (ids.length > 0) await docker(["rm", "-f", ...ids], { allowFailure: true });
+    const volumes = lines((await docker(["volume", "ls", "-q", "--filter", filter])).stdout);
+    if (volumes.length > 0) await docker(["volume", "rm", "-f", ...volumes], { allowFailure: true });
+  };
+
   await start();
   return {
     host: `unix://${socketPath}`,
@@ -227,6 +237,7 @@ export async function startDockerDaemon(options: DockerDaemonOptions = {}): Prom
     logFile,
     logTail,
     docker,
+    removeMatching,
     stop,
     restart: async () => {
       await stop();
