@@ -22,6 +22,7 @@ import {
   sshOptionsVia,
   startGatewayWithSupervisors,
   supervisorPid,
+  supervisorPidIfAny,
   waitForPhase,
 } from "@openshell/testing/sandbox-harness";
 import { makeTestPki } from "@openshell/testing/test-pki";
@@ -280,13 +281,7 @@ async function main() {
     for (const f of failed.slice(0, 3)) console.log(`  failure: ${(f as PromiseRejectedResult).reason}`);
   } finally {
     // Supervisors get SIGTERM first: one that exits cleanly writes its --cpu-prof profile.
-    const supervisors = ids.flatMap((sandboxId) => {
-      try {
-        return [supervisorPid(stateDir, sandboxId)];
-      } catch {
-        return []; // never started
-      }
-    });
+    const supervisors = ids.flatMap((sandboxId) => supervisorPidIfAny(stateDir, sandboxId) ?? []);
     for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGTERM");
     await gw.stop("SIGTERM");
     await new Promise((r) => setTimeout(r, 1000));

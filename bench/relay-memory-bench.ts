@@ -20,6 +20,7 @@ import {
   startGatewayWithSupervisors,
   supervisorLog,
   supervisorPid,
+  supervisorPidIfAny,
   waitForPhase,
 } from "@openshell/testing/sandbox-harness";
 import { rssMiB } from "./proc-stats.js";
@@ -116,13 +117,7 @@ async function main() {
     await settle(5000);
     sample(CYCLES);
   } finally {
-    const supervisors = ids.flatMap((id) => {
-      try {
-        return [supervisorPid(stateDir, id)];
-      } catch {
-        return [];
-      }
-    });
+    const supervisors = ids.flatMap((id) => supervisorPidIfAny(stateDir, id) ?? []);
     await gw.stop("SIGTERM");
     for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     rmSync(stateDir, { recursive: true, force: true });

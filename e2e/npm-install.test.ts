@@ -207,6 +207,22 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
     return run("openshell", args, { env: userEnv(user.prefix, user.home), cwd: user.home, timeoutMs });
   }
 
+  /** `openshell` as `user` with DOCKER_HOST at the private daemon (plus `extra` in the environment). */
+  function openshellOnDocker(
+    user: { prefix: string; home: string },
+    daemon: DockerDaemon,
+    args: string[],
+    options: { timeoutMs?: number; extra?: NodeJS.ProcessEnv } = {},
+  ) {
+    const env = {
+      ...userEnv(user.prefix, user.home),
+      DOCKER_HOST: daemon.host,
+      OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
+      ...options.extra,
+    };
+    return run("openshell", args, { env, cwd: user.home, timeoutMs: options.timeoutMs ?? 240_000 });
+  }
+
   function gatewayPid(user: { home: string }, name = "openshell"): number | undefined {
     const file = join(user.home, "d", "openshell", "gateways", name, "gateway.pid");
     if (!existsSync(file)) return undefined;
@@ -358,13 +374,8 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
         .split("\n")
         .filter(Boolean);
       if (old.length > 0) await daemon.docker(["rmi", "-f", ...new Set(old)], { allowFailure: true });
-      const dockerEnv = {
-        ...userEnv(user.prefix, user.home),
-        DOCKER_HOST: daemon.host,
-        OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
-      };
-      const openshellDocker = (args: string[], timeoutMs = 240_000) =>
-        run("openshell", args, { env: dockerEnv, cwd: user.home, timeoutMs });
+      const openshellDocker = (args: string[], timeoutMs?: number) =>
+        openshellOnDocker(user, daemon, args, { timeoutMs });
       const port = await freePort();
       const start = expectOk(
         await openshellDocker(
@@ -468,13 +479,8 @@ describe("npm install -g openshell from a registry, then a sandbox (no clone on 
       // (the Docker driver's default one is the VM runtime's root filesystem) the gateway starts
       // with Docker instead.
       const daemon = await privateDocker();
-      const dockerEnv = {
-        ...userEnv(user.prefix, user.home),
-        DOCKER_HOST: daemon.host,
-        OPENSHELL_DOCKER_NETWORK: "openshell-npm-e2e",
-      };
       const openshellDocker = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
-        run("openshell", args, { env: { ...dockerEnv, ...extra }, cwd: user.home, timeoutMs: 240_000 });
+        openshellOnDocker(user, daemon, args, { extra });
       const byDefault = await openshellDocker(["gateway", "start", "--port", String(await freePort())]);
       expect(byDefault.code, byDefault.stderr).not.toBe(0);
       expect(byDefault.stderr).toContain("node-pty is not installed beside the supervisor");

@@ -33,6 +33,9 @@ export async function dockerDaemonAnswers(env: NodeJS.ProcessEnv): Promise<void>
   await connectDocker(env);
 }
 
+/** Where the Docker API is, for messages: DOCKER_HOST, else the default socket. */
+export const dockerLocation = (env: NodeJS.ProcessEnv): string => env.DOCKER_HOST || "/var/run/docker.sock";
+
 const firstLine = (error: unknown) => OpenShellError.from(error).message.split("\n")[0];
 
 /** Whether KVM boots a guest of the staged VM runtime here, and why (not). */
@@ -73,7 +76,7 @@ export async function chooseDriver(
     await dockerAnswers(env);
     return {
       driver: "docker",
-      reason: `auto: no KVM that boots a guest (${verdict.reason}); Docker at ${env.DOCKER_HOST || "/var/run/docker.sock"} answers`,
+      reason: `auto: no KVM that boots a guest (${verdict.reason}); Docker at ${dockerLocation(env)} answers`,
     };
   } catch (error) {
     return {

@@ -14,13 +14,15 @@ function launchFor(file: string): Launch {
 }
 
 /**
- * The directory of package `name` as Node resolves it from the CLI: the `openshell` package's own
- * dependencies when installed from npm, the workspace links (apps/cli/node_modules) in a checkout.
- * Unbundled (bootstrap's own tests) nothing resolves and callers fall back to PATH.
+ * The directory of package `name` as Node resolves it from the CLI (or from package directory
+ * `from`: that package's own dependencies first): the `openshell` package's own dependencies when
+ * installed from npm, the workspace links (apps/cli/node_modules) in a checkout. Unbundled
+ * (bootstrap's own tests) nothing resolves and callers fall back to PATH.
  */
-export function installedPackageDir(name: string): string | undefined {
+export function installedPackageDir(name: string, from?: string): string | undefined {
   try {
-    return dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+    const require = createRequire(from ? join(from, "package.json") : import.meta.url);
+    return dirname(require.resolve(`${name}/package.json`));
   } catch {
     return undefined;
   }

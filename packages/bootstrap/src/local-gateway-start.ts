@@ -2,7 +2,13 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { OpenShellError, sleep } from "@openshell/core";
 import type { BootstrapInputs } from "./bootstrap-inputs.js";
-import { chooseDriver, type DriverChoice, dockerDaemonAnswers, type KvmProbe } from "./driver-choice.js";
+import {
+  chooseDriver,
+  type DriverChoice,
+  dockerDaemonAnswers,
+  dockerLocation,
+  type KvmProbe,
+} from "./driver-choice.js";
 import { findDriverDir, findGatewayBinary } from "./gateway-binaries.js";
 import { connectGateway } from "./gateway-client.js";
 import { ensureGatewayPki } from "./gateway-pki.js";
@@ -176,7 +182,7 @@ async function stageVmRuntimeOrFallBackToDocker(
       () => false,
     );
     if (!dockerUp) throw error;
-    const docker = env.DOCKER_HOST || "/var/run/docker.sock";
+    const docker = dockerLocation(env);
     if (env.OPENSHELL_SANDBOX_IMAGE)
       return {
         driver: "docker",

@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import type { BootstrapProgress } from "./bootstrap-inputs.js";
@@ -24,7 +23,8 @@ export async function ensureSupervisorBinStaged(
   out: string,
 ): Promise<string> {
   if (env.OPENSHELL_SUPERVISOR_BIN_DIR) return env.OPENSHELL_SUPERVISOR_BIN_DIR;
-  const supervisorDir = dependencyDir(installedPackageDir("@openshell/driver-docker"), SUPERVISOR_PACKAGE);
+  const driverDir = installedPackageDir("@openshell/driver-docker");
+  const supervisorDir = driverDir && installedPackageDir(SUPERVISOR_PACKAGE, driverDir);
   const script = supervisorDir && join(supervisorDir, "staging", "stage-supervisor-bin.sh");
   if (!script || !existsSync(script)) {
     throw new OpenShellError(
@@ -65,16 +65,6 @@ export async function ensureSupervisorBinStaged(
   return out;
 }
 
-/** Package `name` as Node resolves it from package directory `from` (its own dependencies first). */
-function dependencyDir(from: string | undefined, name: string): string | undefined {
-  if (!from) return undefined;
-  try {
-    return dirname(createRequire(join(from, "package.json")).resolve(`${name}/package.json`));
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * What a staging depends on: the staging files, the supervisor bundle and launcher source it
  * installs, the native modules it copies (by version and place), the Node.
@@ -90,7 +80,7 @@ export function stagingStamp(script: string, nodeBin: string | undefined): strin
   hash.update(readFileSync(bundle));
   hash.update(readFileSync(join(supervisorDir, "native", "openshell-launch.c")));
   for (const module of NATIVE_MODULES) {
-    const dir = dependencyDir(supervisorDir, module);
+    const dir = installedPackageDir(module, supervisorDir);
     const version =
       dir && (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: string }).version;
     hash.update(`${module}\0${dir ?? "missing"}\0${version ?? ""}\0`);

@@ -46,14 +46,25 @@ export function encodeInitFrame(channelId: string): Buffer {
   return envelope(Buffer.concat([Buffer.from([FIELD_INIT, ...varint(init.length)]), init]));
 }
 
+/** Bytes of one data frame carrying `length` bytes: gRPC prefix, field tag and length, the bytes. */
+function dataFrameSize(length: number): number {
+  return 5 + 1 + varint(length).length + length;
+}
+
+/** Writes one data frame carrying `data` into `out` at `at`; returns where the next one goes. */
+function writeDataFrame(out: Buffer, at: number, data: Uint8Array): number {
+  const fieldHeader = [FIELD_DATA, ...varint(data.length)];
+  out[at] = 0;
+  out.writeUInt32BE(fieldHeader.length + data.length, at + 1);
+  out.set(fieldHeader, at + 5);
+  out.set(data, at + 5 + fieldHeader.length);
+  return at + 5 + fieldHeader.length + data.length;
+}
+
 /** One gRPC message carrying `data`: prefix and field header in one small buffer, then the bytes. */
 export function encodeDataFrame(data: Uint8Array): Buffer {
-  const fieldHeader = [FIELD_DATA, ...varint(data.length)];
-  const out = Buffer.allocUnsafe(5 + fieldHeader.length + data.length);
-  out[0] = 0;
-  out.writeUInt32BE(fieldHeader.length + data.length, 1);
-  out.set(fieldHeader, 5);
-  out.set(data, 5 + fieldHeader.length);
+  const out = Buffer.allocUnsafe(dataFrameSize(data.length));
+  writeDataFrame(out, 0, data);
   return out;
 }
 
@@ -63,23 +74,12 @@ export function encodeDataFrame(data: Uint8Array): Buffer {
  * code; every JS-level stream write costs far more than the bytes it carries).
  */
 export function encodeDataFrames(chunk: Uint8Array): Buffer {
-  const frames = Math.ceil(chunk.length / RELAY_FRAME_BYTES);
-  let size = 0;
-  for (let offset = 0; offset < chunk.length; offset += RELAY_FRAME_BYTES) {
-    const length = Math.min(RELAY_FRAME_BYTES, chunk.length - offset);
-    size += 5 + 1 + varint(length).length + length;
-  }
-  const out = Buffer.allocUnsafe(size);
+  const pieces: Uint8Array[] = [];
+  for (let offset = 0; offset < chunk.length; offset += RELAY_FRAME_BYTES)
+    pieces.push(chunk.subarray(offset, offset + RELAY_FRAME_BYTES));
+  const out = Buffer.allocUnsafe(pieces.reduce((size, piece) => size + dataFrameSize(piece.length), 0));
   let at = 0;
-  for (let frame = 0; frame < frames; frame++) {
-    const data = chunk.subarray(frame * RELAY_FRAME_BYTES, (frame + 1) * RELAY_FRAME_BYTES);
-    const fieldHeader = [FIELD_DATA, ...varint(data.length)];
-    out[at] = 0;
-    out.writeUInt32BE(fieldHeader.length + data.length, at + 1);
-    out.set(fieldHeader, at + 5);
-    out.set(data, at + 5 + fieldHeader.length);
-    at += 5 + fieldHeader.length + data.length;
-  }
+  for (const piece of pieces) at = writeDataFrame(out, at, piece);
   return out;
 }
 

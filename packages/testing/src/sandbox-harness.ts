@@ -235,7 +235,8 @@ export async function stopReadySandbox(
   rmSync(sandbox.workdir, { recursive: true, force: true });
 }
 
-function supervisorPidIfAny(stateDir: string, sandboxId: string): number | undefined {
+/** The sandbox's supervisor pid, or undefined when it never started. */
+export function supervisorPidIfAny(stateDir: string, sandboxId: string): number | undefined {
   try {
     return supervisorPid(stateDir, sandboxId);
   } catch {
