@@ -17,6 +17,7 @@
 //     heap; printed last).
 // Usage: bash bench/run.sh proxy-bench.ts [--mib 256] [--runs 5] [--requests 600] [--rounds 3] [--tunnels 100]
 //   [--netns-ehash N]  (the sandbox namespace gets a TCP hash table of N buckets of its own)
+//   [--paths https-l7,http-proxy,...]  (bulk paths besides direct, e.g. to profile one; default all)
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     tunnels: { type: "string", default: "100" },
     "netns-ehash": { type: "string" },
+    paths: { type: "string" },
   },
 });
 const MIB = Number(values.mib);
@@ -55,6 +57,8 @@ const ROUNDS = Number(values.rounds);
 const TUNNELS = Number(values.tunnels);
 /** Gives the sandbox namespace a TCP hash table of its own of this size (see below); unset: shared. */
 const NETNS_EHASH = values["netns-ehash"] === undefined ? undefined : Number(values["netns-ehash"]);
+/** Bulk paths to run besides `direct` (e.g. `https-l7,https-forwarder`, for a profile); unset: all. */
+const BULK_PATHS = values.paths?.split(",");
 const CHILD_EHASH_SYSCTL = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
 
 /** In the test PKI's server certificate; the proxy resolves it to the namespace's host address. */
@@ -401,6 +405,7 @@ sys.stdin.read()`,
             ? (["direct", "proxy", "l7", "forwarder"] as const)
             : (["direct", "proxy", "forwarder"] as const);
         for (const through of paths) {
+          if (through !== "direct" && BULK_PATHS && !BULK_PATHS.includes(`${scheme}-${through}`)) continue;
           // The relaying process: the proxy is this process, the forwarder its own.
           const relayer =
             through === "forwarder" ? forwarder?.pid : through === "direct" ? undefined : process.pid;

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { type BigIntStats, closeSync, fstatSync, openSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 
 /** What identifies a file's content without reading it: a write changes ctime, a replacement the inode. */
@@ -33,8 +34,19 @@ export class BinaryTrustCache {
     return this.baselines.get(path)?.hash;
   }
 
-  /** `undefined`: trusted; otherwise why not. */
+  /**
+   * `undefined`: trusted; otherwise why not. A path seen before with the same fingerprint (every
+   * connection but a binary's first) is answered synchronously: open and fstat of `/proc/<pid>/exe`
+   * are microseconds, while the awaited open, stat and close are three threadpool round trips on
+   * every new connection's path.
+   */
   async check(pid: number, path: string, procRoot = "/proc"): Promise<string | undefined> {
+    const baseline = this.baselines.get(path);
+    if (baseline !== undefined && fingerprintNow(`${procRoot}/${pid}/exe`) === baseline.key) return undefined;
+    return this.checkSlowly(pid, path, procRoot);
+  }
+
+  private async checkSlowly(pid: number, path: string, procRoot: string): Promise<string | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(`${procRoot}/${pid}/exe`, "r");
@@ -72,8 +84,28 @@ export class BinaryTrustCache {
 }
 
 async function fingerprint(handle: FileHandle): Promise<Fingerprint> {
-  const info = await handle.stat({ bigint: true });
-  return { key: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}` };
+  return { key: fingerprintKey(await handle.stat({ bigint: true })) };
+}
+
+/** The fingerprint of the file `exe` names, read synchronously; undefined when it cannot be opened. */
+function fingerprintNow(exe: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(exe, "r");
+  } catch {
+    return undefined; // the slow path says why
+  }
+  try {
+    return fingerprintKey(fstatSync(fd, { bigint: true }));
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fingerprintKey(info: BigIntStats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
 /** The first-use hash; rejects if the file changed while it was read (the content is then unknown). */
