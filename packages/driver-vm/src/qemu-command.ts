@@ -48,6 +48,9 @@ export interface QemuLaunch {
  * A balloon device with free page reporting (never inflated) hands memory the guest has freed back
  * to the host, so a guest whose page cache once filled its RAM does not keep it all in QEMU's RSS.
  */
+/** The guest's network backend (QMP `set_link` takes it). */
+export const NETDEV_ID = "net0";
+
 export function qemuArgs(launch: QemuLaunch): string[] {
   const cpu = launch.accelerator === "kvm" ? "host" : "max";
   return [
@@ -86,9 +89,9 @@ export function qemuArgs(launch: QemuLaunch): string[] {
       ? []
       : ["-device", "virtio-balloon-device,free-page-reporting=on"]),
     "-netdev",
-    "user,id=net0",
+    `user,id=${NETDEV_ID}`,
     "-device",
-    "virtio-net-device,netdev=net0",
+    `virtio-net-device,netdev=${NETDEV_ID}`,
     "-fw_cfg",
     `name=opt/openshell/env,file=${launch.envFile}`,
     ...tlsFwCfg(launch.guestTls),

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OpenShellError } from "@openshell/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { identityLine, restoredLine, VmControlChannel } from "./vm-control-channel.js";
+import { clockLine, identityLine, restoredLine, VmControlChannel } from "./vm-control-channel.js";
 
 describe("VmControlChannel", () => {
   const dirs: string[] = [];
@@ -51,5 +51,17 @@ describe("VmControlChannel", () => {
       key: Buffer.from("key"),
     }).split(" ");
     expect(tls.slice(4).map((b) => Buffer.from(b, "base64").toString())).toEqual(["ca", "crt", "key"]);
+  });
+
+  it("a fork's reidentify line has the identity line's fields; the clock line only the time", () => {
+    const line = identityLine(Buffer.from("A=1"), undefined, "reidentify").split(" ");
+    expect(line).toHaveLength(7);
+    expect(line[0]).toBe("reidentify");
+    expect(Buffer.from(line[2] as string, "base64")).toHaveLength(64);
+    expect(Buffer.from(line[3] as string, "base64").toString()).toBe("A=1");
+    const [word, epoch, ...rest] = clockLine().split(" ");
+    expect(word).toBe("clock");
+    expect(Math.abs(Number(epoch) - Date.now() / 1000)).toBeLessThan(5);
+    expect(rest).toEqual([]);
   });
 });

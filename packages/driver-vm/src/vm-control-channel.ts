@@ -14,17 +14,25 @@ export function restoredLine(): string {
   return `restored ${(Date.now() / 1000).toFixed(3)} ${randomBytes(RESTORE_ENTROPY_BYTES).toString("base64")}`;
 }
 
+/** After the driver paused a running VM (to copy it): the time. */
+export function clockLine(): string {
+  return `clock ${(Date.now() / 1000).toFixed(3)}`;
+}
+
 /**
- * After a template was restored for a new sandbox: the time, fresh entropy, then its environment
- * file and TLS files (base64, "-" for none), which the init uses instead of fw_cfg's.
+ * After a template was restored for a new sandbox (`identity`), or another sandbox's running VM
+ * for a fork (`reidentify`: the init first ends every process it was copied with): the time, fresh
+ * entropy, then its environment file and TLS files (base64, "-" for none), which the init uses
+ * instead of fw_cfg's.
  */
 export function identityLine(
   env: Buffer,
   tls: { ca: Buffer; cert: Buffer; key: Buffer } | undefined,
+  command: "identity" | "reidentify" = "identity",
 ): string {
   const b64 = (data: Buffer | undefined) => (data && data.length > 0 ? data.toString("base64") : "-");
   return [
-    "identity",
+    command,
     (Date.now() / 1000).toFixed(3),
     randomBytes(RESTORE_ENTROPY_BYTES).toString("base64"),
     b64(env),

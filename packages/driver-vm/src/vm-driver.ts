@@ -1,5 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, renameSync, statfsSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statfsSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -28,7 +36,7 @@ import {
 } from "./crash-restart-policy.js";
 import { HOST_ALIAS } from "./endpoint.js";
 import { SNAPSHOT_FORMAT, type SnapshotCause, type SnapshotFingerprint } from "./memory-snapshot.js";
-import type { GuestTlsFiles } from "./qemu-command.js";
+import { type GuestTlsFiles, NETDEV_ID } from "./qemu-command.js";
 import { type HostCapacity, type VmSize, validateForVm } from "./sandbox-validation.js";
 import { identityLine, restoredLine } from "./vm-control-channel.js";
 import { type StopTimings, VmInstance } from "./vm-instance.js";
@@ -54,6 +62,8 @@ const STOP_TIMINGS: StopTimings = { powerdownMs: 5_000, shutdownMs: 12_000, term
 /** A guest that never booted does not listen to its power button. */
 const KILL_TIMINGS: StopTimings = { powerdownMs: 0, shutdownMs: 0, termMs: 2_000 };
 const CONSOLE_TAIL_LINES = 15;
+/** A fork's init kills what it was copied with before it says "reidentified" (seconds under TCG). */
+const FORK_REIDENTIFY_TIMEOUT_MS = 60_000;
 
 export interface VmDriverOptions {
   stateDir: string;
@@ -200,6 +210,7 @@ export class VmDriver {
           driverVersion: OPENSHELL_VERSION,
           defaultImage: "",
           supportsGpu: false,
+          supportsFork: true,
         }),
       validateSandboxCreate: (req) => {
         validateForVm(req.sandbox, this.options, this.hostCapacity());
@@ -222,6 +233,10 @@ export class VmDriver {
           status: create(compute.DriverSandboxStatusSchema, { sandboxName: input.name, instanceId: "" }),
         });
         const record = this.newRecord(sandbox, new VmInstance(join(this.sandboxesDir, sandbox.id)));
+        if (req.forkOf) {
+          await this.fork(record, size, req.forkOf);
+          return {};
+        }
         const template = this.templateForCreate(size, record);
         if (template) {
           record.template = template;
@@ -398,6 +413,72 @@ export class VmDriver {
     );
     this.watch(record);
     return true;
+  }
+
+  /**
+   * A new sandbox (`record`) from a running one's VM (ForkSandbox): the source pauses while its
+   * memory and disk are copied (`VmInstance.copyInto`) and runs on; the copy is restored with its
+   * network link down, gets `reidentify` (its init kills every process it was copied with, takes the
+   * new identity and starts a new supervisor), and its link comes up once the init says
+   * "reidentified", so no copied process ever reaches the gateway with the source's credentials.
+   * Then it is a boot like any other (console milestones, boot deadline). Nothing is left behind
+   * on failure.
+   */
+  private async fork(record: VmRecord, size: VmSize, sourceId: string): Promise<void> {
+    const { sandbox, instance } = record;
+    const source = this.records.get(sourceId);
+    if (!source)
+      throw new OpenShellError("not_found", `sandbox ${sourceId} to fork is not one of this driver's`);
+    const sourceSize = validateForVm(source.sandbox, this.options);
+    if (sourceSize.memMib !== size.memMib || sourceSize.vcpus !== size.vcpus)
+      throw new OpenShellError(
+        "invalid_argument",
+        `a fork has its source's size (${sourceSize.vcpus} vCPUs, ${sourceSize.memMib} MiB), not ${size.vcpus} vCPUs and ${size.memMib} MiB`,
+      );
+    if (!source.instance.runningPid() || !source.snapshotable || source.wanted !== "running")
+      throw new OpenShellError(
+        "failed_precondition",
+        `sandbox ${source.sandbox.name} is not running with its supervisor connected; only a READY sandbox can be forked`,
+      );
+    this.records.set(sandbox.id, record);
+    const startedAt = Date.now();
+    try {
+      const copied = await source.lock.run(() => source.instance.copyInto(instance));
+      instance.writeEnvironment(this.guestEnvironment(sandbox));
+      await record.lock.run(async () => {
+        const pid = await instance.launch({
+          ...this.launchOptions(size),
+          incomingSnapshot: instance.snapshot.file,
+        });
+        if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
+        const offset = statSize(instance.paths.consoleLog);
+        // The copy was written moments ago by this driver: no hash to check.
+        await instance.finishRestore(
+          Promise.resolve(true),
+          instance.snapshot,
+          identityLine(readFileSync(instance.paths.env), this.guestTlsContents(), "reidentify"),
+          (qmp) => qmp.execute("set_link", { name: NETDEV_ID, up: false }),
+        );
+        await instance.waitForConsole("OPENSHELL-VM-INIT reidentified", offset, FORK_REIDENTIFY_TIMEOUT_MS);
+        await instance.setLink(true);
+      });
+      const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+      record.bootNote = `VM copied from sandbox ${source.sandbox.name} (memory ${mib(copied.memoryBytes)} MiB, disk ${mib(copied.diskBytes)} MiB; the source paused ${(copied.pausedMs / 1000).toFixed(2)} s) in ${((Date.now() - startedAt) / 1000).toFixed(2)} s; its processes start anew with the new identity`;
+      this.options.logger.info(
+        { sandbox_id: sandbox.id, source_id: sourceId, fork_ms: Date.now() - startedAt, ...copied },
+        "VM forked",
+      );
+    } catch (error) {
+      this.records.delete(sandbox.id);
+      await instance.stop(KILL_TIMINGS);
+      instance.remove();
+      throw OpenShellError.from(error);
+    }
+    this.setReady(record, "False", "Starting", "VM copied; its supervisor starts with the new identity");
+    this.watch(record);
+    this.armBootDeadline(record);
+    this.watchSupervisorLink(record);
+    this.events.platformEvent(sandbox.id, "Normal", "Forked", record.bootNote);
   }
 
   /**
@@ -841,6 +922,14 @@ export class VmDriver {
     const record = this.find(id, name);
     if (!record) throw new OpenShellError("not_found", `sandbox ${id || name} not found`);
     return record;
+  }
+}
+
+function statSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 

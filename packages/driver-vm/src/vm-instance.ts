@@ -2,6 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import {
   closeSync,
   existsSync,
+  constants as fsConstants,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -11,6 +12,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { copyFile } from "node:fs/promises";
 import { constants as osConstants, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -22,9 +24,9 @@ import {
   type SnapshotFingerprint,
   type SnapshotMeta,
 } from "./memory-snapshot.js";
-import { migrationWriteCommand, type QemuLaunch, qemuArgs } from "./qemu-command.js";
+import { migrationWriteCommand, NETDEV_ID, type QemuLaunch, qemuArgs } from "./qemu-command.js";
 import { QmpClient, qmpCommand } from "./qmp-client.js";
-import { VmControlChannel } from "./vm-control-channel.js";
+import { clockLine, VmControlChannel } from "./vm-control-channel.js";
 
 /** QEMU writes its pidfile within milliseconds; a loaded host can take seconds. */
 const PIDFILE_TIMEOUT_MS = 30_000;
@@ -319,34 +321,14 @@ export class VmInstance {
     if (!pid || !qmpSocket) throw new OpenShellError("failed_precondition", "the VM is not running");
     const startedAt = Date.now();
     this.snapshot.remove();
-    const offset = fileSize(this.paths.consoleLog);
-    const token = String(startedAt);
-    try {
-      this.control.send(`sync ${token}`);
-      await this.waitForConsole(`OPENSHELL-VM-INIT synced ${token}`, offset, SAVE_SYNC_TIMEOUT_MS);
-    } catch {
-      // A guest that cannot flush is still saved: its dirty pages are in the snapshot.
-    }
+    await this.syncGuest(startedAt);
     const qmp = await QmpClient.connect(qmpSocket);
-    let stopped = false;
+    const paused = { stopped: false };
     try {
-      await qmp.execute("migrate-set-parameters", { "max-bandwidth": MIGRATION_MAX_BANDWIDTH });
-      await qmp.execute("stop");
-      stopped = true;
-      await qmp.execute("migrate", {
-        uri: `exec:${migrationWriteCommand(this.snapshot.tmpFile, this.snapshot.file)}`,
-      });
-      await pollMigration(qmp, SAVE_TIMEOUT_MS);
-      // The writer renames the file into place once `cat` has written the last byte.
-      const deadline = Date.now() + 30_000;
-      while (!existsSync(this.snapshot.file)) {
-        if (Date.now() > deadline)
-          throw new OpenShellError("internal", "the snapshot writer did not finish within 30 s");
-        await sleep(POLL_MS);
-      }
+      await saveStopped(qmp, this.snapshot, paused);
       await qmp.execute("quit").catch(() => undefined);
     } catch (error) {
-      if (stopped) await qmp.execute("cont").catch(() => undefined);
+      if (paused.stopped) await qmp.execute("cont").catch(() => undefined);
       this.snapshot.remove();
       throw OpenShellError.from(error);
     } finally {
@@ -361,17 +343,80 @@ export class VmInstance {
   }
 
   /**
+   * Copies the running VM into `target` (a new sandbox's directory) and lets it run on: the guest
+   * flushes its page cache, QEMU stops the vCPUs and streams RAM and device state into `target`'s
+   * `memory.snap`; with the disk inactive (flushed by the migration) the overlay is copied beside
+   * it (a reflink where the filesystem has them), then the VM continues and gets the time (it
+   * stood still meanwhile). The pause is the migration plus the disk copy. On failure the VM
+   * continues too, and `target`'s copies are removed.
+   */
+  async copyInto(target: VmInstance): Promise<{ pausedMs: number; memoryBytes: number; diskBytes: number }> {
+    const qmpSocket = this.qmpSocket();
+    if (!this.runningPid() || !qmpSocket)
+      throw new OpenShellError("failed_precondition", "the VM is not running");
+    mkdirSync(target.paths.dir, { recursive: true, mode: 0o700 });
+    await this.syncGuest(Date.now());
+    const qmp = await QmpClient.connect(qmpSocket);
+    const paused = { stopped: false };
+    const pausedAt = Date.now();
+    try {
+      await saveStopped(qmp, target.snapshot, paused);
+      await copyFile(this.paths.disk, target.paths.disk, fsConstants.COPYFILE_FICLONE);
+      writeFileSync(target.paths.backing, this.backingFile());
+    } catch (error) {
+      target.snapshot.remove();
+      rmSync(target.paths.disk, { force: true });
+      throw OpenShellError.from(error);
+    } finally {
+      if (paused.stopped) await qmp.execute("cont").catch(() => undefined);
+      qmp.close();
+    }
+    const pausedMs = Date.now() - pausedAt;
+    try {
+      this.control.send(clockLine());
+    } catch {
+      // an old guest without the channel keeps its late clock
+    }
+    return { pausedMs, memoryBytes: target.snapshot.bytes(), diskBytes: fileSize(target.paths.disk) };
+  }
+
+  /** Brings the VM's network link down or up (QMP `set_link`; the guest sees its carrier change). */
+  async setLink(up: boolean): Promise<void> {
+    const socket = this.qmpSocket();
+    if (!socket) throw new OpenShellError("failed_precondition", "the VM is not running");
+    const qmp = await QmpClient.connect(socket);
+    try {
+      await qmp.execute("set_link", { name: NETDEV_ID, up });
+    } finally {
+      qmp.close();
+    }
+  }
+
+  /** Asks the guest to flush its page cache before a save; goes on without it after a while. */
+  private async syncGuest(token: number): Promise<void> {
+    const offset = fileSize(this.paths.consoleLog);
+    try {
+      this.control.send(`sync ${token}`);
+      await this.waitForConsole(`OPENSHELL-VM-INIT synced ${token}`, offset, SAVE_SYNC_TIMEOUT_MS);
+    } catch {
+      // A guest that cannot flush is still saved: its dirty pages are in the snapshot.
+    }
+  }
+
+  /**
    * Completes a restore started by `launch` with `incomingSnapshot`: waits until QEMU has loaded
    * the stream (it stays paused: the guest was stopped when saved) and `contentOk` (the file's
    * hash, checked meanwhile) holds, removes `consumed` (a sandbox's own snapshot: its disk diverges
    * from it as soon as the guest runs; a template's stays), resumes the guest and sends it
-   * `controlLine` (`restored …` or `identity …`). Throws when QEMU exits (a truncated or foreign
+   * `controlLine` (`restored …`, `identity …` or `reidentify …`; `beforeCont` runs just before the
+   * guest resumes). Throws when QEMU exits (a truncated or foreign
    * stream), the hash differs, or loading takes too long; the caller then kills QEMU and boots the disk.
    */
   async finishRestore(
     contentOk: Promise<boolean>,
     consumed: MemorySnapshot | undefined,
     controlLine: string,
+    beforeCont?: (qmp: QmpClient) => Promise<unknown>,
   ): Promise<void> {
     const deadline = Date.now() + RESTORE_TIMEOUT_MS;
     let qmp: QmpClient | undefined;
@@ -400,6 +445,7 @@ export class VmInstance {
           "the snapshot file's SHA-256 differs from the one recorded when it was saved (corrupt)",
         );
       consumed?.remove();
+      await beforeCont?.(qmp);
       await qmp.execute("cont");
     } finally {
       qmp?.close();
@@ -522,6 +568,29 @@ function tail(file: string, maxLines: number): string {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-maxLines).join("\n");
   } catch {
     return "";
+  }
+}
+
+/**
+ * Stops the vCPUs (`paused.stopped` says it happened, so the caller can continue them) and streams
+ * RAM and device state into `into`'s file; resolves once the writer has renamed it into place.
+ */
+async function saveStopped(
+  qmp: QmpClient,
+  into: MemorySnapshot,
+  paused: { stopped: boolean },
+): Promise<void> {
+  await qmp.execute("migrate-set-parameters", { "max-bandwidth": MIGRATION_MAX_BANDWIDTH });
+  await qmp.execute("stop");
+  paused.stopped = true;
+  await qmp.execute("migrate", { uri: `exec:${migrationWriteCommand(into.tmpFile, into.file)}` });
+  await pollMigration(qmp, SAVE_TIMEOUT_MS);
+  // The writer renames the file into place once `cat` has written the last byte.
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(into.file)) {
+    if (Date.now() > deadline)
+      throw new OpenShellError("internal", "the snapshot writer did not finish within 30 s");
+    await sleep(POLL_MS);
   }
 }
 
