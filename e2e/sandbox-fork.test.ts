@@ -9,7 +9,6 @@ import { makeStateDir, type RunningGateway, rpcFailure } from "@openshell/testin
 import { waitFor } from "@openshell/testing/process";
 import {
   makeWorkdir,
-  type ReadySandbox,
   startGatewayWithSupervisors,
   stopReadySandbox,
   supervisorLog,
@@ -18,6 +17,9 @@ import {
 } from "@openshell/testing/sandbox-harness";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** A test's gateway, directories and source sandbox id, as `stopReadySandbox` cleans them up. */
+type Dirs = Parameters<typeof stopReadySandbox>[0];
 
 const DRIVER_REFUSAL =
   "the compute driver 'test' cannot fork sandboxes; fork needs the VM driver (openshell gateway start --driver vm)";
@@ -30,7 +32,7 @@ const DRIVER_REFUSAL =
  * test lives with that driver).
  */
 describe("sandbox fork on a driver that cannot fork", () => {
-  let sandbox: ReadySandbox;
+  let sandbox: Dirs;
   let gw: RunningGateway;
   let user: CliSandboxUser;
   const cli = (args: string[]) => user.run(["--gateway-endpoint", gw.url, ...args]);
@@ -46,7 +48,7 @@ describe("sandbox fork on a driver that cannot fork", () => {
   beforeAll(async () => {
     const stateDir = makeStateDir();
     const workdir = makeWorkdir();
-    sandbox = { stateDir, workdir, id: "", gw: undefined as unknown as RunningGateway };
+    sandbox = { stateDir, workdir, id: "" };
     gw = await startGatewayWithSupervisors({ stateDir, workdir });
     sandbox.gw = gw;
     sandbox.id = (await gw.grpc.createSandbox({ name: "src", spec: {} })).sandbox!.id;
@@ -159,7 +161,7 @@ const policyJson = (policy: sandboxv1.SandboxPolicy | undefined) =>
  * a driver failure leaving nothing behind.
  */
 describe("sandbox fork on a driver that can fork (simulated)", () => {
-  let sandbox: ReadySandbox;
+  let sandbox: Dirs;
   let gw: RunningGateway;
   let user: CliSandboxUser;
   const cli = (args: string[]) => user.run(["--gateway-endpoint", gw.url, ...args]);
@@ -194,7 +196,7 @@ describe("sandbox fork on a driver that can fork (simulated)", () => {
   beforeAll(async () => {
     const stateDir = makeStateDir();
     const workdir = makeWorkdir();
-    sandbox = { stateDir, workdir, id: "", gw: undefined as unknown as RunningGateway };
+    sandbox = { stateDir, workdir, id: "" };
     gw = await startGatewayWithSupervisors({ stateDir, workdir, env: { OPENSHELL_TEST_DRIVER_FORK: "1" } });
     sandbox.gw = gw;
     sandbox.id = await createReady("src", {
