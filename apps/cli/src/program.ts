@@ -24,6 +24,7 @@ import { sandboxCreateCommand } from "./commands/sandbox/create.js";
 import { sandboxDeleteCommand } from "./commands/sandbox/delete.js";
 import { sandboxDownloadCommand } from "./commands/sandbox/download.js";
 import { sandboxExecCommand } from "./commands/sandbox/exec.js";
+import { sandboxForkCommand } from "./commands/sandbox/fork.js";
 import { sandboxForwardCommand } from "./commands/sandbox/forward.js";
 import { sandboxGetCommand } from "./commands/sandbox/get.js";
 import { sandboxListCommand } from "./commands/sandbox/list.js";
@@ -76,6 +77,7 @@ remote command's own exit code.`,
       command(sandboxDeleteCommand, () => import("./commands/sandbox/delete-handler.js")),
       command(sandboxStopCommand, () => import("./commands/sandbox/stop-handler.js")),
       command(sandboxStartCommand, () => import("./commands/sandbox/start-handler.js")),
+      command(sandboxForkCommand, () => import("./commands/sandbox/fork-handler.js")),
       command(sandboxExecCommand, () => import("./commands/sandbox/exec-handler.js")),
       command(sandboxConnectCommand, () => import("./commands/sandbox/connect-handler.js")),
       command(sandboxSshConfigCommand, () => import("./commands/sandbox/ssh-config-handler.js")),

@@ -22,6 +22,7 @@ await runDriverMain({
       deleteDelayMs: extra.deleteDelayMs,
       supervisors: launch ? new SupervisorProcesses(launch) : undefined,
       withoutStopStart: process.env.OPENSHELL_TEST_DRIVER_NO_STOP_START === "1",
+      withFork: process.env.OPENSHELL_TEST_DRIVER_FORK === "1",
     });
     await driver.load();
     // Tests find the driver process here to crash it on purpose.

@@ -16,8 +16,14 @@ import type { SupervisorProcesses } from "./supervisor-processes.js";
  * - TEST_DRIVER_REJECT=msg       ValidateSandboxCreate fails with FAILED_PRECONDITION msg
  * - TEST_DRIVER_FAIL_CREATE=msg  CreateSandbox fails with INTERNAL msg
  * - TEST_DRIVER_ERROR=msg        after creation the sandbox reports Ready=False reason Crashed
+ * - TEST_DRIVER_FAIL_FORK=msg    a CreateSandbox with fork_of fails with INTERNAL msg (a fork
+ *                                inherits its source's environment, so set it on the source)
  * and for the whole driver through its own environment (inherited from the gateway):
  * - OPENSHELL_TEST_DRIVER_NO_STOP_START=1  StopSandbox and StartSandbox answer UNIMPLEMENTED
+ * - OPENSHELL_TEST_DRIVER_FORK=1           GetCapabilities says supports_fork; a CreateSandbox with
+ *   fork_of (a running sandbox of this driver) creates the copy like any sandbox (a fresh supervisor:
+ *   its processes start anew) and reports a platform event "Forked" naming the source's id. Without
+ *   it, fork_of is refused with FAILED_PRECONDITION.
  *
  * StopSandbox ends the sandbox's supervisor (SIGTERM, then SIGKILL) and reports Ready=False reason
  * Stopped, which survives a driver restart; StartSandbox runs the supervisor again. The sandbox's
@@ -30,6 +36,8 @@ export interface TestDriverOptions {
   supervisors?: SupervisorProcesses;
   /** Answer StopSandbox and StartSandbox UNIMPLEMENTED, like a driver without them. */
   withoutStopStart?: boolean;
+  /** Say supports_fork and honour CreateSandbox's fork_of (simulated: the copy starts fresh). */
+  withFork?: boolean;
 }
 
 /** How long a stopping supervisor gets after SIGTERM before SIGKILL. */
@@ -38,6 +46,7 @@ const SUPERVISOR_STOP_GRACE_MS = 10_000;
 const HOOK_REJECT = "TEST_DRIVER_REJECT";
 const HOOK_FAIL_CREATE = "TEST_DRIVER_FAIL_CREATE";
 const HOOK_ERROR = "TEST_DRIVER_ERROR";
+const HOOK_FAIL_FORK = "TEST_DRIVER_FAIL_FORK";
 
 export class TestDriver {
   private readonly sandboxes = new Map<string, compute.DriverSandbox>();
@@ -89,6 +98,7 @@ export class TestDriver {
           driverVersion: OPENSHELL_VERSION,
           defaultImage: "openshell/test-sandbox:latest",
           supportsGpu: false,
+          supportsFork: this.options.withFork ?? false,
         }),
       validateSandboxCreate: (req) => {
         const env = req.sandbox?.spec?.environment ?? {};
@@ -113,8 +123,10 @@ export class TestDriver {
         if (!input?.id) throw new OpenShellError("invalid_argument", "sandbox.id is required");
         if (this.sandboxes.has(input.id))
           throw new OpenShellError("already_exists", `sandbox ${input.id} already exists`);
+        if (req.forkOf) this.requireForkSource(req.forkOf);
         const env = input.spec?.environment ?? {};
         if (env[HOOK_FAIL_CREATE]) throw new OpenShellError("internal", env[HOOK_FAIL_CREATE]);
+        if (req.forkOf && env[HOOK_FAIL_FORK]) throw new OpenShellError("internal", env[HOOK_FAIL_FORK]);
         const sandbox = create(compute.DriverSandboxSchema, {
           ...input,
           status: create(compute.DriverSandboxStatusSchema, {
@@ -133,6 +145,14 @@ export class TestDriver {
           "Scheduled",
           `simulated sandbox ${sandbox.name} scheduled`,
         );
+        if (req.forkOf) {
+          this.events.platformEvent(
+            sandbox.id,
+            "Normal",
+            "Forked",
+            `simulated fork of sandbox ${req.forkOf}`,
+          );
+        }
         if (env[HOOK_ERROR]) {
           setTimeout(() => {
             const current = this.sandboxes.get(sandbox.id);
@@ -192,6 +212,18 @@ export class TestDriver {
       },
       watchSandboxes: (_req, context) => this.events.watch(context.signal, () => this.sandboxes.values()),
     };
+  }
+
+  /** FAILED_PRECONDITION unless this driver forks and `sourceId` is one of its running sandboxes. */
+  private requireForkSource(sourceId: string): void {
+    if (!this.options.withFork)
+      throw new OpenShellError(
+        "failed_precondition",
+        "this test driver cannot fork (OPENSHELL_TEST_DRIVER_FORK=1)",
+      );
+    const source = this.sandboxes.get(sourceId);
+    if (!source || source.status?.deleting || isStopped(source))
+      throw new OpenShellError("failed_precondition", `fork source ${sourceId} is not a running sandbox`);
   }
 
   private requireStopStart(rpc: string): void {

@@ -214,6 +214,8 @@ describe("bash", () => {
     fakeOpenshell(NAMES);
     expect(complete("sandbox", "get", "")).toEqual(["alpha", "beta", "albatross"]);
     expect(complete("sandbox", "connect", "al")).toEqual(["alpha", "albatross"]);
+    expect(complete("sandbox", "fork", "al")).toEqual(["alpha", "albatross"]);
+    expect(complete("sandbox", "fork", "alpha", "--name", "")).toEqual([]);
     expect(complete("sb", "rm", "alpha", "b")).toEqual(["beta"]);
     expect(complete("logs", "b")).toEqual(["beta"]);
     expect(complete("forward", "stop", "8000", "b")).toEqual(["beta"]);

@@ -70,19 +70,57 @@ export class ComputeRuntime {
 
   /** Persists the sandbox, then asks the driver to create it; a driver failure removes the row again. */
   async createSandbox(sandbox: Sandbox): Promise<Sandbox> {
-    await this.lock.run(() => this.options.records.insert(sandbox));
-    this.options.hub.gatewayLog(
-      sandbox.id,
-      "info",
+    return this.persistAndCreate(
+      sandbox,
+      "",
       `sandbox ${sandbox.name} accepted; asking the compute driver to create it`,
+      "create sandbox",
     );
+  }
+
+  /**
+   * FAILED_PRECONDITION unless the driver copies running sandboxes (GetCapabilities' supports_fork,
+   * read when the driver last started): checked before a fork stores anything.
+   */
+  async requireForkSupport(): Promise<void> {
+    await this.options.driver.client();
+    const capabilities = this.options.driver.driverCapabilities;
+    if (capabilities?.supportsFork) return;
+    throw new OpenShellError(
+      "failed_precondition",
+      `the compute driver '${capabilities?.driverName || "in use"}' cannot fork sandboxes; fork needs the VM driver (openshell gateway start --driver vm)`,
+    );
+  }
+
+  /**
+   * Persists the fork `sandbox`, then asks the driver to create it as a copy of `source`
+   * (CreateSandbox with fork_of = the source's id); a driver failure removes the row again.
+   */
+  async forkSandbox(sandbox: Sandbox, source: Sandbox): Promise<Sandbox> {
+    this.options.hub.gatewayLog(source.id, "info", `forking sandbox ${source.name} into ${sandbox.name}`);
+    return this.persistAndCreate(
+      sandbox,
+      source.id,
+      `sandbox ${sandbox.name} accepted as a fork of ${source.name}; asking the compute driver to copy it`,
+      "fork sandbox",
+    );
+  }
+
+  private async persistAndCreate(
+    sandbox: Sandbox,
+    forkOf: string,
+    acceptedMessage: string,
+    action: string,
+  ): Promise<Sandbox> {
+    await this.lock.run(() => this.options.records.insert(sandbox));
+    this.options.hub.gatewayLog(sandbox.id, "info", acceptedMessage);
     try {
       const client = await this.options.driver.client();
-      await client.createSandbox({ sandbox: this.driverSandbox(sandbox) });
+      await client.createSandbox({ sandbox: this.driverSandbox(sandbox), forkOf });
     } catch (error) {
       await this.lock.run(() => this.options.records.delete(sandbox.id));
       this.options.hub.notifyDeleted(sandbox.id);
-      throw driverError(error, "create sandbox");
+      throw driverError(error, action);
     }
     return (await this.options.records.get(sandbox.id)) ?? sandbox;
   }

@@ -13,8 +13,11 @@ import {
   SshSessionSchema,
 } from "@openshell/proto";
 import type { ComputeRuntime } from "../compute/compute-runtime.js";
+import { phaseName } from "../compute/phase.js";
 import { policyRules } from "../policies/policy-rules.js";
-import type { SandboxRecords } from "../sandboxes/sandbox-records.js";
+import { SettingsRecords } from "../policies/stored-settings.js";
+import { forkInheritance } from "../sandboxes/fork-inheritance.js";
+import { type SandboxRecords, sandboxSettingsId } from "../sandboxes/sandbox-records.js";
 import { validateSandboxName, validateSandboxSpec } from "../sandboxes/validation.js";
 import type { SupervisorSessionRegistry } from "../sessions/supervisor-session-registry.js";
 import { ObjectTypes, type Store } from "../store/store.js";
@@ -33,11 +36,18 @@ export interface SandboxServiceDeps {
 
 type SandboxRpcs = Pick<
   ServiceImpl<typeof OpenShell>,
-  "createSandbox" | "getSandbox" | "listSandboxes" | "deleteSandbox" | "stopSandbox" | "startSandbox"
+  | "createSandbox"
+  | "getSandbox"
+  | "listSandboxes"
+  | "deleteSandbox"
+  | "stopSandbox"
+  | "startSandbox"
+  | "forkSandbox"
 >;
 
 /** Sandbox CRUD with upstream's semantics (spec §2.5). */
 export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
+  const settingsRecords = new SettingsRecords(deps.store);
   return {
     async createSandbox(request) {
       validateSandboxSpec(request.spec);
@@ -63,18 +73,7 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
         throw new OpenShellError("already_exists", `sandbox '${sandbox.name}' already exists`);
       }
       await deps.runtime.validateCreate(sandbox);
-      try {
-        return { sandbox: await deps.runtime.createSandbox(sandbox) };
-      } catch (error) {
-        if (
-          error instanceof OpenShellError &&
-          error.code === "already_exists" &&
-          error.message.includes(sandbox.name)
-        ) {
-          throw new OpenShellError("already_exists", `sandbox '${sandbox.name}' already exists`);
-        }
-        throw error;
-      }
+      return { sandbox: await withNameConflictMessage(sandbox.name, deps.runtime.createSandbox(sandbox)) };
     },
 
     async getSandbox(request) {
@@ -111,7 +110,69 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
       const sandbox = await requireByName(deps.records, request.name);
       return { sandbox: await deps.runtime.startSandbox(sandbox.id) };
     },
+
+    /**
+     * A new sandbox copied from a READY one by the driver (disk and memory; the copy starts its
+     * processes anew under its own identity). It inherits the source's spec with the policy it has
+     * now, and its settings (`forkInheritance`). Refused before anything is stored when the driver
+     * cannot fork (user errors are reported first, so they read the same on every driver).
+     */
+    async forkSandbox(request) {
+      const source = await requireByName(deps.records, request.name);
+      if (request.newName) validateSandboxName(request.newName);
+      if (source.phase !== SandboxPhase.READY) {
+        throw new OpenShellError(
+          "failed_precondition",
+          `sandbox '${source.name}' is ${phaseName(source.phase)}; only a READY sandbox can be forked: ${
+            source.phase === SandboxPhase.STOPPED ? "start it first" : "wait until it is READY"
+          }`,
+        );
+      }
+      const name = request.newName || (await freeGeneratedName(deps.records));
+      if (await deps.records.getByName(name)) {
+        throw new OpenShellError("already_exists", `sandbox '${name}' already exists`);
+      }
+      await deps.runtime.requireForkSupport();
+
+      const { spec, settings } = forkInheritance({
+        spec: source.spec,
+        latestRevision: await deps.store.latestPolicyRevision(source.id),
+        inForceRevision: source.currentPolicyVersion
+          ? await deps.store.getPolicyRevision(source.id, source.currentPolicyVersion)
+          : undefined,
+        settings: await settingsRecords.sandbox(source.id),
+      });
+      await requireProviders(deps.store, spec);
+      const sandbox = create(SandboxSchema, {
+        id: randomUUID(),
+        name,
+        namespace: deps.namespace,
+        spec,
+        phase: SandboxPhase.PROVISIONING,
+      });
+      await deps.runtime.validateCreate(sandbox);
+      // Before the driver starts the copy: its supervisor reads them at once.
+      if (settings) await settingsRecords.saveSandbox(sandbox.id, settings);
+      try {
+        return { sandbox: await withNameConflictMessage(name, deps.runtime.forkSandbox(sandbox, source)) };
+      } catch (error) {
+        await deps.store.deleteObject(ObjectTypes.sandboxSettings, sandboxSettingsId(sandbox.id));
+        throw error;
+      }
+    },
   };
+}
+
+/** A name taken while the sandbox was being stored reads as CreateSandbox's ALREADY_EXISTS. */
+async function withNameConflictMessage(name: string, creating: Promise<Sandbox>): Promise<Sandbox> {
+  try {
+    return await creating;
+  } catch (error) {
+    if (error instanceof OpenShellError && error.code === "already_exists" && error.message.includes(name)) {
+      throw new OpenShellError("already_exists", `sandbox '${name}' already exists`);
+    }
+    throw error;
+  }
 }
 
 function clampLimit(raw: number): number {
