@@ -180,6 +180,12 @@ describe("openshell CLI", () => {
     expect((await user.run(["sandbox", "list"])).stdout).toMatch(/^first\s+Stopped\s/m);
     const got = JSON.parse((await user.run(["sandbox", "get", "first", "-o", "json"])).stdout);
     expect(got.phase).toBe("SANDBOX_PHASE_STOPPED");
+    // The snapshot's size and the disk in use (int64: strings in proto JSON).
+    expect(Number(got.status.storage.memorySnapshotBytes)).toBeGreaterThan(10 * 2 ** 20);
+    expect(Number(got.status.storage.diskBytes)).toBeGreaterThan(0);
+    expect((await user.run(["sandbox", "get", "first"])).stdout).toMatch(
+      /^Storage:\s+disk [\d.]+ MiB, memory snapshot \d+ MiB on the gateway's host$/m,
+    );
     const refused = await user.run(["sandbox", "exec", "first", "--", "true"]);
     expect(refused.code).toBe(5);
     expect(refused.stderr).toContain(
@@ -191,6 +197,8 @@ describe("openshell CLI", () => {
     expect(started.code, started.stderr).toBe(0);
     expect(started.stderr).toContain("Sandbox 'first' is ready");
     expect(JSON.parse(started.stdout)).toMatchObject({ name: "first", phase: "SANDBOX_PHASE_READY" });
+    // The snapshot is gone once restored (its disk diverges from it).
+    expect(JSON.parse(started.stdout).status.storage.memorySnapshotBytes).toBeUndefined();
     expect(user.qemuPids()).toHaveLength(1);
     const read = await user.run(["sandbox", "exec", "first", "--", "cat", "/sandbox/kept.txt"]);
     expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
@@ -214,6 +222,43 @@ describe("openshell CLI", () => {
     expect(alive.stdout).toBe("alive\n");
     expect((await user.run(["sandbox", "start", "first"])).stderr).toContain("Sandbox 'first' is ready");
   }, 300_000);
+
+  it(
+    "fork copies a running sandbox into a new one with its files but not its processes; both work on independently",
+    async () => {
+      const forked = await user.run(["sandbox", "fork", "first", "--name", "twin"]);
+      expect(forked.code, forked.stderr).toBe(0);
+      expect(forked.stdout.trim()).toBe("twin");
+      expect(forked.stderr).toContain("copied from sandbox first");
+      expect(user.qemuPids()).toHaveLength(2);
+      const exec = async (name: string, script: string) => {
+        const result = await user.run(["sandbox", "exec", name, "--", "sh", "-c", script]);
+        expect(result.code, `${name}: ${script}: ${result.stderr}`).toBe(0);
+        return result.stdout.trim();
+      };
+      expect(await exec("twin", "cat /sandbox/kept.txt")).toBe("survived");
+      // The loop started in `first` (previous test) goes on there and was not copied.
+      const tick = await exec("twin", "cat /sandbox/tick");
+      const firstTick = await exec("first", "cat /sandbox/tick");
+      await waitFor(
+        async () => (await exec("first", "cat /sandbox/tick")) !== firstTick,
+        30_000,
+        () => "the loop in first stopped",
+      );
+      expect(await exec("twin", "cat /sandbox/tick")).toBe(tick);
+      await exec("twin", "echo mine > /sandbox/twin.txt");
+      expect(await exec("first", "test -e /sandbox/twin.txt && echo there || echo absent")).toBe("absent");
+      const deleted = await user.run(["sandbox", "delete", "twin"]);
+      expect(deleted.code, deleted.stderr).toBe(0);
+      await waitFor(
+        async () => user.qemuPids().length === 1,
+        60_000,
+        () => "the fork's VM is still running",
+      );
+      expect(await exec("first", "cat /sandbox/kept.txt")).toBe("survived");
+    },
+    VM_TEST_MS,
+  );
 
   it("connect and exec --tty give an interactive terminal (driven through script(1))", async () => {
     const cli = `${process.execPath} ${CLI}`;

@@ -54,6 +54,9 @@ const GUEST_SSH_SOCKET = "/run/openshell/ssh.sock";
  */
 const GUEST_WORKLOAD = "sleep infinity";
 const MONITOR_INTERVAL_MS = 500;
+/** A running VM's disk use is measured every 30 s and reported when it moved by 1 MiB or more. */
+const STORAGE_CHECK_TICKS = 60;
+const STORAGE_REPORT_STEP = 2n ** 20n;
 /** How long a gone QEMU's exit status may take to arrive (it is reaped after /proc shows it gone). */
 const EXIT_STATUS_WAIT_MS = 2_000;
 const UNREACHABLE_REPORT_INTERVAL_MS = 30_000;
@@ -811,8 +814,15 @@ export class VmDriver {
   /** Polls the VM's process; an exit the driver did not cause is a crash (see `crashed`). */
   private watch(record: VmRecord): void {
     clearInterval(record.monitor);
+    let ticks = 0;
     record.monitor = setInterval(() => {
-      if (record.instance.runningPid()) return;
+      if (record.instance.runningPid()) {
+        if (++ticks % STORAGE_CHECK_TICKS === 0 && this.measureStorage(record)) {
+          this.save(record);
+          this.events.sandbox(record.sandbox);
+        }
+        return;
+      }
       this.stopWatching(record);
       record.instance.releaseQmpDir();
       void record.instance.exitStatusKnown(EXIT_STATUS_WAIT_MS).then(() => {
@@ -901,8 +911,30 @@ export class VmDriver {
 
   private setReady(record: VmRecord, status: string, reason: string, message: string): void {
     setReadyCondition(record.sandbox, status, reason, message);
+    this.measureStorage(record);
     this.save(record);
     this.events.sandbox(record.sandbox);
+  }
+
+  /**
+   * What the sandbox keeps on this host (`sandbox get`): its overlay's allocated bytes and its
+   * memory snapshot's size. True when either moved by at least STORAGE_REPORT_STEP since the last
+   * report (the monitor then reports it; every status change does anyway).
+   */
+  private measureStorage(record: VmRecord): boolean {
+    const status = record.sandbox.status;
+    if (!status) return false;
+    const next = create(compute.DriverSandboxStorageSchema, {
+      diskBytes: BigInt(allocatedBytes(record.instance.paths.disk)),
+      memorySnapshotBytes: BigInt(record.instance.snapshot.bytes()),
+    });
+    const before = status.storage;
+    status.storage = next;
+    if (!before) return true;
+    const moved = (a: bigint, b: bigint) => (a > b ? a - b : b - a) >= STORAGE_REPORT_STEP;
+    return (
+      moved(next.diskBytes, before.diskBytes) || moved(next.memorySnapshotBytes, before.memorySnapshotBytes)
+    );
   }
 
   private save(record: VmRecord): void {
@@ -922,6 +954,15 @@ export class VmDriver {
     const record = this.find(id, name);
     if (!record) throw new OpenShellError("not_found", `sandbox ${id || name} not found`);
     return record;
+  }
+}
+
+/** The bytes a file takes on its filesystem (a sparse overlay's allocated blocks), 0 without it. */
+function allocatedBytes(file: string): number {
+  try {
+    return statSync(file).blocks * 512;
+  } catch {
+    return 0;
   }
 }
 

@@ -24,6 +24,20 @@ export function readyDetail(sandbox: Sandbox): string | undefined {
   return [ready.reason, ready.message].filter(Boolean).join(": ");
 }
 
+/**
+ * What the sandbox keeps on the driver's host, for `sandbox get` ("disk 12 MiB, memory snapshot
+ * 225 MiB"); undefined when the driver does not report it.
+ */
+export function storageSummary(sandbox: Sandbox): string | undefined {
+  const storage = sandbox.status?.storage;
+  if (!storage) return undefined;
+  const mib = (bytes: bigint) =>
+    `${(Number(bytes) / 2 ** 20).toFixed(Number(bytes) < 10 * 2 ** 20 ? 1 : 0)} MiB`;
+  const parts = [`disk ${mib(storage.diskBytes)}`];
+  if (storage.memorySnapshotBytes > 0n) parts.push(`memory snapshot ${mib(storage.memorySnapshotBytes)}`);
+  return `${parts.join(", ")} on the gateway's host`;
+}
+
 /** Upstream's JSON mapping of the Sandbox message (what `-o json` prints). */
 export function sandboxJson(sandbox: Sandbox): unknown {
   return toJson(SandboxSchema, sandbox, { alwaysEmitImplicit: false });

@@ -504,6 +504,9 @@ function sameObservation(a: Sandbox, b: Sandbox): boolean {
   const ca = a.status?.conditions ?? [];
   const cb = b.status?.conditions ?? [];
   if (ca.length !== cb.length || a.status?.agentPod !== b.status?.agentPod) return false;
+  const sa = a.status?.storage;
+  const sb = b.status?.storage;
+  if (sa?.diskBytes !== sb?.diskBytes || sa?.memorySnapshotBytes !== sb?.memorySnapshotBytes) return false;
   return ca.every((c, i) => {
     const d = cb[i];
     return (

@@ -1,7 +1,17 @@
 import { create } from "@bufbuild/protobuf";
-import { SandboxSchema } from "@openshell/proto";
+import { compute, SandboxSchema } from "@openshell/proto";
 import { describe, expect, it } from "vitest";
-import { toDriverSandbox } from "./driver-mapping.js";
+import { toDriverSandbox, toPublicStatus } from "./driver-mapping.js";
+
+describe("toPublicStatus", () => {
+  it("passes the driver's storage figures on, and none when the driver reports none", () => {
+    const reported = create(compute.DriverSandboxStatusSchema, {
+      storage: { diskBytes: 5n, memorySnapshotBytes: 7n },
+    });
+    expect(toPublicStatus(reported, "n").storage).toMatchObject({ diskBytes: 5n, memorySnapshotBytes: 7n });
+    expect(toPublicStatus(create(compute.DriverSandboxStatusSchema, {}), "n").storage).toBeUndefined();
+  });
+});
 
 describe("toDriverSandbox", () => {
   it("maps the template's resources to typed requirements and hands the whole struct (disk too) to the driver", () => {

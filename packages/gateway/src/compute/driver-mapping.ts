@@ -53,6 +53,9 @@ export function toPublicStatus(status: compute.DriverSandboxStatus | undefined, 
       message: c.message,
       lastTransitionTime: c.lastTransitionTime,
     })),
+    storage: status?.storage
+      ? { diskBytes: status.storage.diskBytes, memorySnapshotBytes: status.storage.memorySnapshotBytes }
+      : undefined,
   });
 }
 

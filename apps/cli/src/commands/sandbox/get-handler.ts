@@ -5,7 +5,7 @@ import { CliContext } from "../../cli-context.js";
 import type { CommandInput } from "../../command-spec/program-spec.js";
 import { explainPolicyError } from "../../policy/policy-errors.js";
 import { getSandbox } from "../../sandbox/sandbox-lookup.js";
-import { age, phaseName, readyDetail, sandboxJson } from "../../sandbox/sandbox-view.js";
+import { age, phaseName, readyDetail, sandboxJson, storageSummary } from "../../sandbox/sandbox-view.js";
 import { terminalSafe } from "../../ui/terminal-safe.js";
 import type { sandboxGetCommand } from "./get.js";
 
@@ -28,6 +28,8 @@ export async function run(input: CommandInput<typeof sandboxGetCommand>): Promis
   ];
   const detail = readyDetail(sandbox);
   if (detail) rows.push(["Detail", detail]);
+  const storage = storageSummary(sandbox);
+  if (storage) rows.push(["Storage", storage]);
   const env = Object.keys(sandbox.spec?.environment ?? {});
   if (env.length > 0) rows.push(["Environment", env.sort().join(", ")]);
   for (const condition of sandbox.status?.conditions ?? [])

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file openshell/compute/v1/compute_driver.proto.
  */
 export const file_openshell_compute_v1_compute_driver: GenFile = /*@__PURE__*/
-  fileDesc("CilvcGVuc2hlbGwvY29tcHV0ZS92MS9jb21wdXRlX2RyaXZlci5wcm90bxIUb3BlbnNoZWxsLmNvbXB1dGUudjEirgEKDURyaXZlclNhbmRib3gSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSNQoEc3BlYxgEIAEoCzInLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTcGVjEjkKBnN0YXR1cxgFIAEoCzIpLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTdGF0dXMijwIKEURyaXZlclNhbmRib3hTcGVjEhEKCWxvZ19sZXZlbBgBIAEoCRJNCgtlbnZpcm9ubWVudBgFIAMoCzI4Lm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTcGVjLkVudmlyb25tZW50RW50cnkSPQoIdGVtcGxhdGUYBiABKAsyKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJTYW5kYm94VGVtcGxhdGUSCwoDZ3B1GAkgASgIEhgKEHN1cGVydmlzb3JfdG9rZW4YFCABKAkaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrcDChVEcml2ZXJTYW5kYm94VGVtcGxhdGUSDQoFaW1hZ2UYASABKAkSGQoRYWdlbnRfc29ja2V0X3BhdGgYAyABKAkSRwoGbGFiZWxzGAQgAygLMjcub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveFRlbXBsYXRlLkxhYmVsc0VudHJ5ElEKC2Vudmlyb25tZW50GAYgAygLMjwub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveFRlbXBsYXRlLkVudmlyb25tZW50RW50cnkSQwoJcmVzb3VyY2VzGAogASgLMjAub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyUmVzb3VyY2VSZXF1aXJlbWVudHMSMAoPcGxhdGZvcm1fY29uZmlnGAsgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJyChpEcml2ZXJSZXNvdXJjZVJlcXVpcmVtZW50cxITCgtjcHVfcmVxdWVzdBgBIAEoCRIRCgljcHVfbGltaXQYAiABKAkSFgoObWVtb3J5X3JlcXVlc3QYAyABKAkSFAoMbWVtb3J5X2xpbWl0GAQgASgJIrMBChNEcml2ZXJTYW5kYm94U3RhdHVzEhQKDHNhbmRib3hfbmFtZRgBIAEoCRITCgtpbnN0YW5jZV9pZBgCIAEoCRIQCghhZ2VudF9mZBgDIAEoCRISCgpzYW5kYm94X2ZkGAQgASgJEjkKCmNvbmRpdGlvbnMYBSADKAsyJS5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJDb25kaXRpb24SEAoIZGVsZXRpbmcYBiABKAgibgoPRHJpdmVyQ29uZGl0aW9uEgwKBHR5cGUYASABKAkSDgoGc3RhdHVzGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhwKFGxhc3RfdHJhbnNpdGlvbl90aW1lGAUgASgJIuYBChNEcml2ZXJQbGF0Zm9ybUV2ZW50EhQKDHRpbWVzdGFtcF9tcxgBIAEoAxIOCgZzb3VyY2UYAiABKAkSDAoEdHlwZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDwoHbWVzc2FnZRgFIAEoCRJJCghtZXRhZGF0YRgGIAMoCzI3Lm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclBsYXRmb3JtRXZlbnQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiGAoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdCKKAQoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USEwoLZHJpdmVyX25hbWUYASABKAkSFgoOZHJpdmVyX3ZlcnNpb24YAiABKAkSFQoNZGVmYXVsdF9pbWFnZRgDIAEoCRIUCgxzdXBwb3J0c19ncHUYBCABKAgSFQoNc3VwcG9ydHNfZm9yaxgUIAEoCCJUChxWYWxpZGF0ZVNhbmRib3hDcmVhdGVSZXF1ZXN0EjQKB3NhbmRib3gYASABKAsyIy5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJTYW5kYm94Ih8KHVZhbGlkYXRlU2FuZGJveENyZWF0ZVJlc3BvbnNlIj0KEUdldFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSFAoMc2FuZGJveF9uYW1lGAIgASgJIkoKEkdldFNhbmRib3hSZXNwb25zZRI0CgdzYW5kYm94GAEgASgLMiMub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveCIWChRMaXN0U2FuZGJveGVzUmVxdWVzdCJPChVMaXN0U2FuZGJveGVzUmVzcG9uc2USNgoJc2FuZGJveGVzGAEgAygLMiMub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveCJdChRDcmVhdGVTYW5kYm94UmVxdWVzdBI0CgdzYW5kYm94GAEgASgLMiMub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveBIPCgdmb3JrX29mGBQgASgJIhcKFUNyZWF0ZVNhbmRib3hSZXNwb25zZSI/ChNTdGFydFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSFAoMc2FuZGJveF9uYW1lGAIgASgJIhYKFFN0YXJ0U2FuZGJveFJlc3BvbnNlIj4KElN0b3BTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhQKDHNhbmRib3hfbmFtZRgCIAEoCSIVChNTdG9wU2FuZGJveFJlc3BvbnNlIkAKFERlbGV0ZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSFAoMc2FuZGJveF9uYW1lGAIgASgJIigKFURlbGV0ZVNhbmRib3hSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIhcKFVdhdGNoU2FuZGJveGVzUmVxdWVzdCL3AQoTV2F0Y2hTYW5kYm94ZXNFdmVudBJDCgdzYW5kYm94GAEgASgLMjAub3BlbnNoZWxsLmNvbXB1dGUudjEuV2F0Y2hTYW5kYm94ZXNTYW5kYm94RXZlbnRIABJDCgdkZWxldGVkGAIgASgLMjAub3BlbnNoZWxsLmNvbXB1dGUudjEuV2F0Y2hTYW5kYm94ZXNEZWxldGVkRXZlbnRIABJLCg5wbGF0Zm9ybV9ldmVudBgDIAEoCzIxLm9wZW5zaGVsbC5jb21wdXRlLnYxLldhdGNoU2FuZGJveGVzUGxhdGZvcm1FdmVudEgAQgkKB3BheWxvYWQiUgoaV2F0Y2hTYW5kYm94ZXNTYW5kYm94RXZlbnQSNAoHc2FuZGJveBgBIAEoCzIjLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3giMAoaV2F0Y2hTYW5kYm94ZXNEZWxldGVkRXZlbnQSEgoKc2FuZGJveF9pZBgBIAEoCSJrChtXYXRjaFNhbmRib3hlc1BsYXRmb3JtRXZlbnQSEgoKc2FuZGJveF9pZBgBIAEoCRI4CgVldmVudBgCIAEoCzIpLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclBsYXRmb3JtRXZlbnQy2AcKDUNvbXB1dGVEcml2ZXISbgoPR2V0Q2FwYWJpbGl0aWVzEiwub3BlbnNoZWxsLmNvbXB1dGUudjEuR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBotLm9wZW5zaGVsbC5jb21wdXRlLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlEoABChVWYWxpZGF0ZVNhbmRib3hDcmVhdGUSMi5vcGVuc2hlbGwuY29tcHV0ZS52MS5WYWxpZGF0ZVNhbmRib3hDcmVhdGVSZXF1ZXN0GjMub3BlbnNoZWxsLmNvbXB1dGUudjEuVmFsaWRhdGVTYW5kYm94Q3JlYXRlUmVzcG9uc2USXwoKR2V0U2FuZGJveBInLm9wZW5zaGVsbC5jb21wdXRlLnYxLkdldFNhbmRib3hSZXF1ZXN0Gigub3BlbnNoZWxsLmNvbXB1dGUudjEuR2V0U2FuZGJveFJlc3BvbnNlEmgKDUxpc3RTYW5kYm94ZXMSKi5vcGVuc2hlbGwuY29tcHV0ZS52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBorLm9wZW5zaGVsbC5jb21wdXRlLnYxLkxpc3RTYW5kYm94ZXNSZXNwb25zZRJoCg1DcmVhdGVTYW5kYm94Eioub3BlbnNoZWxsLmNvbXB1dGUudjEuQ3JlYXRlU2FuZGJveFJlcXVlc3QaKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USZQoMU3RhcnRTYW5kYm94Eikub3BlbnNoZWxsLmNvbXB1dGUudjEuU3RhcnRTYW5kYm94UmVxdWVzdBoqLm9wZW5zaGVsbC5jb21wdXRlLnYxLlN0YXJ0U2FuZGJveFJlc3BvbnNlEmIKC1N0b3BTYW5kYm94Eigub3BlbnNoZWxsLmNvbXB1dGUudjEuU3RvcFNhbmRib3hSZXF1ZXN0Gikub3BlbnNoZWxsLmNvbXB1dGUudjEuU3RvcFNhbmRib3hSZXNwb25zZRJoCg1EZWxldGVTYW5kYm94Eioub3BlbnNoZWxsLmNvbXB1dGUudjEuRGVsZXRlU2FuZGJveFJlcXVlc3QaKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5EZWxldGVTYW5kYm94UmVzcG9uc2USagoOV2F0Y2hTYW5kYm94ZXMSKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5XYXRjaFNhbmRib3hlc1JlcXVlc3QaKS5vcGVuc2hlbGwuY29tcHV0ZS52MS5XYXRjaFNhbmRib3hlc0V2ZW50MAFiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("CilvcGVuc2hlbGwvY29tcHV0ZS92MS9jb21wdXRlX2RyaXZlci5wcm90bxIUb3BlbnNoZWxsLmNvbXB1dGUudjEirgEKDURyaXZlclNhbmRib3gSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSNQoEc3BlYxgEIAEoCzInLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTcGVjEjkKBnN0YXR1cxgFIAEoCzIpLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTdGF0dXMijwIKEURyaXZlclNhbmRib3hTcGVjEhEKCWxvZ19sZXZlbBgBIAEoCRJNCgtlbnZpcm9ubWVudBgFIAMoCzI4Lm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTcGVjLkVudmlyb25tZW50RW50cnkSPQoIdGVtcGxhdGUYBiABKAsyKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJTYW5kYm94VGVtcGxhdGUSCwoDZ3B1GAkgASgIEhgKEHN1cGVydmlzb3JfdG9rZW4YFCABKAkaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrcDChVEcml2ZXJTYW5kYm94VGVtcGxhdGUSDQoFaW1hZ2UYASABKAkSGQoRYWdlbnRfc29ja2V0X3BhdGgYAyABKAkSRwoGbGFiZWxzGAQgAygLMjcub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveFRlbXBsYXRlLkxhYmVsc0VudHJ5ElEKC2Vudmlyb25tZW50GAYgAygLMjwub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveFRlbXBsYXRlLkVudmlyb25tZW50RW50cnkSQwoJcmVzb3VyY2VzGAogASgLMjAub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyUmVzb3VyY2VSZXF1aXJlbWVudHMSMAoPcGxhdGZvcm1fY29uZmlnGAsgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJyChpEcml2ZXJSZXNvdXJjZVJlcXVpcmVtZW50cxITCgtjcHVfcmVxdWVzdBgBIAEoCRIRCgljcHVfbGltaXQYAiABKAkSFgoObWVtb3J5X3JlcXVlc3QYAyABKAkSFAoMbWVtb3J5X2xpbWl0GAQgASgJIvABChNEcml2ZXJTYW5kYm94U3RhdHVzEhQKDHNhbmRib3hfbmFtZRgBIAEoCRITCgtpbnN0YW5jZV9pZBgCIAEoCRIQCghhZ2VudF9mZBgDIAEoCRISCgpzYW5kYm94X2ZkGAQgASgJEjkKCmNvbmRpdGlvbnMYBSADKAsyJS5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJDb25kaXRpb24SEAoIZGVsZXRpbmcYBiABKAgSOwoHc3RvcmFnZRgUIAEoCzIqLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3hTdG9yYWdlIkkKFERyaXZlclNhbmRib3hTdG9yYWdlEhIKCmRpc2tfYnl0ZXMYASABKAMSHQoVbWVtb3J5X3NuYXBzaG90X2J5dGVzGAIgASgDIm4KD0RyaXZlckNvbmRpdGlvbhIMCgR0eXBlGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIOCgZyZWFzb24YAyABKAkSDwoHbWVzc2FnZRgEIAEoCRIcChRsYXN0X3RyYW5zaXRpb25fdGltZRgFIAEoCSLmAQoTRHJpdmVyUGxhdGZvcm1FdmVudBIUCgx0aW1lc3RhbXBfbXMYASABKAMSDgoGc291cmNlGAIgASgJEgwKBHR5cGUYAyABKAkSDgoGcmVhc29uGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSSQoIbWV0YWRhdGEYBiADKAsyNy5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJQbGF0Zm9ybUV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QiigEKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEhMKC2RyaXZlcl9uYW1lGAEgASgJEhYKDmRyaXZlcl92ZXJzaW9uGAIgASgJEhUKDWRlZmF1bHRfaW1hZ2UYAyABKAkSFAoMc3VwcG9ydHNfZ3B1GAQgASgIEhUKDXN1cHBvcnRzX2ZvcmsYFCABKAgiVAocVmFsaWRhdGVTYW5kYm94Q3JlYXRlUmVxdWVzdBI0CgdzYW5kYm94GAEgASgLMiMub3BlbnNoZWxsLmNvbXB1dGUudjEuRHJpdmVyU2FuZGJveCIfCh1WYWxpZGF0ZVNhbmRib3hDcmVhdGVSZXNwb25zZSI9ChFHZXRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhQKDHNhbmRib3hfbmFtZRgCIAEoCSJKChJHZXRTYW5kYm94UmVzcG9uc2USNAoHc2FuZGJveBgBIAEoCzIjLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3giFgoUTGlzdFNhbmRib3hlc1JlcXVlc3QiTwoVTGlzdFNhbmRib3hlc1Jlc3BvbnNlEjYKCXNhbmRib3hlcxgBIAMoCzIjLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3giXQoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSNAoHc2FuZGJveBgBIAEoCzIjLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRyaXZlclNhbmRib3gSDwoHZm9ya19vZhgUIAEoCSIXChVDcmVhdGVTYW5kYm94UmVzcG9uc2UiPwoTU3RhcnRTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhQKDHNhbmRib3hfbmFtZRgCIAEoCSIWChRTdGFydFNhbmRib3hSZXNwb25zZSI+ChJTdG9wU2FuZGJveFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIUCgxzYW5kYm94X25hbWUYAiABKAkiFQoTU3RvcFNhbmRib3hSZXNwb25zZSJAChREZWxldGVTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhQKDHNhbmRib3hfbmFtZRgCIAEoCSIoChVEZWxldGVTYW5kYm94UmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCIXChVXYXRjaFNhbmRib3hlc1JlcXVlc3Qi9wEKE1dhdGNoU2FuZGJveGVzRXZlbnQSQwoHc2FuZGJveBgBIAEoCzIwLm9wZW5zaGVsbC5jb21wdXRlLnYxLldhdGNoU2FuZGJveGVzU2FuZGJveEV2ZW50SAASQwoHZGVsZXRlZBgCIAEoCzIwLm9wZW5zaGVsbC5jb21wdXRlLnYxLldhdGNoU2FuZGJveGVzRGVsZXRlZEV2ZW50SAASSwoOcGxhdGZvcm1fZXZlbnQYAyABKAsyMS5vcGVuc2hlbGwuY29tcHV0ZS52MS5XYXRjaFNhbmRib3hlc1BsYXRmb3JtRXZlbnRIAEIJCgdwYXlsb2FkIlIKGldhdGNoU2FuZGJveGVzU2FuZGJveEV2ZW50EjQKB3NhbmRib3gYASABKAsyIy5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJTYW5kYm94IjAKGldhdGNoU2FuZGJveGVzRGVsZXRlZEV2ZW50EhIKCnNhbmRib3hfaWQYASABKAkiawobV2F0Y2hTYW5kYm94ZXNQbGF0Zm9ybUV2ZW50EhIKCnNhbmRib3hfaWQYASABKAkSOAoFZXZlbnQYAiABKAsyKS5vcGVuc2hlbGwuY29tcHV0ZS52MS5Ecml2ZXJQbGF0Zm9ybUV2ZW50MtgHCg1Db21wdXRlRHJpdmVyEm4KD0dldENhcGFiaWxpdGllcxIsLm9wZW5zaGVsbC5jb21wdXRlLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaLS5vcGVuc2hlbGwuY29tcHV0ZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZRKAAQoVVmFsaWRhdGVTYW5kYm94Q3JlYXRlEjIub3BlbnNoZWxsLmNvbXB1dGUudjEuVmFsaWRhdGVTYW5kYm94Q3JlYXRlUmVxdWVzdBozLm9wZW5zaGVsbC5jb21wdXRlLnYxLlZhbGlkYXRlU2FuZGJveENyZWF0ZVJlc3BvbnNlEl8KCkdldFNhbmRib3gSJy5vcGVuc2hlbGwuY29tcHV0ZS52MS5HZXRTYW5kYm94UmVxdWVzdBooLm9wZW5zaGVsbC5jb21wdXRlLnYxLkdldFNhbmRib3hSZXNwb25zZRJoCg1MaXN0U2FuZGJveGVzEioub3BlbnNoZWxsLmNvbXB1dGUudjEuTGlzdFNhbmRib3hlc1JlcXVlc3QaKy5vcGVuc2hlbGwuY29tcHV0ZS52MS5MaXN0U2FuZGJveGVzUmVzcG9uc2USaAoNQ3JlYXRlU2FuZGJveBIqLm9wZW5zaGVsbC5jb21wdXRlLnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0Gisub3BlbnNoZWxsLmNvbXB1dGUudjEuQ3JlYXRlU2FuZGJveFJlc3BvbnNlEmUKDFN0YXJ0U2FuZGJveBIpLm9wZW5zaGVsbC5jb21wdXRlLnYxLlN0YXJ0U2FuZGJveFJlcXVlc3QaKi5vcGVuc2hlbGwuY29tcHV0ZS52MS5TdGFydFNhbmRib3hSZXNwb25zZRJiCgtTdG9wU2FuZGJveBIoLm9wZW5zaGVsbC5jb21wdXRlLnYxLlN0b3BTYW5kYm94UmVxdWVzdBopLm9wZW5zaGVsbC5jb21wdXRlLnYxLlN0b3BTYW5kYm94UmVzcG9uc2USaAoNRGVsZXRlU2FuZGJveBIqLm9wZW5zaGVsbC5jb21wdXRlLnYxLkRlbGV0ZVNhbmRib3hSZXF1ZXN0Gisub3BlbnNoZWxsLmNvbXB1dGUudjEuRGVsZXRlU2FuZGJveFJlc3BvbnNlEmoKDldhdGNoU2FuZGJveGVzEisub3BlbnNoZWxsLmNvbXB1dGUudjEuV2F0Y2hTYW5kYm94ZXNSZXF1ZXN0Gikub3BlbnNoZWxsLmNvbXB1dGUudjEuV2F0Y2hTYW5kYm94ZXNFdmVudDABYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * @generated from message openshell.compute.v1.DriverSandbox
@@ -203,6 +203,13 @@ export type DriverSandboxStatus = Message<"openshell.compute.v1.DriverSandboxSta
    * @generated from field: bool deleting = 6;
    */
   deleting: boolean;
+
+  /**
+   * Not in upstream's proto: what the sandbox keeps on the driver's host (SandboxStatus.storage).
+   *
+   * @generated from field: openshell.compute.v1.DriverSandboxStorage storage = 20;
+   */
+  storage?: DriverSandboxStorage | undefined;
 };
 
 /**
@@ -211,6 +218,28 @@ export type DriverSandboxStatus = Message<"openshell.compute.v1.DriverSandboxSta
  */
 export const DriverSandboxStatusSchema: GenMessage<DriverSandboxStatus> = /*@__PURE__*/
   messageDesc(file_openshell_compute_v1_compute_driver, 4);
+
+/**
+ * @generated from message openshell.compute.v1.DriverSandboxStorage
+ */
+export type DriverSandboxStorage = Message<"openshell.compute.v1.DriverSandboxStorage"> & {
+  /**
+   * @generated from field: int64 disk_bytes = 1;
+   */
+  diskBytes: bigint;
+
+  /**
+   * @generated from field: int64 memory_snapshot_bytes = 2;
+   */
+  memorySnapshotBytes: bigint;
+};
+
+/**
+ * Describes the message openshell.compute.v1.DriverSandboxStorage.
+ * Use `create(DriverSandboxStorageSchema)` to create a new message.
+ */
+export const DriverSandboxStorageSchema: GenMessage<DriverSandboxStorage> = /*@__PURE__*/
+  messageDesc(file_openshell_compute_v1_compute_driver, 5);
 
 /**
  * @generated from message openshell.compute.v1.DriverCondition
@@ -247,7 +276,7 @@ export type DriverCondition = Message<"openshell.compute.v1.DriverCondition"> & 
  * Use `create(DriverConditionSchema)` to create a new message.
  */
 export const DriverConditionSchema: GenMessage<DriverCondition> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 5);
+  messageDesc(file_openshell_compute_v1_compute_driver, 6);
 
 /**
  * @generated from message openshell.compute.v1.DriverPlatformEvent
@@ -289,7 +318,7 @@ export type DriverPlatformEvent = Message<"openshell.compute.v1.DriverPlatformEv
  * Use `create(DriverPlatformEventSchema)` to create a new message.
  */
 export const DriverPlatformEventSchema: GenMessage<DriverPlatformEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 6);
+  messageDesc(file_openshell_compute_v1_compute_driver, 7);
 
 /**
  * @generated from message openshell.compute.v1.GetCapabilitiesRequest
@@ -302,7 +331,7 @@ export type GetCapabilitiesRequest = Message<"openshell.compute.v1.GetCapabiliti
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 7);
+  messageDesc(file_openshell_compute_v1_compute_driver, 8);
 
 /**
  * @generated from message openshell.compute.v1.GetCapabilitiesResponse
@@ -341,7 +370,7 @@ export type GetCapabilitiesResponse = Message<"openshell.compute.v1.GetCapabilit
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 8);
+  messageDesc(file_openshell_compute_v1_compute_driver, 9);
 
 /**
  * @generated from message openshell.compute.v1.ValidateSandboxCreateRequest
@@ -358,7 +387,7 @@ export type ValidateSandboxCreateRequest = Message<"openshell.compute.v1.Validat
  * Use `create(ValidateSandboxCreateRequestSchema)` to create a new message.
  */
 export const ValidateSandboxCreateRequestSchema: GenMessage<ValidateSandboxCreateRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 9);
+  messageDesc(file_openshell_compute_v1_compute_driver, 10);
 
 /**
  * @generated from message openshell.compute.v1.ValidateSandboxCreateResponse
@@ -371,7 +400,7 @@ export type ValidateSandboxCreateResponse = Message<"openshell.compute.v1.Valida
  * Use `create(ValidateSandboxCreateResponseSchema)` to create a new message.
  */
 export const ValidateSandboxCreateResponseSchema: GenMessage<ValidateSandboxCreateResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 10);
+  messageDesc(file_openshell_compute_v1_compute_driver, 11);
 
 /**
  * @generated from message openshell.compute.v1.GetSandboxRequest
@@ -393,7 +422,7 @@ export type GetSandboxRequest = Message<"openshell.compute.v1.GetSandboxRequest"
  * Use `create(GetSandboxRequestSchema)` to create a new message.
  */
 export const GetSandboxRequestSchema: GenMessage<GetSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 11);
+  messageDesc(file_openshell_compute_v1_compute_driver, 12);
 
 /**
  * @generated from message openshell.compute.v1.GetSandboxResponse
@@ -410,7 +439,7 @@ export type GetSandboxResponse = Message<"openshell.compute.v1.GetSandboxRespons
  * Use `create(GetSandboxResponseSchema)` to create a new message.
  */
 export const GetSandboxResponseSchema: GenMessage<GetSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 12);
+  messageDesc(file_openshell_compute_v1_compute_driver, 13);
 
 /**
  * @generated from message openshell.compute.v1.ListSandboxesRequest
@@ -423,7 +452,7 @@ export type ListSandboxesRequest = Message<"openshell.compute.v1.ListSandboxesRe
  * Use `create(ListSandboxesRequestSchema)` to create a new message.
  */
 export const ListSandboxesRequestSchema: GenMessage<ListSandboxesRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 13);
+  messageDesc(file_openshell_compute_v1_compute_driver, 14);
 
 /**
  * @generated from message openshell.compute.v1.ListSandboxesResponse
@@ -440,7 +469,7 @@ export type ListSandboxesResponse = Message<"openshell.compute.v1.ListSandboxesR
  * Use `create(ListSandboxesResponseSchema)` to create a new message.
  */
 export const ListSandboxesResponseSchema: GenMessage<ListSandboxesResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 14);
+  messageDesc(file_openshell_compute_v1_compute_driver, 15);
 
 /**
  * @generated from message openshell.compute.v1.CreateSandboxRequest
@@ -465,7 +494,7 @@ export type CreateSandboxRequest = Message<"openshell.compute.v1.CreateSandboxRe
  * Use `create(CreateSandboxRequestSchema)` to create a new message.
  */
 export const CreateSandboxRequestSchema: GenMessage<CreateSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 15);
+  messageDesc(file_openshell_compute_v1_compute_driver, 16);
 
 /**
  * @generated from message openshell.compute.v1.CreateSandboxResponse
@@ -478,7 +507,7 @@ export type CreateSandboxResponse = Message<"openshell.compute.v1.CreateSandboxR
  * Use `create(CreateSandboxResponseSchema)` to create a new message.
  */
 export const CreateSandboxResponseSchema: GenMessage<CreateSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 16);
+  messageDesc(file_openshell_compute_v1_compute_driver, 17);
 
 /**
  * @generated from message openshell.compute.v1.StartSandboxRequest
@@ -500,7 +529,7 @@ export type StartSandboxRequest = Message<"openshell.compute.v1.StartSandboxRequ
  * Use `create(StartSandboxRequestSchema)` to create a new message.
  */
 export const StartSandboxRequestSchema: GenMessage<StartSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 17);
+  messageDesc(file_openshell_compute_v1_compute_driver, 18);
 
 /**
  * @generated from message openshell.compute.v1.StartSandboxResponse
@@ -513,7 +542,7 @@ export type StartSandboxResponse = Message<"openshell.compute.v1.StartSandboxRes
  * Use `create(StartSandboxResponseSchema)` to create a new message.
  */
 export const StartSandboxResponseSchema: GenMessage<StartSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 18);
+  messageDesc(file_openshell_compute_v1_compute_driver, 19);
 
 /**
  * @generated from message openshell.compute.v1.StopSandboxRequest
@@ -535,7 +564,7 @@ export type StopSandboxRequest = Message<"openshell.compute.v1.StopSandboxReques
  * Use `create(StopSandboxRequestSchema)` to create a new message.
  */
 export const StopSandboxRequestSchema: GenMessage<StopSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 19);
+  messageDesc(file_openshell_compute_v1_compute_driver, 20);
 
 /**
  * @generated from message openshell.compute.v1.StopSandboxResponse
@@ -548,7 +577,7 @@ export type StopSandboxResponse = Message<"openshell.compute.v1.StopSandboxRespo
  * Use `create(StopSandboxResponseSchema)` to create a new message.
  */
 export const StopSandboxResponseSchema: GenMessage<StopSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 20);
+  messageDesc(file_openshell_compute_v1_compute_driver, 21);
 
 /**
  * @generated from message openshell.compute.v1.DeleteSandboxRequest
@@ -570,7 +599,7 @@ export type DeleteSandboxRequest = Message<"openshell.compute.v1.DeleteSandboxRe
  * Use `create(DeleteSandboxRequestSchema)` to create a new message.
  */
 export const DeleteSandboxRequestSchema: GenMessage<DeleteSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 21);
+  messageDesc(file_openshell_compute_v1_compute_driver, 22);
 
 /**
  * @generated from message openshell.compute.v1.DeleteSandboxResponse
@@ -589,7 +618,7 @@ export type DeleteSandboxResponse = Message<"openshell.compute.v1.DeleteSandboxR
  * Use `create(DeleteSandboxResponseSchema)` to create a new message.
  */
 export const DeleteSandboxResponseSchema: GenMessage<DeleteSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 22);
+  messageDesc(file_openshell_compute_v1_compute_driver, 23);
 
 /**
  * @generated from message openshell.compute.v1.WatchSandboxesRequest
@@ -602,7 +631,7 @@ export type WatchSandboxesRequest = Message<"openshell.compute.v1.WatchSandboxes
  * Use `create(WatchSandboxesRequestSchema)` to create a new message.
  */
 export const WatchSandboxesRequestSchema: GenMessage<WatchSandboxesRequest> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 23);
+  messageDesc(file_openshell_compute_v1_compute_driver, 24);
 
 /**
  * @generated from message openshell.compute.v1.WatchSandboxesEvent
@@ -637,7 +666,7 @@ export type WatchSandboxesEvent = Message<"openshell.compute.v1.WatchSandboxesEv
  * Use `create(WatchSandboxesEventSchema)` to create a new message.
  */
 export const WatchSandboxesEventSchema: GenMessage<WatchSandboxesEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 24);
+  messageDesc(file_openshell_compute_v1_compute_driver, 25);
 
 /**
  * @generated from message openshell.compute.v1.WatchSandboxesSandboxEvent
@@ -654,7 +683,7 @@ export type WatchSandboxesSandboxEvent = Message<"openshell.compute.v1.WatchSand
  * Use `create(WatchSandboxesSandboxEventSchema)` to create a new message.
  */
 export const WatchSandboxesSandboxEventSchema: GenMessage<WatchSandboxesSandboxEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 25);
+  messageDesc(file_openshell_compute_v1_compute_driver, 26);
 
 /**
  * @generated from message openshell.compute.v1.WatchSandboxesDeletedEvent
@@ -671,7 +700,7 @@ export type WatchSandboxesDeletedEvent = Message<"openshell.compute.v1.WatchSand
  * Use `create(WatchSandboxesDeletedEventSchema)` to create a new message.
  */
 export const WatchSandboxesDeletedEventSchema: GenMessage<WatchSandboxesDeletedEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 26);
+  messageDesc(file_openshell_compute_v1_compute_driver, 27);
 
 /**
  * @generated from message openshell.compute.v1.WatchSandboxesPlatformEvent
@@ -693,7 +722,7 @@ export type WatchSandboxesPlatformEvent = Message<"openshell.compute.v1.WatchSan
  * Use `create(WatchSandboxesPlatformEventSchema)` to create a new message.
  */
 export const WatchSandboxesPlatformEventSchema: GenMessage<WatchSandboxesPlatformEvent> = /*@__PURE__*/
-  messageDesc(file_openshell_compute_v1_compute_driver, 27);
+  messageDesc(file_openshell_compute_v1_compute_driver, 28);
 
 /**
  * @generated from service openshell.compute.v1.ComputeDriver
