@@ -260,6 +260,41 @@ describe("openshell CLI", () => {
     VM_TEST_MS,
   );
 
+  it(
+    "a memory snapshot made by another runtime is not restored: start boots the disk instead, says why, and the files are there",
+    async () => {
+      const id = JSON.parse((await user.run(["sandbox", "get", "first", "-o", "json"])).stdout).id as string;
+      const stopped = await user.run(["sandbox", "stop", "first"]);
+      expect(stopped.code, stopped.stderr).toBe(0);
+      const record = execFileSync("find", [user.root, "-path", `*/sandboxes/${id}/snapshot.json`], {
+        encoding: "utf8",
+      }).trim();
+      expect(record, "the stopped sandbox's snapshot record").not.toBe("");
+      const meta = JSON.parse(readFileSync(record, "utf8"));
+      meta.fingerprint.runtimeKey = "0000000000000000";
+      writeFileSync(record, JSON.stringify(meta));
+      const started = await user.run(["sandbox", "start", "first"]);
+      expect(started.code, started.stderr).toBe(0);
+      expect(started.stderr).toContain(
+        'memory snapshot cannot be restored (it was made with runtimeKey "0000000000000000"',
+      );
+      const read = await user.run(["sandbox", "exec", "first", "--", "cat", "/sandbox/kept.txt"]);
+      expect(read).toMatchObject({ code: 0, stdout: "survived\n" });
+      // A cold boot: the loop started before the stop is not running any more.
+      const loop = await user.run([
+        "sandbox",
+        "exec",
+        "first",
+        "--",
+        "sh",
+        "-c",
+        "pid=$(cat /sandbox/loop.pid); test -d /proc/$pid && grep -q while /proc/$pid/cmdline && echo alive || echo gone",
+      ]);
+      expect(loop.stdout).toBe("gone\n");
+    },
+    VM_TEST_MS,
+  );
+
   it("connect and exec --tty give an interactive terminal (driven through script(1))", async () => {
     const cli = `${process.execPath} ${CLI}`;
     const shell = spawnSync("script", ["-qec", `${cli} sandbox connect first`, "/dev/null"], {
