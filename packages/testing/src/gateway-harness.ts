@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { shebangNodeFlags } from "@openshell/bootstrap";
 import { signalIfRunning } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { findRepoRoot, freePort, isAlive, pidsOf, stopChild, waitFor } from "./process.js";
@@ -83,6 +84,7 @@ export async function startGateway(options: {
   const port = options.port ?? (await freePort());
   const bindAddress = options.bindAddress ?? "127.0.0.1";
   const args = [
+    ...shebangNodeFlags(GATEWAY_BIN),
     ...GATEWAY_NODE_ARGS,
     GATEWAY_BIN,
     "--drivers",
