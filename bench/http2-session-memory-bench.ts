@@ -29,10 +29,11 @@ const { values } = parseArgs({
 });
 
 /** transport × settings: `wide` is the gateway's 4 MiB stream / 8 MiB connection window. */
-const ALL_VARIANTS = ["h2c-native", "h2c-duplex", "tls", "h2c-duplex-wide", "tls-wide"];
+const ALL_VARIANTS = ["h2c-native", "h2c-duplex", "tls", "mtls", "h2c-duplex-wide", "tls-wide"];
 
 interface Variant {
-  transport: "h2c-native" | "h2c-duplex" | "tls";
+  /** mtls: TLS with a client certificate the server verifies, as supervisors connect. */
+  transport: "h2c-native" | "h2c-duplex" | "tls" | "mtls";
   wide: boolean;
 }
 
@@ -93,8 +94,11 @@ async function server(variant: Variant, pki: { cert: string; key: string }): Pro
     stream.respond({ ":status": 200, "content-type": "application/grpc" });
   });
   let listener: net.Server;
-  if (variant.transport === "tls") {
-    listener = tls.createServer({ ...pki, noDelay: true, ALPNProtocols: ["h2"] }, (socket) =>
+  if (variant.transport === "tls" || variant.transport === "mtls") {
+    // mtls: the self-signed certificate is also the client's, and the server's only trusted CA.
+    const clientAuth =
+      variant.transport === "mtls" ? { requestCert: true, rejectUnauthorized: true, ca: pki.cert } : {};
+    listener = tls.createServer({ ...pki, ...clientAuth, noDelay: true, ALPNProtocols: ["h2"] }, (socket) =>
       h2.emit("connection", socket),
     );
   } else if (variant.transport === "h2c-duplex") {
@@ -112,12 +116,20 @@ async function server(variant: Variant, pki: { cert: string; key: string }): Pro
   process.send?.({ port: (listener.address() as net.AddressInfo).port });
 }
 
-async function client(variant: Variant, port: number, sessions: number, withStream: boolean): Promise<void> {
+async function client(
+  variant: Variant,
+  port: number,
+  sessions: number,
+  withStream: boolean,
+  pki: { cert: string; key: string },
+): Promise<void> {
   const held: unknown[] = [];
   for (let i = 0; i < sessions; i++) {
-    const authority = `${variant.transport === "tls" ? "https" : "http"}://127.0.0.1:${port}`;
+    const secure = variant.transport === "tls" || variant.transport === "mtls";
+    const authority = `${secure ? "https" : "http"}://127.0.0.1:${port}`;
     const session = http2.connect(authority, {
       rejectUnauthorized: false,
+      ...(variant.transport === "mtls" ? pki : {}),
       ...(variant.wide ? { settings: { initialWindowSize: 4 * 1024 * 1024 } } : {}),
     });
     await new Promise<void>((resolve, reject) => {
@@ -170,6 +182,8 @@ async function measure(name: string, sessions: number, withStream: boolean, pkiD
     "1",
     "--port",
     String(port),
+    "--pki",
+    pkiDir,
     "--stream",
   ]);
   await warm.next();
@@ -185,6 +199,8 @@ async function measure(name: string, sessions: number, withStream: boolean, pkiD
     String(sessions),
     "--port",
     String(port),
+    "--pki",
+    pkiDir,
     ...(withStream ? ["--stream"] : []),
   ]);
   await cli.next();
@@ -198,18 +214,26 @@ async function measure(name: string, sessions: number, withStream: boolean, pkiD
   for (const p of [cli.proc, warm.proc, srv.proc]) p.kill("SIGKILL");
 }
 
+function readPki(dir: string): { cert: string; key: string } {
+  return {
+    cert: readFileSync(join(dir, "cert.pem"), "utf8"),
+    key: readFileSync(join(dir, "key.pem"), "utf8"),
+  };
+}
+
 async function main(): Promise<void> {
   if (values.role === "server") {
-    const dir = values.pki;
-    const variant = parseVariant(values.variants);
-    await server(variant, {
-      cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-      key: readFileSync(join(dir, "key.pem"), "utf8"),
-    });
+    await server(parseVariant(values.variants), readPki(values.pki));
     return;
   }
   if (values.role === "client") {
-    await client(parseVariant(values.variants), Number(values.port), Number(values.sessions), values.stream);
+    await client(
+      parseVariant(values.variants),
+      Number(values.port),
+      Number(values.sessions),
+      values.stream,
+      readPki(values.pki),
+    );
     return;
   }
   const sessions = Number(values.sessions);
