@@ -28,18 +28,25 @@ const { values } = parseArgs({
   },
 });
 
-/** transport × settings: `wide` is the gateway's 4 MiB stream / 8 MiB connection window. */
+/**
+ * transport × settings: `-wide` is the gateway's 4 MiB stream / 8 MiB connection window; `-lean`
+ * the smallest nghttp2 settings (no HPACK dynamic tables, 8 KiB header lists, 16 streams).
+ */
 const ALL_VARIANTS = ["h2c-native", "h2c-duplex", "tls", "mtls", "h2c-duplex-wide", "tls-wide"];
 
 interface Variant {
   /** mtls: TLS with a client certificate the server verifies, as supervisors connect. */
   transport: "h2c-native" | "h2c-duplex" | "tls" | "mtls";
   wide: boolean;
+  lean: boolean;
 }
 
 function parseVariant(name: string): Variant {
-  const wide = name.endsWith("-wide");
-  return { transport: name.replace(/-wide$/, "") as Variant["transport"], wide };
+  return {
+    transport: name.replace(/-(wide|lean)$/, "") as Variant["transport"],
+    wide: name.endsWith("-wide"),
+    lean: name.endsWith("-lean"),
+  };
 }
 
 function memory(): Record<string, number> {
@@ -85,7 +92,15 @@ function replayingDuplex(socket: net.Socket, head: Buffer): Duplex {
 
 async function server(variant: Variant, pki: { cert: string; key: string }): Promise<void> {
   const streams: http2.ServerHttp2Stream[] = [];
-  const h2 = http2.createServer(variant.wide ? { settings: { initialWindowSize: 4 * 1024 * 1024 } } : {});
+  const lean: http2.ServerOptions = {
+    maxDeflateDynamicTableSize: 0,
+    maxSessionMemory: 1,
+    peerMaxConcurrentStreams: 16,
+    settings: { headerTableSize: 0, maxHeaderListSize: 8192, maxConcurrentStreams: 16 },
+  };
+  const h2 = http2.createServer(
+    variant.wide ? { settings: { initialWindowSize: 4 * 1024 * 1024 } } : variant.lean ? lean : {},
+  );
   h2.on("session", (session) => {
     if (variant.wide) session.once("connect", () => session.setLocalWindowSize(8 * 1024 * 1024));
   });
