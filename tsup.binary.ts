@@ -41,8 +41,14 @@ export function binaryBundle(options: {
   target?: string;
   native?: string[];
   splitting?: boolean;
+  /** V8/Node flags in the shebang (`env -S`); launchers that run the bundle under a Node read them there. */
+  nodeFlags?: string[];
 }) {
   const native = options.native ?? [];
+  const shebang = [
+    "#!/usr/bin/env",
+    ...(options.nodeFlags?.length ? ["-S", "node", ...options.nodeFlags] : ["node"]),
+  ];
   const config: Options = {
     entry: { [options.name]: "src/main.ts" },
     format: "esm",
@@ -52,7 +58,7 @@ export function binaryBundle(options: {
     noExternal: native.length === 0 ? [/.*/] : [new RegExp(`^(?!(${native.join("|")})$).*`)],
     external: native,
     banner: {
-      js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+      js: `${shebang.join(" ")}\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);`,
     },
     clean: true,
     // Read by @openshell/core's OPENSHELL_VERSION: --version, Health, the supervisor's hello.

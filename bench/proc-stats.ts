@@ -8,6 +8,30 @@ export function rssMiB(pid: number): number {
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 
+/**
+ * A process's resident memory in KiB as /proc/<pid>/smaps splits it: the brk heap (glibc's main
+ * malloc arena), anonymous mappings (V8's heap pages, other malloc arenas, large mallocs, thread
+ * stacks) and file-backed mappings (the node binary, libraries).
+ */
+export function smapsKiB(pid: number): { rss: number; brk: number; anonMappings: number; file: number } {
+  const totals = { rss: 0, brk: 0, anonMappings: 0, file: 0 };
+  let kind: "brk" | "anonMappings" | "file" = "anonMappings";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header) {
+      const name = header[1] ?? "";
+      kind = name === "[heap]" ? "brk" : name === "" || name.startsWith("[") ? "anonMappings" : "file";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) {
+      totals[kind] += Number(rss[1]);
+      totals.rss += Number(rss[1]);
+    }
+  }
+  return totals;
+}
+
 /** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ; 100 on every Linux we run on). */
 const USER_HZ = 100;
 

@@ -284,7 +284,10 @@ while IFS=$'\t' read -r name real; do
     find "$dest/build" -name '*.a' -delete
   fi
 done <<<"$native_list"
-printf '#!/bin/sh\nexec /opt/openshell/node/bin/node /opt/openshell/gateway/openshell-gateway.js "$@"\n' >"$CTX/bin/openshell-gateway"
+# The Node flags the bundle's shebang declares (`#!/usr/bin/env -S node FLAGS`), as the npm bin runs it.
+gateway_node_flags=$(head -n 1 "$GATEWAY_BUNDLE" | sed -n 's|^#!/usr/bin/env -S node ||p')
+printf '#!/bin/sh\nexec /opt/openshell/node/bin/node %s/opt/openshell/gateway/openshell-gateway.js "$@"\n' \
+  "${gateway_node_flags:+$gateway_node_flags }" >"$CTX/bin/openshell-gateway"
 install -m 0755 "$DOCKER_DIR/openshell-healthcheck" "$CTX/bin/openshell-healthcheck"
 chmod 0755 "$CTX/bin/openshell-gateway"
 STEP="staging the supervisor for Kubernetes sandbox pods"

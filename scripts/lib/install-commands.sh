@@ -25,8 +25,10 @@ install_commands() {
       toolchain_log "not replacing $target (not ours); run $bundle with $node_bin instead"
       continue
     fi
-    local content
-    content=$(printf '#!/bin/sh\n%s\nexec "%s" "%s" "$@"\n' "$WRAPPER_MARK" "$node_bin" "$bundle")
+    local content flags
+    # The Node flags the bundle's shebang declares (`#!/usr/bin/env -S node FLAGS`).
+    flags=$(head -n 1 "$bundle" 2>/dev/null | sed -n 's|^#!/usr/bin/env -S node ||p')
+    content=$(printf '#!/bin/sh\n%s\nexec "%s" %s"%s" "$@"\n' "$WRAPPER_MARK" "$node_bin" "${flags:+$flags }" "$bundle")
     if [ "$(cat "$target" 2>/dev/null)" != "$content" ]; then
       printf '%s\n' "$content" >"$target.tmp" && chmod 755 "$target.tmp" && mv "$target.tmp" "$target"
     fi

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join } from "node:path";
 import { OpenShellError } from "@openshell/core";
@@ -10,7 +10,30 @@ export interface Launch {
 }
 
 function launchFor(file: string): Launch {
-  return file.endsWith(".js") ? { command: process.execPath, args: [file] } : { command: file, args: [] };
+  return file.endsWith(".js")
+    ? { command: process.execPath, args: [...shebangNodeFlags(file), file] }
+    : { command: file, args: [] };
+}
+
+const ENV_S_NODE = "#!/usr/bin/env -S node ";
+
+/**
+ * The Node flags a bundle's shebang declares (`#!/usr/bin/env -S node --max-semi-space-size=1`):
+ * run under another Node the shebang is skipped, so whoever runs `node <bundle>` passes them.
+ */
+export function shebangNodeFlags(bundle: string): string[] {
+  const head = Buffer.alloc(512);
+  const fd = openSync(bundle, "r");
+  let length: number;
+  try {
+    length = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const firstLine = head.toString("utf8", 0, length).split("\n", 1)[0] ?? "";
+  return firstLine.startsWith(ENV_S_NODE)
+    ? firstLine.slice(ENV_S_NODE.length).split(" ").filter(Boolean)
+    : [];
 }
 
 /**

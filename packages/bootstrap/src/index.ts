@@ -3,6 +3,7 @@
  * process identity. The Docker deployment is the `./docker` subpath so dockerode loads only there.
  */
 export type { BootstrapInputs, BootstrapProgress, ProgressStep } from "./bootstrap-inputs.js";
+export { shebangNodeFlags } from "./gateway-binaries.js";
 export { connectGateway, type GatewayConnection, type OpenShellClient } from "./gateway-client.js";
 export {
   type GatewayPki,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { shebangNodeFlags } from "@openshell/bootstrap";
 import { signalIfRunning } from "@openshell/core";
 import { OpenShell } from "@openshell/proto";
 import { findRepoRoot, freePort, isAlive, pidsOf, stopChild, waitFor } from "./process.js";
@@ -13,6 +14,8 @@ const REPO = findRepoRoot();
 /** The built gateway; OPENSHELL_TEST_GATEWAY_BIN runs another build (benchmarks compare two). */
 export const GATEWAY_BIN =
   process.env.OPENSHELL_TEST_GATEWAY_BIN ?? join(REPO, "packages", "gateway", "dist", "openshell-gateway.js");
+/** Node flags for the gateway process alone (OPENSHELL_TEST_GATEWAY_NODE_ARGS, space-separated; benchmarks). */
+const GATEWAY_NODE_ARGS = (process.env.OPENSHELL_TEST_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 export const DRIVER_DIR = join(REPO, "packages", "driver-test", "dist");
 /** The built VM driver. */
 export const VM_DRIVER_DIR = join(REPO, "packages", "driver-vm", "dist");
@@ -81,6 +84,8 @@ export async function startGateway(options: {
   const port = options.port ?? (await freePort());
   const bindAddress = options.bindAddress ?? "127.0.0.1";
   const args = [
+    ...shebangNodeFlags(GATEWAY_BIN),
+    ...GATEWAY_NODE_ARGS,
     GATEWAY_BIN,
     "--drivers",
     options.driver?.name ?? "test",
