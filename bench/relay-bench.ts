@@ -15,8 +15,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
 import { type GatewayTls, makeStateDir, type RunningGateway } from "@openshell/testing/gateway-harness";
-import { isAlive } from "@openshell/testing/process";
 import {
+  endSupervisors,
   makeWorkdir,
   sshOptions,
   sshOptionsVia,
@@ -281,11 +281,8 @@ async function main() {
     for (const f of failed.slice(0, 3)) console.log(`  failure: ${(f as PromiseRejectedResult).reason}`);
   } finally {
     // Supervisors get SIGTERM first: one that exits cleanly writes its --cpu-prof profile.
-    const supervisors = ids.flatMap((sandboxId) => supervisorPidIfAny(stateDir, sandboxId) ?? []);
-    for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGTERM");
+    await endSupervisors(ids.flatMap((sandboxId) => supervisorPidIfAny(stateDir, sandboxId) ?? []));
     await gw.stop("SIGTERM");
-    await new Promise((r) => setTimeout(r, 1000));
-    for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
   }

@@ -17,8 +17,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
 import { type GatewayTls, makeStateDir } from "@openshell/testing/gateway-harness";
-import { isAlive } from "@openshell/testing/process";
 import {
+  endSupervisors,
   makeWorkdir,
   openFdCount,
   startGatewayWithSupervisors,
@@ -204,9 +204,8 @@ async function main() {
     await settle(5000);
     sample(CYCLES);
   } finally {
-    const supervisors = ids.flatMap((id) => supervisorPidIfAny(stateDir, id) ?? []);
+    await endSupervisors(ids.flatMap((id) => supervisorPidIfAny(stateDir, id) ?? []));
     await gw.stop("SIGTERM");
-    for (const pid of supervisors) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
   }

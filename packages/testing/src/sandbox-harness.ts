@@ -3,6 +3,7 @@ import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
+import { signalIfRunning, waitUntilGone } from "@openshell/core";
 import { type ExecSandboxEvent, type OpenShell, SandboxPhase } from "@openshell/proto";
 import {
   type GatewayTls,
@@ -242,6 +243,21 @@ export function supervisorPidIfAny(stateDir: string, sandboxId: string): number 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Ends host supervisors (the test driver's) by PID: SIGTERM first, so each stops its workload
+ * (`sleep infinity` as the run-as user) before it exits, then SIGKILL after `graceMs`. SIGKILL
+ * alone leaves the workloads running as orphans, and a few hundred of them exhaust the run-as
+ * user's process limit (the launcher's RLIMIT_NPROC) for every later test.
+ */
+export async function endSupervisors(pids: number[], graceMs = 5_000): Promise<void> {
+  for (const pid of pids) signalIfRunning(pid, "SIGTERM");
+  await Promise.all(
+    pids.map(async (pid) => {
+      if (!(await waitUntilGone(pid, graceMs))) signalIfRunning(pid, "SIGKILL");
+    }),
+  );
 }
 
 /** How many supervisor sessions the sandbox's supervisor has logged as established. */
