@@ -2,6 +2,7 @@ import {
   closeSync,
   existsSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   statSync,
@@ -43,8 +44,19 @@ describe("VM memory snapshots through the gateway", () => {
   const gateways: RunningGateway[] = [];
 
   afterEach(async (context) => {
-    if (context.task.result?.state === "fail")
+    if (context.task.result?.state === "fail") {
       for (const gw of gateways) process.stderr.write(`gateway log:\n${gw.output().slice(-8000)}\n`);
+      // A VM that never said "ready" (a boot timeout, seen once in CI) shows why only here.
+      for (const dir of dirs) {
+        const sandboxes = join(dir, "drv", "sandboxes");
+        if (!existsSync(sandboxes)) continue;
+        for (const id of readdirSync(sandboxes)) {
+          const consoleLog = join(sandboxes, id, "console.log");
+          if (existsSync(consoleLog))
+            process.stderr.write(`console of ${id}:\n${readFileSync(consoleLog, "utf8").slice(-3000)}\n`);
+        }
+      }
+    }
     for (const gw of gateways.splice(0)) await gw.stop("SIGTERM");
     for (const dir of dirs.splice(0)) {
       for (const pid of qemuPidsUnder(dir)) process.kill(pid, "SIGKILL");
