@@ -39,7 +39,7 @@ import { SNAPSHOT_FORMAT, type SnapshotCause, type SnapshotFingerprint } from ".
 import { type GuestTlsFiles, NETDEV_ID } from "./qemu-command.js";
 import { type HostCapacity, type VmSize, validateForVm } from "./sandbox-validation.js";
 import { identityLine, restoredLine } from "./vm-control-channel.js";
-import { type StopTimings, VmInstance } from "./vm-instance.js";
+import { fileSize, type StopTimings, VmInstance } from "./vm-instance.js";
 import { runtimeKey, type VmRuntime } from "./vm-runtime.js";
 import { type VmTemplate, VmTemplates } from "./vm-templates.js";
 
@@ -454,7 +454,7 @@ export class VmDriver {
           incomingSnapshot: instance.snapshot.file,
         });
         if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
-        const offset = statSize(instance.paths.consoleLog);
+        const offset = fileSize(instance.paths.consoleLog);
         // The copy was written moments ago by this driver: no hash to check.
         await instance.finishRestore(
           Promise.resolve(true),
@@ -961,14 +961,6 @@ export class VmDriver {
 function allocatedBytes(file: string): number {
   try {
     return statSync(file).blocks * 512;
-  } catch {
-    return 0;
-  }
-}
-
-function statSize(file: string): number {
-  try {
-    return statSync(file).size;
   } catch {
     return 0;
   }

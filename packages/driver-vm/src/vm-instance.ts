@@ -546,7 +546,8 @@ function isPrivateDirectory(dir: string): boolean {
   }
 }
 
-function fileSize(file: string): number {
+/** A file's size in bytes, 0 when it does not exist. */
+export function fileSize(file: string): number {
   try {
     return statSync(file).size;
   } catch {
