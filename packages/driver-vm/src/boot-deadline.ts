@@ -25,3 +25,11 @@ export function bootDeadlineMs(input: BootDeadlineInput): number {
   const scale = Math.max(1, input.loadAverage / cpus, input.concurrentBoots / cpus);
   return Math.round(base * scale * 1000);
 }
+
+/**
+ * How long a booting guest's console may stay silent before the boot counts as stalled: a third of
+ * its deadline (a slow boot still prints its milestones every few seconds).
+ */
+export function bootSilenceMs(deadlineMs: number): number {
+  return Math.round(deadlineMs / 3);
+}

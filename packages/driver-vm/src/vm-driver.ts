@@ -28,7 +28,8 @@ import {
   guestSaidConnected,
   supervisorFatalAtStart,
 } from "./boot-console-watch.js";
-import { bootDeadlineMs } from "./boot-deadline.js";
+import { bootDeadlineMs, bootSilenceMs } from "./boot-deadline.js";
+import { ConsoleSilenceWatch } from "./console-silence-watch.js";
 import {
   type CrashRestartLimits,
   CrashRestartPolicy,
@@ -108,6 +109,10 @@ interface VmRecord {
   restartTimer?: NodeJS.Timeout | undefined;
   /** Armed while the VM boots; fires if the guest init never says "ready". */
   bootDeadline?: NodeJS.Timeout | undefined;
+  /** Armed with the deadline; fires when the booting guest's console stays silent (a hung boot). */
+  bootSilence?: ConsoleSilenceWatch | undefined;
+  /** Whether this boot was already retried once after a stall or its deadline (cleared at "ready"). */
+  bootRetried: boolean;
   /** Boots and stops of this VM, one at a time. */
   lock: SerialLock;
   /**
@@ -330,6 +335,7 @@ export class VmDriver {
       lock: new SerialLock(),
       snapshotable: false,
       bootNote: "",
+      bootRetried: false,
     };
   }
 
@@ -709,8 +715,7 @@ export class VmDriver {
   private stopWatching(record: VmRecord): void {
     clearInterval(record.monitor);
     record.monitor = undefined;
-    clearTimeout(record.bootDeadline);
-    record.bootDeadline = undefined;
+    this.disarmBootDeadline(record);
     record.consoleWatch?.stop();
   }
 
@@ -720,12 +725,14 @@ export class VmDriver {
   }
 
   /**
-   * A boot gets a deadline suited to the accelerator and the host's load (see boot-deadline.ts);
-   * if the guest init has not said "ready" by then, QEMU is stopped and the sandbox is in error
-   * with the console's tail.
+   * A boot gets a deadline suited to the accelerator and the host's load (see boot-deadline.ts), and
+   * a third of it as the longest its console may stay silent: a guest whose kernel or init hung
+   * prints nothing more, while a slow boot still prints its milestones. The first boot that stalls
+   * or misses its deadline is killed and booted again (a rare TCG guest hang was seen before the
+   * init's first line); the second time the sandbox is in error with the console's tail.
    */
   private armBootDeadline(record: VmRecord): void {
-    clearTimeout(record.bootDeadline);
+    this.disarmBootDeadline(record);
     const booting = [...this.records.values()].filter((r) => r.bootDeadline !== undefined).length + 1;
     const deadlineMs = bootDeadlineMs({
       accelerator: this.options.accelerator.accelerator,
@@ -734,20 +741,60 @@ export class VmDriver {
       cpus: availableParallelism(),
       concurrentBoots: booting,
     });
+    const accel = this.options.accelerator.accelerator;
     record.bootDeadline = setTimeout(() => {
-      record.bootDeadline = undefined;
-      void this.bootTimedOut(record, deadlineMs);
+      void this.bootFailed(
+        record,
+        `did not finish booting within ${Math.round(deadlineMs / 1000)} s (${accel})`,
+      );
     }, deadlineMs);
     record.bootDeadline.unref();
+    const silenceMs = bootSilenceMs(deadlineMs);
+    record.bootSilence = new ConsoleSilenceWatch(record.instance.paths.consoleLog, silenceMs, () => {
+      void this.bootFailed(
+        record,
+        `stopped making progress while booting: its console was silent for ${Math.round(silenceMs / 1000)} s (${accel})`,
+      );
+    });
+    record.bootSilence.start();
   }
 
-  private async bootTimedOut(record: VmRecord, deadlineMs: number): Promise<void> {
-    this.options.logger.warn({ sandbox_id: record.sandbox.id, deadline_ms: deadlineMs }, "VM boot timed out");
-    await this.stopVm(record, KILL_TIMINGS);
-    const tail = record.instance.consoleTail(CONSOLE_TAIL_LINES) || "(empty)";
-    const message = `VM did not finish booting within ${Math.round(deadlineMs / 1000)} s (${this.options.accelerator.accelerator}) and was stopped; console tail:\n${tail}`;
-    this.setReady(record, "False", "BootTimeout", message);
-    this.events.platformEvent(record.sandbox.id, "Warning", "BootTimeout", message);
+  private disarmBootDeadline(record: VmRecord): void {
+    clearTimeout(record.bootDeadline);
+    record.bootDeadline = undefined;
+    record.bootSilence?.stop();
+    record.bootSilence = undefined;
+  }
+
+  private async bootFailed(record: VmRecord, what: string): Promise<void> {
+    if (!record.bootDeadline) return; // the other watch fired first, or the boot ended meanwhile
+    this.disarmBootDeadline(record);
+    const vcpus = await record.instance.vcpuState().catch((error: Error) => `unknown (${error.message})`);
+    const retry = !record.bootRetried;
+    this.options.logger.warn({ sandbox_id: record.sandbox.id, cause: what, vcpus, retry }, "VM boot failed");
+    const tail = () => record.instance.consoleTail(CONSOLE_TAIL_LINES) || "(empty)";
+    if (!retry) {
+      await this.stopVm(record, KILL_TIMINGS);
+      const message = `VM ${what}; it was booted again once already, so it was stopped; console tail:\n${tail()}`;
+      this.setReady(record, "False", "BootTimeout", message);
+      this.events.platformEvent(record.sandbox.id, "Warning", "BootTimeout", message);
+      return;
+    }
+    await record.lock.run(async () => {
+      if (record.wanted !== "running" || record.sandbox.status?.deleting) return; // stopped meanwhile
+      this.stopWatching(record);
+      await record.instance.stop(KILL_TIMINGS);
+      record.bootRetried = true;
+      const message = `VM ${what} and was killed; booting it again (once)`;
+      this.setReady(record, "False", "Starting", message);
+      this.events.platformEvent(
+        record.sandbox.id,
+        "Warning",
+        "BootRetry",
+        `${message}. vCPUs: ${vcpus}; console tail:\n${tail()}`,
+      );
+      await this.boot(record);
+    });
   }
 
   /**
@@ -763,8 +810,8 @@ export class VmDriver {
     const watch = new BootConsoleWatch(record.instance.paths.consoleLog, (news) => {
       switch (news.kind) {
         case "guest-ready":
-          clearTimeout(record.bootDeadline);
-          record.bootDeadline = undefined;
+          this.disarmBootDeadline(record);
+          record.bootRetried = false;
           event(
             "Normal",
             "GuestReady",

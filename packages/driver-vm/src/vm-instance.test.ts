@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, waitUntilGone } from "@openshell/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { VmInstance } from "./vm-instance.js";
+import { condenseRegisters, VmInstance } from "./vm-instance.js";
 
 const launch = (qemuBinary: string) => ({
   qemuBinary,
@@ -52,5 +52,23 @@ describe("VmInstance.launch", () => {
     await waitUntilGone(pid, 5000);
     await instance.exitStatusKnown(5000);
     expect(instance.exitCause()).toBe("signal SIGKILL");
+  });
+});
+
+describe("condenseRegisters", () => {
+  it("keeps each vCPU's instruction and stack pointer, privilege level and halt state", () => {
+    const cpu = (n: number, rip: string, hlt: number) =>
+      [
+        `CPU#${n}`,
+        "RAX=0000000000000000 RBX=ffff888003f70000 RCX=0000000000000001 RDX=0000000000000000",
+        "RSI=0000000000000000 RDI=0000000000000000 RBP=ffffc90000073e70 RSP=ffffc90000073e58",
+        `RIP=${rip} RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=${hlt}`,
+        "ES =0000 0000000000000000 00000000 00000000",
+      ].join("\r\n");
+    const text = `${cpu(0, "ffffffff81e3e1f2", 1)}\r\n${cpu(1, "ffffffff8110abcd", 0)}\r\n`;
+    expect(condenseRegisters(text)).toBe(
+      "CPU#0 RIP=ffffffff81e3e1f2 RSP=ffffc90000073e58 CPL=0 HLT=1; CPU#1 RIP=ffffffff8110abcd RSP=ffffc90000073e58 CPL=0 HLT=0",
+    );
+    expect(condenseRegisters("")).toBe("no vCPU state");
   });
 });

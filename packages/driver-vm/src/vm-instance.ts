@@ -507,6 +507,24 @@ export class VmInstance {
     return readFrom(this.paths.consoleLog, offset).includes("OPENSHELL-VM-INIT stopping");
   }
 
+  /**
+   * Where each vCPU is (QMP `info registers -a`, condensed to one line per CPU: instruction and
+   * stack pointer, privilege level, halted), for the log of a boot that stalled: the addresses can
+   * be looked up in the kernel's symbols. Throws when QEMU cannot be asked.
+   */
+  async vcpuState(): Promise<string> {
+    const qmpSocket = this.qmpSocket();
+    if (!this.runningPid() || !qmpSocket)
+      throw new OpenShellError("failed_precondition", "the VM is not running");
+    const qmp = await QmpClient.connect(qmpSocket);
+    try {
+      const text = await qmp.execute("human-monitor-command", { "command-line": "info registers -a" }, 3_000);
+      return condenseRegisters(String(text));
+    } finally {
+      qmp.close();
+    }
+  }
+
   /** The console's last lines with control characters escaped (it is sandbox output). */
   consoleTail(maxLines = 20): string {
     return consoleTail(this.paths.consoleLog, maxLines);
@@ -544,6 +562,18 @@ function isPrivateDirectory(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** `info registers -a` output → "CPU#0 RIP=… RSP=… CPL=0 HLT=1; CPU#1 …". */
+export function condenseRegisters(text: string): string {
+  const cpus: string[] = [];
+  for (const block of text.split(/^(?=CPU#\d+)/m)) {
+    const cpu = /^CPU#(\d+)/.exec(block)?.[1];
+    if (cpu === undefined) continue;
+    const field = (name: string) => new RegExp(`\\b${name}=([0-9a-fA-F]+)`).exec(block)?.[1] ?? "?";
+    cpus.push(`CPU#${cpu} RIP=${field("RIP")} RSP=${field("RSP")} CPL=${field("CPL")} HLT=${field("HLT")}`);
+  }
+  return cpus.join("; ") || "no vCPU state";
 }
 
 /** A file's size in bytes, 0 when it does not exist. */
