@@ -3,7 +3,7 @@
 // snapshot removed after the stop: a cold boot) in the same run, alternated. Per run: stop (save
 // only) duration, start → READY, start → first exec output; snapshot size and save time.
 // Usage: bash bench/run.sh snapshot-bench.ts [--runs 5] [--mem-mib 512]
-import { readFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
@@ -55,6 +55,8 @@ try {
     cold: { stop: [] as number[], ready: [] as number[], exec: [] as number[] },
   };
   const sizes: number[] = [];
+  /** Milliseconds from the start request to each milestone of a restore (see restorePhases). */
+  const breakdown: Record<string, number[]> = {};
   const saves: number[] = [];
   for (let i = 0; i < 2 * RUNS; i++) {
     const path = i % 2 === 0 ? "snapshot" : "cold";
@@ -73,12 +75,24 @@ try {
       for (const f of ["snapshot.json", "memory.snap"]) rmSync(join(dir, f), { force: true });
     }
     if (pidsOf(/^qemu-system/, stateDir).length) throw new Error("QEMU still runs after stop");
+    const consoleOffset = statSync(join(dir, "console.log")).size;
+    const gatewayOffset = gw.output().length;
     t = Date.now();
     await gw.grpc.startSandbox({ name });
+    const rpcMs = Date.now() - t;
     await ready(name);
     samples[path].ready.push(Date.now() - t);
     await execEcho(id);
     samples[path].exec.push(Date.now() - t);
+    if (path === "snapshot") {
+      const phases = restorePhases(
+        t,
+        gw.output().slice(gatewayOffset),
+        readFrom(join(dir, "console.log"), consoleOffset),
+      );
+      phases.rpc = rpcMs;
+      for (const [phase, ms] of Object.entries(phases)) breakdown[phase] = [...(breakdown[phase] ?? []), ms];
+    }
   }
   for (const path of ["snapshot", "cold"] as const) {
     // The cold path's stop saved too (the snapshot is removed afterwards): only the snapshot path's is quoted.
@@ -89,6 +103,9 @@ try {
   console.log(
     `ratio snapshot/cold start → first exec p50: ${(median(samples.snapshot.exec) / median(samples.cold.exec)).toFixed(2)}`,
   );
+  console.log("snapshot start, ms from the StartSandbox request to each milestone (p50 [min–max]):");
+  for (const [phase, ms] of Object.entries(breakdown))
+    console.log(`  ${phase.padEnd(28)} ${median(ms).toFixed(0)} [${Math.min(...ms)}–${Math.max(...ms)}]`);
   console.log(
     `snapshot size p50 ${(median(sizes) / 2 ** 20).toFixed(0)} MiB, save (guest sync + migrate, without the hash) ${fmt(saves)}`,
   );
@@ -96,4 +113,45 @@ try {
   await gw.stop("SIGTERM");
   for (const pid of pidsOf(/^qemu-system/, stateDir)) process.kill(pid, "SIGKILL");
   removeStateDir(stateDir);
+}
+
+function readFrom(file: string, offset: number): string {
+  const fd = openSync(file, "r");
+  try {
+    const buffer = Buffer.alloc(Math.max(0, statSync(file).size - offset));
+    readSync(fd, buffer, 0, buffer.length, offset);
+    return buffer.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Where a restore's time goes, from the gateway's log (its driver's lines) and the guest console
+ * (the supervisor's JSON lines carry the guest's wall clock, set from the host's at the restore):
+ * ms after `t0` (the StartSandbox request) of QEMU having loaded the snapshot (the driver's
+ * restore_ms, which includes waiting for the file's hash), the supervisor's SIGUSR2, and its new
+ * gateway session. The rest of start → READY is the gateway noticing the session.
+ */
+function restorePhases(t0: number, gatewayLog: string, consoleText: string): Record<string, number> {
+  const phases: Record<string, number> = {};
+  for (const line of gatewayLog.split("\n")) {
+    if (!line.includes("VM restored from its memory snapshot")) continue;
+    const record = JSON.parse(line) as { time: string; restore_ms: number };
+    phases["driver: QEMU loaded + cont"] = Date.parse(record.time) - t0;
+    phases["driver: restore_ms"] = record.restore_ms;
+  }
+  for (const line of consoleText.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let record: { time?: string; msg?: string };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const at = Date.parse(record.time ?? "") - t0;
+    if (record.msg?.startsWith("asked to reconnect")) phases["guest: supervisor SIGUSR2"] ??= at;
+    if (record.msg?.includes("supervisor session established")) phases["guest: session established"] ??= at;
+  }
+  return phases;
 }

@@ -67,7 +67,9 @@ describe("qemuArgs", () => {
     expect(args.join(" ")).toContain(
       "-device virtio-serial-device,max_ports=2 -chardev pipe,id=control0,path=/s/control -device virtserialport,chardev=control0,name=org.openshell.control",
     );
-    expect(args.slice(-2)).toEqual(["-incoming", "exec:cat '/s/it'\\''s.snap'"]);
+    // Paused once loaded (-S): the driver checks the file's hash before `cont`.
+    expect(args.slice(-3)).toEqual(["-S", "-incoming", "exec:cat '/s/it'\\''s.snap'"]);
+    expect(qemuArgs(launch)).not.toContain("-S");
   });
 });
 

@@ -102,8 +102,10 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     `unix:${launch.qmpSocket},server=on,wait=off`,
     "-pidfile",
     launch.pidFile,
+    // -S: a loaded snapshot stays paused until the driver has checked the file's hash and says `cont`
+    // (QEMU would otherwise start the guest as soon as the stream is in).
     ...(launch.incomingSnapshot
-      ? ["-incoming", `exec:${migrationReadCommand(launch.incomingSnapshot)}`]
+      ? ["-S", "-incoming", `exec:${migrationReadCommand(launch.incomingSnapshot)}`]
       : []),
   ];
 }

@@ -395,7 +395,7 @@ export class VmDriver {
         ...this.launchOptions(size),
         incomingSnapshot: instance.snapshot.file,
       });
-      await instance.finishRestore(contentOk, instance.snapshot, restoredLine());
+      await instance.finishRestore(contentOk, instance.snapshot, restoredLine);
       if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     } catch (error) {
       await instance.stop(KILL_TIMINGS);
@@ -465,7 +465,7 @@ export class VmDriver {
         await instance.finishRestore(
           Promise.resolve(true),
           instance.snapshot,
-          identityLine(readFileSync(instance.paths.env), this.guestTlsContents(), "reidentify"),
+          () => identityLine(readFileSync(instance.paths.env), this.guestTlsContents(), "reidentify"),
           (qmp) => qmp.execute("set_link", { name: NETDEV_ID, up: false }),
         );
         await instance.waitForConsole("OPENSHELL-VM-INIT reidentified", offset, FORK_REIDENTIFY_TIMEOUT_MS);
@@ -579,7 +579,7 @@ export class VmDriver {
       await instance.finishRestore(
         contentOk,
         undefined,
-        identityLine(readFileSync(instance.paths.env), this.guestTlsContents()),
+        () => identityLine(readFileSync(instance.paths.env), this.guestTlsContents()),
       );
       if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     } catch (error) {

@@ -415,7 +415,8 @@ export class VmInstance {
   async finishRestore(
     contentOk: Promise<boolean>,
     consumed: MemorySnapshot | undefined,
-    controlLine: string,
+    /** Made after `cont`: its clock must be the moment the guest runs again, not the launch's. */
+    controlLine: () => string,
     beforeCont?: (qmp: QmpClient) => Promise<unknown>,
   ): Promise<void> {
     const deadline = Date.now() + RESTORE_TIMEOUT_MS;
@@ -450,7 +451,7 @@ export class VmInstance {
     } finally {
       qmp?.close();
     }
-    this.control.send(controlLine);
+    this.control.send(controlLine());
   }
 
   /**
