@@ -9,10 +9,11 @@
  *
  * In order: setns(CLONE_NEWNET) into --netns; the Landlock ruleset prepared as root (read access
  * for --ro, full access for --rw); the capability bounding set emptied (needs CAP_SETPCAP, so
- * before the uid changes); setgroups/setgid/setuid, then setuid(0) must fail; no inheritable or
- * ambient capabilities and none effective or permitted; RLIMIT_CORE 0, RLIMIT_NPROC 512;
- * PR_SET_DUMPABLE 0; no_new_privs; landlock_restrict_self; seccomp (clone3 -> ENOSYS first, then
- * the blocklist, EPERM); descriptors above 2 marked close-on-exec; chdir; execvp.
+ * before the uid changes); setgroups/setgid/setuid, then setuid(0) must fail; PR_SET_PDEATHSIG
+ * SIGKILL (the program dies with the supervisor); no inheritable or ambient capabilities and none
+ * effective or permitted; RLIMIT_CORE 0, RLIMIT_NPROC 512; PR_SET_DUMPABLE 0; no_new_privs;
+ * landlock_restrict_self; seccomp (clone3 -> ENOSYS first, then the blocklist, EPERM); descriptors
+ * above 2 marked close-on-exec; chdir; execvp.
  * --check does all of it and exits 0 instead of exec'ing (the supervisor's probe).
  *
  * Findings and notes go to --report-fd as one JSON object per line. A failure of any hard step
@@ -30,6 +31,7 @@
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -570,13 +572,23 @@ static void cloexec_inherited(void) {
   for (long fd = 3; fd < max; fd++) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 }
 
+/* The program never outlives the supervisor that started it: a supervisor killed outright (SIGKILL,
+   OOM) takes its workload and session shells along instead of leaving them running unsupervised
+   (its own children, not their descendants). Set after the uid change, which clears it. */
+static void die_with_parent(pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("pdeathsig", "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+  if (getppid() != parent) die("pdeathsig", "the process that started the launcher has exited");
+}
+
 int main(int argc, char **argv) {
   struct options o;
+  pid_t parent = getppid();
   parse_options(argc, argv, &o);
   if (o.netns) enter_netns(o.netns);
   int ruleset = prepare_landlock(&o);
   drop_bounding_set();
   drop_privileges(&o);
+  die_with_parent(parent);
   harden();
   restrict_landlock(&o, ruleset);
   install_seccomp();

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -185,6 +185,32 @@ describe.skipIf(!isRoot)("openshell-launch (native launcher, host kernel)", () =
       expect(run.signal).toBe("SIGSYS");
     },
   );
+
+  it("ends the program when the process that started it is killed (no workload outlives its supervisor)", async () => {
+    // bash stands in for the supervisor: it starts the launcher in the background and is SIGKILLed.
+    const quoted = [launcher, ...baseArgs(), "--", "sleep", "1000"].map((a) => `'${a}'`).join(" ");
+    const parent = spawn("bash", ["-c", `${quoted} & echo $!; wait`], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const pid = Number(
+      await new Promise<string>((resolve) => parent.stdout.once("data", (d) => resolve(String(d)))),
+    );
+    const running = () =>
+      existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+    try {
+      // The background subshell's cmdline names sleep too: wait for the exec itself.
+      const cmdline = () => readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      for (let i = 0; i < 100 && !cmdline().startsWith("sleep\u0000"); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(cmdline()).toBe("sleep\u00001000\u0000");
+      expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(new RegExp(`^Uid:\\s+${NOBODY}\\s`, "m"));
+      parent.kill("SIGKILL");
+      for (let i = 0; i < 100 && running(); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(running()).toBe(false);
+    } finally {
+      if (running()) process.kill(pid, "SIGKILL");
+    }
+  });
 
   it("keeps inherited descriptors out of the program", () => {
     const run = launch(baseArgs(), ["/bin/bash", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"], 3);
