@@ -415,7 +415,7 @@ export class VmInstance {
   async finishRestore(
     contentOk: Promise<boolean>,
     consumed: MemorySnapshot | undefined,
-    /** Made after `cont`: its clock must be the moment the guest runs again, not the launch's. */
+    /** Made once QEMU has loaded the snapshot: its clock must be the moment the guest runs again, not the launch's. */
     controlLine: () => string,
     beforeCont?: (qmp: QmpClient) => Promise<unknown>,
   ): Promise<void> {
@@ -447,11 +447,14 @@ export class VmInstance {
         );
       consumed?.remove();
       await beforeCont?.(qmp);
+      // Queued before `cont`, so the guest's init reads it first thing: a restored supervisor whose
+      // timers fired during the pause could otherwise open a session that the late SIGUSR2 then
+      // drops again (a READY → PROVISIONING flap seen in CI).
+      this.control.send(controlLine());
       await qmp.execute("cont");
     } finally {
       qmp?.close();
     }
-    this.control.send(controlLine());
   }
 
   /**
