@@ -12,7 +12,12 @@ import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/proc
 import { secondsSummary as fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "5" }, "mem-mib": { type: "string", default: "512" } },
+  options: {
+    runs: { type: "string", default: "5" },
+    "mem-mib": { type: "string", default: "512" },
+    // Prints what the guest's console said during the first snapshot start (where a restore waits).
+    "show-console": { type: "boolean", default: false },
+  },
 });
 const RUNS = Number(values.runs);
 const REPO = findRepoRoot(import.meta.dirname);
@@ -85,6 +90,8 @@ try {
     await execEcho(id);
     samples[path].exec.push(Date.now() - t);
     if (path === "snapshot") {
+      if (values["show-console"] && !breakdown.rpc)
+        console.log(readFrom(join(dir, "console.log"), consoleOffset).replace(/[^\n\x20-\x7e]/g, "?"));
       const phases = restorePhases(
         t,
         gw.output().slice(gatewayOffset),

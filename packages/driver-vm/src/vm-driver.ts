@@ -576,10 +576,8 @@ export class VmDriver {
         ...this.launchOptions(size),
         incomingSnapshot: template.snapshot.file,
       });
-      await instance.finishRestore(
-        contentOk,
-        undefined,
-        () => identityLine(readFileSync(instance.paths.env), this.guestTlsContents()),
+      await instance.finishRestore(contentOk, undefined, () =>
+        identityLine(readFileSync(instance.paths.env), this.guestTlsContents()),
       );
       if (sandbox.status) sandbox.status.instanceId = `qemu-${pid}`;
     } catch (error) {

@@ -54,6 +54,8 @@ export class SupervisorSession {
   /** Ends a backoff wait early (reconnectNow()). */
   private wake = new AbortController();
   private reconnectAtOnce = false;
+  /** Ended sessions whose relays are still winding down (their connection closes after them). */
+  private readonly draining = new Set<Promise<void>>();
 
   constructor(private readonly options: SupervisorSessionOptions) {
     this.firstConnection = options.connection;
@@ -83,6 +85,7 @@ export class SupervisorSession {
   async stop(): Promise<void> {
     this.stopped.abort();
     await this.loop;
+    await Promise.allSettled(this.draining);
   }
 
   private async run(): Promise<void> {
@@ -204,8 +207,12 @@ export class SupervisorSession {
       outbound.close();
       session.abort();
       this.stopped.signal.removeEventListener("abort", abortSession);
-      await Promise.allSettled(relays);
-      connection.close();
+      // The next session does not wait for this one's relays to wind down (a dead SSH connection
+      // after a VM restore is slow to end, and one that never ends held the loop for good); the
+      // connection closes once they have, and stop() still waits for them.
+      const drained = Promise.allSettled(relays).then(() => connection.close());
+      this.draining.add(drained);
+      void drained.finally(() => this.draining.delete(drained));
     }
   }
 }
