@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bootDeadlineMs } from "./boot-deadline.js";
+import { bootDeadlineMs, bootSilenceMs } from "./boot-deadline.js";
 
 const idle = { baseSeconds: undefined, loadAverage: 0.2, cpus: 2, concurrentBoots: 1 };
 
@@ -18,5 +18,11 @@ describe("bootDeadlineMs", () => {
   it("takes the flag's seconds as the base", () => {
     expect(bootDeadlineMs({ ...idle, accelerator: "tcg", baseSeconds: 5 })).toBe(5_000);
     expect(bootDeadlineMs({ ...idle, accelerator: "tcg", baseSeconds: 5, loadAverage: 4 })).toBe(10_000);
+  });
+
+  it("lets the console stay silent for a third of the deadline, never less than 10 s", () => {
+    expect(bootSilenceMs(180_000)).toBe(60_000);
+    expect(bootSilenceMs(60_000)).toBe(20_000);
+    expect(bootSilenceMs(3_000)).toBe(10_000);
   });
 });

@@ -26,10 +26,13 @@ export function bootDeadlineMs(input: BootDeadlineInput): number {
   return Math.round(base * scale * 1000);
 }
 
+/** A kernel says nothing for its first second or more (`quiet`): never call a boot stalled sooner. */
+const MIN_BOOT_SILENCE_MS = 10_000;
+
 /**
  * How long a booting guest's console may stay silent before the boot counts as stalled: a third of
- * its deadline (a slow boot still prints its milestones every few seconds).
+ * its deadline (a slow boot still prints its milestones every few seconds), at least 10 s.
  */
 export function bootSilenceMs(deadlineMs: number): number {
-  return Math.round(deadlineMs / 3);
+  return Math.max(MIN_BOOT_SILENCE_MS, Math.round(deadlineMs / 3));
 }
