@@ -129,6 +129,14 @@ export async function checkCodingAgent(user: CliSandboxUser, sandbox: string): P
     "sandbox\nPermission denied\n",
   );
 
+  // The supervisor ships its log lines in batches: wait for the last refusal above to arrive.
+  const lastRefusal =
+    /NET:REFUSE \[MEDIUM\] BLOCKED curl\(\d+\) -> registry\.npmjs\.org:443 \[policy:npm-registry reason:/;
+  await waitFor(
+    async () => lastRefusal.test(await logs()),
+    20_000,
+    "no refusal of curl to registry.npmjs.org in the sandbox's log",
+  );
   const text = await logs();
   expect(text).toMatch(/NET:REFUSE \[MEDIUM\] BLOCKED curl\(\d+\) -> example\.com:443 \[policy:- reason:/);
   expect(text).toMatch(
