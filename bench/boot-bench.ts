@@ -6,15 +6,16 @@
 // With --baseline-runtime DIR (a runtime root or one runtime's directory, e.g. staged from an
 // older commit) it compares that runtime with the current one instead, both booted the driver's
 // way, and prints both images' sizes (issue 10 item 12: the image with the agent tools).
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { hostTscKhz } from "@openshell/driver-vm/host-tsc";
 import { qemuArgs } from "@openshell/driver-vm/qemu-command";
 import { locateVmRuntime, type VmRuntime } from "@openshell/driver-vm/vm-runtime";
 import { secondsSummary as fmt, median } from "./stats.js";
+import { createOverlay } from "./vm-overlay.js";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "5" }, "baseline-runtime": { type: "string" } },
@@ -70,17 +71,7 @@ async function bootOnce(variant: Variant): Promise<{ ready: number; listen: numb
   const dir = mkdtempSync(join(tmpdir(), "openshell-boot-bench-"));
   try {
     const disk = join(dir, "disk.qcow2");
-    await promisify(execFile)("qemu-img", [
-      "create",
-      "-q",
-      "-f",
-      "qcow2",
-      "-F",
-      "qcow2",
-      "-b",
-      variant.runtime.baseDisk,
-      disk,
-    ]);
+    await createOverlay(variant.runtime.baseDisk, disk);
     const envFile = join(dir, "env");
     writeFileSync(
       envFile,

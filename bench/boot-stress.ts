@@ -13,6 +13,7 @@ import { parseArgs, promisify } from "node:util";
 import { hostTscKhz } from "@openshell/driver-vm/host-tsc";
 import { qemuArgs } from "@openshell/driver-vm/qemu-command";
 import { locateVmRuntime } from "@openshell/driver-vm/vm-runtime";
+import { createOverlay } from "./vm-overlay.js";
 
 const { values } = parseArgs({
   options: {
@@ -61,17 +62,7 @@ async function hmp(socket: string, commands: string[]): Promise<string[]> {
 async function bootOnce(n: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "openshell-boot-stress-"));
   const disk = join(dir, "disk.qcow2");
-  await promisify(execFile)("qemu-img", [
-    "create",
-    "-q",
-    "-f",
-    "qcow2",
-    "-F",
-    "qcow2",
-    "-b",
-    runtime.baseDisk,
-    disk,
-  ]);
+  await createOverlay(runtime.baseDisk, disk);
   const envFile = join(dir, "env");
   writeFileSync(
     envFile,

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { fileSize } from "./vm-instance.js";
 
 /**
  * Calls `onSilent` once when a VM's console log has not grown for `silentMs`: a booting guest
@@ -15,7 +15,7 @@ export class ConsoleSilenceWatch {
     readonly silentMs: number,
     private readonly onSilent: () => void,
   ) {
-    this.lastSize = this.size();
+    this.lastSize = fileSize(this.consoleLog);
   }
 
   start(intervalMs = Math.min(2_000, Math.max(100, Math.floor(this.silentMs / 4)))): void {
@@ -29,7 +29,7 @@ export class ConsoleSilenceWatch {
   }
 
   private check(): void {
-    const size = this.size();
+    const size = fileSize(this.consoleLog);
     if (size !== this.lastSize) {
       this.lastSize = size;
       this.lastChange = Date.now();
@@ -38,9 +38,5 @@ export class ConsoleSilenceWatch {
     if (Date.now() - this.lastChange < this.silentMs) return;
     this.stop();
     this.onSilent();
-  }
-
-  private size(): number {
-    return existsSync(this.consoleLog) ? statSync(this.consoleLog).size : 0;
   }
 }

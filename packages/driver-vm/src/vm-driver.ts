@@ -724,7 +724,7 @@ export class VmDriver {
 
   /**
    * A boot gets a deadline suited to the accelerator and the host's load (see boot-deadline.ts), and
-   * a third of it as the longest its console may stay silent: a guest whose kernel or init hung
+   * a third of it (at least 10 s: `bootSilenceMs`) as the longest its console may stay silent: a guest whose kernel or init hung
    * prints nothing more, while a slow boot still prints its milestones. The first boot that stalls
    * or misses its deadline is killed and booted again (a rare TCG guest hang was seen before the
    * init's first line); the second time the sandbox is in error with the console's tail.
