@@ -523,8 +523,9 @@ export class VmDriver {
   }
 
   /**
-   * Boots a template VM (`openshell.template=1`: the init stops before the sandbox's environment,
-   * no Node has run, no key exists) until it waits for its identity, then saves it.
+   * Boots a template VM (`openshell.template=1`: the init stops before the sandbox's environment
+   * with the supervisor started and waiting, no key made, its clock ahead; see the init) until it
+   * waits for its identity, then saves it.
    */
   private async buildTemplate(dir: string, size: VmSize): Promise<void> {
     const startedAt = Date.now();

@@ -17,6 +17,8 @@ const qemuPidsUnder = (dir: string) => pidsOf(/^qemu-system/, dir);
 /** What each sandbox generates after it got its identity: none of it may be shared. */
 const FINGERPRINT_SCRIPT = [
   "echo ca=$(sha256sum < /etc/openshell-tls/openshell-ca.pem | cut -c1-32)",
+  // The CA's key pair comes from the supervisor's OpenSSL, whose Node started in the template.
+  `echo ca_key=$(node -e 'const c = require("crypto"); const pem = require("fs").readFileSync("/etc/openshell-tls/openshell-ca.pem"); process.stdout.write(c.createHash("sha256").update(new c.X509Certificate(pem).publicKey.export({ type: "spki", format: "der" })).digest("hex"))')`,
   "echo urandom=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n')",
   `echo node=$(node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("hex"))')`,
   "echo boot_id=$(tr -d - < /proc/sys/kernel/random/boot_id)",
@@ -88,11 +90,14 @@ describe("VM sandboxes from a template snapshot", () => {
     expect(JSON.parse(readFileSync(join(template, "snapshot.json"), "utf8"))).toMatchObject({
       cause: "template",
     });
-    // The template guest stopped before its environment and before any Node ran.
+    // The template guest stopped before its environment, its supervisor started but idle.
     const templateConsole = readFileSync(join(template, "console.log"), "utf8");
     expect(templateConsole).toContain("OPENSHELL-VM-INIT template waiting");
     expect(templateConsole).not.toContain("OPENSHELL-VM-INIT ready");
-    expect(templateConsole).not.toContain("openshell-sandbox");
+    expect(templateConsole).not.toContain("NET:");
+    expect(templateConsole).not.toContain("sandbox CA created");
+    const templateSupervisor = /template waiting uptime=\S+ supervisor=(\d+)/.exec(templateConsole)?.[1];
+    expect(templateSupervisor, templateConsole.slice(-2000)).toBeDefined();
 
     const names = ["from-template-a", "from-template-b", "from-template-c"];
     const made: { id: string; booting: string }[] = [];
@@ -103,6 +108,14 @@ describe("VM sandboxes from a template snapshot", () => {
       const consoleText = readFileSync(join(stateDir, "drv", "sandboxes", sandbox.id, "console.log"), "utf8");
       expect(consoleText).toContain("OPENSHELL-VM-INIT identity received");
       expect(consoleText).not.toContain("warning: cannot reseed");
+      // Its supervisor is the template's, which went on with this sandbox's identity.
+      expect(
+        await sh(
+          gw,
+          sandbox.id,
+          'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" != tini ] || echo "$d"; done',
+        ),
+      ).toBe(`/proc/${templateSupervisor}`);
       // Each has its own disk on top of the template's.
       await sh(gw, sandbox.id, `echo ${names[i]} > /sandbox/mine.txt`);
       facts.push(
@@ -116,7 +129,7 @@ describe("VM sandboxes from a template snapshot", () => {
     }
     for (const [i, sandbox] of made.entries())
       expect(await sh(gw, sandbox.id, "cat /sandbox/mine.txt")).toBe(names[i]);
-    for (const key of ["ca", "urandom", "node"]) {
+    for (const key of ["ca", "ca_key", "urandom", "node"]) {
       const values = facts.map((f) => f[key]);
       expect(
         values.every((v) => v && v.length >= 32),

@@ -1,5 +1,6 @@
 import { createLogger, OPENSHELL_VERSION, OpenShellError, SUPERVISOR_EXIT } from "@openshell/core";
 import { pino } from "pino";
+import { AWAIT_IDENTITY_ENV, awaitIdentity, replaceProcessEnvironment } from "./config/identity-wait.js";
 import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-config.js";
 import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
@@ -8,6 +9,9 @@ import { SandboxSupervisor } from "./sandbox-supervisor.js";
 
 async function main(): Promise<number> {
   installLightHeaders();
+  // Started inside a VM template: wait, with every module loaded, for the sandbox this VM becomes.
+  const identityFile = process.env[AWAIT_IDENTITY_ENV];
+  if (identityFile) replaceProcessEnvironment(await awaitIdentity(identityFile));
   let parsed: ReturnType<typeof parseSupervisorCommand>;
   try {
     parsed = parseSupervisorCommand(process.argv.slice(2), process.env);
