@@ -3,7 +3,7 @@
 // with OPENSHELL_VM_TEMPLATES=on (the template made by a first, unmeasured create) and one without,
 // creates alternating between them; each sandbox is deleted before the next create.
 // Usage: bash bench/run.sh template-bench.ts [--runs 5]
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
@@ -16,7 +16,9 @@ import {
 import { pidsOf, waitFor } from "@openshell/testing/process";
 import { secondsSummary as fmt, median } from "./stats.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "5" }, "show-console": { type: "boolean", default: false } },
+});
 const RUNS = Number(values.runs);
 
 const dirs = [makeStateDir(), makeStateDir()];
@@ -29,8 +31,11 @@ async function execEcho(gw: RunningGateway, sandboxId: string): Promise<void> {
   if (out !== "ok\n") throw new Error(`unexpected exec output ${out}`);
 }
 
-/** create → READY and → first exec (ms), then deletes the sandbox and waits until its QEMU is gone. */
-async function createOnce(gw: RunningGateway, name: string): Promise<[number, number]> {
+/**
+ * create → READY and → first exec (ms), then deletes the sandbox and waits until its QEMU is gone;
+ * with `consoleOf` (the gateway's state dir) prints the guest's console first.
+ */
+async function createOnce(gw: RunningGateway, name: string, consoleOf?: string): Promise<[number, number]> {
   const started = Date.now();
   const id = (await gw.grpc.createSandbox({ name, spec: {} })).sandbox!.id;
   await waitFor(
@@ -41,6 +46,10 @@ async function createOnce(gw: RunningGateway, name: string): Promise<[number, nu
   const ready = Date.now() - started;
   await execEcho(gw, id);
   const exec = Date.now() - started;
+  if (consoleOf) {
+    const text = readFileSync(join(consoleOf, "drv", "sandboxes", id, "console.log"), "utf8");
+    console.log(text.replace(/[^\n\x20-\x7e]/g, "?"));
+  }
   await gw.grpc.deleteSandbox({ name });
   await waitFor(
     async () => (await gw.grpc.listSandboxes({})).sandboxes.length === 0,
@@ -76,7 +85,12 @@ try {
     cold: { ready: [] as number[], exec: [] as number[] },
   };
   for (let i = 0; i < RUNS; i++) {
-    const [tReady, tExec] = await createOnce(withTemplates, `bench-tpl-${i}`);
+    const showConsole = values["show-console"] && i === RUNS - 1;
+    const [tReady, tExec] = await createOnce(
+      withTemplates,
+      `bench-tpl-${i}`,
+      showConsole ? dirs[0] : undefined,
+    );
     samples.template.ready.push(tReady);
     samples.template.exec.push(tExec);
     const [cReady, cExec] = await createOnce(cold, `bench-cold-${i}`);
