@@ -132,6 +132,7 @@ try {
       stateDir: vmState,
       port: vmPort,
       driver: { name: "vm", dir: join(REPO, "packages", "driver-vm", "dist") },
+      env: { OPENSHELL_VM_TEMPLATES: "off" }, // cold boots: what this bench measures
       extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${vmPort}`, "--vm-mem-mib", "1024"],
       startTimeoutMs: 60_000,
     });

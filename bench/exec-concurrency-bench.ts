@@ -59,6 +59,7 @@ async function measure(label: string): Promise<GatewayFigures> {
     stateDir,
     port,
     driver: { name: "vm", dir: join(REPO, "packages", "driver-vm", "dist") },
+    env: { OPENSHELL_VM_TEMPLATES: "off" }, // cold boots: what this bench measures
     extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", "1024"],
     startTimeoutMs: 30_000,
   });

@@ -28,6 +28,7 @@ const gw = await startGateway({
   stateDir,
   port,
   driver: { name: "vm", dir: join(REPO, "packages", "driver-vm", "dist") },
+  env: { OPENSHELL_VM_TEMPLATES: "off" }, // cold boots: what this bench measures
   extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", values["mem-mib"] as string],
   startTimeoutMs: 30_000,
 });

@@ -97,6 +97,8 @@ async function start(
     driver: { name: "vm", dir: join(REPO, "packages", "driver-vm", "dist") },
     extraArgs: ["--grpc-endpoint", `http://127.0.0.1:${port}`, "--vm-mem-mib", String(MEM_MIB)],
     env: {
+      OPENSHELL_VM_TEMPLATES: "off", // cold boots: what this bench measures
+
       OPENSHELL_VM_TCG_TB_MIB: String(tb),
       OPENSHELL_VM_FREE_PAGE_REPORTING: freePageReporting ? "on" : "off",
     },

@@ -44,12 +44,10 @@ const VM_DRIVER_FLAGS = {
     values: ["on", "off"],
     description: "guests give freed memory back to the host",
   },
-  // Off by default for now: a template is made by an extra VM in the background, which tests and
-  // users that count VMs do not expect yet (architecture/vm-snapshots.md, "What is left").
   templates: {
     type: "enum",
     env: "OPENSHELL_VM_TEMPLATES",
-    default: "off",
+    default: "on",
     values: ["on", "off"],
     description: "new sandboxes start from a saved template VM (architecture/vm-snapshots.md)",
   },

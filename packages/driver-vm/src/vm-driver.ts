@@ -124,6 +124,8 @@ interface VmRecord {
   template?: VmTemplate | undefined;
   /** How the last boot went (template or cold, and why): the create's `Booting` event. */
   bootNote: string;
+  /** Run once at the supervisor's first session: makes the template this cold create found missing. */
+  onFirstSession?: (() => void) | undefined;
 }
 
 /**
@@ -508,17 +510,23 @@ export class VmDriver {
     const key = this.templateKey(size);
     const template = this.templates.current(key, this.snapshotFingerprint(size));
     if (template) return template;
-    record.bootNote = `VM started (${accel}), cold boot: no template for this runtime and size yet (${this.templates.isBuilding(key) ? "being made" : "making one now"})`;
-    if (this.shuttingDown) return undefined;
-    this.templates.build(
-      key,
-      (dir) => this.buildTemplate(dir, size),
-      (error) =>
-        this.options.logger.warn(
-          { reason: OpenShellError.from(error).message },
-          "making a VM template failed",
-        ),
-    );
+    const building = this.templates.isBuilding(key);
+    record.bootNote = `VM started (${accel}), cold boot: no template for this runtime and size yet (${building ? "being made" : "made after this boot"})`;
+    // After this sandbox's boot, not beside it: two TCG guests booting at once on a small host
+    // would make this first create wait for both.
+    if (!building)
+      record.onFirstSession = () => {
+        if (this.shuttingDown) return;
+        this.templates.build(
+          key,
+          (dir) => this.buildTemplate(dir, size),
+          (error) =>
+            this.options.logger.warn(
+              { reason: OpenShellError.from(error).message },
+              "making a VM template failed",
+            ),
+        );
+      };
     return undefined;
   }
 
@@ -826,6 +834,8 @@ export class VmDriver {
         case "connected":
           record.snapshotable = true;
           watch.stop();
+          record.onFirstSession?.();
+          record.onFirstSession = undefined;
           break;
         case "unreachable":
           if (Date.now() - lastUnreachable < UNREACHABLE_REPORT_INTERVAL_MS) return;

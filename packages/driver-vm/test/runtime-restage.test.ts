@@ -68,7 +68,12 @@ describe("re-staging the VM runtime under a running driver", () => {
       [DRIVER, "--bind-socket", socket, "--state-dir", state, "--openshell-endpoint", "http://127.0.0.1:1"],
       {
         stdio: ["pipe", "ignore", "inherit"],
-        env: { ...process.env, OPENSHELL_VM_ACCEL: "tcg", OPENSHELL_VM_RUNTIME_DIR: root },
+        env: {
+          ...process.env,
+          OPENSHELL_VM_ACCEL: "tcg",
+          OPENSHELL_VM_RUNTIME_DIR: root,
+          OPENSHELL_VM_TEMPLATES: "off",
+        },
       },
     );
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));

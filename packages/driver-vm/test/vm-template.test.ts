@@ -153,7 +153,7 @@ describe("VM sandboxes from a template snapshot", () => {
     const templateQemu = () => qemuPidsUnder(join(stateDir, "drv", "templates"));
     await waitFor(
       () => templateQemu().length === 1,
-      60_000,
+      READY_TIMEOUT_MS, // made once the first sandbox is up
       () => "no template VM started",
     );
     gateways.splice(gateways.indexOf(gw), 1);
@@ -164,10 +164,10 @@ describe("VM sandboxes from a template snapshot", () => {
     expect(gw.output()).toContain("making a VM template failed");
   }, 300_000);
 
-  it("with templates off (the default for now) every create boots cold and no template is made", async () => {
+  it("with templates off (OPENSHELL_VM_TEMPLATES=off) every create boots cold and no template is made", async () => {
     const stateDir = makeStateDir();
     dirs.push(stateDir);
-    const gw = await startVmGateway({ stateDir });
+    const gw = await startVmGateway({ stateDir, env: { OPENSHELL_VM_TEMPLATES: "off" } });
     gateways.push(gw);
     const { booting } = await createReady(gw, "cold-only");
     expect(booting).toContain("cold boot: templates are off");

@@ -30,6 +30,9 @@ export class CliSandboxUser {
       XDG_DATA_HOME: join(this.root, "d"),
       NO_COLOR: "1",
       OPENSHELL_PROVISION_TIMEOUT: "180",
+      // VM sandboxes boot cold unless a test asks for templates (on by default for users): a
+      // template is one more VM booting in the background of the first create.
+      OPENSHELL_VM_TEMPLATES: "off",
       // The staged runtime stays where the set-up put it, outside this user's data dir.
       OPENSHELL_VM_RUNTIME_DIR:
         process.env.OPENSHELL_VM_RUNTIME_DIR ??

@@ -178,7 +178,11 @@ export async function startVmGateway(options: {
   port?: number;
   memMib?: number;
   pki?: TestPki;
-  /** Extra environment for the gateway and its driver (e.g. OPENSHELL_VM_TEMPLATES=off). */
+  /**
+   * Extra environment for the gateway and its driver. VM templates are off unless given here
+   * (OPENSHELL_VM_TEMPLATES=on): a template is one more VM booting in the background, which only
+   * the tests of templates want.
+   */
   env?: Record<string, string>;
 }): Promise<RunningGateway> {
   const { stateDir, pki } = options;
@@ -203,6 +207,6 @@ export async function startVmGateway(options: {
         }
       : undefined,
     startTimeoutMs: 30_000,
-    env: options.env,
+    env: { OPENSHELL_VM_TEMPLATES: "off", ...options.env },
   });
 }
