@@ -28,7 +28,7 @@ const embeddedPolicyRules: EsbuildPlugin = {
     build.onResolve({ filter: /\/policy-rules-loader\.js$/ }, (args) => ({
       path: "policy-rules.ts",
       namespace: "embedded-policy-rules",
-      pluginData: { file: join(args.resolveDir, "policy-rules.ts") },
+      pluginData: { file: join(args.resolveDir, dirname(args.path), "policy-rules.ts") },
     }));
     build.onLoad({ filter: /.*/, namespace: "embedded-policy-rules" }, async (args) => {
       const file = (args.pluginData as { file: string }).file;
@@ -66,7 +66,10 @@ const embeddedPolicyRules: EsbuildPlugin = {
       lines.push(
         `const shared = {\n${shared.join("\n")}\n};`,
         `const packed = ${JSON.stringify(packed)};`,
+        // Evaluated once, as import() would be (a VM template's supervisor loads it before it waits).
+        `let loaded;`,
         `export async function loadPolicyRules() {`,
+        `  if (loaded) return loaded;`,
         `  const nodeRequire = createRequire(import.meta.url);`,
         `  const { runInThisContext } = nodeRequire("node:vm");`,
         `  const source = inflateRawSync(Buffer.from(packed, "base64")).toString("utf8");`,
@@ -74,7 +77,8 @@ const embeddedPolicyRules: EsbuildPlugin = {
         `  runInThisContext("(function (module, exports, require) {" + source + "\\n})", {`,
         `    filename: "openshell-sandbox/policy-rules.cjs",`,
         `  })(chunk, chunk.exports, (id) => shared[id] ?? nodeRequire(id));`,
-        `  return chunk.exports;`,
+        `  loaded = chunk.exports;`,
+        `  return loaded;`,
         `}`,
       );
       return {

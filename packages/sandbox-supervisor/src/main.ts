@@ -5,13 +5,22 @@ import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-con
 import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { OcsfJsonlWriter } from "./logs/ocsf-jsonl.js";
+import { loadPolicyRules } from "./policy/policy-rules-loader.js";
 import { SandboxSupervisor } from "./sandbox-supervisor.js";
+import { loadSshServer } from "./ssh/sandbox-ssh-server.js";
 
 async function main(): Promise<number> {
   installLightHeaders();
   // Started inside a VM template: wait, with every module loaded, for the sandbox this VM becomes.
   const identityFile = process.env[AWAIT_IDENTITY_ENV];
-  if (identityFile) replaceProcessEnvironment(await awaitIdentity(identityFile));
+  if (identityFile) {
+    // What every sandbox loads lazily on its way to Ready, loaded now, in the template (the same
+    // code for every sandbox; nothing random): ssh2's server and the policy code were a quarter of
+    // a restored supervisor's CPU until its session (a V8 tick profile under TCG, vm-snapshots.md).
+    loadSshServer();
+    await loadPolicyRules();
+    replaceProcessEnvironment(await awaitIdentity(identityFile));
+  }
   let parsed: ReturnType<typeof parseSupervisorCommand>;
   try {
     parsed = parseSupervisorCommand(process.argv.slice(2), process.env);
