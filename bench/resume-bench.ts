@@ -5,6 +5,10 @@
 // dockerd), and with the Docker compute driver (--docker-driver: sandboxes as containers on a private
 // dockerd at /run/openshell-dd-docker; after a stop the containers kept running).
 // Usage: bash bench/run.sh resume-bench.ts [--sandboxes 5] [--docker] [--docker-driver] [--skip-vm]
+//   [--breakdown]: after the stop → start, when (from `gateway start`) the driver had each VM
+//   restored and when each supervisor's session came, from the gateway's log.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { startDockerDaemon } from "@openshell/testing/docker-harness";
@@ -16,6 +20,7 @@ const { values } = parseArgs({
     docker: { type: "boolean", default: false },
     "docker-driver": { type: "boolean", default: false },
     "skip-vm": { type: "boolean", default: false },
+    breakdown: { type: "boolean", default: false },
   },
 });
 const N = Number(values.sandboxes);
@@ -58,11 +63,15 @@ async function measure(kind: Kind, user: CliSandboxUser): Promise<Record<string,
     coldCreate ||= performance.now() - started;
   }
   await must(user, ["gateway", "stop"]);
+  const gatewayLog = join(user.gatewayStateDir(), "logs", "gateway.log");
+  const logOffset = existsSync(gatewayLog) ? statSync(gatewayLog).size : 0;
+  const startedAt = Date.now();
   let started = performance.now();
   await must(user, ["gateway", "start"]);
   const startReturned = performance.now() - started;
   await allReady(user, names);
   const afterStop = performance.now() - started;
+  if (values.breakdown) printRestoreBreakdown(gatewayLog, logOffset, startedAt);
 
   let afterKill = Number.NaN;
   if (kind !== "docker") {
@@ -76,6 +85,31 @@ async function measure(kind: Kind, user: CliSandboxUser): Promise<Record<string,
   }
   await must(user, ["gateway", "destroy", "--yes"]);
   return { coldCreate, startReturned, afterStop, afterKill };
+}
+
+/** Seconds from `gateway start` of each restore and supervisor session in the gateway's log. */
+function printRestoreBreakdown(gatewayLog: string, offset: number, startedAt: number): void {
+  const wanted = new Map([
+    ["VM restored from its memory snapshot", "restored"],
+    ["supervisor session established", "session"],
+    ["starting compute driver", "driver starting"],
+    ["compute driver ready", "driver ready"],
+  ]);
+  const events: string[] = [];
+  for (const line of readFileSync(gatewayLog).subarray(offset).toString("utf8").split("\n")) {
+    let entry: { msg?: string; time?: number | string; sandbox_id?: string; restore_ms?: number };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const what = entry.msg && wanted.get(entry.msg);
+    if (!what || entry.time === undefined) continue;
+    const at = ((new Date(entry.time).getTime() - startedAt) / 1000).toFixed(2);
+    const restore = entry.restore_ms === undefined ? "" : ` (restore ${entry.restore_ms} ms)`;
+    events.push(`  +${at} s ${what} ${entry.sandbox_id?.slice(0, 8) ?? ""}${restore}`);
+  }
+  console.log(`restore breakdown (from gateway start):\n${events.join("\n")}`);
 }
 
 const secs = (ms: number) => (Number.isNaN(ms) ? "—" : `${(ms / 1000).toFixed(1)} s`);
