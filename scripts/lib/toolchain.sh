@@ -54,6 +54,9 @@ ensure_pnpm() {
   # Install scripts call `node-gyp` from PATH; pnpm ships one in its dist/ but does not add it when
   # launched through node, so native builds (ssh2, node-pty) would fail with "node-gyp: not found".
   export PATH="$prefix/node_modules/pnpm/dist/node-gyp-bin:$PATH"
-  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$entry" >"$bin_dir/pnpm.tmp" && chmod +x "$bin_dir/pnpm.tmp" && mv "$bin_dir/pnpm.tmp" "$bin_dir/pnpm"
+  # A temporary name of this shell's own: two set-ups at once (a CI run beside a developer's) each
+  # rename their own file instead of racing for one.
+  local shim="$bin_dir/pnpm.tmp.$$"
+  printf '#!/bin/sh\nexec node "%s" "$@"\n' "$entry" >"$shim" && chmod +x "$shim" && mv -f "$shim" "$bin_dir/pnpm"
   hash -r
 }
