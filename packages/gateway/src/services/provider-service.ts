@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { OpenShellError } from "@openshell/core";
+import { isEnvironmentName, OpenShellError } from "@openshell/core";
 import { datamodel, type OpenShell } from "@openshell/proto";
 import type { SupervisorCredentials } from "../auth/supervisor-credentials.js";
 import { mergeEntries, redacted, validateProvider } from "../providers/provider-validation.js";
@@ -11,7 +11,6 @@ import { bearerToken } from "./bearer-token.js";
 
 const DEFAULT_LIST_LIMIT = 100;
 const MAX_LIST_LIMIT = 1000;
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 type ProviderRpcs = Pick<
   ServiceImpl<typeof OpenShell>,
@@ -127,7 +126,7 @@ export function createProviderRpcs(deps: {
         const provider = await load(name);
         if (!provider) throw new OpenShellError("failed_precondition", `provider '${name}' not found`);
         for (const [key, value] of Object.entries(provider.credentials)) {
-          if (ENV_KEY.test(key) && !(key in environment)) environment[key] = value;
+          if (isEnvironmentName(key) && !(key in environment)) environment[key] = value;
         }
       }
       return { environment };

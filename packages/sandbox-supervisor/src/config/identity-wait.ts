@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { OpenShellError } from "@openshell/core";
+import { isEnvironmentName, OpenShellError } from "@openshell/core";
 
 /** Where the VM init writes the sandbox environment for a supervisor started in a template. */
 export const AWAIT_IDENTITY_ENV = "OPENSHELL_AWAIT_IDENTITY";
@@ -50,7 +50,7 @@ export function parseEnvironmentLines(text: string): Record<string, string> {
     const at = line.indexOf("=");
     if (at <= 0) continue;
     const key = line.slice(0, at);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
+    if (!isEnvironmentName(key)) continue;
     environment[key] = line.slice(at + 1);
   }
   return environment;
