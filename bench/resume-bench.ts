@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { CliSandboxUser } from "@openshell/testing/cli-harness";
 import { startDockerDaemon } from "@openshell/testing/docker-harness";
 import { freePort } from "@openshell/testing/process";
+import { jsonLogRecords } from "./guest-logs.js";
 
 const { values } = parseArgs({
   options: {
@@ -96,13 +97,8 @@ function printRestoreBreakdown(gatewayLog: string, offset: number, startedAt: nu
     ["compute driver ready", "driver ready"],
   ]);
   const events: string[] = [];
-  for (const line of readFileSync(gatewayLog).subarray(offset).toString("utf8").split("\n")) {
-    let entry: { msg?: string; time?: number | string; sandbox_id?: string; restore_ms?: number };
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  const text = readFileSync(gatewayLog).subarray(offset).toString("utf8");
+  for (const entry of jsonLogRecords<{ sandbox_id: string; restore_ms: number }>(text)) {
     const what = entry.msg && wanted.get(entry.msg);
     if (!what || entry.time === undefined) continue;
     const at = ((new Date(entry.time).getTime() - startedAt) / 1000).toFixed(2);

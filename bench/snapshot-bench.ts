@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { SandboxPhase } from "@openshell/proto";
 import { makeStateDir, removeStateDir, startGateway } from "@openshell/testing/gateway-harness";
 import { findRepoRoot, freePort, pidsOf, waitFor } from "@openshell/testing/process";
+import { jsonLogRecords, printableConsole } from "./guest-logs.js";
 import { secondsSummary as fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
@@ -92,7 +93,7 @@ try {
     samples[path].exec.push(Date.now() - t);
     if (path === "snapshot") {
       if (values["show-console"] && !breakdown.rpc)
-        console.log(readFrom(join(dir, "console.log"), consoleOffset).replace(/[^\n\x20-\x7e]/g, "?"));
+        console.log(printableConsole(readFrom(join(dir, "console.log"), consoleOffset)));
       const phases = restorePhases(
         t,
         gw.output().slice(gatewayOffset),
@@ -143,20 +144,12 @@ function readFrom(file: string, offset: number): string {
  */
 function restorePhases(t0: number, gatewayLog: string, consoleText: string): Record<string, number> {
   const phases: Record<string, number> = {};
-  for (const line of gatewayLog.split("\n")) {
-    if (!line.includes("VM restored from its memory snapshot")) continue;
-    const record = JSON.parse(line) as { time: string; restore_ms: number };
-    phases["driver: QEMU loaded + cont"] = Date.parse(record.time) - t0;
-    phases["driver: restore_ms"] = record.restore_ms;
+  for (const record of jsonLogRecords<{ restore_ms: number }>(gatewayLog)) {
+    if (record.msg !== "VM restored from its memory snapshot") continue;
+    phases["driver: QEMU loaded + cont"] = Date.parse(record.time ?? "") - t0;
+    if (record.restore_ms !== undefined) phases["driver: restore_ms"] = record.restore_ms;
   }
-  for (const line of consoleText.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    let record: { time?: string; msg?: string };
-    try {
-      record = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  for (const record of jsonLogRecords(consoleText)) {
     const at = Date.parse(record.time ?? "") - t0;
     if (record.msg?.startsWith("asked to reconnect")) phases["guest: supervisor SIGUSR2"] ??= at;
     if (record.msg?.includes("supervisor session established")) phases["guest: session established"] ??= at;

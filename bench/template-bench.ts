@@ -14,6 +14,7 @@ import {
   startVmGateway,
 } from "@openshell/testing/gateway-harness";
 import { pidsOf, waitFor } from "@openshell/testing/process";
+import { printableConsole } from "./guest-logs.js";
 import { secondsSummary as fmt, median } from "./stats.js";
 
 const { values } = parseArgs({
@@ -48,7 +49,7 @@ async function createOnce(gw: RunningGateway, name: string, consoleOf?: string):
   const exec = Date.now() - started;
   if (consoleOf) {
     const text = readFileSync(join(consoleOf, "drv", "sandboxes", id, "console.log"), "utf8");
-    console.log(text.replace(/[^\n\x20-\x7e]/g, "?"));
+    console.log(printableConsole(text));
   }
   await gw.grpc.deleteSandbox({ name });
   await waitFor(
