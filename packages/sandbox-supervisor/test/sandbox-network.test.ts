@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { waitFor } from "@openshell/testing/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SANDBOX_TCP_EHASH_ENTRIES } from "../src/network/own-tcp-hash-table.js";
+import { SANDBOX_TCP_EHASH_ENTRIES, SANDBOX_TCP_MAX_TIME_WAIT } from "../src/network/own-tcp-hash-table.js";
 import type { SandboxNetwork } from "../src/network/sandbox-network.js";
 import { canCreateNamespaces, captureLogger, createTestNetwork, runInNamespace } from "./network-harness.js";
 
@@ -54,6 +54,13 @@ describe.skipIf(!canCreateNamespaces)("sandbox network namespace (root, iproute2
     // Negative would mean "shares the initial namespace's table" (the kernel's sysctl documentation).
     expect(inside.stdout.trim()).toBe(String(SANDBOX_TCP_EHASH_ENTRIES));
     expect(readFileSync("/proc/sys/net/ipv4/tcp_child_ehash_entries", "utf8").trim()).toBe(hostChildEhash);
+  });
+
+  it("keeps few TIME_WAIT sockets (each is a line of net/tcp) and leaves the host's cap as it was", async () => {
+    const host = readFileSync("/proc/sys/net/ipv4/tcp_max_tw_buckets", "utf8").trim();
+    const inside = await runInNamespace(network, ["cat", "/proc/sys/net/ipv4/tcp_max_tw_buckets"]);
+    expect(inside.stdout.trim()).toBe(String(SANDBOX_TCP_MAX_TIME_WAIT));
+    expect(host).not.toBe(String(SANDBOX_TCP_MAX_TIME_WAIT));
   });
 
   it("reaches the proxy's address and port and loopback, nothing else", async () => {

@@ -1,21 +1,27 @@
 import { lookup } from "node:dns/promises";
-import { createConnection, createServer, isIP, type Server, type Socket } from "node:net";
+import { createServer, isIP, type Server, type Socket } from "node:net";
 import { emitOcsf, type Logger } from "@openshell/core";
 import { BinaryTrustCache } from "./binary-trust.js";
 import type { ConnectTarget, EndpointDecision, NetworkDecisions } from "./network-decisions.js";
 import { type ProcessIdentity, ProcessIdentityResolver } from "./process-identity.js";
-import { connected, RelayUpstream } from "./raw-relay.js";
+import { RelayUpstream } from "./raw-relay.js";
 
 /** §3.8: the request head (request line + headers) may be at most this long, else 431. */
 export const MAX_REQUEST_HEAD_BYTES = 8192;
 /** A client that sends no complete head within this is dropped. */
 const HEAD_TIMEOUT_MS = 30_000;
-const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;
+/** A dialed upstream that does not answer within this is given up (502). */
+export const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;
 
 /** What an allowed connection looks like to the stage that carries its bytes. */
 export interface AllowedTunnel {
   client: Socket;
-  upstream: Socket;
+  /**
+   * Dials the admitted addresses in turn with `connect` (the stage chooses plain TCP or TLS, and
+   * how the socket reads), after the proxy's pre-dial hook; logs the opened connection, or logs the
+   * failure and rejects with it (the stage answers the client).
+   */
+  dial<T extends Socket>(connect: (address: string, port: number) => Promise<T>): Promise<T>;
   target: ConnectTarget;
   decision: EndpointDecision;
   identity: ProcessIdentity;
@@ -27,8 +33,9 @@ export interface AllowedTunnel {
 
 /**
  * Carries the allowed CONNECT tunnels that need more than bytes relayed both ways (the TLS/L7
- * stage: `protocol: rest` endpoints without `tls: skip`). The others get the raw relay, decided
- * before the upstream is dialed (it is dialed for the relay).
+ * stage: `protocol: rest` endpoints without `tls: skip`). The others get the raw relay. A stage's
+ * tunnel is answered 200 at once and the stage dials the upstream itself once the client's first
+ * bytes say how (TLS or plain), so a failure to reach it is answered inside the tunnel (502).
  */
 export interface TunnelStage {
   inspects(decision: EndpointDecision): boolean;
@@ -238,22 +245,55 @@ export class EgressProxy {
     if (!admitted) return;
     const { identity, decision, addresses, decisions } = admitted;
     const stage = this.options.tunnelStage?.inspects(decision) ? this.options.tunnelStage : undefined;
-    let upstream: Socket;
-    let relayUpstream: RelayUpstream | undefined;
+    if (stage) {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      stage.open({
+        client,
+        dial: (connect) =>
+          dial(addresses, target.port, this.options.beforeDial, connect).then(
+            (upstream) => {
+              this.opened(upstream, target, identity, decision);
+              return upstream;
+            },
+            (error: unknown) => {
+              this.logUpstreamFailure(target, identity, decision, error);
+              throw error;
+            },
+          ),
+        target,
+        decision,
+        identity,
+        decisions,
+        clientHead: head.rest,
+      });
+      return;
+    }
+    let relayUpstream: RelayUpstream;
     try {
-      if (stage) {
-        upstream = await dial(addresses, target.port, this.options.beforeDial, connectPlain);
-      } else {
-        relayUpstream = await dial(addresses, target.port, this.options.beforeDial, connectForRelay);
-        upstream = relayUpstream.socket;
-      }
+      relayUpstream = await dial(addresses, target.port, this.options.beforeDial, connectForRelay);
     } catch (error) {
       this.upstreamFailed(client, target, identity, decision, error);
       return;
     }
+    const upstream = relayUpstream.socket;
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    this.opened(upstream, target, identity, decision);
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    relayUpstream.relayTo(client, head.rest);
+  }
+
+  /** Tracks a dialed tunnel upstream (closed with the proxy) and logs it as opened. */
+  private opened(
+    upstream: Socket,
+    target: ConnectTarget,
+    identity: ProcessIdentity,
+    decision: EndpointDecision,
+  ) {
     this.sockets.add(upstream);
     upstream.on("close", () => this.sockets.delete(upstream));
-    if (client.destroyed) return void upstream.destroy();
     emitOcsf(this.options.logger, {
       class: "NET",
       activity: "OPEN",
@@ -264,9 +304,6 @@ export class EgressProxy {
         dst_ip: upstream.remoteAddress,
       },
     });
-    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    if (relayUpstream) return relayUpstream.relayTo(client, head.rest);
-    stage?.open({ client, upstream, target, decision, identity, decisions, clientHead: head.rest });
   }
 
   private async forward(client: Socket, head: RequestHead, url: URL, target: ConnectTarget): Promise<void> {
@@ -361,6 +398,21 @@ export class EgressProxy {
     decision: EndpointDecision,
     error: unknown,
   ): void {
+    this.logUpstreamFailure(target, identity, decision, error);
+    respond(
+      client,
+      502,
+      "Bad Gateway",
+      `cannot connect to ${target.host}:${target.port}: ${(error as Error).message}\n`,
+    );
+  }
+
+  private logUpstreamFailure(
+    target: ConnectTarget,
+    identity: ProcessIdentity,
+    decision: EndpointDecision,
+    error: unknown,
+  ): void {
     emitOcsf(this.options.logger, {
       class: "NET",
       activity: "FAIL",
@@ -368,12 +420,6 @@ export class EgressProxy {
       message: `${identity.label} -> ${target.host}:${target.port}: upstream connect failed: ${(error as Error).message} [policy:${decision.policyName}]`,
       fields: netFields(target, identity, decision.policyName, (error as Error).message, "CONNECT"),
     });
-    respond(
-      client,
-      502,
-      "Bad Gateway",
-      `cannot connect to ${target.host}:${target.port}: ${(error as Error).message}\n`,
-    );
   }
 }
 
@@ -476,11 +522,6 @@ const connectForRelay = (address: string, port: number) =>
   RelayUpstream.connect(address, port, UPSTREAM_CONNECT_TIMEOUT_MS);
 
 /** An upstream connection whose bytes a tunnel stage reads (Node's own reads). */
-function connectPlain(address: string, port: number): Promise<Socket> {
-  const socket = createConnection({ host: address, port, timeout: UPSTREAM_CONNECT_TIMEOUT_MS });
-  return connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
-}
-
 function policyDenied(target: ConnectTarget): string {
   return JSON.stringify({
     error: "policy_denied",

@@ -42,7 +42,7 @@ describe("L7 stage: the upstream's certificate is verified (one client context f
   });
 
   /** One tunnel through the stage (as the proxy hands it over after CONNECT); the client's answer. */
-  const through = async (upstreamCa: string[] | undefined) => {
+  const through = async (upstreamCa: string[] | undefined, dialPort = port) => {
     const decisions = createNetworkDecisions(
       parsePolicyYaml(`version: 1
 network_policies:
@@ -79,12 +79,11 @@ network_policies:
     });
     let client: Socket | undefined;
     const proxySide = await accepted;
-    const upstream = connect(port, "127.0.0.1");
-    await new Promise((resolve) => upstream.once("connect", resolve));
     expect(stage.inspects(decision)).toBe(true);
     stage.open({
       client: proxySide,
-      upstream,
+      // The proxy's dial: its addresses in turn (here the one), the stage's way of connecting.
+      dial: (connectTo) => connectTo("127.0.0.1", dialPort),
       target: { host: HOST, port },
       decision,
       identity: { pid: 1, path: "/usr/bin/curl", ancestors: [], cmdlinePaths: [], label: "curl(1)" },
@@ -110,6 +109,16 @@ network_policies:
     // The system roots alone do not know the test CA.
     expect(await through(undefined)).toMatch(
       /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*upstream TLS to host\.openshell\.internal:\d+ failed/,
+    );
+  });
+
+  it("answers 502 inside the tunnel when the server cannot be reached (it is dialed after the first byte)", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const deadPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    expect(await through([testCa], deadPort)).toMatch(
+      /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*cannot connect to host\.openshell\.internal:\d+: connect ECONNREFUSED/,
     );
   });
 });

@@ -1,7 +1,8 @@
 import { once } from "node:events";
-import { isIP } from "node:net";
+import { createConnection, isIP, type OnReadOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  type ConnectionOptions,
   createSecureContext,
   rootCertificates,
   type SecureContext,
@@ -10,7 +11,9 @@ import {
 } from "node:tls";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { AllowedTunnel, TunnelStage } from "./egress-proxy.js";
-import { MAX_REQUEST_HEAD_BYTES } from "./egress-proxy.js";
+import { MAX_REQUEST_HEAD_BYTES, UPSTREAM_CONNECT_TIMEOUT_MS } from "./egress-proxy.js";
+import { connected } from "./raw-relay.js";
+import { ResponsePump } from "./response-pump.js";
 import type { SandboxCa } from "./sandbox-ca.js";
 
 /** A chunk-size or trailer line longer than this is a malformed body. */
@@ -36,6 +39,10 @@ export interface L7StageOptions {
  * by the endpoint's L7 rules on its method and canonical request-target: `enforce` answers a
  * denied request with a 403 JSON body and `X-OpenShell-Policy` and closes; `audit` logs it and
  * forwards it. `tls: skip` and non-rest endpoints are not its (the proxy relays them raw).
+ *
+ * The upstream is dialed once the first byte is in (TLS or plain, and with the reused read buffers
+ * of `ResponsePump`, which Node offers only to a socket it creates): a server that cannot be
+ * reached, or whose certificate does not verify, is answered with a 502 inside the tunnel.
  */
 export function createL7Stage(options: L7StageOptions): TunnelStage {
   // One client context for every upstream connection: building one per connection (what
@@ -48,18 +55,13 @@ export function createL7Stage(options: L7StageOptions): TunnelStage {
     open: (tunnel) =>
       void firstByte(tunnel).then(
         (first) => {
-          if (first === undefined) return closeTunnel(tunnel);
-          if (first === 0x16) return terminateTls(tunnel, options, upstreamContext);
-          return inspectHttp(tunnel.client, tunnel.upstream, tunnel, options.logger, "http");
+          if (first === undefined) tunnel.client.destroy();
+          else if (first === 0x16) return terminateTls(tunnel, options, upstreamContext);
+          else return inspectPlain(tunnel, options.logger);
         },
-        () => closeTunnel(tunnel),
+        () => tunnel.client.destroy(),
       ),
   };
-}
-
-function closeTunnel({ client, upstream }: AllowedTunnel): void {
-  client.destroy();
-  upstream.destroy();
 }
 
 /** The tunnel's first byte, left unread (pushed back into the client socket). */
@@ -87,6 +89,43 @@ function firstByte(tunnel: AllowedTunnel): Promise<number | undefined> {
   });
 }
 
+/** A 502 for the client, as the HTTP server it believes it talks to. */
+function badGateway(reason: string): string {
+  const body = `${reason}\n`;
+  return `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** Dials with `connect`; the reason the client is told when that fails, else the socket. */
+async function dialUpstream<T extends Socket>(
+  tunnel: AllowedTunnel,
+  connect: (address: string, port: number) => Promise<T>,
+): Promise<T | string> {
+  try {
+    return await tunnel.dial(connect);
+  } catch (error) {
+    return `cannot connect to ${tunnel.target.host}:${tunnel.target.port}: ${(error as Error).message}`;
+  }
+}
+
+async function inspectPlain(tunnel: AllowedTunnel, logger: Logger): Promise<void> {
+  const pump = new ResponsePump();
+  const upstream = await dialUpstream(tunnel, (address, port) => {
+    const socket = createConnection({
+      host: address,
+      port,
+      timeout: UPSTREAM_CONNECT_TIMEOUT_MS,
+      onread: pump.onread,
+    });
+    pump.reads(socket);
+    return connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
+  });
+  if (typeof upstream === "string") {
+    tunnel.client.end(badGateway(upstream));
+    return;
+  }
+  inspectHttp(tunnel.client, upstream, pump, tunnel, logger, "http");
+}
+
 async function terminateTls(
   tunnel: AllowedTunnel,
   options: L7StageOptions,
@@ -94,20 +133,50 @@ async function terminateTls(
 ): Promise<void> {
   const { target, identity, decision } = tunnel;
   const { logger } = options;
-  tunnel.upstream.on("error", () => undefined);
-  const upstream = tlsConnect({
-    socket: tunnel.upstream,
-    host: target.host,
-    servername: isIP(target.host) === 0 ? target.host : undefined,
-    secureContext: upstreamContext,
-    ALPNProtocols: ["http/1.1"],
+  const pump = new ResponsePump();
+  // The client's ClientHello waits in its socket (pushed back) while the server is reached and checked.
+  let tlsFailure: Error | undefined;
+  const dialed = await dialUpstream(tunnel, async (address, port) => {
+    // tls.connect takes `onread` when it makes the socket (Node's documentation); @types/node lacks it.
+    const connectOptions: ConnectionOptions & { onread: OnReadOpts } = {
+      host: address,
+      port,
+      servername: isIP(target.host) === 0 ? target.host : undefined,
+      secureContext: upstreamContext,
+      ALPNProtocols: ["http/1.1"],
+      onread: pump.onread,
+    };
+    const socket = tlsConnect(connectOptions);
+    pump.reads(socket);
+    socket.setTimeout(UPSTREAM_CONNECT_TIMEOUT_MS);
+    await connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
+    return socket;
   });
-  const upstreamReady = new Promise<Error | undefined>((resolve) => {
-    upstream.once("secureConnect", () => resolve(undefined));
-    upstream.once("error", resolve);
-  });
-  // The client's ClientHello waits in its socket (pushed back) while the server is checked.
-  const failure = await upstreamReady;
+  const upstream = typeof dialed === "string" ? undefined : dialed;
+  if (upstream) {
+    upstream.on("error", () => undefined);
+    tlsFailure = await new Promise<Error | undefined>((resolve) => {
+      upstream.once("secureConnect", () => resolve(undefined));
+      upstream.once("error", resolve);
+      upstream.once("close", () => resolve(new Error("the server closed the connection")));
+    });
+    if (tlsFailure) {
+      emitOcsf(logger, {
+        class: "NET",
+        activity: "FAIL",
+        severity: "MEDIUM",
+        message: `${identity.label} -> ${target.host}:${target.port}: upstream TLS failed: ${tlsFailure.message} [policy:${decision.policyName}]`,
+        fields: {
+          dst_host: target.host,
+          dst_port: target.port,
+          pid: identity.pid,
+          binary: identity.path,
+          reason: tlsFailure.message,
+        },
+      });
+      upstream.destroy();
+    }
+  }
   let client: TLSSocket;
   try {
     const secureContext = await options.ca.contextFor(target.host);
@@ -117,7 +186,7 @@ async function terminateTls(
       ALPNProtocols: ["http/1.1"],
     });
   } catch (error) {
-    upstream.destroy();
+    upstream?.destroy();
     tunnel.client.destroy();
     emitOcsf(logger, {
       class: "NET",
@@ -143,32 +212,17 @@ async function terminateTls(
       });
     }
     client.destroy();
-    upstream.destroy();
+    upstream?.destroy();
   });
-  if (failure) {
-    emitOcsf(logger, {
-      class: "NET",
-      activity: "FAIL",
-      severity: "MEDIUM",
-      message: `${identity.label} -> ${target.host}:${target.port}: upstream TLS failed: ${failure.message} [policy:${decision.policyName}]`,
-      fields: {
-        dst_host: target.host,
-        dst_port: target.port,
-        pid: identity.pid,
-        binary: identity.path,
-        reason: failure.message,
-      },
-    });
-    upstream.destroy();
-    client.once("secure", () => {
-      const body = `upstream TLS to ${target.host}:${target.port} failed: ${failure.message}\n`;
-      client.end(
-        `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    });
+  const failure =
+    typeof dialed === "string"
+      ? dialed
+      : tlsFailure && `upstream TLS to ${target.host}:${target.port} failed: ${tlsFailure.message}`;
+  if (failure !== undefined || !upstream) {
+    client.once("secure", () => client.end(badGateway(failure ?? "no upstream")));
     return;
   }
-  inspectHttp(client, upstream, tunnel, logger, "https");
+  inspectHttp(client, upstream, pump, tunnel, logger, "https");
 }
 
 interface ParsedHead {
@@ -232,7 +286,8 @@ function parseHead(head: Buffer): ParsedHead | string {
  */
 function inspectHttp(
   client: Duplex,
-  upstream: Duplex,
+  upstream: Socket,
+  responses: ResponsePump,
   tunnel: AllowedTunnel,
   logger: Logger,
   scheme: "http" | "https",
@@ -251,35 +306,31 @@ function inspectHttp(
   upstream.on("error", closeBoth);
   client.on("close", () => upstream.destroy());
 
-  upstream.on("data", (chunk: Buffer) => {
-    if (!raw) {
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(chunk.subarray(0, 16).toString("latin1"))?.[1];
-      if (status !== undefined && awaitingUpgrade) {
-        raw = status === "101";
-        awaitingUpgrade(raw);
-        awaitingUpgrade = undefined;
-      } else if (status === "101") {
-        emitOcsf(logger, {
-          class: "FINDING",
-          activity: "BLOCKED",
-          severity: "HIGH",
-          disposition: "BLOCKED",
-          message: `${identity.label} -> ${dest.host}:${dest.port}: unsolicited 101 Switching Protocols from the server (no Upgrade was requested); connection closed [policy:${decision.policyName}]`,
-          fields: {
-            dst_host: dest.host,
-            dst_port: dest.port,
-            binary: identity.path,
-            policy: decision.policyName,
-          },
-        });
-        closeBoth();
-        return;
-      }
+  responses.attach(client, (chunk) => {
+    if (raw) return true;
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(chunk.subarray(0, 16).toString("latin1"))?.[1];
+    if (status !== undefined && awaitingUpgrade) {
+      raw = status === "101";
+      awaitingUpgrade(raw);
+      awaitingUpgrade = undefined;
+    } else if (status === "101") {
+      emitOcsf(logger, {
+        class: "FINDING",
+        activity: "BLOCKED",
+        severity: "HIGH",
+        disposition: "BLOCKED",
+        message: `${identity.label} -> ${dest.host}:${dest.port}: unsolicited 101 Switching Protocols from the server (no Upgrade was requested); connection closed [policy:${decision.policyName}]`,
+        fields: {
+          dst_host: dest.host,
+          dst_port: dest.port,
+          binary: identity.path,
+          policy: decision.policyName,
+        },
+      });
+      closeBoth();
+      return false;
     }
-    if (!client.write(chunk)) {
-      upstream.pause();
-      client.once("drain", () => upstream.resume());
-    }
+    return true;
   });
   const sendDenial = () => {
     if (denial === undefined) return false;

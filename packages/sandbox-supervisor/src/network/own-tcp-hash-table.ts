@@ -3,6 +3,19 @@ import { readFile, writeFile } from "node:fs/promises";
 const CHILD_EHASH = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
 /** Buckets of the namespace's own TCP hash table: a sandbox has few connections. */
 export const SANDBOX_TCP_EHASH_ENTRIES = 1024;
+/**
+ * TIME_WAIT sockets the namespace keeps at most. Each one is a line of the namespace's `net/tcp`
+ * for a minute, and the proxy reads that table for every new connection: an agent's short
+ * connections (curl, git, pip: the client closes first) grew it to 500 lines and ~0.4 ms per read
+ * in `bench/proxy-bench.ts`. Over the namespace's only link, a veth to the proxy, there are no late
+ * duplicates for TIME_WAIT to guard against; past the cap a closed socket is simply freed.
+ */
+export const SANDBOX_TCP_MAX_TIME_WAIT = 64;
+/**
+ * Shell, run inside the namespace (net sysctls are the opening process's namespace's), that sets
+ * the cap. Best effort: a read-only /proc/sys (a container) only costs the longer reads.
+ */
+export const CAP_TIME_WAIT_SHELL = `{ echo ${SANDBOX_TCP_MAX_TIME_WAIT} > /proc/sys/net/ipv4/tcp_max_tw_buckets; } 2>/dev/null`;
 
 /**
  * Runs `create` (which makes a network namespace) with `tcp_child_ehash_entries` set, so the new

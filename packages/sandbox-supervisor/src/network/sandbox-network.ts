@@ -4,7 +4,7 @@ import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
-import { withOwnTcpHashTable } from "./own-tcp-hash-table.js";
+import { CAP_TIME_WAIT_SHELL, withOwnTcpHashTable } from "./own-tcp-hash-table.js";
 import { caEnvironment, DEFAULT_TLS_DIR } from "./sandbox-ca.js";
 import { TOOL_PATH } from "./tool-path.js";
 
@@ -160,7 +160,12 @@ export class SandboxNetwork {
           "",
         ].join("\n"),
       );
-      await run("ip", ["netns", "exec", name, "nft", "-f", "-"], network.rules());
+      // The TIME_WAIT cap rides on the ruleset's process: one exec fewer.
+      await run(
+        "ip",
+        ["netns", "exec", name, "sh", "-c", `${CAP_TIME_WAIT_SHELL}; exec nft -f -`],
+        network.rules(),
+      );
       await network.startMonitor(onBypass);
     } catch (error) {
       await network.destroy();
