@@ -307,7 +307,8 @@ function inspectHttp(
   client.on("close", () => upstream.destroy());
 
   responses.attach(client, (chunk) => {
-    if (raw) return true;
+    // Most chunks are body bytes: only one that starts like a status line is looked at further.
+    if (raw || chunk[0] !== 0x48 /* H */) return true;
     const status = /^HTTP\/1\.[01] (\d{3})/.exec(chunk.subarray(0, 16).toString("latin1"))?.[1];
     if (status !== undefined && awaitingUpgrade) {
       raw = status === "101";

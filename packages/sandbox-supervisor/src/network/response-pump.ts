@@ -3,12 +3,14 @@ import type { Writable } from "node:stream";
 
 /** A TLS read hands over at most one 16 KiB record per callback. */
 const SLOT_BYTES = 16 * 1024;
-/**
- * Slots a pump grows to. A client TLS write completes a turn of the event loop later, and one
- * socket read of the upstream yields up to four records before it does: with fewer slots reading
- * would stop every few records.
- */
+/** Slots a pump grows to. */
 const MAX_SLOTS = 8;
+/**
+ * Records one socket read of the upstream can still hand over after reading was told to stop (a
+ * 64 KiB read of 16 KiB records): reading pauses while fewer slots than this are free, so those
+ * land in slots too instead of in new buffers.
+ */
+const READ_BURST = 4;
 
 /** What the stage does with a chunk before it goes on: false drops it (the connection is closing). */
 export type ChunkCheck = (chunk: Buffer) => boolean;
@@ -19,8 +21,8 @@ export type ChunkCheck = (chunk: Buffer) => boolean;
  * 16 KiB Buffer per TLS record by default, and that external memory drives V8 into full
  * collections in the supervisor's heap (bench/proxy-bench.ts, CPU per MiB through the L7 stage).
  *
- * A slot is read into again only after the client's write of it has completed; while every slot
- * is in flight, reading pauses and a slot's completion resumes it. The client's own write queue is
+ * A slot is read into again only after the client's write of it has completed; while half of
+ * them are in flight, reading pauses and a completion resumes it. The client's own write queue is
  * therefore bounded by the slots (128 KiB). Bytes that arrive before `attach` (a server that
  * speaks first) are copied and wait, with reading paused.
  */
@@ -84,13 +86,13 @@ export class ResponsePump {
       if (slot) this.inFlight.delete(slot);
       this.resumeIfPaused();
     });
-    if (this.inFlight.size < MAX_SLOTS) return true;
+    if (this.inFlight.size <= MAX_SLOTS - READ_BURST) return true;
     this.paused = true;
     return false;
   }
 
   private resumeIfPaused(): void {
-    if (!this.paused || !this.client || this.inFlight.size >= MAX_SLOTS) return;
+    if (!this.paused || !this.client || this.inFlight.size > MAX_SLOTS - READ_BURST) return;
     this.paused = false;
     this.upstream?.resume();
   }
