@@ -288,6 +288,30 @@ describe("the supervisor's workload (real gateway, host supervisors)", () => {
     expect((await readyCondition(gw, "stay-box"))?.message).toBe("supervisor exited (code 0)");
   }, 60_000);
 
+  it("SIGKILL to the supervisor ends its workload too (test-only: no launcher, setpriv's parent-death signal)", async () => {
+    const { gw, stateDir } = await gateway(["--", script]);
+    const id = (await gw.grpc.createSandbox({ spec: {}, name: "killed-box" })).sandbox!.id;
+    await waitForPhase(gw, "killed-box", SandboxPhase.READY, 30_000);
+    let workloadPid = 0;
+    await waitFor(
+      () => {
+        workloadPid = Number(
+          /PROC:LAUNCH \[INFO\] workload workload\.sh\((\d+)\)/.exec(supervisorLog(stateDir, id))?.[1] ?? 0,
+        );
+        return workloadPid > 0;
+      },
+      10_000,
+      () => `no PROC:LAUNCH\n${supervisorLog(stateDir, id)}`,
+    );
+    expect(isAlive(workloadPid)).toBe(true);
+    process.kill(supervisorPid(stateDir, id), "SIGKILL");
+    await waitFor(
+      () => !isAlive(workloadPid),
+      10_000,
+      () => `the workload (pid ${workloadPid}) outlived its SIGKILLed supervisor`,
+    );
+  }, 60_000);
+
   it("--timeout 1 on sleep 30: the workload is killed and the supervisor exits 124", async () => {
     const { gw, stateDir } = await gateway(["--timeout", "1", "--", "sleep", "30"]);
     const id = (await gw.grpc.createSandbox({ spec: {}, name: "slow-box" })).sandbox!.id;

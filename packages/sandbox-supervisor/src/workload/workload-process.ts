@@ -98,8 +98,11 @@ export class WorkloadProcess {
     const target = options.confiner
       ? { ...(await options.confiner.wrap(program, args, cwd)), uid: undefined, gid: undefined }
       : {
-          file: program,
-          args,
+          // Test-only (no launcher): the launcher's PR_SET_PDEATHSIG is what ends a workload whose
+          // supervisor was killed, so util-linux's setpriv sets it here; a test that SIGKILLs its
+          // supervisor would otherwise leave the workload running on the host.
+          file: "setpriv",
+          args: ["--pdeathsig", "SIGKILL", "--", program, ...args],
           uid: options.switchUser ? options.user.uid : undefined,
           gid: options.switchUser ? options.user.gid : undefined,
         };
