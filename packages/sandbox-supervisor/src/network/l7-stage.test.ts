@@ -21,6 +21,8 @@ describe("L7 stage: the upstream's certificate is verified (one client context f
   let port: number;
   let testCa: string;
   let ca: SandboxCa;
+  /** Per TLS connection the server accepted: whether it was a resumed session. */
+  const resumed: boolean[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "l7-stage-"));
@@ -31,6 +33,7 @@ describe("L7 stage: the upstream's certificate is verified (one client context f
       { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) },
       (request, response) => response.end(`hello ${request.url}`),
     );
+    server.on("secureConnection", (socket) => resumed.push(socket.isSessionReused()));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     port = (server.address() as { port: number }).port;
   });
@@ -41,8 +44,15 @@ describe("L7 stage: the upstream's certificate is verified (one client context f
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const makeStage = (upstreamCa: string[] | undefined) =>
+    createL7Stage({ logger: createLogger({ name: "l7-stage-test", level: "silent" }), ca, upstreamCa });
+
   /** One tunnel through the stage (as the proxy hands it over after CONNECT); the client's answer. */
-  const through = async (upstreamCa: string[] | undefined, dialPort = port) => {
+  const through = async (
+    upstreamCa: string[] | undefined,
+    dialPort = port,
+    stage = makeStage(upstreamCa),
+  ) => {
     const decisions = createNetworkDecisions(
       parsePolicyYaml(`version: 1
 network_policies:
@@ -63,11 +73,6 @@ network_policies:
       binary: { path: "/usr/bin/curl", ancestors: [], cmdlinePaths: [] },
     });
     if (!decision.allowed) throw new Error(decision.reason);
-    const stage = createL7Stage({
-      logger: createLogger({ name: "l7-stage-test", level: "silent" }),
-      ca,
-      upstreamCa,
-    });
     const accepted = new Promise<Socket>((resolve) => {
       const listener = createServer((socket) => {
         listener.close();
@@ -104,8 +109,12 @@ network_policies:
   };
 
   it("reaches a server whose root is given, twice (the shared context), and answers 502 to one it cannot verify", async () => {
-    expect(await through([testCa])).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*hello \/x$/);
-    expect(await through([testCa])).toMatch(/hello \/x$/);
+    const stage = makeStage([testCa]);
+    resumed.length = 0;
+    expect(await through([testCa], port, stage)).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*hello \/x$/);
+    expect(await through([testCa], port, stage)).toMatch(/hello \/x$/);
+    // The second connection resumed the first one's session (no certificate chain sent again).
+    expect(resumed).toEqual([false, true]);
     // The system roots alone do not know the test CA.
     expect(await through(undefined)).toMatch(
       /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*upstream TLS to host\.openshell\.internal:\d+ failed/,

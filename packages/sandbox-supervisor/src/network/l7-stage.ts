@@ -22,6 +22,35 @@ const MAX_LINE_BYTES = 4096;
 const DENY_DRAIN_MS = 5000;
 /** A client that sends nothing within this after the tunnel opens is dropped. */
 const FIRST_BYTE_TIMEOUT_MS = 30_000;
+/** Upstream TLS sessions kept for resumption (least recently stored dropped first). */
+const UPSTREAM_SESSION_CACHE_SIZE = 256;
+
+/**
+ * The last TLS session of each upstream (address, port, server name), offered on the next
+ * connection there: a resumed handshake skips the certificate chain and its signature check, on
+ * both sides. Per supervisor, so never shared between sandboxes.
+ */
+class UpstreamSessions {
+  private readonly sessions = new Map<string, Buffer>();
+
+  get(key: string): Buffer | undefined {
+    return this.sessions.get(key);
+  }
+
+  remember(key: string, session: Buffer): void {
+    this.sessions.delete(key);
+    this.sessions.set(key, session);
+    if (this.sessions.size > UPSTREAM_SESSION_CACHE_SIZE) {
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
+    }
+  }
+}
+
+interface UpstreamTls {
+  context: SecureContext;
+  sessions: UpstreamSessions;
+}
 
 export interface L7StageOptions {
   logger: Logger;
@@ -47,16 +76,19 @@ export interface L7StageOptions {
 export function createL7Stage(options: L7StageOptions): TunnelStage {
   // One client context for every upstream connection: building one per connection (what
   // tls.connect does when given `ca`) parses the ~150 system roots each time, milliseconds of CPU.
-  const upstreamContext = createSecureContext({
-    ca: options.upstreamCa ? [...rootCertificates, ...options.upstreamCa] : undefined,
-  });
+  const upstreamTls: UpstreamTls = {
+    context: createSecureContext({
+      ca: options.upstreamCa ? [...rootCertificates, ...options.upstreamCa] : undefined,
+    }),
+    sessions: new UpstreamSessions(),
+  };
   return {
     inspects: ({ endpoint }) => endpoint.inspection === "rest" && !endpoint.tlsSkip,
     open: (tunnel) =>
       void firstByte(tunnel).then(
         (first) => {
           if (first === undefined) tunnel.client.destroy();
-          else if (first === 0x16) return terminateTls(tunnel, options, upstreamContext);
+          else if (first === 0x16) return terminateTls(tunnel, options, upstreamTls);
           else return inspectPlain(tunnel, options.logger);
         },
         () => tunnel.client.destroy(),
@@ -129,7 +161,7 @@ async function inspectPlain(tunnel: AllowedTunnel, logger: Logger): Promise<void
 async function terminateTls(
   tunnel: AllowedTunnel,
   options: L7StageOptions,
-  upstreamContext: SecureContext,
+  upstreamTls: UpstreamTls,
 ): Promise<void> {
   const { target, identity, decision } = tunnel;
   const { logger } = options;
@@ -138,15 +170,19 @@ async function terminateTls(
   let tlsFailure: Error | undefined;
   const dialed = await dialUpstream(tunnel, async (address, port) => {
     // tls.connect takes `onread` when it makes the socket (Node's documentation); @types/node lacks it.
+    const servername = isIP(target.host) === 0 ? target.host : undefined;
+    const sessionKey = `${address} ${port} ${servername ?? ""}`;
     const connectOptions: ConnectionOptions & { onread: OnReadOpts } = {
       host: address,
       port,
-      servername: isIP(target.host) === 0 ? target.host : undefined,
-      secureContext: upstreamContext,
+      servername,
+      secureContext: upstreamTls.context,
+      session: upstreamTls.sessions.get(sessionKey),
       ALPNProtocols: ["http/1.1"],
       onread: pump.onread,
     };
     const socket = tlsConnect(connectOptions);
+    socket.on("session", (session: Buffer) => upstreamTls.sessions.remember(sessionKey, session));
     pump.reads(socket);
     socket.setTimeout(UPSTREAM_CONNECT_TIMEOUT_MS);
     await connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
