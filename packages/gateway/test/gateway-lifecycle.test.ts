@@ -104,6 +104,21 @@ describe("gateway CRUD over gRPC and Connect", () => {
     expect((await gw.grpc.listSandboxes({})).sandboxes).toHaveLength(0);
   });
 
+  it("two creates of one name at once: one sandbox, the other ALREADY_EXISTS with the usual message", async () => {
+    const gw = await gateway();
+    const outcomes = await Promise.allSettled(
+      [1, 2, 3].map(() => gw.grpc.createSandbox({ spec: {}, name: "twin" })),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === "fulfilled")).toHaveLength(1);
+    for (const outcome of outcomes.filter((o) => o.status === "rejected")) {
+      expect(await rpcFailure(Promise.reject(outcome.reason))).toEqual({
+        code: Code.AlreadyExists,
+        message: "sandbox 'twin' already exists",
+      });
+    }
+    expect((await gw.grpc.listSandboxes({})).sandboxes.map((s) => s.name)).toEqual(["twin"]);
+  });
+
   it("answers bad input with the right status and keeps serving", async () => {
     const gw = await gateway();
     expect(await rpcFailure(gw.grpc.createSandbox({ name: "x" }))).toEqual({

@@ -73,7 +73,8 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
         throw new OpenShellError("already_exists", `sandbox '${sandbox.name}' already exists`);
       }
       await deps.runtime.validateCreate(sandbox);
-      return { sandbox: await withNameConflictMessage(sandbox.name, deps.runtime.createSandbox(sandbox)) };
+      // A name taken meanwhile fails in the store with the same ALREADY_EXISTS message as above.
+      return { sandbox: await deps.runtime.createSandbox(sandbox) };
     },
 
     async getSandbox(request) {
@@ -154,25 +155,13 @@ export function createSandboxRpcs(deps: SandboxServiceDeps): SandboxRpcs {
       // Before the driver starts the copy: its supervisor reads them at once.
       if (settings) await settingsRecords.saveSandbox(sandbox.id, settings);
       try {
-        return { sandbox: await withNameConflictMessage(name, deps.runtime.forkSandbox(sandbox, source)) };
+        return { sandbox: await deps.runtime.forkSandbox(sandbox, source) };
       } catch (error) {
         await deps.store.deleteObject(ObjectTypes.sandboxSettings, sandboxSettingsId(sandbox.id));
         throw error;
       }
     },
   };
-}
-
-/** A name taken while the sandbox was being stored reads as CreateSandbox's ALREADY_EXISTS. */
-async function withNameConflictMessage(name: string, creating: Promise<Sandbox>): Promise<Sandbox> {
-  try {
-    return await creating;
-  } catch (error) {
-    if (error instanceof OpenShellError && error.code === "already_exists" && error.message.includes(name)) {
-      throw new OpenShellError("already_exists", `sandbox '${name}' already exists`);
-    }
-    throw error;
-  }
 }
 
 function clampLimit(raw: number): number {
