@@ -2,6 +2,9 @@ import { createLogger, OPENSHELL_VERSION, OpenShellError } from "@openshell/core
 import { gatewayUsage, parseGatewayCommand } from "./config/gateway-config.js";
 import { Gateway } from "./gateway.js";
 
+/** The Node the gateway and its native addons are built for (package.json `engines`). */
+const MIN_NODE_MAJOR = 24;
+
 async function main(): Promise<number> {
   let command: ReturnType<typeof parseGatewayCommand>;
   try {
@@ -17,6 +20,14 @@ async function main(): Promise<number> {
   if (command.kind === "version") {
     process.stdout.write(`openshell-gateway ${OPENSHELL_VERSION}\n`);
     return 0;
+  }
+  const nodeMajor = Number(process.versions.node.split(".")[0]);
+  if (nodeMajor < MIN_NODE_MAJOR) {
+    // Its SQLite addon is built for Node 24: on an older Node it dies of SIGSEGV at the first query.
+    process.stderr.write(
+      `openshell-gateway: needs Node.js ${MIN_NODE_MAJOR} or newer, this is ${process.version} (${process.execPath}). Run it with Node ${MIN_NODE_MAJOR}: \`bash scripts/setup.sh\` installs it for a checkout, or install openshell with npm under Node ${MIN_NODE_MAJOR}.\n`,
+    );
+    return 1;
   }
   const logger = createLogger({ name: "openshell-gateway", level: command.config.logLevel });
   const gateway = new Gateway(command.config, logger);
