@@ -225,6 +225,22 @@ describe("the supervisor's workload (real gateway, host supervisors)", () => {
     return { gw, stateDir };
   }
 
+  /** The workload's pid, from its PROC:LAUNCH line in the supervisor's log. */
+  async function launchedWorkload(stateDir: string, id: string): Promise<number> {
+    let pid = 0;
+    await waitFor(
+      () => {
+        pid = Number(
+          /PROC:LAUNCH \[INFO\] workload workload\.sh\((\d+)\)/.exec(supervisorLog(stateDir, id))?.[1] ?? 0,
+        );
+        return pid > 0;
+      },
+      10_000,
+      () => `no PROC:LAUNCH\n${supervisorLog(stateDir, id)}`,
+    );
+    return pid;
+  }
+
   const readyCondition = async (gw: RunningGateway, name: string) =>
     (await gw.grpc.getSandbox({ name })).sandbox?.status?.conditions.find((c) => c.type === "Ready");
 
@@ -258,18 +274,7 @@ describe("the supervisor's workload (real gateway, host supervisors)", () => {
     const { gw, stateDir } = await gateway(["--", script]);
     const id = (await gw.grpc.createSandbox({ spec: {}, name: "stay-box" })).sandbox!.id;
     await waitForPhase(gw, "stay-box", SandboxPhase.READY, 30_000);
-    let workloadPid = 0;
-    await waitFor(
-      () => {
-        const launch = /PROC:LAUNCH \[INFO\] workload workload\.sh\((\d+)\)/.exec(
-          supervisorLog(stateDir, id),
-        );
-        workloadPid = Number(launch?.[1] ?? 0);
-        return workloadPid > 0;
-      },
-      10_000,
-      () => `no PROC:LAUNCH\n${supervisorLog(stateDir, id)}`,
-    );
+    const workloadPid = await launchedWorkload(stateDir, id);
     expect(isAlive(workloadPid)).toBe(true);
     const pid = supervisorPid(stateDir, id);
     process.kill(pid, "SIGTERM");
@@ -292,17 +297,7 @@ describe("the supervisor's workload (real gateway, host supervisors)", () => {
     const { gw, stateDir } = await gateway(["--", script]);
     const id = (await gw.grpc.createSandbox({ spec: {}, name: "killed-box" })).sandbox!.id;
     await waitForPhase(gw, "killed-box", SandboxPhase.READY, 30_000);
-    let workloadPid = 0;
-    await waitFor(
-      () => {
-        workloadPid = Number(
-          /PROC:LAUNCH \[INFO\] workload workload\.sh\((\d+)\)/.exec(supervisorLog(stateDir, id))?.[1] ?? 0,
-        );
-        return workloadPid > 0;
-      },
-      10_000,
-      () => `no PROC:LAUNCH\n${supervisorLog(stateDir, id)}`,
-    );
+    const workloadPid = await launchedWorkload(stateDir, id);
     expect(isAlive(workloadPid)).toBe(true);
     process.kill(supervisorPid(stateDir, id), "SIGKILL");
     await waitFor(

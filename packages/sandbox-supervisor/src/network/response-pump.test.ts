@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -10,52 +9,13 @@ import {
   TLSSocket,
   connect as tlsConnect,
 } from "node:tls";
+import { listenLocal as listen, pattern, readAll, sha256 } from "@openshell/testing/byte-streams";
 import { makeTestPki } from "@openshell/testing/test-pki";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResponsePump } from "./response-pump.js";
 
 /** In the test PKI's server certificate. */
 const HOST = "host.openshell.internal";
-
-/** Bytes that differ at every offset (a slot overwritten before its write would show). */
-function pattern(size: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out;
-}
-
-const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-async function listen(server: Server): Promise<number> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return (server.address() as AddressInfo).port;
-}
-
-/** Reads to the end, pausing `pauseMs` every `every` bytes (a slow reader). */
-function readAll(socket: Socket, every: number, pauseMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let sincePause = 0;
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      sincePause += chunk.length;
-      if (sincePause >= every) {
-        sincePause = 0;
-        socket.pause();
-        setTimeout(() => socket.resume(), pauseMs);
-      }
-    });
-    socket.once("end", () => resolve(Buffer.concat(chunks)));
-    socket.once("error", reject);
-  });
-}
 
 describe("ResponsePump: a TLS upstream's records to a TLS client through reused buffers", () => {
   let dir: string;
