@@ -10,6 +10,7 @@ import { RelayUpstream } from "./raw-relay.js";
 export const MAX_REQUEST_HEAD_BYTES = 8192;
 /** A client that sends no complete head within this is dropped. */
 const HEAD_TIMEOUT_MS = 30_000;
+const CONNECT_ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
 /** A dialed upstream that does not answer within this is given up (502). */
 export const UPSTREAM_CONNECT_TIMEOUT_MS = 15_000;
 
@@ -246,7 +247,7 @@ export class EgressProxy {
     const { identity, decision, addresses, decisions } = admitted;
     const stage = this.options.tunnelStage?.inspects(decision) ? this.options.tunnelStage : undefined;
     if (stage) {
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      client.write(CONNECT_ESTABLISHED);
       stage.open({
         client,
         dial: (connect) =>
@@ -281,7 +282,7 @@ export class EgressProxy {
       return;
     }
     this.opened(upstream, target, identity, decision);
-    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    client.write(CONNECT_ESTABLISHED);
     relayUpstream.relayTo(client, head.rest);
   }
 
@@ -521,7 +522,6 @@ async function dial<T>(
 const connectForRelay = (address: string, port: number) =>
   RelayUpstream.connect(address, port, UPSTREAM_CONNECT_TIMEOUT_MS);
 
-/** An upstream connection whose bytes a tunnel stage reads (Node's own reads). */
 function policyDenied(target: ConnectTarget): string {
   return JSON.stringify({
     error: "policy_denied",
@@ -536,8 +536,11 @@ function respondJson(client: Socket, status: number, body: string): void {
   );
 }
 
+/** A whole plain-text HTTP/1.1 response after which the connection closes (the proxy's and the L7 stage's). */
+export function plainTextResponse(status: number, text: string, body: string): string {
+  return `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 function respond(client: Socket, status: number, text: string, body: string): void {
-  client.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  client.end(plainTextResponse(status, text, body));
 }

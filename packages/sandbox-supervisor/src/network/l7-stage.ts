@@ -11,7 +11,7 @@ import {
 } from "node:tls";
 import { emitOcsf, type Logger } from "@openshell/core";
 import type { AllowedTunnel, TunnelStage } from "./egress-proxy.js";
-import { MAX_REQUEST_HEAD_BYTES, UPSTREAM_CONNECT_TIMEOUT_MS } from "./egress-proxy.js";
+import { MAX_REQUEST_HEAD_BYTES, plainTextResponse, UPSTREAM_CONNECT_TIMEOUT_MS } from "./egress-proxy.js";
 import { connected } from "./raw-relay.js";
 import { ResponsePump } from "./response-pump.js";
 import type { SandboxCa } from "./sandbox-ca.js";
@@ -122,10 +122,7 @@ function firstByte(tunnel: AllowedTunnel): Promise<number | undefined> {
 }
 
 /** A 502 for the client, as the HTTP server it believes it talks to. */
-function badGateway(reason: string): string {
-  const body = `${reason}\n`;
-  return `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
-}
+const badGateway = (reason: string) => plainTextResponse(502, "Bad Gateway", `${reason}\n`);
 
 /** Dials with `connect`; the reason the client is told when that fails, else the socket. */
 async function dialUpstream<T extends Socket>(
@@ -167,11 +164,10 @@ async function terminateTls(
   const { logger } = options;
   const pump = new ResponsePump();
   // The client's ClientHello waits in its socket (pushed back) while the server is reached and checked.
-  let tlsFailure: Error | undefined;
   const dialed = await dialUpstream(tunnel, async (address, port) => {
-    // tls.connect takes `onread` when it makes the socket (Node's documentation); @types/node lacks it.
     const servername = isIP(target.host) === 0 ? target.host : undefined;
     const sessionKey = `${address} ${port} ${servername ?? ""}`;
+    // tls.connect takes `onread` when it makes the socket (Node's documentation); @types/node lacks it.
     const connectOptions: ConnectionOptions & { onread: OnReadOpts } = {
       host: address,
       port,
@@ -188,31 +184,9 @@ async function terminateTls(
     await connected(socket, UPSTREAM_CONNECT_TIMEOUT_MS);
     return socket;
   });
-  const upstream = typeof dialed === "string" ? undefined : dialed;
-  if (upstream) {
-    upstream.on("error", () => undefined);
-    tlsFailure = await new Promise<Error | undefined>((resolve) => {
-      upstream.once("secureConnect", () => resolve(undefined));
-      upstream.once("error", resolve);
-      upstream.once("close", () => resolve(new Error("the server closed the connection")));
-    });
-    if (tlsFailure) {
-      emitOcsf(logger, {
-        class: "NET",
-        activity: "FAIL",
-        severity: "MEDIUM",
-        message: `${identity.label} -> ${target.host}:${target.port}: upstream TLS failed: ${tlsFailure.message} [policy:${decision.policyName}]`,
-        fields: {
-          dst_host: target.host,
-          dst_port: target.port,
-          pid: identity.pid,
-          binary: identity.path,
-          reason: tlsFailure.message,
-        },
-      });
-      upstream.destroy();
-    }
-  }
+  const failure =
+    typeof dialed === "string" ? dialed : await upstreamHandshakeFailure(dialed, tunnel, logger);
+  const upstream = typeof dialed === "string" || failure !== undefined ? undefined : dialed;
   let client: TLSSocket;
   try {
     const secureContext = await options.ca.contextFor(target.host);
@@ -250,15 +224,45 @@ async function terminateTls(
     client.destroy();
     upstream?.destroy();
   });
-  const failure =
-    typeof dialed === "string"
-      ? dialed
-      : tlsFailure && `upstream TLS to ${target.host}:${target.port} failed: ${tlsFailure.message}`;
-  if (failure !== undefined || !upstream) {
-    client.once("secure", () => client.end(badGateway(failure ?? "no upstream")));
+  if (!upstream) {
+    client.once("secure", () => client.end(badGateway(failure ?? "")));
     return;
   }
   inspectHttp(client, upstream, pump, tunnel, logger, "https");
+}
+
+/**
+ * Waits for the upstream's TLS handshake; on failure logs it, closes the socket and returns what the
+ * client is told.
+ */
+async function upstreamHandshakeFailure(
+  upstream: TLSSocket,
+  tunnel: AllowedTunnel,
+  logger: Logger,
+): Promise<string | undefined> {
+  const { target, identity, decision } = tunnel;
+  upstream.on("error", () => undefined);
+  const error = await new Promise<Error | undefined>((resolve) => {
+    upstream.once("secureConnect", () => resolve(undefined));
+    upstream.once("error", resolve);
+    upstream.once("close", () => resolve(new Error("the server closed the connection")));
+  });
+  if (!error) return undefined;
+  emitOcsf(logger, {
+    class: "NET",
+    activity: "FAIL",
+    severity: "MEDIUM",
+    message: `${identity.label} -> ${target.host}:${target.port}: upstream TLS failed: ${error.message} [policy:${decision.policyName}]`,
+    fields: {
+      dst_host: target.host,
+      dst_port: target.port,
+      pid: identity.pid,
+      binary: identity.path,
+      reason: error.message,
+    },
+  });
+  upstream.destroy();
+  return `upstream TLS to ${target.host}:${target.port} failed: ${error.message}`;
 }
 
 interface ParsedHead {
@@ -381,9 +385,7 @@ function inspectHttp(
 
   const refuse = (status: number, text: string, body: string) => {
     reader.detach();
-    client.end(
-      `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    client.end(plainTextResponse(status, text, body));
     upstream.destroy();
   };
 
