@@ -4,6 +4,7 @@ import { readlink, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { emitOcsf, type Logger, OpenShellError } from "@openshell/core";
+import { endedWithSupervisor } from "../process/parent-death-signal.js";
 import { CAP_TIME_WAIT_SHELL, withOwnTcpHashTable } from "./own-tcp-hash-table.js";
 import { caEnvironment, DEFAULT_TLS_DIR } from "./sandbox-ca.js";
 import { TOOL_PATH } from "./tool-path.js";
@@ -216,7 +217,17 @@ export class SandboxNetwork {
 
   private async startMonitor(onBypass: ((attempt: BypassAttempt) => void) | undefined): Promise<void> {
     // nft block-buffers its output into a pipe: stdbuf makes each event a line as it happens.
-    const monitor = spawn("ip", ["netns", "exec", this.name, "stdbuf", "-oL", "nft", "monitor", "trace"], {
+    const command = endedWithSupervisor("ip", [
+      "netns",
+      "exec",
+      this.name,
+      "stdbuf",
+      "-oL",
+      "nft",
+      "monitor",
+      "trace",
+    ]);
+    const monitor = spawn(command.file, command.args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { PATH: TOOL_PATH },
     });

@@ -1,6 +1,7 @@
-import { accessSync, constants, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { OpenShellError } from "@openshell/core";
+import { isExecutableFile } from "../process/executable-file.js";
 
 /** The unprivileged account every shell, command and sftp-server of the SSH server runs as. */
 export interface RunAsUser {
@@ -52,15 +53,6 @@ export function chooseLoginShell(passwdShell: string, isExecutable: (path: strin
     );
   }
   return fallback;
-}
-
-export function isExecutableFile(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function resolveRunAsUser(name: string, passwdPath = "/etc/passwd"): RunAsUser {

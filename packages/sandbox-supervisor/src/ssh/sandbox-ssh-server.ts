@@ -6,8 +6,9 @@ import { emitOcsf, type Logger } from "@openshell/core";
 import type ssh2 from "ssh2";
 import type { Connection } from "ssh2";
 import { ChildConfiner, type ChildConfinerOptions } from "../confinement/child-confiner.js";
+import { findSetpriv } from "../process/parent-death-signal.js";
 import { generateHostKey } from "./host-key.js";
-import { isExecutableFile, resolveRunAsUser } from "./run-as-user.js";
+import { resolveRunAsUser } from "./run-as-user.js";
 import { SshConnectionHandler } from "./ssh-connection-handler.js";
 import type { SshServerContext } from "./ssh-context.js";
 import { listenOnSupervisorSocket } from "./supervisor-socket.js";
@@ -44,7 +45,6 @@ const SFTP_SERVER_PATHS = [
   "/usr/lib/sftp-server",
   "/usr/libexec/sftp-server",
 ];
-const SETPRIV_PATHS = ["/usr/bin/setpriv", "/bin/setpriv"];
 const DISCONNECT_GRACE_MS = 500;
 /** Buffered per direction on an in-process connection before the writer is told to wait. */
 const IN_PROCESS_BUFFER_BYTES = 64 * 1024;
@@ -81,7 +81,7 @@ export class SandboxSshServer {
       workdir,
       env: { ...options.env },
       sftpServerPath: options.sftpServerPath ?? SFTP_SERVER_PATHS.find((path) => existsSync(path)),
-      setprivPath: SETPRIV_PATHS.find(isExecutableFile),
+      setprivPath: findSetpriv(),
       switchUser: process.getuid?.() !== user.uid,
       confiner: options.confinement
         ? new ChildConfiner({ ...options.confinement, user, workdir, logger: options.logger })

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { emitOcsf, OpenShellError } from "@openshell/core";
 import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
+import { isExecutableFile } from "../process/executable-file.js";
 import { flushWritable } from "./channel-io.js";
 import {
   buildLoginEnvironment,
@@ -11,7 +12,6 @@ import {
 } from "./login-environment.js";
 import { PipeSessionProcess } from "./pipe-session-process.js";
 import { PtySessionProcess } from "./pty-session-process.js";
-import { isExecutableFile } from "./run-as-user.js";
 import type { LaunchSpec, ProcessExit, PtySize, SessionProcess } from "./session-process.js";
 import { toNodeSignal } from "./signals.js";
 import type { SshServerContext } from "./ssh-context.js";

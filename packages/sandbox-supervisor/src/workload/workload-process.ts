@@ -5,6 +5,7 @@ import { basename } from "node:path";
 import type { Readable } from "node:stream";
 import { emitOcsf, type Logger, OpenShellError, SUPERVISOR_EXIT } from "@openshell/core";
 import type { ChildConfiner } from "../confinement/child-confiner.js";
+import { endedWithSupervisor } from "../process/parent-death-signal.js";
 import { buildLoginEnvironment } from "../ssh/login-environment.js";
 import type { RunAsUser } from "../ssh/run-as-user.js";
 import { signalProcessTree } from "../ssh/signals.js";
@@ -99,10 +100,9 @@ export class WorkloadProcess {
       ? { ...(await options.confiner.wrap(program, args, cwd)), uid: undefined, gid: undefined }
       : {
           // Test-only (no launcher): the launcher's PR_SET_PDEATHSIG is what ends a workload whose
-          // supervisor was killed, so util-linux's setpriv sets it here; a test that SIGKILLs its
-          // supervisor would otherwise leave the workload running on the host.
-          file: "setpriv",
-          args: ["--pdeathsig", "SIGKILL", "--", program, ...args],
+          // supervisor was killed; without it a test that SIGKILLs its supervisor would leave the
+          // workload running on the host.
+          ...endedWithSupervisor(program, args),
           uid: options.switchUser ? options.user.uid : undefined,
           gid: options.switchUser ? options.user.gid : undefined,
         };
