@@ -96,6 +96,9 @@ describe("VM sandboxes from a template snapshot", () => {
     expect(templateConsole).not.toContain("OPENSHELL-VM-INIT ready");
     expect(templateConsole).not.toContain("NET:");
     expect(templateConsole).not.toContain("sandbox CA created");
+    // What every sandbox needs was made in the template: the network namespace, and a warm-up run.
+    expect(templateConsole).toContain("network isolation: namespace openshell-sandbox");
+    expect(templateConsole).toContain("template warm-up done");
     const templateSupervisor = /template waiting uptime=\S+ supervisor=(\d+)/.exec(templateConsole)?.[1];
     expect(templateSupervisor, templateConsole.slice(-2000)).toBeDefined();
 
@@ -108,6 +111,12 @@ describe("VM sandboxes from a template snapshot", () => {
       const consoleText = readFileSync(join(stateDir, "drv", "sandboxes", sandbox.id, "console.log"), "utf8");
       expect(consoleText).toContain("OPENSHELL-VM-INIT identity received");
       expect(consoleText).not.toContain("warning: cannot reseed");
+      // The template's namespace serves this sandbox: its children reach the proxy through it (the
+      // default policy denies every host: the proxy's 403).
+      expect(consoleText).toContain("(made in the VM template)");
+      expect(
+        await sh(gw, sandbox.id, "curl -s -o /dev/null -w '%{http_code}' http://denied.example/ || true"),
+      ).toBe("403");
       // Its supervisor is the template's, which went on with this sandbox's identity.
       expect(
         await sh(

@@ -5,22 +5,16 @@ import { parseSupervisorCommand, supervisorUsage } from "./config/supervisor-con
 import { installLightHeaders } from "./light-headers.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { OcsfJsonlWriter } from "./logs/ocsf-jsonl.js";
-import { loadPolicyRules } from "./policy/policy-rules-loader.js";
-import { SandboxSupervisor } from "./sandbox-supervisor.js";
-import { loadSshServer } from "./ssh/sandbox-ssh-server.js";
+import { type PreparedBeforeIdentity, SandboxSupervisor } from "./sandbox-supervisor.js";
+import { prepareInTemplate } from "./template/prepare-in-template.js";
 
 async function main(): Promise<number> {
   installLightHeaders();
-  // Started inside a VM template: wait, with every module loaded, for the sandbox this VM becomes.
+  // Started inside a VM template: prepare what every sandbox needs, then wait for the sandbox this
+  // VM becomes.
   const identityFile = process.env[AWAIT_IDENTITY_ENV];
-  if (identityFile) {
-    // What every sandbox loads lazily on its way to Ready, loaded now, in the template (the same
-    // code for every sandbox; nothing random): ssh2's server and the policy code were a quarter of
-    // a restored supervisor's CPU until its session (a V8 tick profile under TCG, vm-snapshots.md).
-    loadSshServer();
-    await loadPolicyRules();
-    replaceProcessEnvironment(await awaitIdentity(identityFile));
-  }
+  const prepared: PreparedBeforeIdentity = identityFile ? await prepareInTemplate() : {};
+  if (identityFile) replaceProcessEnvironment(await awaitIdentity(identityFile));
   let parsed: ReturnType<typeof parseSupervisorCommand>;
   try {
     parsed = parseSupervisorCommand(process.argv.slice(2), process.env);
@@ -56,7 +50,7 @@ async function main(): Promise<number> {
   // The supervisor's secrets stay out of every child it starts.
   delete process.env.OPENSHELL_SUPERVISOR_TOKEN;
   delete process.env.NODE_COMPILE_CACHE; // the sandbox VM's init sets it for the supervisor alone
-  supervisor = new SandboxSupervisor(config, logger, shipper);
+  supervisor = new SandboxSupervisor(config, logger, shipper, prepared);
   // A VM restored from a memory snapshot: its old TCP connection to the gateway is dead (the VM's
   // init sends this right after the restore, through tini). Registered early: SIGUSR2's default
   // action would end the process.

@@ -16,6 +16,12 @@ import { RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, SupervisorSession } from "./ses
 import { SandboxSshServer } from "./ssh/index.js";
 import { type WorkloadExit, WorkloadProcess } from "./workload/workload-process.js";
 
+/** What a supervisor waiting in a VM template made before it knew its sandbox (main.ts). */
+export interface PreparedBeforeIdentity {
+  /** The sandbox network namespace (its name, addresses and rules are the same in every sandbox). */
+  network?: SandboxNetwork;
+}
+
 /**
  * Wires the supervisor's parts: the policy state kept in line with the gateway, the sandbox network
  * namespace and its egress proxy, the SSH server on the Unix socket whose children are confined,
@@ -47,6 +53,7 @@ export class SandboxSupervisor {
     private readonly config: SupervisorConfig,
     private readonly logger: Logger,
     private readonly logShipper?: LogShipper,
+    private readonly prepared: PreparedBeforeIdentity = {},
   ) {}
 
   /** Drops the gateway connection and dials again at once (after a VM snapshot was restored). */
@@ -103,6 +110,7 @@ export class SandboxSupervisor {
     // processes it spawns: one after the other cost seconds in a VM under TCG). The session, which
     // makes the sandbox Ready and is the only way a child can start, waits for all three.
     const isolated = !config.testOnlyNoIsolation;
+    if (!isolated) await this.prepared.network?.destroy();
     if (isolated) {
       // Fail closed before anything starts: without the launcher no child can ever run.
       const missing = launcherProblem(config.launcherPath);
@@ -113,10 +121,15 @@ export class SandboxSupervisor {
         logger,
       );
     }
-    await Promise.all([
-      this.startupPolicySync(configSync),
-      isolated ? this.startNetwork() : undefined,
-      this.startSshServer(isolated ? SandboxNetwork.defaultChildEnvironment() : {}),
+    const startedAt = performance.now();
+    const timed = async (task: Promise<void> | undefined) => {
+      await task;
+      return Math.round(performance.now() - startedAt);
+    };
+    const [policyMs, networkMs, sshMs] = await Promise.all([
+      timed(this.startupPolicySync(configSync)),
+      timed(isolated ? this.startNetwork() : undefined),
+      timed(this.startSshServer(isolated ? SandboxNetwork.defaultChildEnvironment() : {})),
     ]);
     const sshServer = this.sshServer;
     if (this.stopping.signal.aborted || !sshServer) return;
@@ -126,6 +139,12 @@ export class SandboxSupervisor {
       const problem = await sshServer.confinementProblem();
       if (problem) this.platformSandboxUnavailable(problem);
     }
+    // Where a slow start went (each part runs beside the others, timed from the start).
+    const totalMs = await timed(undefined);
+    logger.info(
+      { policy_ms: policyMs, network_ms: networkMs, ssh_ms: sshMs, total_ms: totalMs },
+      `start-up done in ${totalMs} ms (policy ${policyMs}, network ${networkMs}, SSH server ${sshMs}, then the confinement check); opening the gateway session`,
+    );
     this.session = new SupervisorSession({
       sandboxId: config.sandboxId,
       endpoint: config.endpoint,
@@ -199,14 +218,18 @@ export class SandboxSupervisor {
     // The namespace's ip/nft processes run while the CA is made (key and signature in the
     // threadpool). The CA exists before any child starts (Node reads NODE_EXTRA_CA_CERTS at its
     // start); its key stays in this process.
-    const creating = SandboxNetwork.create({ logger, tlsDir: DEFAULT_TLS_DIR });
+    const prepared = this.prepared.network;
+    prepared?.reportTo(logger);
+    const creating = prepared
+      ? Promise.resolve(prepared)
+      : SandboxNetwork.create({ logger, tlsDir: DEFAULT_TLS_DIR });
     creating.catch(() => undefined); // awaited below; not unhandled while the CA is made
     let ca: SandboxCa;
     try {
       const started = performance.now();
       ca = await SandboxCa.create();
       const made = performance.now();
-      await ca.writeFiles(DEFAULT_TLS_DIR);
+      ca.writeFiles(DEFAULT_TLS_DIR);
       emitOcsf(logger, {
         class: "CONFIG",
         activity: "LOADED",

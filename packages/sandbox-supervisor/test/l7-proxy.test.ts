@@ -92,7 +92,7 @@ network_policies:
       chmodSync(workDir, 0o755);
       tlsDir = join(workDir, "openshell-tls");
       const ca = await SandboxCa.create();
-      await ca.writeFiles(tlsDir);
+      ca.writeFiles(tlsDir);
       const pkiDir = join(workDir, "pki");
       mkdirSync(pkiDir);
       const pki = await makeTestPki(pkiDir);

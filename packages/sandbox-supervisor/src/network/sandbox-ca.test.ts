@@ -49,7 +49,7 @@ describe("SandboxCa", () => {
   });
 
   it("writes the CA and the system bundle plus the CA, readable by everyone", async () => {
-    const env = await ca.writeFiles(dir);
+    const env = ca.writeFiles(dir);
     expect(env).toEqual(caEnvironment(dir));
     expect(readFileSync(env.NODE_EXTRA_CA_CERTS ?? "", "utf8")).toBe(ca.certPem);
     const bundle = readFileSync(env.SSL_CERT_FILE ?? "", "utf8");

@@ -77,7 +77,7 @@ export class SandboxNetwork {
     readonly sandboxAddress: string,
     readonly proxyPort: number,
     readonly vethHost: string,
-    private readonly logger: Logger,
+    private logger: Logger,
     private readonly tlsDir: string | undefined,
   ) {}
 
@@ -176,13 +176,26 @@ export class SandboxNetwork {
         `network namespace creation failed and proxy mode requires isolation: ${reason}. Ensure CAP_NET_ADMIN and CAP_SYS_ADMIN are available, iproute2 and nftables are installed and the kernel has veth and nf_tables.`,
       );
     }
-    emitOcsf(options.logger, {
+    network.announce("");
+    return network;
+  }
+
+  /**
+   * From now on its events (bypass attempts, a monitor that stops) go to `logger`: a network made
+   * in a VM template, before the sandbox's identity and logger existed, is handed to the sandbox's.
+   */
+  reportTo(logger: Logger): void {
+    this.logger = logger;
+    this.announce(" (made in the VM template)");
+  }
+
+  private announce(how: string): void {
+    emitOcsf(this.logger, {
       class: "CONFIG",
       activity: "ENABLED",
-      message: `network isolation: namespace ${name}, sandbox ${network.sandboxAddress} -> proxy ${network.hostAddress}:${network.proxyPort} only`,
-      fields: { netns: network.netnsPath, veth: network.vethHost },
+      message: `network isolation: namespace ${this.name}, sandbox ${this.sandboxAddress} -> proxy ${this.hostAddress}:${this.proxyPort} only${how}`,
+      fields: { netns: this.netnsPath, veth: this.vethHost },
     });
-    return network;
   }
 
   /** The nftables ruleset inside the namespace (exported for the docs and tests). */
