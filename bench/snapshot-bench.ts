@@ -48,6 +48,23 @@ const ready = (name: string) =>
     () => `${name} not READY`,
   );
 
+/** Resolves with the time (ms since the epoch) the watch stream first shows sandbox `id` READY. */
+async function readyFromWatch(id: string): Promise<number> {
+  const abort = new AbortController();
+  const stream = gw.grpc.watchSandbox({ id, followStatus: true }, { signal: abort.signal });
+  const iterator = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const { value, done } = await iterator.next();
+      if (done) throw new Error(`the watch of ${id} ended before READY`);
+      if (value.payload.case === "sandbox" && value.payload.value.phase === SandboxPhase.READY)
+        return Date.now();
+    }
+  } finally {
+    abort.abort();
+  }
+}
+
 try {
   console.log(
     `# snapshot-bench  node ${process.version}  ${values["mem-mib"]} MiB guest, ${RUNS} runs per path`,
@@ -84,11 +101,12 @@ try {
     if (pidsOf(/^qemu-system/, stateDir).length) throw new Error("QEMU still runs after stop");
     const consoleOffset = statSync(join(dir, "console.log")).size;
     const gatewayOffset = gw.output().length;
+    // READY as `openshell sandbox start` sees it: the watch stream's status event (a poll adds its interval).
+    const watched = readyFromWatch(id);
     t = Date.now();
     await gw.grpc.startSandbox({ name });
     const rpcMs = Date.now() - t;
-    await ready(name);
-    samples[path].ready.push(Date.now() - t);
+    samples[path].ready.push((await watched) - t);
     await execEcho(id);
     samples[path].exec.push(Date.now() - t);
     if (path === "snapshot") {
@@ -139,14 +157,18 @@ function readFrom(file: string, offset: number): string {
  * Where a restore's time goes, from the gateway's log (its driver's lines) and the guest console
  * (the supervisor's JSON lines carry the guest's wall clock, set from the host's at the restore):
  * ms after `t0` (the StartSandbox request) of QEMU having loaded the snapshot (the driver's
- * restore_ms, which includes waiting for the file's hash), the supervisor's SIGUSR2, and its new
- * gateway session. The rest of start → READY is the gateway noticing the session.
+ * restore_ms, which includes waiting for the file's hash), the supervisor's SIGUSR2, its new
+ * gateway session as the gateway registered it and as the supervisor saw it accepted, and READY
+ * stored by the gateway. The rest of start → READY is the watch event reaching the bench.
  */
 function restorePhases(t0: number, gatewayLog: string, consoleText: string): Record<string, number> {
   const phases: Record<string, number> = {};
   for (const record of jsonLogRecords<{ restore_ms: number }>(gatewayLog)) {
+    const at = Date.parse(record.time ?? "") - t0;
+    if (record.msg === "supervisor session established") phases["gateway: session registered"] ??= at;
+    if (record.msg?.endsWith("-> READY")) phases["gateway: READY stored"] ??= at;
     if (record.msg !== "VM restored from its memory snapshot") continue;
-    phases["driver: QEMU loaded + cont"] = Date.parse(record.time ?? "") - t0;
+    phases["driver: QEMU loaded + cont"] = at;
     if (record.restore_ms !== undefined) phases["driver: restore_ms"] = record.restore_ms;
   }
   for (const record of jsonLogRecords(consoleText)) {
